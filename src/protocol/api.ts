@@ -1,0 +1,194 @@
+// The gateway's REST contract (API.md) as zod schemas. The gateway validates requests with them,
+// generates its OpenAPI document from them, and the SDK types its calls by them.
+
+import { z } from 'zod';
+import { TASK_STATES } from './task-state';
+
+export const Uuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be a lower-case UUID');
+
+/** A JSON value (what args, kwargs and results are made of). */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export const JsonValue: z.ZodType<Json> = z.lazy(() =>
+  z.union([z.null(), z.boolean(), z.number(), z.string(), z.array(JsonValue), z.record(z.string(), JsonValue)]),
+);
+
+export const Runtime = z.enum(['js', 'shell']);
+export type Runtime = z.infer<typeof Runtime>;
+
+export const FunctionMeta = z.strictObject({
+  runtime: Runtime.default('js'),
+  serde: z.string().max(64).optional(),
+});
+
+export const RegisterFunctionRequest = z.strictObject({
+  function_name: z.string().min(1).max(256),
+  function_code: z.string().min(1).max(1_000_000),
+  description: z.string().max(4096).optional(),
+  meta: FunctionMeta.optional(),
+});
+export type RegisterFunctionRequest = z.infer<typeof RegisterFunctionRequest>;
+
+export const RegisterFunctionResponse = z.object({ function_uuid: Uuid });
+
+export const FunctionDoc = z.object({
+  function_uuid: Uuid,
+  function_name: z.string(),
+  function_code: z.string(),
+  description: z.string().nullable(),
+  meta: z.object({ runtime: Runtime, serde: z.string().optional() }),
+  created_at: z.string(),
+});
+export type FunctionDoc = z.infer<typeof FunctionDoc>;
+
+export const DeleteFunctionResponse = z.object({ result: z.literal(302) });
+
+export const RegisterEndpointRequest = z.strictObject({
+  endpoint_name: z.string().min(1).max(128).regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only'),
+  display_name: z.string().max(256).optional(),
+  allowed_functions: z.array(Uuid).max(1000).optional(),
+  metadata: z.record(z.string(), JsonValue).optional(),
+});
+export type RegisterEndpointRequest = z.infer<typeof RegisterEndpointRequest>;
+
+export const RegisterEndpointResponse = z.object({
+  endpoint_id: Uuid,
+  token: z.string(),
+  task_queue_info: z.object({ connection_url: z.string() }),
+});
+export type RegisterEndpointResponse = z.infer<typeof RegisterEndpointResponse>;
+
+export const EndpointDoc = z.object({
+  endpoint_id: Uuid,
+  endpoint_name: z.string(),
+  display_name: z.string().nullable(),
+  allowed_functions: z.array(Uuid).nullable(),
+  metadata: z.record(z.string(), JsonValue),
+  created_at: z.string(),
+});
+export type EndpointDoc = z.infer<typeof EndpointDoc>;
+
+export const EndpointList = z.array(EndpointDoc);
+
+export const StatusReport = z.object({
+  total_workers: z.number().int().nonnegative(),
+  idle_workers: z.number().int().nonnegative(),
+  pending_tasks: z.number().int().nonnegative(),
+  outstanding_tasks: z.number().int().nonnegative(),
+  managers: z.number().int().nonnegative(),
+  blocks: z.number().int().nonnegative(),
+});
+export type StatusReport = z.infer<typeof StatusReport>;
+
+export const EndpointStatus = z.object({
+  status: z.enum(['online', 'offline']),
+  details: StatusReport.extend({ last_heartbeat: z.number().nullable() }),
+});
+export type EndpointStatus = z.infer<typeof EndpointStatus>;
+
+export const AllowedFunctions = z.object({
+  endpoint_id: Uuid,
+  restricted: z.boolean(),
+  functions: z.array(Uuid),
+});
+
+export const Payload = z.strictObject({
+  args: z.array(JsonValue).default([]),
+  kwargs: z.record(z.string(), JsonValue).optional(),
+});
+export type Payload = z.infer<typeof Payload>;
+
+export const SubmitRequest = z.strictObject({
+  tasks: z.record(Uuid, z.array(Payload).min(1)),
+  task_group_id: z.string().max(80).optional(),
+  resource_specification: z.record(z.string(), JsonValue).optional(),
+  workflow_id: z.string().max(256).optional(),
+  campaign_id: z.string().max(256).optional(),
+});
+export type SubmitRequest = z.infer<typeof SubmitRequest>;
+
+export const SubmitResponse = z.object({
+  request_id: z.string(),
+  task_group_id: z.string(),
+  endpoint_id: Uuid,
+  tasks: z.record(Uuid, z.array(z.string())),
+});
+export type SubmitResponse = z.infer<typeof SubmitResponse>;
+
+export const TaskStatus = z.enum(TASK_STATES);
+
+export const TaskExceptionDoc = z.object({
+  code: z.string(),
+  name: z.string(),
+  message: z.string(),
+  stack: z.string().optional(),
+});
+
+export const TaskDoc = z.object({
+  task_id: z.string(),
+  status: TaskStatus,
+  result: JsonValue.optional(),
+  exception: TaskExceptionDoc.optional(),
+  completion_t: z.number().optional(),
+  stdout: z.string().optional(),
+  details: z.object({
+    task_transitions: z.record(z.string(), z.number()),
+    endpoint_id: Uuid,
+    function_uuid: Uuid,
+    task_group_id: z.string(),
+    attempts: z.number().int().nonnegative(),
+  }),
+});
+export type TaskDoc = z.infer<typeof TaskDoc>;
+
+export const WaitQuery = z.object({ wait: z.coerce.number().min(0).max(60).optional() });
+
+export const BatchStatusRequest = z.strictObject({ task_ids: z.array(z.string()).min(1).max(5000) });
+export const BatchStatusResponse = z.object({ response: z.literal('batch'), results: z.record(z.string(), TaskDoc) });
+
+export const TaskGroupDoc = z.object({
+  taskgroup_id: z.string(),
+  tasks: z.array(z.object({ id: z.string(), created_at: z.string() })),
+});
+
+export const RunRequest = z.strictObject({
+  endpoint_id: Uuid,
+  function_uuid: Uuid,
+  args: z.array(JsonValue).optional(),
+  kwargs: z.record(z.string(), JsonValue).optional(),
+  wait: z.number().min(0).max(60).optional(),
+  workflow_id: z.string().max(256).optional(),
+  campaign_id: z.string().max(256).optional(),
+});
+export type RunRequest = z.infer<typeof RunRequest>;
+
+export const VersionDoc = z.object({
+  api: z.string(),
+  min_sdk_version: z.string(),
+  min_endpoint_version: z.string(),
+  git_sha: z.string(),
+  protocol_version: z.number().int(),
+});
+
+export const Health = z.object({ ok: z.literal(true) });
+
+export const ErrorDoc = z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() });
+
+/** Limits every part of Ferry agrees on. */
+export const LIMITS = {
+  /** Tasks in one submit request. */
+  maxTasksPerRequest: 5000,
+  /** Default byte cap of one request body (gateway var `MAX_REQUEST_BYTES` overrides). */
+  defaultMaxRequestBytes: 10 * 1024 * 1024,
+  /** One task's encoded payload; larger data goes by reference. */
+  maxPayloadBytes: 512 * 1024,
+  /** One task's encoded result; larger results fail with FERRY_RESULT_TOO_LARGE until results by reference. */
+  maxResultBytes: 512 * 1024,
+  /** Results larger than this are kept in R2 and served as if inline. */
+  inlineResultBytes: 64 * 1024,
+  /** Captured console output per task. */
+  maxStdoutBytes: 64 * 1024,
+  /** WebSocket frames stay under this. */
+  maxFrameBytes: 1024 * 1024,
+  /** `?wait=` cap in seconds. */
+  maxWaitSeconds: 60,
+} as const;

@@ -1,0 +1,89 @@
+// The one errors module. Every failure Ferry reports carries a stable `code`; the gateway maps
+// `kind: 'user'` to a 4xx status and `kind: 'system'` to a 5xx, the SDK rebuilds the same class.
+
+export type ErrorKind = 'user' | 'system';
+
+interface CodeInfo {
+  readonly status: number;
+  readonly kind: ErrorKind;
+  readonly retryable: boolean;
+  readonly message: string;
+}
+
+/** Every stable code, its HTTP status and its default message. A table test pins this. */
+export const ERROR_CODES = {
+  // Caller's mistakes (4xx).
+  INVALID_JSON: { status: 400, kind: 'user', retryable: false, message: 'The request body is not valid JSON' },
+  VALIDATION_ERROR: { status: 400, kind: 'user', retryable: false, message: 'The request does not match the schema' },
+  INVALID_FUNCTION_CODE: { status: 400, kind: 'user', retryable: false, message: 'function_code must be exactly one function expression' },
+  INVALID_ID: { status: 400, kind: 'user', retryable: false, message: 'The id is malformed' },
+  UNAUTHORIZED: { status: 401, kind: 'user', retryable: false, message: 'A valid bearer token is required' },
+  TOKEN_EXPIRED: { status: 401, kind: 'user', retryable: false, message: 'The bearer token has expired' },
+  FORBIDDEN: { status: 403, kind: 'user', retryable: false, message: 'This token may not do that' },
+  FUNCTION_NOT_PERMITTED: { status: 403, kind: 'user', retryable: false, message: 'The function is not in the endpoint\'s allowed_functions' },
+  NOT_FOUND: { status: 404, kind: 'user', retryable: false, message: 'Not found' },
+  TASK_ALREADY_FINISHED: { status: 409, kind: 'user', retryable: false, message: 'The task has already finished' },
+  ILLEGAL_TRANSITION: { status: 409, kind: 'user', retryable: false, message: 'The task cannot move to that state' },
+  PAYLOAD_TOO_LARGE: { status: 413, kind: 'user', retryable: false, message: 'The request is over the size limit' },
+  TOO_MANY_TASKS: { status: 413, kind: 'user', retryable: false, message: 'The request carries more tasks than allowed' },
+  UNSUPPORTED_PROTOCOL: { status: 426, kind: 'user', retryable: false, message: 'Protocol version mismatch' },
+  RATE_LIMITED: { status: 429, kind: 'user', retryable: true, message: 'Too many requests' },
+  // Ferry's own faults (5xx).
+  INTERNAL: { status: 500, kind: 'system', retryable: true, message: 'Internal error' },
+  UNAVAILABLE: { status: 503, kind: 'system', retryable: true, message: 'Service unavailable' },
+  // Task execution outcomes, reported in a task's `exception.code`.
+  FERRY_TASK_TIMEOUT: { status: 500, kind: 'user', retryable: false, message: 'The task exceeded its wall-time limit' },
+  FERRY_MEMORY_LIMIT: { status: 500, kind: 'user', retryable: false, message: 'The task exceeded its memory limit' },
+  FERRY_RESULT_TOO_LARGE: { status: 500, kind: 'user', retryable: false, message: 'The task result is over the inline limit' },
+  FERRY_RESULT_NOT_SERIALIZABLE: { status: 500, kind: 'user', retryable: false, message: 'The task result cannot be encoded as JSON' },
+  FERRY_FUNCTION_ERROR: { status: 500, kind: 'user', retryable: false, message: 'The function threw an error' },
+  FERRY_FUNCTION_UNAVAILABLE: { status: 500, kind: 'system', retryable: true, message: 'The endpoint does not have the function code' },
+  FERRY_WORKER_LOST: { status: 500, kind: 'system', retryable: true, message: 'The worker running the task was lost' },
+  FERRY_SHELL_NOT_ALLOWED: { status: 500, kind: 'user', retryable: false, message: 'This endpoint does not run shell functions' },
+} as const satisfies Record<string, CodeInfo>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.prototype.hasOwnProperty.call(ERROR_CODES, value);
+}
+
+/** The JSON body of every error answer: `{code, message, details?}`. */
+export interface ErrorBody {
+  code: string;
+  message: string;
+  details?: unknown;
+}
+
+export class FerryError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly kind: ErrorKind;
+  readonly retryable: boolean;
+  readonly details: unknown;
+
+  constructor(code: ErrorCode, message?: string, details?: unknown) {
+    const info: CodeInfo = ERROR_CODES[code];
+    super(message ?? info.message);
+    this.name = 'FerryError';
+    this.code = code;
+    this.status = info.status;
+    this.kind = info.kind;
+    this.retryable = info.retryable;
+    this.details = details;
+  }
+
+  toBody(): ErrorBody {
+    const body: ErrorBody = { code: this.code, message: this.message };
+    if (this.details !== undefined) body.details = this.details;
+    return body;
+  }
+}
+
+/** The exception of a failed task, as it crosses the sandbox, the processes and the wire. */
+export interface TaskException {
+  code: string;
+  name: string;
+  message: string;
+  stack?: string;
+}

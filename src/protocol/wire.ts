@@ -1,0 +1,121 @@
+// WebSocket frames between an endpoint agent and the gateway, version 1. Both sides parse every
+// frame on receipt with `parseGatewayFrame` / `parseAgentFrame`; an unknown or malformed frame is
+// an error, never ignored. Frames stay under LIMITS.maxFrameBytes and carry batches.
+
+import { z } from 'zod';
+import { JsonValue, Payload, Runtime, StatusReport, TaskExceptionDoc, Uuid } from './api';
+
+export const PROTOCOL_VERSION = 1;
+
+/** The code of one function as an endpoint needs it. The gateway sends it along with tasks. */
+export const FunctionSpec = z.object({
+  function_uuid: Uuid,
+  runtime: Runtime,
+  code: z.string(),
+});
+export type FunctionSpec = z.infer<typeof FunctionSpec>;
+
+/** One task as delivered to an endpoint. */
+export const TaskMessage = z.object({
+  task_id: z.string(),
+  function_uuid: Uuid,
+  payload: Payload,
+  resource_specification: z.record(z.string(), JsonValue).optional(),
+});
+export type TaskMessage = z.infer<typeof TaskMessage>;
+
+/** Where and how long a task ran; attached to every result. */
+export const ExecutionInfo = z.object({
+  /** 1 for the first execution of this task on this endpoint, 2 for a re-run after a loss, … */
+  attempt: z.number().int().positive(),
+  started_at: z.number(),
+  ended_at: z.number(),
+  host: z.string(),
+  worker_pid: z.number().int(),
+});
+export type ExecutionInfo = z.infer<typeof ExecutionInfo>;
+
+export const TaskResult = z.object({
+  task_id: z.string(),
+  status: z.enum(['success', 'failed']),
+  result: JsonValue.optional(),
+  exception: TaskExceptionDoc.optional(),
+  /** Captured console output of the function, capped. */
+  stdout: z.string().optional(),
+  execution: ExecutionInfo.optional(),
+});
+export type TaskResult = z.infer<typeof TaskResult>;
+
+// ---- gateway → agent ----
+export const WelcomeFrame = z.object({
+  type: z.literal('welcome'),
+  protocol_version: z.number().int(),
+  endpoint_id: Uuid,
+  /** Seconds between the agent's heartbeats that the gateway expects. */
+  heartbeat_s: z.number().positive(),
+});
+export const TasksFrame = z.object({
+  type: z.literal('tasks'),
+  tasks: z.array(TaskMessage),
+  /** The code of every function the tasks of this frame name. */
+  functions: z.array(FunctionSpec),
+});
+export const CancelFrame = z.object({ type: z.literal('cancel'), task_ids: z.array(z.string()) });
+/** The results the gateway has stored (or had stored already); the agent may forget them. */
+export const ResultsAckFrame = z.object({ type: z.literal('results_ack'), task_ids: z.array(z.string()) });
+/** The gateway refuses the agent; the socket closes after it. */
+export const RefuseFrame = z.object({ type: z.literal('refuse'), code: z.string(), message: z.string() });
+
+export const GatewayFrame = z.discriminatedUnion('type', [WelcomeFrame, TasksFrame, CancelFrame, ResultsAckFrame, RefuseFrame]);
+export type GatewayFrame = z.infer<typeof GatewayFrame>;
+
+// ---- agent → gateway ----
+export const HelloFrame = z.object({
+  type: z.literal('hello'),
+  protocol_version: z.number().int(),
+  agent_version: z.string(),
+  /** How many held-task frames follow (0 when the agent holds nothing). */
+  held_frames: z.number().int().nonnegative(),
+});
+/** Tasks the agent holds (journaled, not yet finished or not yet acknowledged); sent after hello. */
+export const HeldFrame = z.object({ type: z.literal('held'), task_ids: z.array(z.string()) });
+/** Tasks the agent has journaled; the gateway's delivery of them is complete. */
+export const AckFrame = z.object({ type: z.literal('ack'), task_ids: z.array(z.string()) });
+/** The agent can take `n` more tasks. */
+export const CreditFrame = z.object({ type: z.literal('credit'), n: z.number().int().nonnegative() });
+export const RunningFrame = z.object({ type: z.literal('running'), task_ids: z.array(z.string()), at: z.number() });
+export const ResultsFrame = z.object({ type: z.literal('results'), results: z.array(TaskResult) });
+export const StatusFrame = z.object({ type: z.literal('status'), report: StatusReport });
+
+export const AgentFrame = z.discriminatedUnion('type', [HelloFrame, HeldFrame, AckFrame, CreditFrame, RunningFrame, ResultsFrame, StatusFrame]);
+export type AgentFrame = z.infer<typeof AgentFrame>;
+
+export function parseGatewayFrame(text: string): GatewayFrame {
+  return GatewayFrame.parse(JSON.parse(text));
+}
+
+export function parseAgentFrame(text: string): AgentFrame {
+  return AgentFrame.parse(JSON.parse(text));
+}
+
+/**
+ * Splits items into groups whose JSON encoding stays under `maxBytes` (approximately: the size
+ * of each item's JSON plus one comma), so a frame built from one group stays under the limit.
+ */
+export function chunkBySize<T>(items: readonly T[], maxBytes: number, sizeOf: (item: T) => number = (item) => JSON.stringify(item).length): T[][] {
+  const groups: T[][] = [];
+  let current: T[] = [];
+  let size = 0;
+  for (const item of items) {
+    const s = sizeOf(item) + 1;
+    if (current.length > 0 && size + s > maxBytes) {
+      groups.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(item);
+    size += s;
+  }
+  if (current.length > 0) groups.push(current);
+  return groups;
+}
