@@ -6,6 +6,11 @@ import { TASK_STATES } from './task-state';
 
 export const Uuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be a lower-case UUID');
 
+/** `<endpoint_id>.<suffix>` (src/protocol/ids.ts): a task id or a task group id. */
+const ID_IN_ENDPOINT = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.[0-9a-z]{16,32}$/;
+export const TaskId = z.string().regex(ID_IN_ENDPOINT, 'must be <endpoint_id>.<suffix>');
+export const TaskGroupId = z.string().regex(ID_IN_ENDPOINT, 'must be <endpoint_id>.<suffix>');
+
 /** A JSON value (what args, kwargs and results are made of). */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export const JsonValue: z.ZodType<Json> = z.lazy(() =>
@@ -68,6 +73,8 @@ export const EndpointDoc = z.object({
 export type EndpointDoc = z.infer<typeof EndpointDoc>;
 
 export const EndpointList = z.array(EndpointDoc);
+
+export const DeleteEndpointResponse = z.object({ result: z.literal(302) });
 
 export const StatusReport = z.object({
   total_workers: z.number().int().nonnegative(),
@@ -170,6 +177,9 @@ export const VersionDoc = z.object({
 });
 
 export const Health = z.object({ ok: z.literal(true) });
+
+/** The OpenAPI 3.1 document the gateway serves at /v3/openapi.json (its shape is OpenAPI's). */
+export const OpenApiDocument = z.looseObject({ openapi: z.string(), info: z.looseObject({ title: z.string(), version: z.string() }), paths: z.record(z.string(), z.unknown()) });
 
 export const ErrorDoc = z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() });
 

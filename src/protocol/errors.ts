@@ -16,6 +16,7 @@ export const ERROR_CODES = {
   INVALID_JSON: { status: 400, kind: 'user', retryable: false, message: 'The request body is not valid JSON' },
   VALIDATION_ERROR: { status: 400, kind: 'user', retryable: false, message: 'The request does not match the schema' },
   INVALID_FUNCTION_CODE: { status: 400, kind: 'user', retryable: false, message: 'function_code must be exactly one function expression' },
+  CONFIG_INVALID: { status: 400, kind: 'user', retryable: false, message: 'The configuration is invalid' },
   INVALID_ID: { status: 400, kind: 'user', retryable: false, message: 'The id is malformed' },
   UNAUTHORIZED: { status: 401, kind: 'user', retryable: false, message: 'A valid bearer token is required' },
   TOKEN_EXPIRED: { status: 401, kind: 'user', retryable: false, message: 'The bearer token has expired' },

@@ -1,0 +1,125 @@
+// `npm run bench`: Ferry's figures on this machine, each beside a baseline measured in the same
+// run (machines here are noisy; only ratios from one run compare). Writes bench/results/latest.json.
+
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { PROJECT_ROOT } from '../src/cli/gateway-process';
+import { eventually, startStack } from '../test/helpers/stack';
+
+interface Figure {
+  value: number;
+  unit: string;
+  baseline?: number;
+  baseline_name?: string;
+  note?: string;
+}
+const figures: Record<string, Figure> = {};
+
+function quantile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+async function timeSequential(n: number, call: () => Promise<void>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await call();
+    out.push(performance.now() - t);
+  }
+  return out.sort((a, b) => a - b);
+}
+
+async function bareEcho(): Promise<{ p50: number; p99: number }> {
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(Buffer.concat(chunks));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
+  const call = async () => {
+    const res = await fetch(url, { method: 'POST', body: '{"args":[]}', headers: { 'content-type': 'application/json' } });
+    await res.text();
+  };
+  await timeSequential(50, call);
+  const t = await timeSequential(500, call);
+  server.close();
+  return { p50: quantile(t, 0.5), p99: quantile(t, 0.99) };
+}
+
+function progress(label: string) {
+  let last = 0;
+  return (done: number, total: number) => {
+    const now = Date.now();
+    if (now - last > 1000 || done === total) {
+      process.stderr.write(`\r  ${label}: ${done}/${total}   `);
+      last = now;
+      if (done === total) process.stderr.write('\n');
+    }
+  };
+}
+
+async function main() {
+  const section = (process.argv[2] ?? 'all').toLowerCase();
+  process.stderr.write('bench: starting gateway (workerd) and a local endpoint …\n');
+  const stack = await startStack();
+  try {
+    const client = await stack.client('bench');
+    const defaults = parse(readFileSync(join(PROJECT_ROOT, 'endpoint-config', 'local.yaml'), 'utf8')) as Record<string, unknown>;
+    const endpoint = await stack.createEndpoint('bench', 'bench', defaults);
+    endpoint.start();
+    await eventually(async () => (await client.endpointStatus(endpoint.endpointId)).details.total_workers >= 1, 'workers', 60_000);
+
+    if (section === 'all' || section === 'latency') {
+      process.stderr.write('bench: round trips …\n');
+      const echo = await bareEcho();
+      const noop = await client.registerFunction(() => null, { name: 'noop' });
+      const run = async () => {
+        const doc = await client.run(endpoint.endpointId, noop, [], undefined, 10);
+        if (doc.status !== 'success') throw new Error(`run ended ${doc.status}`);
+      };
+      await timeSequential(50, run);
+      const t = await timeSequential(500, run);
+      figures['run_roundtrip_p50'] = { value: quantile(t, 0.5), unit: 'ms', baseline: echo.p50, baseline_name: 'bare Node HTTP echo p50' };
+      figures['run_roundtrip_p99'] = { value: quantile(t, 0.99), unit: 'ms', baseline: echo.p99, baseline_name: 'bare Node HTTP echo p99' };
+    }
+
+    if (section === 'all' || section === 'throughput') {
+      const n = Number(process.env.BENCH_TASKS) || 20_000;
+      process.stderr.write(`bench: throughput of ${n} tasks …\n`);
+      const inc = await client.registerFunction((x: number) => x + 1, { name: 'inc' });
+      // Warm the workers' isolates for this function, outside the clock.
+      await client.waitAll((await client.submitBatch(endpoint.endpointId, inc, [[0], [1], [2], [3]])).task_ids);
+      const payloads = Array.from({ length: n }, (_, i) => [i]);
+      const t0 = performance.now();
+      const sub = await client.submitBatch(endpoint.endpointId, inc, payloads, { onProgress: (p) => progress('submitted')(p.submitted, p.total) });
+      const tSubmitted = performance.now();
+      const docs = await client.waitAll(sub.task_ids, { timeout: 600, onProgress: (p) => progress('finished')(p.done, p.total) });
+      const t1 = performance.now();
+      const wrong = docs.filter((d, i) => d.status !== 'success' || d.result !== i + 1).length;
+      if (wrong) throw new Error(`${wrong} of ${n} results wrong or missing`);
+      figures['throughput_20k'] = { value: n / ((t1 - t0) / 1000), unit: 'tasks/s', note: `${n} tasks, every result verified; submit took ${((tSubmitted - t0) / 1000).toFixed(2)} s` };
+    }
+  } finally {
+    await stack.stop();
+  }
+
+  const rows = Object.entries(figures).map(([name, f]) => [
+    name, `${f.value.toFixed(f.unit === 'ms' ? 2 : 0)} ${f.unit}`, f.baseline !== undefined ? `${f.baseline.toFixed(2)} ${f.unit} (${f.baseline_name})` : '', f.baseline ? `${(f.value / f.baseline).toFixed(1)}×` : '', f.note ?? '',
+  ]);
+  const header = ['figure', 'value', 'baseline (same run)', 'ratio', 'note'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
+  console.log(line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of rows) console.log(line(r));
+  mkdirSync(join(PROJECT_ROOT, 'bench', 'results'), { recursive: true });
+  writeFileSync(join(PROJECT_ROOT, 'bench', 'results', 'latest.json'), JSON.stringify(figures, null, 2) + '\n');
+}
+
+await main();

@@ -1,0 +1,244 @@
+// The endpoint agent: the long-running process on the login node. It holds one socket to the
+// gateway, journals every task before acknowledging it, runs an interchange that managers dial,
+// keeps its blocks alive through a provider, and sends results back in batches, journaled until
+// the gateway acknowledges them. Restarted after a crash, it replays its journal: nothing is lost.
+
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { StatusReport } from '../../protocol/api';
+import { PROTOCOL_VERSION, chunkBySize, type GatewayFrame, type TaskResult } from '../../protocol/wire';
+import type { FerryError } from '../../protocol/errors';
+import type { EndpointConfig } from '../config/endpoint-config';
+import { Interchange } from '../interchange/interchange';
+import type { Logger } from '../log';
+import { writeConnectFile } from '../manager/connect-file';
+import type { Provider } from '../providers/provider';
+import { GatewayLink } from './gateway-link';
+import { Journal } from './journal';
+
+export const AGENT_VERSION = '0.1.0';
+
+/** Frames stay under 1 MiB; leave room for the envelope. */
+const FRAME_BUDGET = 900_000;
+
+export interface EndpointCredentials {
+  endpoint_name: string;
+  endpoint_id: string;
+  gateway_url: string;
+  connection_url: string;
+  token: string;
+}
+
+export interface AgentOptions {
+  config: EndpointConfig;
+  credentials: EndpointCredentials;
+  stateDir: string;
+  provider: Provider;
+  log: Logger;
+  /** Called when the gateway refuses the agent for good. */
+  onFatal?: (error: FerryError) => void;
+}
+
+interface Block {
+  id: string;
+  jobId: string;
+}
+
+export class Agent {
+  private readonly journal: Journal;
+  private readonly interchange: Interchange;
+  private readonly link: GatewayLink;
+  private readonly blocks = new Map<string, Block>();
+  private interchangePort = 0;
+  private welcomed = false;
+  private pendingResults: TaskResult[] = [];
+  private pendingRunning: string[] = [];
+  private pendingCredit = 0;
+  private flushScheduled = false;
+  private timers: NodeJS.Timeout[] = [];
+  private blockSeq = 0;
+
+  constructor(private readonly opts: AgentOptions) {
+    mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
+    this.journal = new Journal(join(opts.stateDir, 'journal'));
+    const log = opts.log;
+    this.interchange = new Interchange({
+      address: opts.config.interchange.address,
+      port: opts.config.interchange.port,
+      heartbeat_s: opts.config.heartbeat_s,
+      log: log.child({ component: 'interchange' }),
+      hooks: {
+        functionSpec: (uuid) => this.journal.functions.get(uuid),
+        beforeDispatch: (ids) => {
+          this.journal.markDispatched(ids);
+          return ids.map((id) => this.journal.tasks.get(id)?.attempts ?? 1);
+        },
+        onStarted: (ids) => {
+          this.pendingRunning.push(...ids);
+          this.scheduleFlush();
+        },
+        onResults: (results) => this.onResults(results),
+        onManagersChanged: () => this.sendStatus(),
+      },
+    });
+    this.link = new GatewayLink(opts.credentials.connection_url, opts.credentials.token, {
+      onOpen: () => this.hello(),
+      onFrame: (frame) => this.onFrame(frame),
+      onClose: () => {
+        this.welcomed = false;
+      },
+      onRefused: (error) => opts.onFatal?.(error),
+    }, log.child({ component: 'gateway-link' }));
+  }
+
+  async start(): Promise<void> {
+    this.interchangePort = await this.interchange.start();
+    this.opts.log.info('interchange listening', { address: this.opts.config.interchange.address, port: this.interchangePort });
+    const replay = [...this.journal.tasks.values()].map((h) => h.task);
+    if (replay.length || this.journal.results.size) {
+      this.opts.log.info('replaying journal', { tasks: replay.length, unacknowledged_results: this.journal.results.size });
+    }
+    this.interchange.submit(replay);
+    for (let i = 0; i < this.opts.config.provider.init_blocks; i++) await this.startBlock();
+    this.link.connect();
+    const hb = this.opts.config.heartbeat_s * 1000;
+    this.timers.push(setInterval(() => this.sendStatus(), hb));
+    this.timers.push(setInterval(() => void this.checkBlocks(), hb));
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.link.close();
+    await this.interchange.stop();
+    await Promise.all([...this.blocks.values()].map((b) => this.opts.provider.cancel(b.jobId)));
+    this.journal.close();
+  }
+
+  status(): StatusReport {
+    const s = this.interchange.stats();
+    return {
+      total_workers: s.total_workers,
+      idle_workers: s.idle_workers,
+      pending_tasks: s.queued,
+      outstanding_tasks: this.journal.tasks.size,
+      managers: s.managers,
+      blocks: this.blocks.size,
+    };
+  }
+
+  private async startBlock(): Promise<void> {
+    const id = `block-${++this.blockSeq}-${randomBytes(4).toString('hex')}`;
+    const dir = join(this.opts.stateDir, 'blocks', id);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const secret = randomBytes(32).toString('hex');
+    const connectFile = join(dir, 'connect.json');
+    const { config } = this.opts;
+    writeConnectFile(connectFile, {
+      address: config.interchange.address, port: this.interchangePort, secret, block_id: id,
+      workers: config.provider.max_workers_per_node, prefetch: config.manager_prefetch,
+      memory_mb: config.task_memory_mb, timeout_s: config.task_timeout_s,
+    });
+    this.interchange.allowBlock(id, secret);
+    const jobId = await this.opts.provider.submit({ blockId: id, nodes: config.provider.nodes_per_block, connectFile, dir });
+    this.blocks.set(id, { id, jobId });
+    this.opts.log.info('block started', { block_id: id, job_id: jobId, provider: this.opts.provider.type });
+  }
+
+  /** Replaces blocks that ended, so the endpoint keeps `init_blocks` running. */
+  private async checkBlocks(): Promise<void> {
+    const states = await this.opts.provider.status([...this.blocks.values()].map((b) => b.jobId));
+    for (const block of [...this.blocks.values()]) {
+      const state = states.get(block.jobId);
+      if (state === 'done' || state === 'failed') {
+        this.opts.log.warn('block ended; replacing it', { block_id: block.id, state });
+        this.blocks.delete(block.id);
+        this.interchange.forgetBlock(block.id);
+        await this.startBlock();
+      }
+    }
+  }
+
+  private hello(): void {
+    const held = chunkBySize(this.journal.heldIds(), FRAME_BUDGET);
+    this.link.send({ type: 'hello', protocol_version: PROTOCOL_VERSION, agent_version: AGENT_VERSION, held_frames: held.length });
+    for (const task_ids of held) this.link.send({ type: 'held', task_ids });
+  }
+
+  private onFrame(frame: GatewayFrame): void {
+    switch (frame.type) {
+      case 'welcome': {
+        this.welcomed = true;
+        // Credits start afresh with each connection: what the agent already holds counts against them.
+        const credit = Math.max(0, this.opts.config.prefetch_tasks - this.journal.tasks.size);
+        this.link.send({ type: 'credit', n: credit });
+        this.pendingResults = [...this.journal.results.values()];
+        this.pendingCredit = 0;
+        this.scheduleFlush();
+        this.sendStatus();
+        break;
+      }
+      case 'tasks': {
+        const fresh = this.journal.addTasks(frame.tasks, frame.functions);
+        this.link.send({ type: 'ack', task_ids: frame.tasks.map((t) => t.task_id) });
+        // A task delivered twice used a credit but adds no work: give the credit back.
+        this.pendingCredit += frame.tasks.length - fresh.length;
+        this.interchange.submit(fresh);
+        if (this.pendingCredit) this.scheduleFlush();
+        this.opts.log.debug('tasks received', { count: frame.tasks.length, fresh: fresh.length });
+        break;
+      }
+      case 'cancel': {
+        const held = frame.task_ids.filter((id) => this.journal.tasks.has(id));
+        this.journal.drop(held);
+        this.interchange.cancel(held);
+        this.pendingCredit += held.length;
+        this.scheduleFlush();
+        break;
+      }
+      case 'results_ack':
+        this.journal.acknowledge(frame.task_ids);
+        break;
+      case 'refuse':
+        break; // handled by the link
+    }
+  }
+
+  private onResults(results: TaskResult[]): void {
+    // A result for a task the gateway cancelled meanwhile is dropped here.
+    const fresh = results.filter((r) => this.journal.tasks.has(r.task_id));
+    this.journal.addResults(fresh);
+    this.pendingResults.push(...fresh);
+    this.pendingCredit += fresh.length;
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    if (!this.welcomed) return; // the journal keeps results; they are re-sent after the next welcome
+    if (this.pendingRunning.length) {
+      for (const task_ids of chunkBySize(this.pendingRunning, FRAME_BUDGET)) this.link.send({ type: 'running', task_ids, at: Date.now() / 1000 });
+      this.pendingRunning = [];
+    }
+    if (this.pendingResults.length) {
+      for (const results of chunkBySize(this.pendingResults, FRAME_BUDGET)) this.link.send({ type: 'results', results });
+      this.pendingResults = [];
+    }
+    if (this.pendingCredit > 0) {
+      this.link.send({ type: 'credit', n: this.pendingCredit });
+      this.pendingCredit = 0;
+    }
+  }
+
+  private sendStatus(): void {
+    if (this.welcomed) this.link.send({ type: 'status', report: this.status() });
+  }
+}

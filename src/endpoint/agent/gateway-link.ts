@@ -1,0 +1,105 @@
+// The agent's one WebSocket to its endpoint's object at the gateway: dials out (sites allow
+// outbound HTTPS, rarely inbound), reconnects with capped exponential backoff and jitter, and
+// hands every parsed frame to the agent. Frames that do not parse close the connection.
+
+import WebSocket from 'ws';
+import { FerryError } from '../../protocol/errors';
+import { parseGatewayFrame, type AgentFrame, type GatewayFrame } from '../../protocol/wire';
+import type { Logger } from '../log';
+
+export interface GatewayLinkHandlers {
+  /** The socket is open: send the hello sequence. */
+  onOpen(): void;
+  onFrame(frame: GatewayFrame): void;
+  onClose(): void;
+  /** The gateway refused this agent for good (bad token, protocol mismatch). */
+  onRefused(error: FerryError): void;
+}
+
+const MIN_BACKOFF_MS = 250;
+const MAX_BACKOFF_MS = 30_000;
+
+export class GatewayLink {
+  private ws: WebSocket | null = null;
+  private backoff = MIN_BACKOFF_MS;
+  private closed = false;
+  private retryTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly url: string,
+    private readonly token: string,
+    private readonly handlers: GatewayLinkHandlers,
+    private readonly log: Logger,
+  ) {}
+
+  get connected(): boolean {
+    return this.ws?.readyState === WebSocket.OPEN;
+  }
+
+  connect(): void {
+    if (this.closed) return;
+    const ws = new WebSocket(this.url, { headers: { authorization: `Bearer ${this.token}` }, maxPayload: 64 * 1024 * 1024 });
+    this.ws = ws;
+    ws.on('open', () => {
+      this.backoff = MIN_BACKOFF_MS;
+      this.log.info('connected to gateway', { url: this.url });
+      this.handlers.onOpen();
+    });
+    ws.on('message', (data) => {
+      let frame: GatewayFrame;
+      try {
+        frame = parseGatewayFrame(data.toString());
+      } catch (err) {
+        this.log.error('gateway sent a malformed frame; reconnecting', { error: (err as Error).message.slice(0, 300) });
+        ws.terminate();
+        return;
+      }
+      if (frame.type === 'refuse') {
+        this.log.error('gateway refused this agent', { code: frame.code, message: frame.message });
+        this.closed = true;
+        this.handlers.onRefused(new FerryError(frame.code === 'UNSUPPORTED_PROTOCOL' ? 'UNSUPPORTED_PROTOCOL' : 'FORBIDDEN', frame.message));
+        ws.close();
+        return;
+      }
+      this.handlers.onFrame(frame);
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      const status = res.statusCode ?? 0;
+      if (status === 401 || status === 403 || status === 404) {
+        this.log.error('gateway rejected the endpoint credentials', { status });
+        this.closed = true;
+        this.handlers.onRefused(new FerryError(status === 404 ? 'NOT_FOUND' : 'UNAUTHORIZED', `gateway answered ${status} to the agent's connection`));
+      } else {
+        this.log.warn('gateway connection failed', { status });
+      }
+      ws.terminate();
+    });
+    ws.on('error', (err) => this.log.debug('gateway socket error', { error: err.message }));
+    ws.on('close', () => {
+      if (this.ws === ws) this.ws = null;
+      this.handlers.onClose();
+      this.scheduleReconnect();
+    });
+  }
+
+  send(frame: AgentFrame): boolean {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    ws.send(JSON.stringify(frame));
+    return true;
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.ws?.close();
+  }
+
+  private scheduleReconnect(): void {
+    if (this.closed) return;
+    const delay = Math.round(this.backoff * (0.5 + Math.random()));
+    this.backoff = Math.min(MAX_BACKOFF_MS, this.backoff * 2);
+    this.log.info('gateway connection lost; reconnecting', { in_ms: delay });
+    this.retryTimer = setTimeout(() => this.connect(), delay);
+  }
+}

@@ -1,0 +1,163 @@
+// The agent's on-disk journal: every task it accepted and every result the gateway has not yet
+// acknowledged, so that a crashed or killed agent replays them on restart and loses nothing.
+// Append-only JSON lines, written with writeSync before the agent acknowledges anything; the file
+// is rewritten with only the live entries when it opens and when it has grown large.
+
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FunctionSpec, TaskMessage, TaskResult } from '../../protocol/wire';
+
+type Entry =
+  | { k: 'f'; fns: FunctionSpec[] }
+  | { k: 't'; tasks: TaskMessage[] }
+  | { k: 'd'; ids: string[] }
+  | { k: 'r'; results: TaskResult[] }
+  | { k: 'a'; ids: string[] }
+  | { k: 'x'; ids: string[] };
+
+export interface HeldTask {
+  task: TaskMessage;
+  /** Executions started on this endpoint so far. */
+  attempts: number;
+}
+
+const COMPACT_AFTER_BYTES = 64 * 1024 * 1024;
+
+export class Journal {
+  readonly tasks = new Map<string, HeldTask>();
+  /** Results waiting for the gateway's acknowledgement. */
+  readonly results = new Map<string, TaskResult>();
+  readonly functions = new Map<string, FunctionSpec>();
+  private fd: number;
+  private bytesSinceCompaction = 0;
+  private readonly path: string;
+
+  constructor(dir: string) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    this.path = join(dir, 'journal.jsonl');
+    if (existsSync(this.path)) this.replay(readFileSync(this.path, 'utf8'));
+    this.fd = this.rewrite();
+  }
+
+  /** Ids the agent holds: tasks not finished, and finished ones whose result is not acknowledged. */
+  heldIds(): string[] {
+    const ids = new Set(this.tasks.keys());
+    for (const id of this.results.keys()) ids.add(id);
+    return [...ids];
+  }
+
+  addTasks(tasks: TaskMessage[], functions: FunctionSpec[]): TaskMessage[] {
+    const fresh = tasks.filter((t) => !this.tasks.has(t.task_id) && !this.results.has(t.task_id));
+    const newFns = functions.filter((f) => !this.functions.has(f.function_uuid));
+    if (newFns.length) this.append({ k: 'f', fns: newFns });
+    if (fresh.length) this.append({ k: 't', tasks: fresh });
+    return fresh;
+  }
+
+  /** Records that these tasks start another execution; returns their attempt numbers. */
+  markDispatched(ids: string[]): void {
+    if (ids.length) this.append({ k: 'd', ids });
+  }
+
+  addResults(results: TaskResult[]): void {
+    if (results.length) this.append({ k: 'r', results });
+  }
+
+  /** The gateway stored these results: forget the tasks. */
+  acknowledge(ids: string[]): void {
+    if (ids.length) this.append({ k: 'a', ids });
+  }
+
+  /** Cancelled tasks: forget them without a result. */
+  drop(ids: string[]): void {
+    const held = ids.filter((id) => this.tasks.has(id));
+    if (held.length) this.append({ k: 'x', ids: held });
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+
+  private append(entry: Entry): void {
+    this.apply(entry);
+    const line = JSON.stringify(entry) + '\n';
+    writeSync(this.fd, line);
+    this.bytesSinceCompaction += line.length;
+    if (this.bytesSinceCompaction > COMPACT_AFTER_BYTES) {
+      closeSync(this.fd);
+      this.fd = this.rewrite();
+    }
+  }
+
+  private apply(entry: Entry): void {
+    switch (entry.k) {
+      case 'f':
+        for (const fn of entry.fns) this.functions.set(fn.function_uuid, fn);
+        break;
+      case 't':
+        for (const task of entry.tasks) this.tasks.set(task.task_id, { task, attempts: 0 });
+        break;
+      case 'd':
+        for (const id of entry.ids) {
+          const held = this.tasks.get(id);
+          if (held) held.attempts += 1;
+        }
+        break;
+      case 'r':
+        for (const r of entry.results) {
+          this.tasks.delete(r.task_id);
+          this.results.set(r.task_id, r);
+        }
+        break;
+      case 'a':
+        for (const id of entry.ids) {
+          this.results.delete(id);
+          this.tasks.delete(id);
+        }
+        break;
+      case 'x':
+        for (const id of entry.ids) this.tasks.delete(id);
+        break;
+    }
+  }
+
+  private replay(text: string): void {
+    for (const line of text.split('\n')) {
+      if (!line) continue;
+      try {
+        this.apply(JSON.parse(line) as Entry);
+      } catch {
+        // A torn last line from a kill mid-write: everything before it is intact.
+      }
+    }
+  }
+
+  /** Writes the live state to a new file and swaps it in; returns the open descriptor. */
+  private rewrite(): number {
+    const tmp = `${this.path}.tmp`;
+    const fd = openSync(tmp, 'w', 0o600);
+    const live = new Set<string>();
+    for (const { task } of this.tasks.values()) live.add(task.function_uuid);
+    const fns = [...this.functions.values()].filter((f) => live.has(f.function_uuid));
+    this.functions.clear();
+    for (const f of fns) this.functions.set(f.function_uuid, f);
+    const lines: string[] = [];
+    if (fns.length) lines.push(JSON.stringify({ k: 'f', fns }));
+    const attempts = new Map<number, string[]>();
+    if (this.tasks.size) {
+      lines.push(JSON.stringify({ k: 't', tasks: [...this.tasks.values()].map((h) => h.task) }));
+      for (const [id, h] of this.tasks) {
+        if (!attempts.has(h.attempts)) attempts.set(h.attempts, []);
+        attempts.get(h.attempts)!.push(id);
+      }
+      for (const [n, ids] of attempts) for (let i = 0; i < n; i++) lines.push(JSON.stringify({ k: 'd', ids }));
+    }
+    if (this.results.size) lines.push(JSON.stringify({ k: 'r', results: [...this.results.values()] }));
+    if (lines.length) writeSync(fd, lines.join('\n') + '\n');
+    fsyncSync(fd);
+    closeSync(fd);
+    renameSync(tmp, this.path);
+    this.bytesSinceCompaction = 0;
+    return openSync(this.path, 'a', 0o600);
+  }
+}

@@ -1,0 +1,95 @@
+// An endpoint's configuration: one YAML file, parsed once into a frozen, typed object. Errors name
+// the field (`provider.max_workers_per_node: must be ≥ 1`) so an owner can fix the file.
+
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { FerryError } from '../../protocol/errors';
+
+const LocalProvider = z.strictObject({
+  type: z.literal('local'),
+  /** Blocks started with the endpoint. */
+  init_blocks: z.number().int().min(0).default(1),
+  min_blocks: z.number().int().min(0).default(0),
+  max_blocks: z.number().int().min(1).default(1),
+  nodes_per_block: z.number().int().min(1).default(1),
+  max_workers_per_node: z.number().int().min(1).max(1024).default(2),
+});
+
+export const EndpointConfigSchema = z
+  .strictObject({
+    display_name: z.string().max(256).optional(),
+    provider: z.discriminatedUnion('type', [LocalProvider]).default({
+      type: 'local', init_blocks: 1, min_blocks: 0, max_blocks: 1, nodes_per_block: 1, max_workers_per_node: 2,
+    }),
+    /** Memory limit of one task's sandbox (isolated-vm heap), MiB. */
+    task_memory_mb: z.number().int().min(8).max(65536).default(256),
+    /** Wall-time limit of one task, seconds. */
+    task_timeout_s: z.number().positive().max(7 * 24 * 3600).default(60),
+    /** Tasks the agent takes from the gateway ahead of its workers (flow-control credits). */
+    prefetch_tasks: z.number().int().min(1).max(100_000).default(2000),
+    /** Tasks a manager holds beyond one per worker. */
+    manager_prefetch: z.number().int().min(0).max(100_000).default(256),
+    /** Seconds between heartbeats (agent → gateway status, manager → agent); three missed = lost. */
+    heartbeat_s: z.number().positive().max(3600).default(5),
+    interchange: z
+      .strictObject({
+        /** Address managers dial: an IP or hostname of the login node. */
+        address: z.string().min(1).default('127.0.0.1'),
+        /** 0 picks a free port. */
+        port: z.number().int().min(0).max(65535).default(0),
+      })
+      .default({ address: '127.0.0.1', port: 0 }),
+    /** Directory for the journal and block secrets; default: the endpoint's folder under FERRY_HOME. */
+    state_dir: z.string().optional(),
+  })
+  .superRefine((cfg, ctx) => {
+    const p = cfg.provider;
+    if (p.max_blocks < p.min_blocks) {
+      ctx.addIssue({ code: 'custom', path: ['provider', 'max_blocks'], message: `must be ≥ min_blocks (${p.min_blocks})` });
+    }
+    if (p.init_blocks > p.max_blocks) {
+      ctx.addIssue({ code: 'custom', path: ['provider', 'init_blocks'], message: `must be ≤ max_blocks (${p.max_blocks})` });
+    }
+  });
+
+export type EndpointConfig = Readonly<z.infer<typeof EndpointConfigSchema>>;
+
+/** Renders zod issues as `field.path: message` lines. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => `${issue.path.length ? issue.path.join('.') : '(top level)'}: ${issue.message}`)
+    .join('\n');
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+export function parseEndpointConfig(value: unknown, source = 'config'): EndpointConfig {
+  const result = EndpointConfigSchema.safeParse(value ?? {});
+  if (!result.success) {
+    throw new FerryError('CONFIG_INVALID', `${source}:\n${describeIssues(result.error)}`);
+  }
+  return deepFreeze(result.data);
+}
+
+export function loadEndpointConfig(path: string): EndpointConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new FerryError('CONFIG_INVALID', `${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new FerryError('CONFIG_INVALID', `${path}: not valid YAML: ${(err as Error).message}`);
+  }
+  return parseEndpointConfig(doc, path);
+}

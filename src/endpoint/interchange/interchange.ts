@@ -1,0 +1,249 @@
+// The agent's scheduler: managers (one per node of a block) dial it over TCP and register with
+// their block's secret; it queues the agent's tasks and dispatches them in batches to managers
+// with free capacity, and re-queues the tasks of a manager that is lost (socket closed or
+// heartbeats missed).
+
+import { timingSafeEqual } from 'node:crypto';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { INTERCHANGE_VERSION, ManagerMessage, type DispatchMessage } from '../../protocol/interchange';
+import type { FunctionSpec, TaskMessage, TaskResult } from '../../protocol/wire';
+import type { Logger } from '../log';
+import { readMessages, sendMessage } from './ndjson';
+
+export interface InterchangeHooks {
+  /** Code of a function, for the first task of it a manager receives. */
+  functionSpec(uuid: string): FunctionSpec | undefined;
+  /** Called just before tasks go to a manager; returns each task's attempt number. */
+  beforeDispatch(taskIds: string[]): number[];
+  onStarted(taskIds: string[], at: number): void;
+  onResults(results: TaskResult[]): void;
+  onManagersChanged(): void;
+}
+
+export interface InterchangeOptions {
+  address: string;
+  port: number;
+  heartbeat_s: number;
+  hooks: InterchangeHooks;
+  log: Logger;
+}
+
+interface ManagerConn {
+  id: string;
+  blockId: string;
+  host: string;
+  socket: Socket;
+  workers: number;
+  idleWorkers: number;
+  capacity: number;
+  /** Tasks sent to this manager and not yet answered. */
+  inflight: Map<string, TaskMessage>;
+  functionsSent: Set<string>;
+  lastSeen: number;
+}
+
+export interface InterchangeStats {
+  managers: number;
+  total_workers: number;
+  idle_workers: number;
+  queued: number;
+  inflight: number;
+  blocks: Set<string>;
+}
+
+export class Interchange {
+  private server: Server | null = null;
+  private readonly secrets = new Map<string, Buffer>(); // block id → secret
+  private readonly managers = new Map<string, ManagerConn>();
+  private readonly queue = new Map<string, TaskMessage>(); // insertion order = dispatch order
+  private dispatchScheduled = false;
+  private watchdog: NodeJS.Timeout | null = null;
+
+  constructor(private readonly opts: InterchangeOptions) {}
+
+  async start(): Promise<number> {
+    const server = createServer((socket) => this.accept(socket));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.opts.port, this.opts.address, () => resolve());
+    });
+    const period = this.opts.heartbeat_s * 1000;
+    this.watchdog = setInterval(() => this.checkHeartbeats(), Math.max(250, period / 2));
+    this.watchdog.unref();
+    return (server.address() as AddressInfo).port;
+  }
+
+  async stop(): Promise<void> {
+    if (this.watchdog) clearInterval(this.watchdog);
+    for (const m of this.managers.values()) {
+      sendMessage(m.socket, { type: 'shutdown', reason: 'interchange stopping' });
+      m.socket.end();
+    }
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  allowBlock(blockId: string, secret: string): void {
+    this.secrets.set(blockId, Buffer.from(secret));
+  }
+
+  forgetBlock(blockId: string): void {
+    this.secrets.delete(blockId);
+    for (const m of this.managers.values()) if (m.blockId === blockId) m.socket.destroy();
+  }
+
+  submit(tasks: TaskMessage[]): void {
+    for (const t of tasks) this.queue.set(t.task_id, t);
+    this.scheduleDispatch();
+  }
+
+  /** Drops queued tasks and tells managers to drop the ones they hold but have not started. */
+  cancel(taskIds: string[]): void {
+    const byManager = new Map<ManagerConn, string[]>();
+    for (const id of taskIds) {
+      if (this.queue.delete(id)) continue;
+      for (const m of this.managers.values()) {
+        if (m.inflight.delete(id)) {
+          if (!byManager.has(m)) byManager.set(m, []);
+          byManager.get(m)!.push(id);
+        }
+      }
+    }
+    for (const [m, ids] of byManager) sendMessage(m.socket, { type: 'cancel', task_ids: ids });
+    if (byManager.size) this.scheduleDispatch();
+  }
+
+  stats(): InterchangeStats {
+    let total = 0;
+    let idle = 0;
+    let inflight = 0;
+    const blocks = new Set<string>();
+    for (const m of this.managers.values()) {
+      total += m.workers;
+      idle += m.idleWorkers;
+      inflight += m.inflight.size;
+      blocks.add(m.blockId);
+    }
+    return { managers: this.managers.size, total_workers: total, idle_workers: idle, queued: this.queue.size, inflight, blocks };
+  }
+
+  private accept(socket: Socket): void {
+    socket.setNoDelay(true);
+    let manager: ManagerConn | null = null;
+    const registerTimer = setTimeout(() => socket.destroy(), 10_000);
+    readMessages(socket, (value) => {
+      const parsed = ManagerMessage.safeParse(value);
+      if (!parsed.success) {
+        this.opts.log.warn('manager sent a malformed message', { error: parsed.error.message.slice(0, 200) });
+        socket.destroy();
+        return;
+      }
+      const msg = parsed.data;
+      if (!manager) {
+        if (msg.type !== 'register') return void socket.destroy();
+        clearTimeout(registerTimer);
+        const expected = this.secrets.get(msg.block_id);
+        const given = Buffer.from(msg.secret);
+        if (msg.version !== INTERCHANGE_VERSION || !expected || expected.length !== given.length || !timingSafeEqual(expected, given)) {
+          this.opts.log.warn('manager refused', { block_id: msg.block_id, host: msg.host, reason: msg.version !== INTERCHANGE_VERSION ? `interchange version ${msg.version} ≠ ${INTERCHANGE_VERSION}` : 'bad block secret' });
+          sendMessage(socket, { type: 'shutdown', reason: 'refused' });
+          socket.end();
+          return;
+        }
+        manager = {
+          id: msg.manager_id, blockId: msg.block_id, host: msg.host, socket, workers: msg.workers, idleWorkers: msg.workers,
+          capacity: msg.workers + msg.prefetch, inflight: new Map(), functionsSent: new Set(), lastSeen: Date.now(),
+        };
+        this.managers.set(manager.id, manager);
+        sendMessage(socket, { type: 'registered', heartbeat_s: this.opts.heartbeat_s });
+        this.opts.log.info('manager connected', { manager_id: manager.id, block_id: manager.blockId, host: manager.host, workers: manager.workers });
+        this.opts.hooks.onManagersChanged();
+        this.scheduleDispatch();
+        return;
+      }
+      manager.lastSeen = Date.now();
+      switch (msg.type) {
+        case 'started':
+          this.opts.hooks.onStarted(msg.task_ids.filter((id) => manager!.inflight.has(id)), msg.at);
+          break;
+        case 'results': {
+          const mine = msg.results.filter((r) => manager!.inflight.delete(r.task_id));
+          if (mine.length) this.opts.hooks.onResults(mine);
+          this.scheduleDispatch();
+          break;
+        }
+        case 'heartbeat':
+          manager.idleWorkers = msg.idle_workers;
+          manager.workers = msg.workers;
+          break;
+        case 'register':
+          break;
+      }
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearTimeout(registerTimer);
+      if (manager) this.lose(manager, 'connection closed');
+    });
+  }
+
+  private lose(m: ManagerConn, reason: string): void {
+    if (!this.managers.delete(m.id)) return;
+    m.socket.destroy();
+    const lost = [...m.inflight.values()];
+    this.opts.log.warn('manager lost', { manager_id: m.id, block_id: m.blockId, reason, requeued: lost.length });
+    // Tasks it held go back to the front of the queue, in their old order.
+    const rest = [...this.queue.entries()];
+    this.queue.clear();
+    for (const task of lost) this.queue.set(task.task_id, task);
+    for (const [id, t] of rest) this.queue.set(id, t);
+    this.opts.hooks.onManagersChanged();
+    this.scheduleDispatch();
+  }
+
+  private checkHeartbeats(): void {
+    const limit = this.opts.heartbeat_s * 3 * 1000;
+    const now = Date.now();
+    for (const m of [...this.managers.values()]) {
+      if (now - m.lastSeen > limit) this.lose(m, `no heartbeat for ${Math.round((now - m.lastSeen) / 1000)} s`);
+    }
+  }
+
+  private scheduleDispatch(): void {
+    if (this.dispatchScheduled) return;
+    this.dispatchScheduled = true;
+    setImmediate(() => {
+      this.dispatchScheduled = false;
+      this.dispatch();
+    });
+  }
+
+  private dispatch(): void {
+    if (this.queue.size === 0) return;
+    const managers = [...this.managers.values()].sort((a, b) => a.inflight.size / a.capacity - b.inflight.size / b.capacity);
+    for (const m of managers) {
+      const free = m.capacity - m.inflight.size;
+      if (free <= 0 || this.queue.size === 0) continue;
+      // Spread a backlog across managers rather than filling the first one.
+      const share = Math.max(1, Math.min(free, Math.ceil(this.queue.size / managers.length)));
+      const batch: TaskMessage[] = [];
+      for (const [id, task] of this.queue) {
+        batch.push(task);
+        this.queue.delete(id);
+        if (batch.length >= share) break;
+      }
+      const ids = batch.map((t) => t.task_id);
+      const attempts = this.opts.hooks.beforeDispatch(ids);
+      const functions: FunctionSpec[] = [];
+      for (const t of batch) {
+        if (m.functionsSent.has(t.function_uuid)) continue;
+        const spec = this.opts.hooks.functionSpec(t.function_uuid);
+        if (spec) functions.push(spec);
+        m.functionsSent.add(t.function_uuid);
+      }
+      for (const t of batch) m.inflight.set(t.task_id, t);
+      const msg: DispatchMessage = { type: 'tasks', tasks: batch.map((t, i) => ({ ...t, attempt: attempts[i]! })), functions };
+      sendMessage(m.socket, msg);
+    }
+  }
+}

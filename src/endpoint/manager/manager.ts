@@ -1,0 +1,198 @@
+// A manager runs on one node of a block: it dials the agent's interchange, starts the node's
+// worker processes, and relays tasks to them and results back in batches. Functions never run
+// here; a worker that dies is replaced and its unfinished tasks are run again.
+
+import type { ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { connect, type Socket } from 'node:net';
+import { hostname } from 'node:os';
+import { INTERCHANGE_VERSION, InterchangeMessage, type FromWorker, type ToWorker } from '../../protocol/interchange';
+import type { FunctionSpec, TaskMessage, TaskResult } from '../../protocol/wire';
+import { readMessages, sendMessage } from '../interchange/ndjson';
+import type { Logger } from '../log';
+import { forkWorker } from '../worker/fork';
+import type { ConnectInfo } from './connect-file';
+
+type DispatchedTask = TaskMessage & { attempt: number };
+
+/** Tasks one worker holds at once: enough to batch IPC, few enough to keep workers balanced. */
+const WORKER_QUEUE = 16;
+
+interface WorkerSlot {
+  child: ChildProcess;
+  ready: boolean;
+  assigned: Map<string, DispatchedTask>;
+  functionsSent: Set<string>;
+}
+
+export class Manager {
+  private socket: Socket | null = null;
+  private readonly workers: WorkerSlot[] = [];
+  private readonly queue: DispatchedTask[] = [];
+  private readonly functions = new Map<string, FunctionSpec>();
+  private readonly cancelled = new Set<string>();
+  private pendingResults: TaskResult[] = [];
+  private pendingStarted: string[] = [];
+  private flushScheduled = false;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private stopping = false;
+  readonly id = randomUUID();
+
+  constructor(private readonly info: ConnectInfo, private readonly log: Logger, private readonly onExit: (code: number) => void) {}
+
+  start(): void {
+    for (let i = 0; i < this.info.workers; i++) this.workers.push(this.spawnWorker());
+    const socket = connect({ host: this.info.address, port: this.info.port });
+    this.socket = socket;
+    socket.setNoDelay(true);
+    socket.on('connect', () => {
+      sendMessage(socket, {
+        type: 'register', version: INTERCHANGE_VERSION, secret: this.info.secret, block_id: this.info.block_id,
+        manager_id: this.id, host: hostname(), workers: this.info.workers, prefetch: this.info.prefetch,
+      });
+    });
+    readMessages(socket, (value) => this.onMessage(value));
+    socket.on('error', (err) => this.log.warn('interchange connection error', { error: err.message }));
+    socket.on('close', () => this.stop('interchange connection closed'));
+  }
+
+  stop(reason: string): void {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.log.info('manager stopping', { reason });
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.socket?.destroy();
+    for (const w of this.workers) w.child.kill('SIGKILL');
+    this.onExit(0);
+  }
+
+  private onMessage(value: unknown): void {
+    const parsed = InterchangeMessage.safeParse(value);
+    if (!parsed.success) {
+      this.log.error('interchange sent a malformed message');
+      return this.stop('protocol error');
+    }
+    const msg = parsed.data;
+    switch (msg.type) {
+      case 'registered':
+        this.heartbeat = setInterval(() => this.sendHeartbeat(), msg.heartbeat_s * 1000);
+        this.sendHeartbeat();
+        break;
+      case 'tasks':
+        for (const f of msg.functions) this.functions.set(f.function_uuid, f);
+        for (const t of msg.tasks) this.queue.push(t);
+        this.assign();
+        break;
+      case 'cancel':
+        for (const id of msg.task_ids) this.cancelled.add(id);
+        for (const w of this.workers) {
+          const ids = msg.task_ids.filter((id) => w.assigned.delete(id));
+          if (ids.length) this.send(w, { type: 'cancel', task_ids: ids });
+        }
+        break;
+      case 'shutdown':
+        this.stop(msg.reason);
+        break;
+    }
+  }
+
+  private sendHeartbeat(): void {
+    const idle = this.workers.filter((w) => w.ready && w.assigned.size === 0).length;
+    if (this.socket) sendMessage(this.socket, { type: 'heartbeat', idle_workers: idle, workers: this.workers.length });
+  }
+
+  private spawnWorker(): WorkerSlot {
+    const child = forkWorker({ memory_mb: this.info.memory_mb, timeout_s: this.info.timeout_s });
+    const slot: WorkerSlot = { child, ready: false, assigned: new Map(), functionsSent: new Set() };
+    child.on('message', (msg: FromWorker) => this.onWorkerMessage(slot, msg));
+    child.on('exit', (code, signal) => this.onWorkerExit(slot, code, signal));
+    return slot;
+  }
+
+  private onWorkerMessage(slot: WorkerSlot, msg: FromWorker): void {
+    switch (msg.type) {
+      case 'ready':
+        slot.ready = true;
+        this.assign();
+        break;
+      case 'started':
+        if (slot.assigned.has(msg.task_id)) {
+          this.pendingStarted.push(msg.task_id);
+          this.scheduleFlush();
+        }
+        break;
+      case 'results':
+        for (const r of msg.results) {
+          if (!slot.assigned.delete(r.task_id)) continue; // cancelled meanwhile
+          this.pendingResults.push(r);
+        }
+        this.scheduleFlush();
+        this.assign();
+        break;
+    }
+  }
+
+  private onWorkerExit(slot: WorkerSlot, code: number | null, signal: string | null): void {
+    if (this.stopping) return;
+    const index = this.workers.indexOf(slot);
+    if (index < 0) return;
+    const lost = [...slot.assigned.values()];
+    this.log.warn('worker exited; replacing it', { pid: slot.child.pid, code, signal, requeued: lost.length });
+    // Its tasks run again on another worker: the loss is the system's, not the task's.
+    this.queue.unshift(...lost.map((t) => ({ ...t, attempt: t.attempt + 1 })));
+    this.workers[index] = this.spawnWorker();
+    this.assign();
+  }
+
+  private assign(): void {
+    if (this.queue.length === 0) return;
+    const byWorker = new Map<WorkerSlot, DispatchedTask[]>();
+    let progress = true;
+    while (this.queue.length && progress) {
+      progress = false;
+      for (const w of this.workers) {
+        if (!w.ready || w.assigned.size >= WORKER_QUEUE || this.queue.length === 0) continue;
+        const task = this.queue.shift()!;
+        if (this.cancelled.delete(task.task_id)) {
+          progress = true;
+          continue;
+        }
+        w.assigned.set(task.task_id, task);
+        if (!byWorker.has(w)) byWorker.set(w, []);
+        byWorker.get(w)!.push(task);
+        progress = true;
+      }
+    }
+    for (const [w, tasks] of byWorker) {
+      const functions: FunctionSpec[] = [];
+      for (const t of tasks) {
+        if (w.functionsSent.has(t.function_uuid)) continue;
+        const spec = this.functions.get(t.function_uuid);
+        if (spec) functions.push(spec);
+        w.functionsSent.add(t.function_uuid);
+      }
+      this.send(w, { type: 'tasks', tasks, functions });
+    }
+  }
+
+  private send(w: WorkerSlot, msg: ToWorker): void {
+    if (w.child.connected) w.child.send(msg);
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      if (!this.socket) return;
+      if (this.pendingStarted.length) {
+        sendMessage(this.socket, { type: 'started', task_ids: this.pendingStarted, at: Date.now() / 1000 });
+        this.pendingStarted = [];
+      }
+      if (this.pendingResults.length) {
+        sendMessage(this.socket, { type: 'results', results: this.pendingResults });
+        this.pendingResults = [];
+      }
+    });
+  }
+}

@@ -1,0 +1,192 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { LIMITS, type Payload } from '../../protocol/api';
+import type { FunctionSpec } from '../../protocol/wire';
+import { IsolatedVmSandbox } from './isolated-vm-sandbox';
+import type { SandboxOutcome } from './sandbox';
+import { TRUNCATION_MARKER } from './stdout-capture';
+
+let n = 0;
+function fn(code: string, runtime: 'js' | 'shell' = 'js'): FunctionSpec {
+  n += 1;
+  return { function_uuid: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`, runtime, code };
+}
+
+const sandbox = new IsolatedVmSandbox();
+afterAll(() => sandbox.dispose());
+const limits = { timeout_s: 5, memory_mb: 64 };
+const run = (f: FunctionSpec, payload: Payload = { args: [] }, opts = limits) => sandbox.run(f, payload, opts);
+
+function expectFailed(o: SandboxOutcome, code: string) {
+  expect(o.status).toBe('failed');
+  if (o.status !== 'failed') throw new Error('unreachable');
+  expect(o.exception.code).toBe(code);
+  return o.exception;
+}
+
+describe('IsolatedVmSandbox: results', () => {
+  it('runs (a, b) => a + b', async () => {
+    expect(await run(fn('(a, b) => a + b'), { args: [2, 3] })).toEqual({ status: 'success', result: 5, stdout: '' });
+  });
+
+  it('appends kwargs as one last object argument', async () => {
+    const o = await run(fn('(a, opts) => ({ a, scale: opts.scale })'), { args: [1], kwargs: { scale: 10 } });
+    expect(o).toMatchObject({ status: 'success', result: { a: 1, scale: 10 } });
+  });
+
+  it('awaits an async function, and turns undefined into null', async () => {
+    expect(await run(fn('async (x) => { await null; return x * 2 }'), { args: [21] })).toMatchObject({ result: 42 });
+    expect(await run(fn('() => {}'))).toMatchObject({ status: 'success', result: null });
+  });
+
+  it('refuses shell functions for now', async () => {
+    expectFailed(await run(fn('echo hi', 'shell')), 'FERRY_SHELL_NOT_ALLOWED');
+  });
+});
+
+describe('IsolatedVmSandbox: errors thrown by the function', () => {
+  it('reports an Error with its name, message and stack', async () => {
+    const e = expectFailed(await run(fn('function boom() { throw new TypeError("bad input") }')), 'FERRY_FUNCTION_ERROR');
+    expect(e.name).toBe('TypeError');
+    expect(e.message).toBe('bad input');
+    expect(e.stack).toContain('boom');
+  });
+
+  it('reports a thrown string or object sensibly', async () => {
+    expect(expectFailed(await run(fn('() => { throw "oops" }')), 'FERRY_FUNCTION_ERROR')).toMatchObject({ name: 'ThrownValue', message: 'oops' });
+    expect(expectFailed(await run(fn('() => { throw { a: 1 } }')), 'FERRY_FUNCTION_ERROR')).toMatchObject({ name: 'ThrownValue', message: '{"a":1}' });
+  });
+
+  it('reports code that does not compile or is not a function', async () => {
+    expect(expectFailed(await run(fn('(a, => a')), 'FERRY_FUNCTION_ERROR').name).toBe('SyntaxError');
+    expect(expectFailed(await run(fn('42')), 'FERRY_FUNCTION_ERROR').name).toBe('TypeError');
+  });
+});
+
+describe('IsolatedVmSandbox: wall time', () => {
+  const short = { timeout_s: 0.5, memory_mb: 64 };
+  it.each([
+    ['a sync infinite loop', '() => { for (;;) {} }'],
+    ['a loop after an await', 'async () => { await Promise.resolve(); for (;;) {} }'],
+    ['a promise that never settles', 'async () => { await new Promise(() => {}) }'],
+    ['a loop while the function expression is evaluated', '(() => { for (;;) {} })()'],
+  ])('ends %s at the limit', async (_label, code) => {
+    const t0 = performance.now();
+    const e = expectFailed(await run(fn(code), { args: [] }, short), 'FERRY_TASK_TIMEOUT');
+    const elapsed = performance.now() - t0;
+    expect(e.name).toBe('TaskTimeout');
+    expect(e.message).toContain('0.5 s');
+    expect(elapsed).toBeGreaterThanOrEqual(450);
+    expect(elapsed).toBeLessThan(1500);
+  });
+});
+
+describe('IsolatedVmSandbox: memory', () => {
+  const small = { timeout_s: 10, memory_mb: 32 };
+  it.each([
+    ['an array of objects', 'const a = []; for (;;) a.push({ i: a.length, s: "x" + a.length })'],
+    ['string growth', 'let s = "x"; for (;;) s += s'],
+    ['one huge ArrayBuffer', 'return new ArrayBuffer(2 ** 31)'],
+    ['one huge Uint8Array', 'return new Uint8Array(1e9).length'],
+  ])('stops %s with FERRY_MEMORY_LIMIT, and the next task of the function succeeds', async (_label, body) => {
+    const hog = fn(`(hog) => { if (!hog) return "alive"; ${body} }`);
+    const e = expectFailed(await run(hog, { args: [true] }, small), 'FERRY_MEMORY_LIMIT');
+    expect(e.name).toBe('MemoryLimit');
+    expect(await run(hog, { args: [false] }, small)).toMatchObject({ status: 'success', result: 'alive' });
+  });
+});
+
+describe('IsolatedVmSandbox: result encoding', () => {
+  it('fails a result over LIMITS.maxResultBytes', async () => {
+    const e = expectFailed(await run(fn(`() => "x".repeat(${LIMITS.maxResultBytes + 1})`)), 'FERRY_RESULT_TOO_LARGE');
+    expect(e.message).toContain(String(LIMITS.maxResultBytes));
+  });
+
+  it('fails a BigInt or circular result as not serializable', async () => {
+    expectFailed(await run(fn('() => 10n')), 'FERRY_RESULT_NOT_SERIALIZABLE');
+    expectFailed(await run(fn('() => { const o = {}; o.o = o; return o }')), 'FERRY_RESULT_NOT_SERIALIZABLE');
+    expectFailed(await run(fn('() => () => 1')), 'FERRY_RESULT_NOT_SERIALIZABLE');
+  });
+});
+
+describe('IsolatedVmSandbox: console', () => {
+  it('captures console output per task, prefixing warn and error', async () => {
+    const f = fn('(x) => { console.log("n =", x, { a: [1] }); console.info(null); console.warn("careful"); console.error(new Error("bad")); return x }');
+    const o = await run(f, { args: [7] });
+    expect(o.status).toBe('success');
+    const lines = o.stdout.split('\n');
+    expect(lines.slice(0, 3)).toEqual(['n = 7 {"a":[1]}', 'null', 'WARN: careful']);
+    expect(lines[3]).toMatch(/^ERROR: Error: bad/);
+    // The next task of the same warm isolate starts with an empty capture.
+    expect((await run(f, { args: [8] })).stdout.split('\n')[0]).toBe('n = 8 {"a":[1]}');
+  });
+
+  it('keeps what was printed before a failure', async () => {
+    const o = await run(fn('() => { console.log("before"); throw new Error("after") }'));
+    expect(o.stdout).toBe('before\n');
+  });
+
+  it('caps output at LIMITS.maxStdoutBytes with a truncation marker', async () => {
+    const o = await run(fn('() => { for (let i = 0; i < 100000; i++) console.log("line " + i); return "done" }'));
+    expect(o).toMatchObject({ status: 'success', result: 'done' });
+    expect(Buffer.byteLength(o.stdout)).toBeLessThanOrEqual(LIMITS.maxStdoutBytes);
+    expect(o.stdout.startsWith('line 0\nline 1\n')).toBe(true);
+    expect(o.stdout.endsWith(TRUNCATION_MARKER)).toBe(true);
+  });
+});
+
+describe('IsolatedVmSandbox: isolation and warm reuse', () => {
+  it('gives the function no host access', async () => {
+    const o = await run(fn('() => [typeof process, typeof require, typeof fetch, typeof setTimeout, typeof __ferryWrite, typeof globalThis.process]'));
+    expect(o).toMatchObject({ status: 'success', result: ['undefined', 'undefined', 'undefined', 'undefined', 'undefined', 'undefined'] });
+    const e = expectFailed(await run(fn('() => process.env')), 'FERRY_FUNCTION_ERROR');
+    expect(e.name).toBe('ReferenceError');
+  });
+
+  it('reuses one warm isolate per function: a global counts 1, 2, 3, and restarts at 1 after a failure', async () => {
+    const counter = fn('(fail) => { if (fail) throw new Error("x"); return (globalThis.n = (globalThis.n || 0) + 1) }');
+    const results = [];
+    for (let i = 0; i < 3; i++) results.push(await run(counter, { args: [false] }));
+    expect(results.map((o) => o.status === 'success' && o.result)).toEqual([1, 2, 3]);
+    // Another function's isolate is its own: it does not see this global.
+    expect(await run(fn('() => globalThis.n === undefined'))).toMatchObject({ result: true });
+    expectFailed(await run(counter, { args: [true] }), 'FERRY_FUNCTION_ERROR');
+    expect(await run(counter, { args: [false] })).toMatchObject({ result: 1 });
+  });
+
+  it('restarts the counter at 1 after a timeout replaced the isolate', async () => {
+    const f = fn('(hang) => { if (hang) for (;;) {} return (globalThis.n = (globalThis.n || 0) + 1) }');
+    const got = [];
+    for (let i = 0; i < 3; i++) got.push(await run(f, { args: [false] }));
+    expect(got.map((o) => (o.status === 'success' ? o.result : o.exception.code))).toEqual([1, 2, 3]);
+    expectFailed(await run(f, { args: [true] }, { timeout_s: 0.3, memory_mb: 64 }), 'FERRY_TASK_TIMEOUT');
+    expect(await run(f, { args: [false] })).toMatchObject({ result: 1 });
+  });
+
+  it('bounds the number of warm isolates', async () => {
+    const small = new IsolatedVmSandbox({ maxWarm: 2 });
+    try {
+      for (let i = 0; i < 4; i++) expect(await small.run(fn(`() => ${i}`), { args: [] }, limits)).toMatchObject({ result: i });
+      expect(small.warmCount).toBe(2);
+    } finally {
+      small.dispose();
+    }
+  });
+
+  it('measures a cold first call and warm calls', async () => {
+    const fresh = new IsolatedVmSandbox();
+    try {
+      const f = fn('(x) => x + 1');
+      let t0 = performance.now();
+      expect(await fresh.run(f, { args: [1] }, limits)).toMatchObject({ result: 2 });
+      const cold = performance.now() - t0;
+      const N = 2000;
+      t0 = performance.now();
+      for (let i = 0; i < N; i++) await fresh.run(f, { args: [i] }, limits);
+      const warm = (performance.now() - t0) / N;
+      console.log(`sandbox: cold first call ${cold.toFixed(2)} ms, warm call ${(warm * 1000).toFixed(0)} µs (mean of ${N})`);
+      expect(warm).toBeLessThan(cold);
+    } finally {
+      fresh.dispose();
+    }
+  });
+});

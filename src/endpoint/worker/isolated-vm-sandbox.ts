@@ -1,0 +1,260 @@
+// The Sandbox adapter on isolated-vm: one warm isolate per function (bounded LRU), a host watchdog
+// for wall time, a memory limit per isolate, and console output captured through one host callback.
+
+import ivm from 'isolated-vm';
+import { LIMITS, type Json, type Payload } from '../../protocol/api';
+import type { TaskException } from '../../protocol/errors';
+import type { FunctionSpec } from '../../protocol/wire';
+import type { Sandbox, SandboxOutcome, SandboxRunOptions } from './sandbox';
+import { StdoutCapture } from './stdout-capture';
+
+export interface IsolatedVmSandboxOptions {
+  /** Warm isolates kept at once; the least recently used one is disposed beyond this. */
+  maxWarm?: number;
+  maxResultBytes?: number;
+  maxStdoutBytes?: number;
+  /** V8 lost control of an isolate: isolated-vm advises ending the process. */
+  onCatastrophicError?: (message: string) => void;
+}
+
+/** What the runner inside the isolate answers; plain strings only, so nothing of the isolate leaks out. */
+type RunnerAnswer =
+  | { kind: 'ok'; json: string }
+  | { kind: 'threw'; name: string; message: string; stack?: string }
+  | { kind: 'unserializable'; name: string; message: string };
+
+interface Warm {
+  readonly code: string;
+  readonly memory_mb: number;
+  readonly isolate: ivm.Isolate;
+  readonly runner: ivm.Reference<(input: string) => Promise<RunnerAnswer>>;
+  /** The running task's capture; the console callback writes here. */
+  capture: StdoutCapture | null;
+}
+
+// Installs `console` from the host callback, then removes the callback from the global object so
+// the function cannot call it directly. Formatting happens here so only strings cross to the host.
+const CONSOLE_SOURCE = `(function () {
+  'use strict';
+  const write = globalThis.__ferryWrite;
+  delete globalThis.__ferryWrite;
+  let full = false;
+  const format = (v) => {
+    if (typeof v === 'string') return v;
+    if (v instanceof Error) return String(v.stack || v);
+    try { const j = JSON.stringify(v); if (j !== undefined) return j; } catch (e) {}
+    try { return String(v); } catch (e) { return Object.prototype.toString.call(v); }
+  };
+  const level = (prefix) => function (...args) {
+    if (full) return;
+    full = write(prefix + args.map(format).join(' ') + '\\n');
+  };
+  globalThis.console = Object.freeze({
+    log: level(''), info: level(''), debug: level(''), warn: level('WARN: '), error: level('ERROR: '),
+  });
+})();`;
+
+// The function expression starts on line 1 of the script, so line numbers in stacks match the
+// user's code. Errors are described inside the isolate and cross as plain strings.
+function runnerSource(code: string): string {
+  return `(function (fn) {
+  'use strict';
+  const describe = (e) => {
+    try {
+      if (e !== null && typeof e === 'object' && typeof e.message === 'string') {
+        return { kind: 'threw', name: String(e.name || 'Error'), message: e.message, stack: typeof e.stack === 'string' ? e.stack : undefined };
+      }
+      let message;
+      try { message = typeof e === 'string' ? e : JSON.stringify(e); } catch (x) {}
+      return { kind: 'threw', name: 'ThrownValue', message: message === undefined ? String(e) : message };
+    } catch (x) {
+      return { kind: 'threw', name: 'ThrownValue', message: 'a value that cannot be described' };
+    }
+  };
+  return async function ferryRun(input) {
+    let value;
+    try {
+      if (typeof fn !== 'function') throw new TypeError('the function code does not evaluate to a function');
+      const payload = JSON.parse(input);
+      const args = payload.kwargs === undefined ? payload.args : payload.args.concat([payload.kwargs]);
+      value = await fn(...args);
+    } catch (e) {
+      return describe(e);
+    }
+    let json;
+    try {
+      json = JSON.stringify(value === undefined ? null : value);
+    } catch (e) {
+      const d = describe(e);
+      return { kind: 'unserializable', name: d.name, message: d.message };
+    }
+    if (typeof json !== 'string') return { kind: 'unserializable', name: 'TypeError', message: 'a ' + typeof value + ' has no JSON form' };
+    return { kind: 'ok', json };
+  };
+})((${code}
+))`;
+}
+
+// Errors V8 raises when a function tries to allocate past what its isolate may hold, without
+// disposing the isolate: a huge ArrayBuffer, or a string past V8's maximum length.
+const ALLOCATION_ERRORS = /^(Array buffer allocation failed|Invalid string length)/;
+
+export class IsolatedVmSandbox implements Sandbox {
+  private readonly warm = new Map<string, Warm>();
+  private tail: Promise<unknown> = Promise.resolve();
+  private readonly maxWarm: number;
+  private readonly maxResultBytes: number;
+  private readonly maxStdoutBytes: number;
+
+  constructor(private readonly options: IsolatedVmSandboxOptions = {}) {
+    this.maxWarm = options.maxWarm ?? 8;
+    this.maxResultBytes = options.maxResultBytes ?? LIMITS.maxResultBytes;
+    this.maxStdoutBytes = options.maxStdoutBytes ?? LIMITS.maxStdoutBytes;
+  }
+
+  run(fn: FunctionSpec, payload: Payload, opts: SandboxRunOptions): Promise<SandboxOutcome> {
+    const outcome = this.tail.then(() => this.runNow(fn, payload, opts));
+    this.tail = outcome.catch(() => undefined);
+    return outcome;
+  }
+
+  dispose(): void {
+    for (const uuid of [...this.warm.keys()]) this.drop(uuid);
+  }
+
+  /** Number of warm isolates held; for tests and telemetry. */
+  get warmCount(): number {
+    return this.warm.size;
+  }
+
+  private async runNow(fn: FunctionSpec, payload: Payload, opts: SandboxRunOptions): Promise<SandboxOutcome> {
+    const capture = new StdoutCapture(this.maxStdoutBytes);
+    if (fn.runtime !== 'js') {
+      return failed(capture, { code: 'FERRY_SHELL_NOT_ALLOWED', name: 'ShellNotAllowed', message: 'This endpoint does not run shell functions' });
+    }
+    const timeoutMs = Math.max(1, Math.round(opts.timeout_s * 1000));
+    let entry: Warm | undefined;
+    let timedOut = false;
+    // isolated-vm's own timeout stops counting while the function awaits (issue 185) and cannot see
+    // a promise that never settles: this host timer is what bounds wall time.
+    let watchdog: NodeJS.Timeout | undefined;
+    const expired = new Promise<'timeout'>((resolve) => {
+      watchdog = setTimeout(() => {
+        timedOut = true;
+        resolve('timeout');
+      }, timeoutMs);
+    });
+    const timeoutOutcome = (): SandboxOutcome => {
+      this.drop(fn.function_uuid);
+      return failed(capture, { code: 'FERRY_TASK_TIMEOUT', name: 'TaskTimeout', message: `The task exceeded its wall-time limit of ${opts.timeout_s} s` });
+    };
+    try {
+      const built = this.acquire(fn, opts, timeoutMs).then((w) => {
+        entry = w;
+        w.capture = capture;
+        return w.runner.apply(undefined, [JSON.stringify(payload)], {
+          arguments: { copy: true },
+          result: { promise: true, copy: true },
+          timeout: timeoutMs,
+        });
+      });
+      // The losing side of the race must not become an unhandled rejection.
+      built.catch(() => undefined);
+      const answer = await Promise.race([built, expired]);
+      if (answer === 'timeout') return timeoutOutcome();
+      const outcome = this.interpret(answer, capture);
+      if (outcome.status === 'failed') this.drop(fn.function_uuid);
+      return outcome;
+    } catch (err) {
+      if (timedOut) return timeoutOutcome();
+      const isolateGone = entry?.isolate.isDisposed ?? false;
+      this.drop(fn.function_uuid);
+      return failed(capture, this.classifyHostError(err, isolateGone, opts));
+    } finally {
+      clearTimeout(watchdog);
+      if (entry) entry.capture = null;
+    }
+  }
+
+  private interpret(answer: RunnerAnswer, capture: StdoutCapture): SandboxOutcome {
+    switch (answer.kind) {
+      case 'ok': {
+        const bytes = Buffer.byteLength(answer.json);
+        if (bytes > this.maxResultBytes) {
+          return failed(capture, { code: 'FERRY_RESULT_TOO_LARGE', name: 'ResultTooLarge', message: `The result is ${bytes} bytes of JSON; the limit is ${this.maxResultBytes}` });
+        }
+        return { status: 'success', result: JSON.parse(answer.json) as Json, stdout: capture.text() };
+      }
+      case 'unserializable':
+        if (answer.name === 'RangeError' && ALLOCATION_ERRORS.test(answer.message)) {
+          return failed(capture, { code: 'FERRY_RESULT_TOO_LARGE', name: 'ResultTooLarge', message: `The result's JSON is too large to build: ${answer.message}` });
+        }
+        return failed(capture, { code: 'FERRY_RESULT_NOT_SERIALIZABLE', name: 'ResultNotSerializable', message: `The result cannot be encoded as JSON: ${answer.message}` });
+      case 'threw':
+        if (answer.name === 'RangeError' && ALLOCATION_ERRORS.test(answer.message)) {
+          return failed(capture, { code: 'FERRY_MEMORY_LIMIT', name: 'MemoryLimit', message: `The function exceeded its memory limit: ${answer.message}`, ...(answer.stack ? { stack: answer.stack } : {}) });
+        }
+        return failed(capture, { code: 'FERRY_FUNCTION_ERROR', name: answer.name, message: answer.message, ...(answer.stack ? { stack: answer.stack } : {}) });
+    }
+  }
+
+  /** Errors raised by isolated-vm itself (not by the function): limits, or a function that does not compile. */
+  private classifyHostError(err: unknown, isolateGone: boolean, opts: SandboxRunOptions): TaskException {
+    const e = err instanceof Error ? err : new Error(String(err));
+    if (/memory limit/i.test(e.message) || (isolateGone && /disposed/i.test(e.message))) {
+      return { code: 'FERRY_MEMORY_LIMIT', name: 'MemoryLimit', message: `The function exceeded its memory limit of ${opts.memory_mb} MB` };
+    }
+    if (/Script execution timed out/.test(e.message)) {
+      return { code: 'FERRY_TASK_TIMEOUT', name: 'TaskTimeout', message: `The task exceeded its wall-time limit of ${opts.timeout_s} s` };
+    }
+    return { code: 'FERRY_FUNCTION_ERROR', name: e.name, message: e.message, ...(e.stack ? { stack: e.stack } : {}) };
+  }
+
+  private async acquire(fn: FunctionSpec, opts: SandboxRunOptions, timeoutMs: number): Promise<Warm> {
+    const found = this.warm.get(fn.function_uuid);
+    if (found && found.code === fn.code && found.memory_mb === opts.memory_mb && !found.isolate.isDisposed) {
+      // Re-insert to mark it most recently used.
+      this.warm.delete(fn.function_uuid);
+      this.warm.set(fn.function_uuid, found);
+      return found;
+    }
+    this.drop(fn.function_uuid);
+    const isolate = new ivm.Isolate({
+      memoryLimit: opts.memory_mb,
+      ...(this.options.onCatastrophicError ? { onCatastrophicError: this.options.onCatastrophicError } : {}),
+    });
+    const entry = { code: fn.code, memory_mb: opts.memory_mb, isolate, capture: null } as Omit<Warm, 'runner'> & { runner?: Warm['runner'] };
+    // Registered before the first await so the watchdog's drop() can dispose a half-built isolate.
+    this.warm.set(fn.function_uuid, entry as Warm);
+    this.evict();
+    const context = await isolate.createContext();
+    const write = new ivm.Callback((text: string): boolean => entry.capture?.append(String(text)) ?? true);
+    await context.global.set('__ferryWrite', write);
+    await context.eval(CONSOLE_SOURCE, { timeout: timeoutMs });
+    const script = await isolate.compileScript(runnerSource(fn.code), { filename: `ferry-function:${fn.function_uuid}` });
+    // Evaluating the expression runs user code (e.g. an IIFE), hence the timeout here too.
+    entry.runner = (await script.run(context, { reference: true, timeout: timeoutMs })) as Warm['runner'];
+    script.release();
+    return entry as Warm;
+  }
+
+  private evict(): void {
+    while (this.warm.size > this.maxWarm) {
+      const oldest = this.warm.keys().next().value;
+      if (oldest === undefined) break;
+      this.drop(oldest);
+    }
+  }
+
+  private drop(uuid: string): void {
+    const entry = this.warm.get(uuid);
+    if (!entry) return;
+    this.warm.delete(uuid);
+    entry.capture = null;
+    if (!entry.isolate.isDisposed) entry.isolate.dispose();
+  }
+}
+
+function failed(capture: StdoutCapture, exception: TaskException): SandboxOutcome {
+  return { status: 'failed', exception, stdout: capture.text() };
+}

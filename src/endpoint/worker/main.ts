@@ -1,0 +1,49 @@
+// The worker process: started by a manager through forkWorker(), it runs the manager's tasks one at
+// a time in isolated-vm and answers over Node IPC. It ends when its manager goes away or on SIGTERM.
+
+import { hostname } from 'node:os';
+import type { FromWorker, ToWorker, WorkerLimits } from '../../protocol/interchange';
+import { createLogger } from '../log';
+import { IsolatedVmSandbox } from './isolated-vm-sandbox';
+import { WorkerLoop } from './worker-loop';
+
+const log = createLogger({ component: 'worker', pid: process.pid });
+
+function parseLimits(arg: string | undefined): WorkerLimits {
+  const v = JSON.parse(arg ?? '{}') as Partial<WorkerLimits>;
+  if (!(typeof v.memory_mb === 'number' && v.memory_mb >= 8) || !(typeof v.timeout_s === 'number' && v.timeout_s > 0)) {
+    throw new Error(`worker limits must be {"memory_mb": ≥ 8, "timeout_s": > 0}, got ${arg}`);
+  }
+  return { memory_mb: v.memory_mb, timeout_s: v.timeout_s };
+}
+
+if (!process.send) {
+  log.error('the worker must be started by a manager (child_process.fork with an IPC channel)');
+  process.exit(2);
+}
+
+const limits = parseLimits(process.argv[2]);
+const send = (msg: FromWorker): void => {
+  // After the manager is gone there is nobody to tell; the disconnect handler ends the process.
+  if (process.connected) process.send!(msg);
+};
+const sandbox = new IsolatedVmSandbox({
+  onCatastrophicError: (message) => {
+    // isolated-vm: V8 lost control of an isolate; the process cannot be trusted to continue.
+    log.error('isolated-vm catastrophic error; exiting', { message });
+    process.exit(70);
+  },
+});
+const loop = new WorkerLoop({ sandbox, limits, send, host: hostname(), pid: process.pid, onError: (msg, fields) => log.warn(msg, fields) });
+
+function shutdown(reason: string): void {
+  log.debug('worker exiting', { reason });
+  loop.stop();
+  sandbox.dispose();
+  process.exit(0);
+}
+
+process.on('message', (msg) => loop.handle(msg as ToWorker));
+process.on('disconnect', () => shutdown('manager disconnected'));
+process.on('SIGTERM', () => shutdown('SIGTERM'));
+send({ type: 'ready', pid: process.pid });

@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import type { FromWorker } from '../../protocol/interchange';
+import type { TaskResult } from '../../protocol/wire';
+import { FakeSandbox } from './fake-sandbox';
+import { WorkerLoop } from './worker-loop';
+
+const ADD = '00000000-0000-4000-8000-000000000001';
+const GATE = '00000000-0000-4000-8000-000000000002';
+const spec = (function_uuid: string) => ({ function_uuid, runtime: 'js' as const, code: '(unused by the fake)' });
+const task = (task_id: string, function_uuid: string, args: unknown[] = []) => ({ task_id, function_uuid, payload: { args: args as never[] }, attempt: 1 });
+
+function harness(functions: ConstructorParameters<typeof FakeSandbox>[0]) {
+  const sent: FromWorker[] = [];
+  const waiters: Array<() => void> = [];
+  const loop = new WorkerLoop({
+    sandbox: new FakeSandbox(functions),
+    limits: { memory_mb: 64, timeout_s: 5 },
+    send: (m) => {
+      sent.push(m);
+      for (const w of waiters.splice(0)) w();
+    },
+    host: 'test-host',
+    pid: 4242,
+  });
+  const results = () => sent.flatMap((m) => (m.type === 'results' ? m.results : []));
+  /** Resolves once `n` results have been sent, or fails after a deadline. */
+  const untilResults = (n: number, ms = 5000) =>
+    new Promise<TaskResult[]>((resolve, reject) => {
+      const deadline = setTimeout(() => reject(new Error(`only ${results().length} of ${n} results`)), ms);
+      const check = () => {
+        if (results().length >= n) {
+          clearTimeout(deadline);
+          resolve(results());
+        } else waiters.push(check);
+      };
+      check();
+    });
+  return { loop, sent, results, untilResults };
+}
+
+describe('WorkerLoop', () => {
+  it('runs tasks in order and stamps each result with its execution', async () => {
+    const h = harness({ [ADD]: ([a, b], _k, log) => (log(`adding ${a}`), (a as number) + (b as number)) });
+    h.loop.handle({ type: 'tasks', tasks: [task('t1', ADD, [1, 2]), task('t2', ADD, [3, 4])], functions: [spec(ADD)] });
+    const [r1, r2] = await h.untilResults(2);
+    expect(r1).toMatchObject({ task_id: 't1', status: 'success', result: 3, stdout: 'adding 1\n' });
+    expect(r2).toMatchObject({ task_id: 't2', status: 'success', result: 7 });
+    expect(r1!.execution).toMatchObject({ attempt: 1, host: 'test-host', worker_pid: 4242 });
+    expect(r1!.execution!.ended_at).toBeGreaterThanOrEqual(r1!.execution!.started_at);
+    // Both results travel in one message: the queue emptied once.
+    expect(h.sent.filter((m) => m.type === 'results')).toHaveLength(1);
+  });
+
+  it('loses no result when a timed flush sends a batch while a task runs', async () => {
+    // Each task outlasts the 10 ms batch delay, so partial batches go out mid-queue.
+    const h = harness({ [ADD]: async ([a]) => (await new Promise((r) => setTimeout(r, 15)), a as number) });
+    h.loop.handle({ type: 'tasks', tasks: [1, 2, 3, 4, 5].map((i) => task(`t${i}`, ADD, [i])), functions: [spec(ADD)] });
+    const results = await h.untilResults(5);
+    expect(results.map((r) => r.result)).toEqual([1, 2, 3, 4, 5]);
+    expect(h.sent.filter((m) => m.type === 'results').length).toBeGreaterThan(1);
+  });
+
+  it('fails a task whose function code it never received', async () => {
+    const h = harness({});
+    h.loop.handle({ type: 'tasks', tasks: [task('t1', ADD)], functions: [] });
+    const [r] = await h.untilResults(1);
+    expect(r).toMatchObject({ status: 'failed', exception: { code: 'FERRY_FUNCTION_UNAVAILABLE' } });
+  });
+
+  it('keeps function code for later batches, since the manager sends it once', async () => {
+    const h = harness({ [ADD]: ([a]) => a as number });
+    h.loop.handle({ type: 'tasks', tasks: [task('t1', ADD, [1])], functions: [spec(ADD)] });
+    await h.untilResults(1);
+    h.loop.handle({ type: 'tasks', tasks: [task('t2', ADD, [2])], functions: [] });
+    expect((await h.untilResults(2))[1]).toMatchObject({ status: 'success', result: 2 });
+  });
+
+  it('drops cancelled queued tasks without a result, and announces a task running past 50 ms', async () => {
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const h = harness({ [GATE]: async () => (await gate, 'opened'), [ADD]: ([a]) => a as number });
+    h.loop.handle({ type: 'tasks', tasks: [task('slow', GATE), task('c1', ADD, [1]), task('c2', ADD, [2]), task('keep', ADD, [3])], functions: [spec(GATE), spec(ADD)] });
+    await new Promise<void>((resolve, reject) => {
+      const deadline = setTimeout(() => reject(new Error('no started message')), 2000);
+      const poll = setInterval(() => {
+        if (h.sent.some((m) => m.type === 'started' && m.task_id === 'slow')) {
+          clearInterval(poll);
+          clearTimeout(deadline);
+          resolve();
+        }
+      }, 5);
+    });
+    h.loop.handle({ type: 'cancel', task_ids: ['c1', 'c2'] });
+    open();
+    const results = await h.untilResults(2);
+    expect(results.map((r) => r.task_id)).toEqual(['slow', 'keep']);
+    expect(h.loop.idle).toBe(true);
+    expect(h.sent.filter((m) => m.type === 'started').map((m) => m.type === 'started' && m.task_id)).toEqual(['slow']);
+  });
+});

@@ -1,0 +1,134 @@
+// The worker's task loop, apart from the process so tests can drive it with a fake sandbox: a FIFO
+// queue run one task at a time, `started` for tasks that run long, results sent in batches.
+
+import type { Payload } from '../../protocol/api';
+import type { TaskException } from '../../protocol/errors';
+import type { FromWorker, ToWorker, WorkerLimits } from '../../protocol/interchange';
+import type { FunctionSpec, TaskMessage, TaskResult } from '../../protocol/wire';
+import type { Sandbox, SandboxOutcome } from './sandbox';
+
+type QueuedTask = TaskMessage & { attempt: number };
+
+export interface WorkerLoopOptions {
+  sandbox: Sandbox;
+  limits: WorkerLimits;
+  send: (msg: FromWorker) => void;
+  host: string;
+  pid: number;
+  /** Unix time in seconds, fractional. */
+  now?: () => number;
+  /** A task still running after this long is announced with `started`; short ones cost no message. */
+  startedAfterMs?: number;
+  /** Results held before a send while the queue still has work. */
+  batchSize?: number;
+  /** Longest a finished result waits for its batch while the queue still has work. */
+  batchDelayMs?: number;
+  onError?: (msg: string, fields: Record<string, unknown>) => void;
+}
+
+export class WorkerLoop {
+  private readonly queue: QueuedTask[] = [];
+  // Kept for the worker's life: the manager sends each function's code to a worker only once.
+  private readonly functions = new Map<string, FunctionSpec>();
+  private pending: TaskResult[] = [];
+  private running = false;
+  private stopped = false;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: WorkerLoopOptions) {
+    this.now = opts.now ?? (() => Date.now() / 1000);
+  }
+
+  handle(msg: ToWorker): void {
+    try {
+      if (msg.type === 'tasks') {
+        for (const f of msg.functions ?? []) this.functions.set(f.function_uuid, f);
+        this.queue.push(...(msg.tasks ?? []));
+        void this.pump();
+      } else if (msg.type === 'cancel') {
+        // The gateway has already marked these cancelled: a result for them would only be noise.
+        const ids = new Set(msg.task_ids);
+        for (let i = this.queue.length - 1; i >= 0; i--) if (ids.has(this.queue[i]!.task_id)) this.queue.splice(i, 1);
+        if (this.queue.length === 0) this.flush();
+      }
+    } catch (err) {
+      this.opts.onError?.('bad message from manager', { error: String(err) });
+    }
+  }
+
+  /** Tasks queued and not yet started. */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  get idle(): boolean {
+    return !this.running && this.queue.length === 0;
+  }
+
+  /** Sends what is pending and stops taking tasks; the running task's result is dropped. */
+  stop(): void {
+    this.flush();
+    this.stopped = true;
+    this.queue.length = 0;
+  }
+
+  flush(): void {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    if (this.pending.length === 0 || this.stopped) return;
+    const results = this.pending;
+    this.pending = [];
+    this.opts.send({ type: 'results', results });
+  }
+
+  private async pump(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      for (let task = this.queue.shift(); task && !this.stopped; task = this.queue.shift()) {
+        // Awaited before touching `pending`: a timed flush may swap the array meanwhile.
+        const result = await this.execute(task);
+        this.pending.push(result);
+        if (this.queue.length === 0 || this.pending.length >= (this.opts.batchSize ?? 64)) this.flush();
+        else this.flushTimer ??= setTimeout(() => this.flush(), this.opts.batchDelayMs ?? 10);
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async execute(task: QueuedTask): Promise<TaskResult> {
+    const started_at = this.now();
+    const announce = setTimeout(() => this.opts.send({ type: 'started', task_id: task.task_id, at: started_at }), this.opts.startedAfterMs ?? 50);
+    let outcome: SandboxOutcome;
+    try {
+      outcome = await this.runTask(task);
+    } catch (err) {
+      // The sandbox reports failures as outcomes; a throw here is a bug, and still becomes a result.
+      outcome = failed({ code: 'INTERNAL', name: 'WorkerError', message: err instanceof Error ? err.message : String(err) });
+      this.opts.onError?.('sandbox threw', { task_id: task.task_id, error: String(err) });
+    } finally {
+      clearTimeout(announce);
+    }
+    const result: TaskResult = { task_id: task.task_id, status: outcome.status };
+    if (outcome.status === 'success') result.result = outcome.result;
+    else result.exception = outcome.exception;
+    if (outcome.stdout) result.stdout = outcome.stdout;
+    result.execution = { attempt: task.attempt ?? 1, started_at, ended_at: this.now(), host: this.opts.host, worker_pid: this.opts.pid };
+    return result;
+  }
+
+  private runTask(task: QueuedTask): Promise<SandboxOutcome> {
+    const fn = this.functions.get(task.function_uuid);
+    if (!fn) {
+      return Promise.resolve(failed({ code: 'FERRY_FUNCTION_UNAVAILABLE', name: 'FunctionUnavailable', message: `The worker has no code for function ${task.function_uuid}` }));
+    }
+    const payload: Payload = { args: task.payload?.args ?? [], ...(task.payload?.kwargs !== undefined ? { kwargs: task.payload.kwargs } : {}) };
+    return this.opts.sandbox.run(fn, payload, { timeout_s: this.opts.limits.timeout_s, memory_mb: this.opts.limits.memory_mb });
+  }
+}
+
+function failed(exception: TaskException): SandboxOutcome {
+  return { status: 'failed', exception, stdout: '' };
+}

@@ -1,0 +1,237 @@
+// The Ferry SDK: a thin, typed client of the gateway's REST API on `fetch` alone, so it runs in
+// Node scripts, notebooks and browsers. Large batches are split into requests under the
+// gateway's limits and stay in one task group.
+
+import serialize from 'serialize-javascript';
+import type {
+  EndpointDoc, EndpointStatus, FunctionDoc, Json, Payload, RegisterEndpointRequest, RegisterEndpointResponse, SubmitResponse, TaskDoc,
+} from '../protocol/api';
+import { LIMITS } from '../protocol/api';
+import { FerryApiError, TaskCancelledError, TaskFailedError, WaitTimeoutError } from './errors';
+
+export interface ClientOptions {
+  /** The gateway's base URL, e.g. http://127.0.0.1:8787 */
+  url: string;
+  token: string;
+  fetch?: typeof fetch;
+}
+
+export interface RegisterFunctionOptions {
+  name?: string;
+  description?: string;
+  runtime?: 'js' | 'shell';
+}
+
+export interface SubmitOptions {
+  task_group_id?: string;
+  workflow_id?: string;
+  campaign_id?: string;
+  resource_specification?: Record<string, Json>;
+}
+
+export interface BatchProgress {
+  submitted: number;
+  total: number;
+}
+
+export interface SubmitBatchOptions extends SubmitOptions {
+  onProgress?: (progress: BatchProgress) => void;
+  /** Tasks per request (≤ 5,000). */
+  maxTasksPerRequest?: number;
+  /** Bytes per request body (≤ the gateway's limit, 10 MB by default). */
+  maxBytesPerRequest?: number;
+}
+
+export interface BatchSubmission {
+  task_group_id: string;
+  task_ids: string[];
+}
+
+export interface WaitOptions {
+  /** Seconds to wait in all; default 300. */
+  timeout?: number;
+  onProgress?: (progress: { done: number; total: number }) => void;
+}
+
+const BATCH_STATUS_CHUNK = 1000;
+
+export class Client {
+  readonly url: string;
+  private readonly token: string;
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(options: ClientOptions) {
+    this.url = options.url.replace(/\/+$/, '');
+    this.token = options.token;
+    this.fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
+  }
+
+  /** Registers a function (a JS function value or its source) and returns its id. */
+  async registerFunction(fn: ((...args: never[]) => unknown) | string, options: RegisterFunctionOptions = {}): Promise<string> {
+    const code = typeof fn === 'function' ? serialize(fn) : fn;
+    const name = options.name ?? (typeof fn === 'function' && fn.name ? fn.name : 'anonymous');
+    const body = {
+      function_name: name,
+      function_code: code,
+      ...(options.description !== undefined ? { description: options.description } : {}),
+      meta: { runtime: options.runtime ?? 'js' },
+    };
+    const res = await this.request<{ function_uuid: string }>('POST', '/v3/functions', body);
+    return res.function_uuid;
+  }
+
+  getFunction(functionId: string): Promise<FunctionDoc> {
+    return this.request('GET', `/v2/functions/${enc(functionId)}`);
+  }
+
+  async deleteFunction(functionId: string): Promise<void> {
+    await this.request('DELETE', `/v2/functions/${enc(functionId)}`);
+  }
+
+  registerEndpoint(request: RegisterEndpointRequest): Promise<RegisterEndpointResponse> {
+    return this.request('POST', '/v3/endpoints', request);
+  }
+
+  listEndpoints(): Promise<EndpointDoc[]> {
+    return this.request('GET', '/v2/endpoints');
+  }
+
+  endpointStatus(endpointId: string): Promise<EndpointStatus> {
+    return this.request('GET', `/v2/endpoints/${enc(endpointId)}/status`);
+  }
+
+  /** Submits one task; returns its id. */
+  async submit(endpointId: string, functionId: string, args: Json[] = [], kwargs?: Record<string, Json>, options: SubmitOptions = {}): Promise<string> {
+    const payload: Payload = kwargs ? { args, kwargs } : { args };
+    const res = await this.submitRequest(endpointId, { [functionId]: [payload] }, options);
+    return res.tasks[functionId]![0]!;
+  }
+
+  /**
+   * Submits many tasks of one function, split into requests under the gateway's limits; every
+   * request joins the same task group. Task ids come back in the order of `payloads`.
+   */
+  async submitBatch(endpointId: string, functionId: string, payloads: Array<Json[] | Payload>, options: SubmitBatchOptions = {}): Promise<BatchSubmission> {
+    const maxTasks = Math.min(options.maxTasksPerRequest ?? LIMITS.maxTasksPerRequest, LIMITS.maxTasksPerRequest);
+    const maxBytes = (options.maxBytesPerRequest ?? LIMITS.defaultMaxRequestBytes) - 4096;
+    const normalized: Payload[] = payloads.map((p) => (Array.isArray(p) ? { args: p } : p));
+    let groupId = options.task_group_id;
+    const taskIds: string[] = [];
+    let start = 0;
+    while (start < normalized.length) {
+      let end = start;
+      let bytes = 0;
+      while (end < normalized.length && end - start < maxTasks) {
+        const size = JSON.stringify(normalized[end]).length + 1;
+        if (end > start && bytes + size > maxBytes) break;
+        bytes += size;
+        end++;
+      }
+      const res = await this.submitRequest(endpointId, { [functionId]: normalized.slice(start, end) }, { ...options, ...(groupId ? { task_group_id: groupId } : {}) });
+      groupId = res.task_group_id;
+      taskIds.push(...res.tasks[functionId]!);
+      start = end;
+      options.onProgress?.({ submitted: start, total: normalized.length });
+    }
+    return { task_group_id: groupId ?? '', task_ids: taskIds };
+  }
+
+  /** The raw submit route: `{function_uuid: [payload, …]}` in one request. */
+  submitRequest(endpointId: string, tasks: Record<string, Payload[]>, options: SubmitOptions = {}): Promise<SubmitResponse> {
+    return this.request('POST', `/v3/endpoints/${enc(endpointId)}/submit`, { tasks, ...options });
+  }
+
+  /** A task's document; with `wait`, the gateway holds the answer until it ends or `wait` s pass. */
+  getTask(taskId: string, options: { wait?: number } = {}): Promise<TaskDoc> {
+    const q = options.wait !== undefined ? `?wait=${Math.min(options.wait, LIMITS.maxWaitSeconds)}` : '';
+    return this.request('GET', `/v2/tasks/${enc(taskId)}${q}`);
+  }
+
+  /** Waits for a task and returns its result; throws TaskFailedError / TaskCancelledError. */
+  async result(taskId: string, options: { timeout?: number } = {}): Promise<Json> {
+    const timeout = options.timeout ?? 300;
+    const deadline = Date.now() + timeout * 1000;
+    for (;;) {
+      const left = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
+      const doc = await this.getTask(taskId, { wait: Math.min(left, LIMITS.maxWaitSeconds) });
+      if (doc.status === 'success') return doc.result ?? null;
+      if (doc.status === 'failed') throw new TaskFailedError(taskId, doc.exception ?? { code: 'UNKNOWN', name: 'Error', message: 'no exception recorded' });
+      if (doc.status === 'cancelled') throw new TaskCancelledError(taskId);
+      if (Date.now() >= deadline) throw new WaitTimeoutError([taskId], timeout);
+    }
+  }
+
+  /** Task docs of many tasks (unknown ids are absent from the answer). */
+  async batchStatus(taskIds: string[]): Promise<Record<string, TaskDoc>> {
+    const out: Record<string, TaskDoc> = {};
+    for (let i = 0; i < taskIds.length; i += BATCH_STATUS_CHUNK) {
+      const res = await this.request<{ results: Record<string, TaskDoc> }>('POST', '/v2/batch_status', { task_ids: taskIds.slice(i, i + BATCH_STATUS_CHUNK) });
+      Object.assign(out, res.results);
+    }
+    return out;
+  }
+
+  /**
+   * Waits until every task has ended and returns their docs in the order of `taskIds`. Polls only
+   * the tasks still open, with a long-poll on one of them so the wait is driven by results.
+   */
+  async waitAll(taskIds: string[], options: WaitOptions = {}): Promise<TaskDoc[]> {
+    const timeout = options.timeout ?? 300;
+    const deadline = Date.now() + timeout * 1000;
+    const done = new Map<string, TaskDoc>();
+    let open = [...taskIds];
+    for (;;) {
+      const docs = await this.batchStatus(open);
+      const still: string[] = [];
+      for (const id of open) {
+        const doc = docs[id];
+        if (doc && (doc.status === 'success' || doc.status === 'failed' || doc.status === 'cancelled')) done.set(id, doc);
+        else still.push(id);
+      }
+      open = still;
+      options.onProgress?.({ done: done.size, total: taskIds.length });
+      if (open.length === 0) return taskIds.map((id) => done.get(id)!);
+      if (Date.now() >= deadline) throw new WaitTimeoutError(open, timeout);
+      // Hold until the oldest open task ends (or a second passes), then look at the rest.
+      await this.getTask(open[0]!, { wait: 1 });
+    }
+  }
+
+  /** Cancels a task that has not finished; returns its doc (status `cancelled`). */
+  cancel(taskId: string): Promise<TaskDoc> {
+    return this.request('DELETE', `/v2/tasks/${enc(taskId)}`);
+  }
+
+  /** One call for an instrument: submit and wait up to `wait` seconds (default 30). */
+  run(endpointId: string, functionId: string, args: Json[] = [], kwargs?: Record<string, Json>, wait?: number): Promise<TaskDoc> {
+    return this.request('POST', '/v3/run', { endpoint_id: endpointId, function_uuid: functionId, args, ...(kwargs ? { kwargs } : {}), ...(wait !== undefined ? { wait } : {}) }, [202]);
+  }
+
+  private async request<T>(method: string, path: string, body?: unknown, okStatuses: number[] = []): Promise<T> {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
+    let payload: string | undefined;
+    if (body !== undefined) {
+      headers['content-type'] = 'application/json';
+      payload = JSON.stringify(body);
+    }
+    const res = await this.fetchImpl(this.url + path, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
+    const text = await res.text();
+    if (res.ok && (res.status === 200 || okStatuses.includes(res.status))) return (text ? JSON.parse(text) : undefined) as T;
+    let code = `HTTP_${res.status}`;
+    let message = text.slice(0, 500);
+    let details: unknown;
+    try {
+      const err = JSON.parse(text) as { code?: string; message?: string; details?: unknown };
+      if (err.code) code = err.code;
+      if (err.message) message = err.message;
+      details = err.details;
+    } catch {
+      // not a Ferry error body (a proxy's page): keep the text
+    }
+    throw new FerryApiError(res.status, code, message, details);
+  }
+}
+
+function enc(id: string): string {
+  return encodeURIComponent(id);
+}

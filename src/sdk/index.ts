@@ -1,0 +1,4 @@
+// The SDK's public surface.
+export { Client } from './client';
+export type { BatchSubmission, ClientOptions, RegisterFunctionOptions, SubmitBatchOptions, SubmitOptions, WaitOptions } from './client';
+export { FerryApiError, TaskCancelledError, TaskFailedError, WaitTimeoutError } from './errors';
