@@ -37,6 +37,11 @@ export class LocalProvider implements Provider {
     return out;
   }
 
+  /** Process ids of a block's managers. */
+  pids(jobId: string): number[] {
+    return (this.blocks.get(jobId) ?? []).map((c) => c.pid!).filter(Boolean);
+  }
+
   /** Kills every manager this provider started (the agent is shutting down). */
   killAll(): void {
     for (const children of this.blocks.values()) for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');

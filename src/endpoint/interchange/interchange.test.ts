@@ -1,0 +1,127 @@
+// The interchange with real manager processes (started by the local provider) and real workers.
+
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { TaskResult } from '../../protocol/wire';
+import { createLogger } from '../log';
+import { writeConnectFile } from '../manager/connect-file';
+import { LocalProvider } from '../providers/local-provider';
+import { Interchange } from './interchange';
+
+const fn = { function_uuid: '00000000-0000-8000-8000-0000000000aa', runtime: 'js' as const, code: '(x) => x * x' };
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function setup(workers = 2) {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-ix-'));
+  const results = new Map<string, TaskResult>();
+  const attempts = new Map<string, number>();
+  let managersChanged = 0;
+  const listeners = new Set<() => void>();
+  const ix = new Interchange({
+    address: '127.0.0.1', port: 0, heartbeat_s: 1, log: createLogger({}, () => {}),
+    hooks: {
+      functionSpec: () => fn,
+      beforeDispatch: (ids) => ids.map((id) => {
+        attempts.set(id, (attempts.get(id) ?? 0) + 1);
+        return attempts.get(id)!;
+      }),
+      onStarted: () => {},
+      onResults: (rs) => {
+        for (const r of rs) results.set(r.task_id, r);
+        for (const l of listeners) l();
+      },
+      onManagersChanged: () => {
+        managersChanged++;
+        for (const l of listeners) l();
+      },
+    },
+  });
+  const port = await ix.start();
+  const provider = new LocalProvider();
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  cleanups.push(() => ix.stop());
+  cleanups.push(() => provider.killAll());
+  const until = (cond: () => boolean, what: string, ms = 30_000) =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (cond()) {
+          listeners.delete(check);
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      const timer = setTimeout(() => {
+        listeners.delete(check);
+        reject(new Error(`timed out waiting for ${what}`));
+      }, ms);
+      listeners.add(check);
+      check();
+    });
+  const startBlock = async (secret = randomBytes(16).toString('hex'), allowed = true) => {
+    const blockId = `b${randomBytes(3).toString('hex')}`;
+    const connectFile = join(dir, `${blockId}.json`);
+    writeConnectFile(connectFile, { address: '127.0.0.1', port, secret, block_id: blockId, workers, prefetch: 8, memory_mb: 64, timeout_s: 5 });
+    if (allowed) ix.allowBlock(blockId, secret);
+    const jobId = await provider.submit({ blockId, nodes: 1, connectFile, dir });
+    return { blockId, connectFile, jobId };
+  };
+  return { ix, provider, results, attempts, until, startBlock, managersChanged: () => managersChanged };
+}
+
+const tasks = (n: number, from = 0) => Array.from({ length: n }, (_, i) => ({ task_id: `t${from + i}`, function_uuid: fn.function_uuid, payload: { args: [from + i] } }));
+
+describe('Interchange with real managers', () => {
+  it('dispatches to a manager that registered with its block secret and returns every result', async () => {
+    const s = await setup();
+    const { connectFile } = await s.startBlock();
+    expect(statSync(connectFile).mode & 0o777).toBe(0o600);
+    s.ix.submit(tasks(500));
+    await s.until(() => s.results.size === 500, '500 results');
+    for (let i = 0; i < 500; i++) expect(s.results.get(`t${i}`)).toMatchObject({ status: 'success', result: i * i });
+    expect(s.ix.stats()).toMatchObject({ managers: 1, total_workers: 2, queued: 0, inflight: 0 });
+  });
+
+  it('refuses a manager with a wrong secret', async () => {
+    const s = await setup();
+    const { jobId } = await s.startBlock('not-the-secret', false);
+    s.ix.submit(tasks(3));
+    // The refused manager is told to shut down and exits; nothing registers, nothing runs.
+    const deadline = Date.now() + 20_000;
+    while ((await s.provider.status([jobId])).get(jobId) !== 'done') {
+      if (Date.now() > deadline) throw new Error('the refused manager did not exit');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(s.ix.stats().managers).toBe(0);
+    expect(s.results.size).toBe(0);
+    expect(s.ix.stats().queued).toBe(3);
+  });
+
+  it('re-queues the tasks of a lost manager onto another one', async () => {
+    const s = await setup(1);
+    // Slow tasks so the first manager holds work when it dies.
+    const slow = { ...fn, code: '(x) => { const end = Date.now() + 20; while (Date.now() < end); return x * x }' };
+    Object.assign(fn, slow);
+    try {
+      const first = await s.startBlock();
+      await s.until(() => s.ix.stats().managers === 1, 'manager 1');
+      s.ix.submit(tasks(60));
+      await s.until(() => s.results.size >= 5, 'first results');
+      await s.startBlock();
+      await s.until(() => s.ix.stats().managers === 2, 'manager 2');
+      // Kill the first manager, which holds work; its workers exit when their IPC channel closes.
+      process.kill(s.provider.pids(first.jobId)[0]!, 'SIGKILL');
+      await s.until(() => s.ix.stats().managers === 1, 'the lost manager to be noticed');
+      await s.until(() => s.results.size === 60, 'all 60 results');
+      expect([...s.attempts.values()].some((a) => a > 1)).toBe(true);
+      for (let i = 0; i < 60; i++) expect(s.results.get(`t${i}`)?.result).toBe(i * i);
+    } finally {
+      fn.code = '(x) => x * x';
+    }
+  });
+});
