@@ -127,7 +127,8 @@ export class Client {
         bytes += size;
         end++;
       }
-      const res = await this.submitRequest(endpointId, { [functionId]: normalized.slice(start, end) }, { ...options, ...(groupId ? { task_group_id: groupId } : {}) });
+      const { onProgress: _p, maxTasksPerRequest: _t, maxBytesPerRequest: _b, ...submitOptions } = options;
+      const res = await this.submitRequest(endpointId, { [functionId]: normalized.slice(start, end) }, { ...submitOptions, ...(groupId ? { task_group_id: groupId } : {}) });
       groupId = res.task_group_id;
       taskIds.push(...res.tasks[functionId]!);
       start = end;
