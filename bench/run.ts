@@ -97,9 +97,11 @@ async function main() {
       await client.waitAll((await client.submitBatch(endpoint.endpointId, inc, [[0], [1], [2], [3]])).task_ids);
       const payloads = Array.from({ length: n }, (_, i) => [i]);
       const t0 = performance.now();
-      const sub = await client.submitBatch(endpoint.endpointId, inc, payloads, { onProgress: (p) => progress('submitted')(p.submitted, p.total) });
+      const submitted = progress('submitted');
+      const finished = progress('finished');
+      const sub = await client.submitBatch(endpoint.endpointId, inc, payloads, { onProgress: (p) => submitted(p.submitted, p.total) });
       const tSubmitted = performance.now();
-      const docs = await client.waitAll(sub.task_ids, { timeout: 600, onProgress: (p) => progress('finished')(p.done, p.total) });
+      const docs = await client.waitAll(sub.task_ids, { timeout: 600, onProgress: (p) => finished(p.done, p.total) });
       const t1 = performance.now();
       const wrong = docs.filter((d, i) => d.status !== 'success' || d.result !== i + 1).length;
       if (wrong) throw new Error(`${wrong} of ${n} results wrong or missing`);
