@@ -45,6 +45,10 @@ export type InterchangeMessage = z.infer<typeof InterchangeMessage>;
 export interface WorkerLimits {
   memory_mb: number;
   timeout_s: number;
+  /** Shell functions (`runtime: 'shell'`) run only where the endpoint's config allows them. */
+  allow_shell_functions?: boolean;
+  /** Lines of stdout/stderr a shell function returns (the last N). */
+  shell_output_lines?: number;
 }
 
 export type ToWorker =

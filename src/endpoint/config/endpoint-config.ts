@@ -26,6 +26,10 @@ export const EndpointConfigSchema = z
     task_memory_mb: z.number().int().min(8).max(65536).default(256),
     /** Wall-time limit of one task, seconds. */
     task_timeout_s: z.number().positive().max(7 * 24 * 3600).default(60),
+    /** Run shell functions (command templates) on this endpoint's workers. */
+    allow_shell_functions: z.boolean().default(false),
+    /** Lines of output a shell function returns (the last N of stdout and of stderr). */
+    shell_output_lines: z.number().int().min(1).max(100_000).default(1000),
     /** Tasks the agent takes from the gateway ahead of its workers (flow-control credits). */
     prefetch_tasks: z.number().int().min(1).max(100_000).default(2000),
     /** Tasks a manager holds beyond one per worker. */

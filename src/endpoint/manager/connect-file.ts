@@ -14,10 +14,12 @@ export const ConnectInfo = z.object({
   prefetch: z.number().int().nonnegative(),
   memory_mb: z.number().positive(),
   timeout_s: z.number().positive(),
+  allow_shell_functions: z.boolean().default(false),
+  shell_output_lines: z.number().int().positive().default(1000),
 });
 export type ConnectInfo = z.infer<typeof ConnectInfo>;
 
-export function writeConnectFile(path: string, info: ConnectInfo): void {
+export function writeConnectFile(path: string, info: z.input<typeof ConnectInfo>): void {
   writeFileSync(path, JSON.stringify(info), { mode: 0o600 });
 }
 

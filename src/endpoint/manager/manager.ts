@@ -102,7 +102,10 @@ export class Manager {
   }
 
   private spawnWorker(): WorkerSlot {
-    const child = forkWorker({ memory_mb: this.info.memory_mb, timeout_s: this.info.timeout_s });
+    const child = forkWorker({
+      memory_mb: this.info.memory_mb, timeout_s: this.info.timeout_s,
+      allow_shell_functions: this.info.allow_shell_functions, shell_output_lines: this.info.shell_output_lines,
+    });
     const slot: WorkerSlot = { child, ready: false, assigned: new Map(), functionsSent: new Set() };
     child.on('message', (msg: FromWorker) => this.onWorkerMessage(slot, msg));
     child.on('exit', (code, signal) => this.onWorkerExit(slot, code, signal));
