@@ -1,0 +1,97 @@
+// Bearer tokens (jose). User tokens: HS256 with the gateway's own key (dev issuer) or, when OIDC is
+// configured, RS256/ES256 from the institution's issuer through its JWKS. Endpoint tokens: minted
+// here, HS256, a different audience, so neither kind opens the other's doors.
+
+import { SignJWT, createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from 'jose';
+import { FerryError } from '../protocol/errors';
+import { DEV_ISSUER, ENDPOINT_AUDIENCE, GATEWAY_ISSUER, USER_AUDIENCE, type EndpointTokenClaims } from '../protocol/tokens';
+import type { GatewayEnv } from './env';
+
+// Per-isolate caches, filled on first use from the request's env (never at module load).
+const hmacKeys = new Map<string, Promise<CryptoKey>>();
+const remoteKeySets = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
+
+function hmacKey(env: GatewayEnv): Promise<CryptoKey> {
+  const secret = env.JWT_SECRET;
+  if (!secret) throw new FerryError('INTERNAL', 'the gateway has no JWT_SECRET');
+  let key = hmacKeys.get(secret);
+  if (!key) {
+    key = crypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
+    hmacKeys.set(secret, key);
+  }
+  return key;
+}
+
+function remoteKeySet(url: string): ReturnType<typeof createRemoteJWKSet> {
+  let set = remoteKeySets.get(url);
+  if (!set) {
+    set = createRemoteJWKSet(new URL(url));
+    remoteKeySets.set(url, set);
+  }
+  return set;
+}
+
+function bearerToken(header: string | undefined): string {
+  const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+  if (!match) throw new FerryError('UNAUTHORIZED', 'missing or malformed Authorization: Bearer header');
+  return match[1]!;
+}
+
+function rethrowAsAuthError(err: unknown): never {
+  if (err instanceof FerryError) throw err;
+  if (err instanceof errors.JWTExpired) throw new FerryError('TOKEN_EXPIRED');
+  if (err instanceof errors.JOSEError) throw new FerryError('UNAUTHORIZED', `invalid token: ${err.code}`);
+  throw new FerryError('UNAUTHORIZED', 'invalid token');
+}
+
+function subjectOf(payload: JWTPayload): string {
+  if (typeof payload.sub !== 'string' || payload.sub === '') throw new FerryError('UNAUTHORIZED', 'the token names no subject');
+  return payload.sub;
+}
+
+/** The owner id (`sub`) of a valid user token. */
+export async function authenticateUser(env: GatewayEnv, authorization: string | undefined): Promise<string> {
+  const token = bearerToken(authorization);
+  try {
+    const { alg } = decodeProtectedHeader(token);
+    if (alg === 'HS256') {
+      const { payload } = await jwtVerify(token, await hmacKey(env), { algorithms: ['HS256'], audience: USER_AUDIENCE, issuer: DEV_ISSUER });
+      return subjectOf(payload);
+    }
+    if (env.AUTH_JWKS_URL && env.AUTH_ISSUER && env.AUTH_AUDIENCE && (alg === 'RS256' || alg === 'ES256')) {
+      const { payload } = await jwtVerify(token, remoteKeySet(env.AUTH_JWKS_URL), {
+        algorithms: ['RS256', 'ES256'],
+        audience: env.AUTH_AUDIENCE,
+        issuer: env.AUTH_ISSUER,
+      });
+      return subjectOf(payload);
+    }
+    throw new FerryError('UNAUTHORIZED', `tokens signed with ${String(alg)} are not accepted`);
+  } catch (err) {
+    rethrowAsAuthError(err);
+  }
+}
+
+/** The claims of a valid endpoint token. */
+export async function authenticateEndpoint(env: GatewayEnv, authorization: string | undefined): Promise<EndpointTokenClaims> {
+  const token = bearerToken(authorization);
+  try {
+    const { payload } = await jwtVerify(token, await hmacKey(env), { algorithms: ['HS256'], audience: ENDPOINT_AUDIENCE, issuer: GATEWAY_ISSUER });
+    if (payload.scope !== 'endpoint' || typeof payload.endpoint_id !== 'string') throw new FerryError('UNAUTHORIZED', 'not an endpoint token');
+    return { sub: subjectOf(payload), endpoint_id: payload.endpoint_id, scope: 'endpoint' };
+  } catch (err) {
+    rethrowAsAuthError(err);
+  }
+}
+
+/** A fresh endpoint token; earlier ones stay valid (no expiry yet, no revocation list yet). */
+export async function mintEndpointToken(env: GatewayEnv, owner: string, endpointId: string): Promise<string> {
+  return new SignJWT({ endpoint_id: endpointId, scope: 'endpoint' })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject(owner)
+    .setAudience(ENDPOINT_AUDIENCE)
+    .setIssuer(GATEWAY_ISSUER)
+    .setIssuedAt()
+    .setJti(crypto.randomUUID())
+    .sign(await hmacKey(env));
+}

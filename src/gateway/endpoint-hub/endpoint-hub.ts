@@ -1,0 +1,601 @@
+// One Durable Object per endpoint: its record, its tasks (through the TaskStore port) and outbox,
+// the agent's WebSocket (hibernation API), credits and reconcile, and the clients waiting on its
+// tasks. Routes reach it by RPC; every method checks the caller owns the endpoint.
+
+import { DurableObject } from 'cloudflare:workers';
+import { z } from 'zod';
+import { LIMITS, type EndpointDoc, type EndpointStatus, type StatusReport } from '../../protocol/api';
+import { endpointOfId } from '../../protocol/ids';
+import { canTransition, isFinal, transition, type TaskState, type TransitionEvent } from '../../protocol/task-state';
+import { PROTOCOL_VERSION, chunkBySize, parseAgentFrame, type AgentFrame, type FunctionSpec, type TaskResult } from '../../protocol/wire';
+import { discardProvenance, type ProvenanceSink } from '../../provenance/task-events';
+import { heartbeatSeconds, type GatewayEnv } from '../env';
+import { fail, ok, type HubReply } from '../hub-reply';
+import { validationError } from '../http-errors';
+import { randomSuffix, randomSuffixes } from '../random-ids';
+import { SqliteTaskStore } from '../task-store/sqlite-task-store';
+import type { TaskOutcome, TaskRecord, TaskStore } from '../task-store/port';
+import { isOverBytes } from '../text-size';
+import { AgentSessionStore, type AgentSession } from './agent-session';
+import { allowListOf, createEndpointSchema, endpointDoc, hasEndpointSchema, readEndpoint, writeEndpoint, type EndpointFields, type EndpointRecord } from './endpoint-record';
+import { Outbox } from './outbox';
+import { buildTaskFrames, TASK_FRAME_BUDGET } from './task-frames';
+import { TaskWaiters } from './task-waiters';
+import { resultObjectKey, taskDocJson } from './task-doc-json';
+
+/** Headers by which the gateway tells the hub who opens the agent socket (already authenticated). */
+export const AGENT_SOCKET_HEADERS = { endpointId: 'x-ferry-endpoint-id', owner: 'x-ferry-owner' } as const;
+
+/** Close codes the hub uses (4000–4999 are the application's). */
+const CLOSE = { unsupportedProtocol: 4000, replaced: 4001, endpointDeleted: 4004, badFrame: 1008, normal: 1000 } as const;
+
+/** A batch of tasks the gateway has validated; the hub checks ownership and the allow-list. */
+export interface Submission {
+  request_id: string;
+  task_group_id?: string | undefined;
+  workflow_id?: string | undefined;
+  campaign_id?: string | undefined;
+  resource_specification_json?: string | undefined;
+  /** The code of every function the tasks name, resolved from the owner's registry. */
+  functions: FunctionSpec[];
+  /** Each payload already encoded as JSON text; it is spliced into the delivery message as is. */
+  tasks: Array<{ function_uuid: string; payload_json: string }>;
+}
+
+export interface Submitted {
+  task_group_id: string;
+  /** In the order of `Submission.tasks`. */
+  task_ids: string[];
+}
+
+export interface RunOutcome {
+  task_id: string;
+  final: boolean;
+  doc: string;
+}
+
+/** What routes call on a hub. Declared plainly: the RPC stub's mapped types recurse without end on JsonValue. */
+export type HubApi = Pick<EndpointHub, 'register' | 'update' | 'describe' | 'status' | 'remove' | 'submit' | 'run' | 'taskDoc' | 'taskDocs' | 'taskGroup' | 'cancel' | 'fetch'>;
+
+export function hubOf(env: GatewayEnv, endpointId: string): HubApi {
+  return env.ENDPOINT_HUB.get(env.ENDPOINT_HUB.idFromName(endpointId)) as unknown as HubApi;
+}
+
+interface SocketTag {
+  session_id: string;
+}
+
+const DISPATCH_ROUND_ROWS = 5_000;
+
+const EMPTY_REPORT: StatusReport = { total_workers: 0, idle_workers: 0, pending_tasks: 0, outstanding_tasks: 0, managers: 0, blocks: 0 };
+
+function nowSeconds(): number {
+  return Date.now() / 1000;
+}
+
+function closeQuietly(ws: WebSocket, code: number, reason: string): void {
+  try {
+    ws.close(code, reason.slice(0, 120));
+  } catch {
+    // Already closing or closed: nothing left to do.
+  }
+}
+
+export class EndpointHub extends DurableObject<GatewayEnv> {
+  private readonly sql: SqlStorage;
+  private readonly store: TaskStore;
+  private readonly sqliteStore: SqliteTaskStore;
+  private readonly outbox: Outbox;
+  private readonly sessions: AgentSessionStore;
+  private readonly waiters = new TaskWaiters();
+  private readonly provenance: ProvenanceSink = discardProvenance;
+  /** Tasks whose large result is being written to the object store by an earlier frame. */
+  private readonly largeResultsInFlight = new Set<string>();
+  private schemaReady: boolean;
+  private record: EndpointRecord | null | undefined;
+  /** undefined: not looked up since the object woke up. */
+  private agentSocket: WebSocket | null | undefined;
+
+  constructor(ctx: DurableObjectState, env: GatewayEnv) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.sqliteStore = new SqliteTaskStore(ctx.storage);
+    this.store = this.sqliteStore;
+    this.outbox = new Outbox(this.sql);
+    this.sessions = new AgentSessionStore(this.sql);
+    // An id nobody registered gets no tables: probing random ids leaves nothing behind.
+    this.schemaReady = hasEndpointSchema(this.sql);
+  }
+
+  // ---- the endpoint record ----
+
+  private endpoint(): EndpointRecord | null {
+    if (!this.schemaReady) return null;
+    if (this.record === undefined) this.record = readEndpoint(this.sql);
+    return this.record;
+  }
+
+  /** The record when `owner` owns it; tasks of a deleted endpoint stay readable by their owner. */
+  private owned(owner: string, allowDeleted = false): EndpointRecord | null {
+    const record = this.endpoint();
+    if (!record || record.owner !== owner || (record.deleted && !allowDeleted)) return null;
+    return record;
+  }
+
+  private createSchema(): void {
+    this.ctx.storage.transactionSync(() => {
+      createEndpointSchema(this.sql);
+      this.sqliteStore.createSchema();
+      this.outbox.createSchema();
+      this.sessions.createSchema();
+    });
+    this.schemaReady = true;
+  }
+
+  async register(owner: string, endpointId: string, fields: EndpointFields): Promise<HubReply<EndpointDoc>> {
+    if (!this.schemaReady) this.createSchema();
+    const existing = this.endpoint();
+    if (existing && (existing.owner !== owner || existing.deleted || existing.endpoint_id !== endpointId)) return fail('NOT_FOUND');
+    const record: EndpointRecord = {
+      endpoint_id: endpointId,
+      owner,
+      endpoint_name: fields.endpoint_name,
+      display_name: fields.display_name ?? null,
+      allowed_functions: allowListOf(fields),
+      metadata: fields.metadata ?? {},
+      created_at: existing?.created_at ?? new Date().toISOString(),
+      deleted: false,
+    };
+    writeEndpoint(this.sql, record);
+    this.record = record;
+    return ok(endpointDoc(record));
+  }
+
+  async update(owner: string, fields: EndpointFields): Promise<HubReply<EndpointDoc>> {
+    const existing = this.owned(owner);
+    if (!existing) return fail('NOT_FOUND');
+    return this.register(owner, existing.endpoint_id, fields);
+  }
+
+  async describe(owner: string): Promise<HubReply<EndpointDoc>> {
+    const record = this.owned(owner);
+    return record ? ok(endpointDoc(record)) : fail('NOT_FOUND');
+  }
+
+  async status(owner: string): Promise<HubReply<EndpointStatus>> {
+    if (!this.owned(owner)) return fail('NOT_FOUND');
+    const session = this.sessions.current();
+    const last = this.sessions.lastStatus();
+    const lastSignOfLife = Math.max(last?.last_heartbeat ?? 0, session?.hello_at ?? 0);
+    const connected = this.currentSocket() !== null && (session?.phase === 'held' || session?.phase === 'ready');
+    const online = connected && nowSeconds() - lastSignOfLife <= 3 * heartbeatSeconds(this.env);
+    return ok({ status: online ? 'online' : 'offline', details: { ...(last?.report ?? EMPTY_REPORT), last_heartbeat: last?.last_heartbeat ?? null } });
+  }
+
+  async remove(owner: string): Promise<HubReply<null>> {
+    const record = this.owned(owner);
+    if (!record) return fail('NOT_FOUND');
+    const deleted = { ...record, deleted: true };
+    writeEndpoint(this.sql, deleted);
+    this.record = deleted;
+    const session = this.sessions.current();
+    if (session) this.sessions.save({ ...session, phase: 'closed' });
+    for (const ws of this.ctx.getWebSockets()) closeQuietly(ws, CLOSE.endpointDeleted, 'endpoint deleted');
+    this.agentSocket = null;
+    return ok(null);
+  }
+
+  // ---- tasks ----
+
+  async submit(owner: string, submission: Submission): Promise<HubReply<Submitted>> {
+    const record = this.owned(owner);
+    if (!record) return fail('NOT_FOUND', 'endpoint not found');
+    if (record.allowed_functions) {
+      const allowed = new Set(record.allowed_functions);
+      const refused = submission.functions.find((f) => !allowed.has(f.function_uuid));
+      if (refused) return fail('FUNCTION_NOT_PERMITTED', `function ${refused.function_uuid} is not in the endpoint's allowed_functions`, { function_uuid: refused.function_uuid });
+    }
+    let groupId = submission.task_group_id;
+    let newGroup = false;
+    if (groupId !== undefined) {
+      const groupEndpoint = endpointOfId(groupId);
+      if (groupEndpoint === null) return fail('INVALID_ID', 'task_group_id is malformed');
+      if (groupEndpoint !== record.endpoint_id) return fail('INVALID_ID', 'task_group_id belongs to another endpoint');
+      if (!(await this.store.groupExists(groupId))) return fail('NOT_FOUND', 'task group not found');
+    } else {
+      groupId = `${record.endpoint_id}.${randomSuffix()}`;
+      newGroup = true;
+    }
+    const createdAt = nowSeconds();
+    const suffixes = randomSuffixes(submission.tasks.length);
+    const rs = submission.resource_specification_json;
+    const taskIds: string[] = new Array(submission.tasks.length);
+    const tasks: Array<{ task_id: string; function_uuid: string }> = new Array(submission.tasks.length);
+    const outboxRows: Array<{ task_id: string; function_uuid: string; message: string }> = new Array(submission.tasks.length);
+    for (let i = 0; i < submission.tasks.length; i++) {
+      const task = submission.tasks[i]!;
+      const taskId = `${record.endpoint_id}.${suffixes[i]}`;
+      taskIds[i] = taskId;
+      tasks[i] = { task_id: taskId, function_uuid: task.function_uuid };
+      const message = `{"task_id":"${taskId}","function_uuid":"${task.function_uuid}","payload":${task.payload_json}${rs === undefined ? '' : `,"resource_specification":${rs}`}}`;
+      outboxRows[i] = { task_id: taskId, function_uuid: task.function_uuid, message };
+    }
+    await this.store.createTasks(
+      {
+        task_group_id: groupId,
+        new_group: newGroup,
+        request_id: submission.request_id,
+        created_at: createdAt,
+        workflow_id: submission.workflow_id ?? null,
+        campaign_id: submission.campaign_id ?? null,
+        resource_specification_json: rs ?? null,
+        tasks,
+      },
+      () => {
+        this.outbox.saveFunctions(submission.functions);
+        this.outbox.enqueue(outboxRows);
+      },
+    );
+    this.dispatch();
+    return ok({ task_group_id: groupId, task_ids: taskIds });
+  }
+
+  /** Submits one task and holds the answer until it ends or `waitMs` passes. */
+  async run(owner: string, submission: Submission, waitMs: number): Promise<HubReply<RunOutcome>> {
+    const submitted = await this.submit(owner, submission);
+    if (!submitted.ok) return submitted;
+    const taskId = submitted.value.task_ids[0]!;
+    const { record, doc } = await this.awaitDoc(taskId, waitMs);
+    return ok({ task_id: taskId, final: record !== null && isFinal(record.state), doc: doc ?? '' });
+  }
+
+  async taskDoc(owner: string, taskId: string, waitMs: number): Promise<HubReply<string>> {
+    if (!this.owned(owner, true)) return fail('NOT_FOUND', 'task not found');
+    const { doc } = await this.awaitDoc(taskId, waitMs);
+    return doc === null ? fail('NOT_FOUND', 'task not found') : ok(doc);
+  }
+
+  /** Task docs as JSON text by id; ids that are not this endpoint's or not the owner's are left out. */
+  async taskDocs(owner: string, taskIds: readonly string[]): Promise<Record<string, string>> {
+    const record = this.owned(owner, true);
+    if (!record) return {};
+    const mine = taskIds.filter((id) => endpointOfId(id) === record.endpoint_id);
+    const records = await this.store.readTasks(mine);
+    const docs = await Promise.all(records.map((r) => this.encodeDoc(r)));
+    const out: Record<string, string> = {};
+    for (let i = 0; i < records.length; i++) out[records[i]!.task_id] = docs[i]!;
+    return out;
+  }
+
+  async taskGroup(owner: string, taskGroupId: string): Promise<HubReply<Array<{ task_id: string; created_at: number }>>> {
+    if (!this.owned(owner, true)) return fail('NOT_FOUND', 'task group not found');
+    const tasks = await this.store.groupTasks(taskGroupId);
+    return tasks === null ? fail('NOT_FOUND', 'task group not found') : ok(tasks);
+  }
+
+  /** Cancels a task that has not finished. Whichever the hub stores first, cancel or result, wins. */
+  async cancel(owner: string, taskId: string): Promise<HubReply<string>> {
+    if (!this.owned(owner, true)) return fail('NOT_FOUND', 'task not found');
+    const state = (await this.store.readStates([taskId])).get(taskId);
+    if (!state) return fail('NOT_FOUND', 'task not found');
+    if (isFinal(state.state)) return fail('TASK_ALREADY_FINISHED', `task ${taskId} is already ${state.state}`);
+    const moved = transition(taskId, state.state, state.transitions, 'cancelled', nowSeconds());
+    const delivered = this.outbox.lookup([taskId]).get(taskId) === true;
+    await this.store.finishTasks([{ ...emptyOutcome(taskId), state: moved.state, transitions: moved.transitions, completion_t: moved.event.at }], [], () => this.outbox.remove([taskId]));
+    this.provenance.record([moved.event]);
+    this.waiters.wake([taskId]);
+    if (delivered) {
+      const ws = this.currentSocket();
+      if (ws) this.sendQuietly(ws, JSON.stringify({ type: 'cancel', task_ids: [taskId] }));
+      // With no socket, the next hello's reconcile tells the agent: it holds a task that is final here.
+    }
+    const { doc } = await this.awaitDoc(taskId, 0);
+    return doc === null ? fail('NOT_FOUND') : ok(doc);
+  }
+
+  private async awaitDoc(taskId: string, waitMs: number): Promise<{ record: TaskRecord | null; doc: string | null }> {
+    let record = (await this.store.readTasks([taskId]))[0] ?? null;
+    if (record && !isFinal(record.state) && waitMs > 0) {
+      await this.waiters.wait(taskId, waitMs);
+      record = (await this.store.readTasks([taskId]))[0] ?? null;
+    }
+    return { record, doc: record ? await this.encodeDoc(record) : null };
+  }
+
+  private async encodeDoc(record: TaskRecord): Promise<string> {
+    let result = record.result_json;
+    if (record.result_ref !== null) {
+      const object = await this.env.OBJECTS.get(record.result_ref);
+      result = object ? await object.text() : null;
+    }
+    return taskDocJson(record, this.endpoint()!.endpoint_id, result);
+  }
+
+  // ---- the agent socket ----
+
+  override async fetch(request: Request): Promise<Response> {
+    const owner = request.headers.get(AGENT_SOCKET_HEADERS.owner) ?? '';
+    const record = this.owned(owner);
+    if (!record || record.endpoint_id !== request.headers.get(AGENT_SOCKET_HEADERS.endpointId)) {
+      return Response.json({ code: 'NOT_FOUND', message: 'endpoint not found' }, { status: 404 });
+    }
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
+    // One agent per endpoint: a new connection replaces the old one.
+    for (const old of this.ctx.getWebSockets()) closeQuietly(old, CLOSE.replaced, 'replaced by a newer agent connection');
+    this.ctx.acceptWebSocket(server);
+    const session: AgentSession = { session_id: crypto.randomUUID(), phase: 'hello', held_remaining: 0, credits: 0, hello_at: null };
+    server.serializeAttachment({ session_id: session.session_id } satisfies SocketTag);
+    this.ctx.storage.transactionSync(() => {
+      this.sessions.save(session);
+      this.sessions.clearHeld();
+    });
+    this.agentSocket = server;
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  private currentSocket(): WebSocket | null {
+    const session = this.sessions.current();
+    if (!session || session.phase === 'closed') return null;
+    if (this.agentSocket === undefined) {
+      this.agentSocket = this.ctx.getWebSockets().find((ws) => (ws.deserializeAttachment() as SocketTag | null)?.session_id === session.session_id) ?? null;
+    }
+    if (this.agentSocket && this.agentSocket.readyState !== WebSocket.OPEN) return null;
+    return this.agentSocket;
+  }
+
+  private isCurrent(ws: WebSocket): AgentSession | null {
+    const session = this.sessions.current();
+    const tag = ws.deserializeAttachment() as SocketTag | null;
+    if (!session || session.phase === 'closed' || !tag || tag.session_id !== session.session_id) return null;
+    return session;
+  }
+
+  private sendQuietly(ws: WebSocket, frame: string): boolean {
+    try {
+      ws.send(frame);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private refuse(ws: WebSocket, code: string, message: string, closeCode: number): void {
+    this.sendQuietly(ws, JSON.stringify({ type: 'refuse', code, message }));
+    closeQuietly(ws, closeCode, message);
+    const session = this.sessions.current();
+    if (session && this.isCurrent(ws)) this.sessions.save({ ...session, phase: 'closed' });
+    if (this.agentSocket === ws) this.agentSocket = null;
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    const session = this.isCurrent(ws);
+    if (!session) {
+      closeQuietly(ws, CLOSE.replaced, 'superseded by a newer agent connection');
+      return;
+    }
+    if (typeof message !== 'string') return this.refuse(ws, 'VALIDATION_ERROR', 'frames are JSON text, not binary', CLOSE.badFrame);
+    let frame: AgentFrame;
+    try {
+      frame = parseAgentFrame(message);
+    } catch (err) {
+      const why = err instanceof z.ZodError ? validationError(err).message : `not JSON: ${(err as Error).message}`;
+      return this.refuse(ws, 'VALIDATION_ERROR', `bad frame: ${why}`, CLOSE.badFrame);
+    }
+    if ((session.phase === 'hello') !== (frame.type === 'hello')) {
+      return this.refuse(ws, 'VALIDATION_ERROR', session.phase === 'hello' ? `expected hello, got ${frame.type}` : 'hello was already received', CLOSE.badFrame);
+    }
+    switch (frame.type) {
+      case 'hello':
+        return this.onHello(ws, session, frame.protocol_version, frame.held_frames);
+      case 'held':
+        if (session.phase !== 'held') return this.refuse(ws, 'VALIDATION_ERROR', 'held frame after the announced held_frames', CLOSE.badFrame);
+        return this.onHeld(ws, session, frame.task_ids);
+      case 'credit':
+        this.sessions.save({ ...session, credits: session.credits + frame.n });
+        this.dispatch();
+        return;
+      case 'ack':
+        return this.advance(frame.task_ids, 'waiting-for-nodes', nowSeconds(), true);
+      case 'running':
+        return this.advance(frame.task_ids, 'running', frame.at, false);
+      case 'results':
+        return this.onResults(ws, frame.results);
+      case 'status':
+        this.sessions.saveStatus({ report: frame.report, last_heartbeat: nowSeconds() });
+        return;
+    }
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    // Echo the close; the runtime may already consider the socket closed and throw.
+    closeQuietly(ws, code === 1005 || code === 1006 || code === 1015 ? CLOSE.normal : code, reason);
+    this.onSocketGone(ws);
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    closeQuietly(ws, 1011, 'socket error');
+    this.onSocketGone(ws);
+  }
+
+  /** Delivered tasks stay delivered: the next hello's reconcile decides what the agent still holds. */
+  private onSocketGone(ws: WebSocket): void {
+    const session = this.isCurrent(ws);
+    if (session) this.sessions.save({ ...session, phase: 'closed' });
+    if (this.agentSocket === ws) this.agentSocket = null;
+  }
+
+  private async onHello(ws: WebSocket, session: AgentSession, protocolVersion: number, heldFrames: number): Promise<void> {
+    if (protocolVersion !== PROTOCOL_VERSION) {
+      return this.refuse(ws, 'UNSUPPORTED_PROTOCOL', `the agent speaks protocol version ${protocolVersion}, this gateway speaks version ${PROTOCOL_VERSION}`, CLOSE.unsupportedProtocol);
+    }
+    const record = this.endpoint()!;
+    this.sendQuietly(ws, JSON.stringify({ type: 'welcome', protocol_version: PROTOCOL_VERSION, endpoint_id: record.endpoint_id, heartbeat_s: heartbeatSeconds(this.env) }));
+    const next: AgentSession = { ...session, phase: heldFrames > 0 ? 'held' : 'ready', held_remaining: heldFrames, hello_at: nowSeconds() };
+    this.sessions.save(next);
+    if (next.phase === 'ready') {
+      await this.reconcile(ws, []);
+      this.dispatch();
+    }
+  }
+
+  private async onHeld(ws: WebSocket, session: AgentSession, taskIds: string[]): Promise<void> {
+    const remaining = session.held_remaining - 1;
+    this.ctx.storage.transactionSync(() => {
+      this.sessions.addHeld(taskIds);
+      this.sessions.save({ ...session, held_remaining: remaining, phase: remaining > 0 ? 'held' : 'ready' });
+    });
+    if (remaining > 0) return;
+    await this.reconcile(ws, this.sessions.takeHeld());
+    this.dispatch();
+  }
+
+  /**
+   * After a hello: a task delivered here that the agent does not hold was lost on the way or with
+   * the agent, and goes back to the queue; a held task that is final here (or unknown) is dropped by
+   * the agent through a cancel frame; a held task still open here counts as delivered.
+   */
+  private async reconcile(ws: WebSocket, heldIds: readonly string[]): Promise<void> {
+    const held = new Set(heldIds);
+    const lapsed = this.outbox.deliveredTaskIds().filter((id) => !held.has(id));
+    const [lapsedStates, heldStates] = await Promise.all([this.store.readStates(lapsed), this.store.readStates(heldIds)]);
+    const at = nowSeconds();
+    const events: TransitionEvent[] = [];
+    for (const id of lapsed) {
+      const s = lapsedStates.get(id);
+      if (!s || s.state === 'waiting-for-ep' || !canTransition(s.state, 'waiting-for-ep')) continue;
+      events.push(transition(id, s.state, s.transitions, 'waiting-for-ep', at).event);
+    }
+    const drop: string[] = [];
+    const keep: string[] = [];
+    for (const id of heldIds) {
+      const s = heldStates.get(id);
+      if (!s || isFinal(s.state)) drop.push(id);
+      else keep.push(id);
+    }
+    await this.store.saveTransitions(events, () => {
+      this.outbox.markUndelivered(lapsed);
+      this.outbox.markDelivered(keep);
+    });
+    this.provenance.record(events);
+    for (const ids of chunkBySize(drop, TASK_FRAME_BUDGET)) this.sendQuietly(ws, JSON.stringify({ type: 'cancel', task_ids: ids }));
+  }
+
+  /** Sends queued tasks, oldest first, never more than the agent's credits. */
+  private dispatch(): void {
+    const ws = this.currentSocket();
+    if (!ws) return;
+    for (;;) {
+      const session = this.sessions.current();
+      if (!session || session.phase !== 'ready' || session.credits <= 0) return;
+      // Rounds bound the rows held in memory when an agent grants a very large credit.
+      const rows = this.outbox.pending(Math.min(session.credits, DISPATCH_ROUND_ROWS));
+      if (rows.length === 0) return;
+      for (const frame of buildTaskFrames(rows, (id) => this.outbox.functionSpecJson(id))) {
+        // A failed send leaves the rows undelivered; they go out on the next connection.
+        if (!this.sendQuietly(ws, frame)) return;
+      }
+      this.ctx.storage.transactionSync(() => {
+        this.outbox.markDeliveredThrough(rows[rows.length - 1]!.seq);
+        this.sessions.save({ ...session, credits: session.credits - rows.length });
+      });
+    }
+  }
+
+  /** ack → waiting-for-nodes, running → running; tasks already past that state are left alone. */
+  private async advance(taskIds: string[], to: TaskState, at: number, journaled: boolean): Promise<void> {
+    const states = await this.store.readStates(taskIds);
+    const events: TransitionEvent[] = [];
+    for (const s of states.values()) {
+      if (s.state === to || !canTransition(s.state, to)) continue;
+      events.push(transition(s.task_id, s.state, s.transitions, to, at).event);
+    }
+    // A journaled task is delivered even if a reconcile re-queued it meanwhile: do not send it twice.
+    await this.store.saveTransitions(events, journaled ? () => this.outbox.markDelivered(taskIds) : undefined);
+    this.provenance.record(events);
+  }
+
+  private async onResults(ws: WebSocket, results: TaskResult[]): Promise<void> {
+    const encoded = results.map((r) => (r.result === undefined ? null : JSON.stringify(r.result)));
+    const storedLarge = await this.storeLargeResults(results, encoded);
+    const states = await this.store.readStates(results.map((r) => r.task_id));
+    const at = nowSeconds();
+    const outcomes: TaskOutcome[] = [];
+    const extraAttempts: string[] = [];
+    const finished: string[] = [];
+    const events: TransitionEvent[] = [];
+    for (let i = 0; i < results.length; i++) {
+      const r = results[i]!;
+      const s = states.get(r.task_id);
+      if (!s) continue; // Unknown here: acknowledged below so the agent forgets it.
+      const large = encoded[i] !== null && isOverBytes(encoded[i]!, LIMITS.inlineResultBytes);
+      if (isFinal(s.state) || (large && !storedLarge.has(r.task_id))) {
+        extraAttempts.push(r.task_id);
+        continue;
+      }
+      const moved = transition(r.task_id, s.state, s.transitions, r.status, at);
+      states.set(r.task_id, { task_id: r.task_id, state: moved.state, transitions: moved.transitions });
+      outcomes.push({
+        task_id: r.task_id,
+        state: moved.state,
+        transitions: moved.transitions,
+        result_json: large ? null : encoded[i]!,
+        result_ref: large ? resultObjectKey(r.task_id) : null,
+        exception_json: r.exception ? JSON.stringify(r.exception) : r.status === 'failed' ? JSON.stringify({ code: 'FERRY_FUNCTION_ERROR', name: 'Error', message: 'the task failed without an exception' }) : null,
+        stdout: r.stdout === undefined ? null : r.stdout.slice(0, LIMITS.maxStdoutBytes),
+        completion_t: at,
+        execution_json: r.execution ? JSON.stringify(r.execution) : null,
+        counts_attempt: true,
+        reported_attempt: r.execution?.attempt ?? 0,
+      });
+      finished.push(r.task_id);
+      events.push(moved.event);
+    }
+    await this.store.finishTasks(outcomes, extraAttempts, () => this.outbox.remove(finished));
+    for (const id of storedLarge) this.largeResultsInFlight.delete(id);
+    this.provenance.record(events);
+    this.waiters.wake(finished);
+    for (const ids of chunkBySize(results.map((r) => r.task_id), TASK_FRAME_BUDGET)) this.sendQuietly(ws, JSON.stringify({ type: 'results_ack', task_ids: ids }));
+  }
+
+  /**
+   * Writes results over the inline limit to the object store before the frame's transaction, for
+   * tasks not final yet. Returns the ids written; a result skipped here counts as an extra attempt.
+   */
+  private async storeLargeResults(results: TaskResult[], encoded: Array<string | null>): Promise<Set<string>> {
+    const large = results.map((r, i) => ({ r, text: encoded[i] ?? null })).filter(({ text }) => text !== null && isOverBytes(text, LIMITS.inlineResultBytes));
+    const written = new Set<string>();
+    if (large.length === 0) return written;
+    const states = await this.store.readStates(large.map(({ r }) => r.task_id));
+    const toWrite = large.filter(({ r }) => {
+      const s = states.get(r.task_id);
+      if (!s || isFinal(s.state) || this.largeResultsInFlight.has(r.task_id) || written.has(r.task_id)) return false;
+      written.add(r.task_id);
+      this.largeResultsInFlight.add(r.task_id);
+      return true;
+    });
+    try {
+      await Promise.all(toWrite.map(({ r, text }) => this.env.OBJECTS.put(resultObjectKey(r.task_id), text!, { httpMetadata: { contentType: 'application/json' } })));
+    } catch (err) {
+      for (const id of written) this.largeResultsInFlight.delete(id);
+      throw err;
+    }
+    return written;
+  }
+}
+
+function emptyOutcome(taskId: string): TaskOutcome {
+  return {
+    task_id: taskId,
+    state: 'cancelled',
+    transitions: {},
+    result_json: null,
+    result_ref: null,
+    exception_json: null,
+    stdout: null,
+    completion_t: null,
+    execution_json: null,
+    counts_attempt: false,
+    reported_attempt: 0,
+  };
+}

@@ -1,0 +1,100 @@
+// The hub's outbox: tasks that still need delivery to the agent (or are delivered and unfinished),
+// each with its TaskMessage already encoded, and the code of every function those tasks name.
+// A row leaves the outbox when its task reaches a final state.
+
+import type { FunctionSpec } from '../../protocol/wire';
+import { forEachIdChunk, insertRows } from '../sql-batches';
+
+const SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS outbox (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT, task_id TEXT NOT NULL UNIQUE, function_uuid TEXT NOT NULL,
+     message TEXT NOT NULL, delivered INTEGER NOT NULL DEFAULT 0)`,
+  `CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(delivered, seq)`,
+  `CREATE TABLE IF NOT EXISTS outbox_functions (function_uuid TEXT PRIMARY KEY, spec TEXT NOT NULL)`,
+];
+
+export interface OutboxRow {
+  seq: number;
+  task_id: string;
+  function_uuid: string;
+  /** The TaskMessage as JSON text, spliced into a `tasks` frame unparsed. */
+  message: string;
+}
+
+export class Outbox {
+  /** Encoded FunctionSpecs by uuid: function code never changes under an id. */
+  private readonly specCache = new Map<string, string>();
+
+  constructor(private readonly sql: SqlStorage) {}
+
+  createSchema(): void {
+    for (const statement of SCHEMA) this.sql.exec(statement);
+  }
+
+  enqueue(rows: ReadonlyArray<{ task_id: string; function_uuid: string; message: string }>): void {
+    insertRows(this.sql, 'INSERT INTO outbox (task_id, function_uuid, message)', 3, rows.map((r) => [r.task_id, r.function_uuid, r.message]));
+  }
+
+  /** Keeps the code of functions, so tasks can be delivered even after their function is deleted. */
+  saveFunctions(specs: readonly FunctionSpec[]): void {
+    for (const spec of specs) {
+      if (this.specCache.has(spec.function_uuid)) continue;
+      const text = JSON.stringify(spec);
+      this.sql.exec('INSERT OR IGNORE INTO outbox_functions (function_uuid, spec) VALUES (?, ?)', spec.function_uuid, text);
+      this.specCache.set(spec.function_uuid, text);
+    }
+  }
+
+  functionSpecJson(functionUuid: string): string | null {
+    let text = this.specCache.get(functionUuid);
+    if (text === undefined) {
+      const row = this.sql.exec<{ spec: string }>('SELECT spec FROM outbox_functions WHERE function_uuid = ?', functionUuid).toArray()[0];
+      if (!row) return null;
+      text = row.spec;
+      this.specCache.set(functionUuid, text);
+    }
+    return text;
+  }
+
+  /** The oldest undelivered rows. */
+  pending(limit: number): OutboxRow[] {
+    return this.sql.exec<{ seq: number; task_id: string; function_uuid: string; message: string }>('SELECT seq, task_id, function_uuid, message FROM outbox WHERE delivered = 0 ORDER BY seq LIMIT ?', limit).toArray();
+  }
+
+  /** Marks every undelivered row up to `seq` delivered: exactly the rows `pending()` just gave. */
+  markDeliveredThrough(seq: number): void {
+    this.sql.exec('UPDATE outbox SET delivered = 1 WHERE delivered = 0 AND seq <= ?', seq);
+  }
+
+  markDelivered(taskIds: readonly string[]): void {
+    forEachIdChunk(taskIds, (placeholders, chunk) => this.sql.exec(`UPDATE outbox SET delivered = 1 WHERE task_id IN (${placeholders})`, ...chunk));
+  }
+
+  markUndelivered(taskIds: readonly string[]): void {
+    forEachIdChunk(taskIds, (placeholders, chunk) => this.sql.exec(`UPDATE outbox SET delivered = 0 WHERE task_id IN (${placeholders})`, ...chunk));
+  }
+
+  deliveredTaskIds(): string[] {
+    return this.sql.exec<{ task_id: string }>('SELECT task_id FROM outbox WHERE delivered = 1').toArray().map((r) => r.task_id);
+  }
+
+  /** Which of `taskIds` are in the outbox, and whether each was delivered. */
+  lookup(taskIds: readonly string[]): Map<string, boolean> {
+    const found = new Map<string, boolean>();
+    forEachIdChunk(taskIds, (placeholders, chunk) => {
+      for (const [taskId, delivered] of this.sql.exec(`SELECT task_id, delivered FROM outbox WHERE task_id IN (${placeholders})`, ...chunk).raw<[string, number]>()) {
+        found.set(taskId, delivered === 1);
+      }
+    });
+    return found;
+  }
+
+  remove(taskIds: readonly string[]): void {
+    forEachIdChunk(taskIds, (placeholders, chunk) => this.sql.exec(`DELETE FROM outbox WHERE task_id IN (${placeholders})`, ...chunk));
+  }
+
+  counts(): { queued: number; delivered: number } {
+    const row = this.sql.exec<{ queued: number; delivered: number }>('SELECT COALESCE(SUM(delivered = 0), 0) AS queued, COALESCE(SUM(delivered = 1), 0) AS delivered FROM outbox').one();
+    return row;
+  }
+}

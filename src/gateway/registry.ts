@@ -1,0 +1,100 @@
+// One Durable Object per owner (`owner:<sub>`): the strongly consistent registry of the owner's
+// functions and the list of the owner's endpoints (ids by name). Being per owner, it only ever
+// holds one owner's things, so a lookup in the caller's registry is the ownership check.
+
+import { DurableObject } from 'cloudflare:workers';
+import type { FunctionDoc, Runtime } from '../protocol/api';
+import type { GatewayEnv } from './env';
+
+const SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS functions (
+     function_uuid TEXT PRIMARY KEY, function_name TEXT NOT NULL, function_code TEXT NOT NULL, runtime TEXT NOT NULL,
+     serde TEXT, description TEXT, created_at TEXT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS endpoints (endpoint_id TEXT PRIMARY KEY, endpoint_name TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL)`,
+];
+
+export interface FunctionRegistration {
+  function_uuid: string;
+  function_name: string;
+  function_code: string;
+  runtime: Runtime;
+  serde: string | null;
+  description: string | null;
+}
+
+export function registryOf(env: GatewayEnv, owner: string): DurableObjectStub<Registry> {
+  return env.REGISTRY.get(env.REGISTRY.idFromName(`owner:${owner}`));
+}
+
+export class Registry extends DurableObject<GatewayEnv> {
+  private readonly sql: SqlStorage;
+
+  constructor(ctx: DurableObjectState, env: GatewayEnv) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    for (const statement of SCHEMA) this.sql.exec(statement);
+  }
+
+  /** Stores the function (same id: same code); `changed` when the KV cache copy must be rewritten. */
+  async registerFunction(fn: FunctionRegistration): Promise<{ changed: boolean }> {
+    const existing = this.sql.exec<{ function_name: string }>('SELECT function_name FROM functions WHERE function_uuid = ?', fn.function_uuid).toArray()[0];
+    this.sql.exec(
+      `INSERT INTO functions (function_uuid, function_name, function_code, runtime, serde, description, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(function_uuid) DO UPDATE SET function_name = excluded.function_name, serde = excluded.serde, description = excluded.description`,
+      fn.function_uuid,
+      fn.function_name,
+      fn.function_code,
+      fn.runtime,
+      fn.serde,
+      fn.description,
+      new Date().toISOString(),
+    );
+    return { changed: existing?.function_name !== fn.function_name };
+  }
+
+  async getFunction(functionUuid: string): Promise<FunctionDoc | null> {
+    const row = this.sql
+      .exec<{ function_uuid: string; function_name: string; function_code: string; runtime: string; serde: string | null; description: string | null; created_at: string }>(
+        'SELECT function_uuid, function_name, function_code, runtime, serde, description, created_at FROM functions WHERE function_uuid = ?',
+        functionUuid,
+      )
+      .toArray()[0];
+    if (!row) return null;
+    return {
+      function_uuid: row.function_uuid,
+      function_name: row.function_name,
+      function_code: row.function_code,
+      description: row.description,
+      meta: row.serde === null ? { runtime: row.runtime as Runtime } : { runtime: row.runtime as Runtime, serde: row.serde },
+      created_at: row.created_at,
+    };
+  }
+
+  async deleteFunction(functionUuid: string): Promise<boolean> {
+    return this.sql.exec('DELETE FROM functions WHERE function_uuid = ?', functionUuid).rowsWritten > 0;
+  }
+
+  /** The id already registered under `name`, or a new one. */
+  async claimEndpointName(name: string): Promise<{ endpoint_id: string; created: boolean }> {
+    const existing = this.sql.exec<{ endpoint_id: string }>('SELECT endpoint_id FROM endpoints WHERE endpoint_name = ?', name).toArray()[0];
+    if (existing) return { endpoint_id: existing.endpoint_id, created: false };
+    const endpointId = crypto.randomUUID();
+    this.sql.exec('INSERT INTO endpoints (endpoint_id, endpoint_name, created_at) VALUES (?, ?, ?)', endpointId, name, new Date().toISOString());
+    return { endpoint_id: endpointId, created: true };
+  }
+
+  async renameEndpoint(endpointId: string, name: string): Promise<'renamed' | 'name_taken' | 'unknown'> {
+    const holder = this.sql.exec<{ endpoint_id: string }>('SELECT endpoint_id FROM endpoints WHERE endpoint_name = ?', name).toArray()[0];
+    if (holder) return holder.endpoint_id === endpointId ? 'renamed' : 'name_taken';
+    const updated = this.sql.exec('UPDATE endpoints SET endpoint_name = ? WHERE endpoint_id = ?', name, endpointId).rowsWritten;
+    return updated > 0 ? 'renamed' : 'unknown';
+  }
+
+  async endpointIds(): Promise<string[]> {
+    return this.sql.exec<{ endpoint_id: string }>('SELECT endpoint_id FROM endpoints ORDER BY created_at, endpoint_id').toArray().map((r) => r.endpoint_id);
+  }
+
+  async forgetEndpoint(endpointId: string): Promise<void> {
+    this.sql.exec('DELETE FROM endpoints WHERE endpoint_id = ?', endpointId);
+  }
+}

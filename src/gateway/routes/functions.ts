@@ -1,0 +1,65 @@
+// Function registration: content-derived ids in the owner's Registry, code cached in KV.
+
+import { z } from 'zod';
+import { DeleteFunctionResponse, FunctionDoc, RegisterFunctionRequest, RegisterFunctionResponse, Uuid } from '../../protocol/api';
+import { FerryError } from '../../protocol/errors';
+import { parseFunctionCode } from '../../functions/parse-function';
+import { cacheFunction, uncacheFunction } from '../function-cache';
+import { functionUuid } from '../function-id';
+import { registryOf } from '../registry';
+import { defineRoute, type RouteTable } from '../route-spec';
+
+const FunctionParams = z.object({ function_uuid: Uuid });
+
+export function registerFunctionRoutes(table: RouteTable): void {
+  defineRoute(
+    table,
+    {
+      method: 'post',
+      path: '/v3/functions',
+      summary: 'Register a function; the same code from the same owner gets the same id',
+      auth: 'user',
+      body: RegisterFunctionRequest,
+      response: RegisterFunctionResponse,
+      errors: ['INVALID_FUNCTION_CODE'],
+      example: { function_name: 'add', function_code: 'function add(a, b) { return a + b }', meta: { runtime: 'js' } },
+    },
+    async (c, { principal: { owner }, body }) => {
+      const runtime = body.meta?.runtime ?? 'js';
+      if (runtime === 'js') parseFunctionCode(body.function_code);
+      else if (body.function_code.trim() === '') throw new FerryError('INVALID_FUNCTION_CODE', 'a shell function_code must be a non-empty command template');
+      const id = await functionUuid(owner, runtime, body.function_code);
+      const { changed } = await registryOf(c.env, owner).registerFunction({
+        function_uuid: id,
+        function_name: body.function_name,
+        function_code: body.function_code,
+        runtime,
+        serde: body.meta?.serde ?? null,
+        description: body.description ?? null,
+      });
+      // KV takes one write per second per key: rewrite the cached copy only when it changed.
+      if (changed) await cacheFunction(c.env, id, { owner, runtime, code: body.function_code, name: body.function_name });
+      return { function_uuid: id };
+    },
+  );
+
+  defineRoute(
+    table,
+    { method: 'get', path: '/v2/functions/{function_uuid}', summary: 'A registered function', auth: 'user', params: FunctionParams, response: FunctionDoc, errors: ['NOT_FOUND'] },
+    async (c, { principal: { owner }, params }) => {
+      const doc = await registryOf(c.env, owner).getFunction(params.function_uuid);
+      if (!doc) throw new FerryError('NOT_FOUND', 'function not found');
+      return doc;
+    },
+  );
+
+  defineRoute(
+    table,
+    { method: 'delete', path: '/v2/functions/{function_uuid}', summary: 'Delete a function; tasks already submitted still run', auth: 'user', params: FunctionParams, response: DeleteFunctionResponse, errors: ['NOT_FOUND'] },
+    async (c, { principal: { owner }, params }) => {
+      if (!(await registryOf(c.env, owner).deleteFunction(params.function_uuid))) throw new FerryError('NOT_FOUND', 'function not found');
+      await uncacheFunction(c.env, params.function_uuid);
+      return { result: 302 as const };
+    },
+  );
+}

@@ -1,0 +1,174 @@
+// Task routes: submit to an endpoint, read (and wait for) task docs, batch status, task groups,
+// cancel, and /v3/run. A task id names its endpoint, so each call goes to the one hub that owns it.
+
+import { z } from 'zod';
+import { BatchStatusRequest, BatchStatusResponse, LIMITS, RunRequest, SubmitRequest, SubmitResponse, TaskDoc, TaskGroupDoc, TaskGroupId, TaskId, Uuid, WaitQuery } from '../../protocol/api';
+import { FerryError } from '../../protocol/errors';
+import { endpointOfId } from '../../protocol/ids';
+import { hubOf, type Submission } from '../endpoint-hub/endpoint-hub';
+import { resolveFunctions } from '../function-cache';
+import { unwrap } from '../hub-reply';
+import { defineRoute, jsonText, type RouteTable } from '../route-spec';
+import { isOverBytes } from '../text-size';
+
+const EndpointParams = z.object({ endpoint_id: Uuid });
+const TaskParams = z.object({ task_id: TaskId });
+const TaskGroupParams = z.object({ task_group_id: TaskGroupId });
+
+const DEFAULT_RUN_WAIT_S = 30;
+
+function encodePayload(payload: { args: unknown[]; kwargs?: Record<string, unknown> | undefined }): string {
+  const text = JSON.stringify(payload);
+  if (isOverBytes(text, LIMITS.maxPayloadBytes)) {
+    throw new FerryError('PAYLOAD_TOO_LARGE', `a task payload is over ${LIMITS.maxPayloadBytes} bytes: pass large data by reference ({"$ref": ...}, see PUT /v3/objects)`, {
+      max_payload_bytes: LIMITS.maxPayloadBytes,
+    });
+  }
+  return text;
+}
+
+function endpointOf(id: string, what: string): string {
+  const endpointId = endpointOfId(id);
+  if (endpointId === null) throw new FerryError('NOT_FOUND', `${what} not found`);
+  return endpointId;
+}
+
+export function registerTaskRoutes(table: RouteTable): void {
+  defineRoute(
+    table,
+    {
+      method: 'post',
+      path: '/v3/endpoints/{endpoint_id}/submit',
+      summary: 'Submit a batch of tasks; every task is stored before the answer',
+      auth: 'user',
+      params: EndpointParams,
+      body: SubmitRequest,
+      response: SubmitResponse,
+      errors: ['TOO_MANY_TASKS', 'NOT_FOUND', 'FUNCTION_NOT_PERMITTED', 'INVALID_ID'],
+      example: { tasks: { '{function_uuid}': [{ args: [1, 2] }, { args: [3], kwargs: { b: 4 } }] } },
+    },
+    async (c, { principal: { owner }, params, body }) => {
+      const functionUuids = Object.keys(body.tasks);
+      let count = 0;
+      for (const payloads of Object.values(body.tasks)) count += payloads.length;
+      if (count > LIMITS.maxTasksPerRequest) {
+        throw new FerryError('TOO_MANY_TASKS', `${count} tasks in one request; at most ${LIMITS.maxTasksPerRequest} (split the batch, same task_group_id)`, { max_tasks: LIMITS.maxTasksPerRequest });
+      }
+      const tasks: Submission['tasks'] = [];
+      for (const [function_uuid, payloads] of Object.entries(body.tasks)) {
+        for (const payload of payloads) tasks.push({ function_uuid, payload_json: encodePayload(payload) });
+      }
+      if (body.task_group_id !== undefined && endpointOfId(body.task_group_id) === null) throw new FerryError('INVALID_ID', 'task_group_id must be <endpoint_id>.<suffix>');
+      const functions = await resolveFunctions(c.env, owner, functionUuids);
+      const request_id = crypto.randomUUID();
+      const submitted = unwrap(
+        await hubOf(c.env, params.endpoint_id).submit(owner, {
+          request_id,
+          task_group_id: body.task_group_id,
+          workflow_id: body.workflow_id,
+          campaign_id: body.campaign_id,
+          resource_specification_json: body.resource_specification === undefined ? undefined : JSON.stringify(body.resource_specification),
+          functions,
+          tasks,
+        }),
+      );
+      const byFunction: Record<string, string[]> = {};
+      for (let i = 0; i < tasks.length; i++) (byFunction[tasks[i]!.function_uuid] ??= []).push(submitted.task_ids[i]!);
+      return { request_id, task_group_id: submitted.task_group_id, endpoint_id: params.endpoint_id, tasks: byFunction };
+    },
+  );
+
+  defineRoute(
+    table,
+    {
+      method: 'get',
+      path: '/v2/tasks/{task_id}',
+      summary: 'A task doc; ?wait=S holds the answer until the task ends or S seconds pass',
+      auth: 'user',
+      params: TaskParams,
+      query: WaitQuery,
+      response: TaskDoc,
+      errors: ['NOT_FOUND'],
+    },
+    async (c, { principal: { owner }, params, query }) => {
+      const waitMs = Math.round((query.wait ?? 0) * 1000);
+      return jsonText(unwrap(await hubOf(c.env, endpointOf(params.task_id, 'task')).taskDoc(owner, params.task_id, waitMs)));
+    },
+  );
+
+  defineRoute(
+    table,
+    {
+      method: 'post',
+      path: '/v2/batch_status',
+      summary: 'Task docs of many tasks; ids that are unknown or not the caller\'s are left out',
+      auth: 'user',
+      body: BatchStatusRequest,
+      response: BatchStatusResponse,
+      errors: [],
+      example: { task_ids: ['{task_id}'] },
+    },
+    async (c, { principal: { owner }, body }) => {
+      const byEndpoint = new Map<string, string[]>();
+      for (const id of new Set(body.task_ids)) {
+        const endpointId = endpointOfId(id);
+        if (endpointId !== null) (byEndpoint.get(endpointId) ?? byEndpoint.set(endpointId, []).get(endpointId)!).push(id);
+      }
+      const answers = await Promise.all([...byEndpoint].map(([endpointId, ids]) => hubOf(c.env, endpointId).taskDocs(owner, ids)));
+      const entries: string[] = [];
+      for (const docs of answers) for (const [id, doc] of Object.entries(docs)) entries.push(`${JSON.stringify(id)}:${doc}`);
+      return jsonText(`{"response":"batch","results":{${entries.join(',')}}}`);
+    },
+  );
+
+  defineRoute(
+    table,
+    { method: 'get', path: '/v2/taskgroup/{task_group_id}', summary: 'The tasks of a task group', auth: 'user', params: TaskGroupParams, response: TaskGroupDoc, errors: ['NOT_FOUND'] },
+    async (c, { principal: { owner }, params }) => {
+      const tasks = unwrap(await hubOf(c.env, endpointOf(params.task_group_id, 'task group')).taskGroup(owner, params.task_group_id));
+      return { taskgroup_id: params.task_group_id, tasks: tasks.map((t) => ({ id: t.task_id, created_at: new Date(t.created_at * 1000).toISOString() })) };
+    },
+  );
+
+  defineRoute(
+    table,
+    {
+      method: 'delete',
+      path: '/v2/tasks/{task_id}',
+      summary: 'Cancel a task that has not finished',
+      auth: 'user',
+      params: TaskParams,
+      response: TaskDoc,
+      errors: ['NOT_FOUND', 'TASK_ALREADY_FINISHED'],
+    },
+    async (c, { principal: { owner }, params }) => jsonText(unwrap(await hubOf(c.env, endpointOf(params.task_id, 'task')).cancel(owner, params.task_id))),
+  );
+
+  defineRoute(
+    table,
+    {
+      method: 'post',
+      path: '/v3/run',
+      summary: 'Submit one task and wait for it: 200 with the finished doc, or 202 with the doc so far',
+      auth: 'user',
+      body: RunRequest,
+      response: TaskDoc,
+      otherResponses: [{ status: 202, description: 'The task did not finish within `wait` seconds; the doc so far', schema: TaskDoc }],
+      errors: ['NOT_FOUND', 'FUNCTION_NOT_PERMITTED'],
+      example: { endpoint_id: '{endpoint_id}', function_uuid: '{function_uuid}', args: [1, 2], wait: 1 },
+    },
+    async (c, { principal: { owner }, body }) => {
+      const payload_json = encodePayload(body.kwargs === undefined ? { args: body.args ?? [] } : { args: body.args ?? [], kwargs: body.kwargs });
+      const functions = await resolveFunctions(c.env, owner, [body.function_uuid]);
+      const waitMs = Math.round((body.wait ?? DEFAULT_RUN_WAIT_S) * 1000);
+      const outcome = unwrap(
+        await hubOf(c.env, body.endpoint_id).run(
+          owner,
+          { request_id: crypto.randomUUID(), workflow_id: body.workflow_id, campaign_id: body.campaign_id, functions, tasks: [{ function_uuid: body.function_uuid, payload_json }] },
+          waitMs,
+        ),
+      );
+      return jsonText(outcome.doc, outcome.final ? 200 : 202);
+    },
+  );
+}

@@ -1,0 +1,89 @@
+// The TaskStore port: where task records, states and results live. Two adapters: the endpoint
+// hub's own SQLite (sqlite-task-store.ts, the default) and Redis (a later stage). Every method works
+// on a batch, so a frame of 5,000 results is one call, never one await per task.
+
+import type { TaskState, TransitionEvent, Transitions } from '../../protocol/task-state';
+
+export interface NewTaskBatch {
+  task_group_id: string;
+  /** The group is created with this batch (false: the tasks join an existing group). */
+  new_group: boolean;
+  request_id: string;
+  /** Unix seconds; every task starts in `waiting-for-ep` at this time. */
+  created_at: number;
+  workflow_id: string | null;
+  campaign_id: string | null;
+  resource_specification_json: string | null;
+  tasks: ReadonlyArray<{ task_id: string; function_uuid: string }>;
+}
+
+export interface TaskStateRow {
+  task_id: string;
+  state: TaskState;
+  transitions: Transitions;
+}
+
+export interface TaskRecord {
+  task_id: string;
+  task_group_id: string;
+  function_uuid: string;
+  state: TaskState;
+  /** `details.task_transitions` as JSON text, spliced into task docs as it is. */
+  transitions_json: string;
+  attempts: number;
+  created_at: number;
+  /** Inline result as JSON text, or null when absent or kept in the object store (`result_ref`). */
+  result_json: string | null;
+  result_ref: string | null;
+  exception_json: string | null;
+  stdout: string | null;
+  completion_t: number | null;
+  execution_json: string | null;
+  workflow_id: string | null;
+  campaign_id: string | null;
+  resource_specification_json: string | null;
+}
+
+/** A task entering a final state, with what it produced. */
+export interface TaskOutcome {
+  task_id: string;
+  state: TaskState;
+  transitions: Transitions;
+  result_json: string | null;
+  result_ref: string | null;
+  exception_json: string | null;
+  stdout: string | null;
+  completion_t: number | null;
+  execution_json: string | null;
+  /** A cancel ends a task without an execution; a result counts one. */
+  counts_attempt: boolean;
+  /**
+   * The endpoint's own count of executions (`execution.attempt`): an execution whose result was
+   * lost with a crashed agent never reached the gateway, but the re-run reports it. 0 when unknown.
+   */
+  reported_attempt: number;
+}
+
+/**
+ * Writes that belong with a store write. An adapter sharing the hub's SQLite runs them in the same
+ * transaction; a remote adapter runs them just before its own writes.
+ */
+export type AlongsideWrites = () => void;
+
+export interface TaskStore {
+  createTasks(batch: NewTaskBatch, alongside?: AlongsideWrites): Promise<void>;
+  /** States of the ids that exist; unknown ids are left out. */
+  readStates(taskIds: readonly string[]): Promise<Map<string, TaskStateRow>>;
+  /** Full records of the ids that exist, in no particular order. */
+  readTasks(taskIds: readonly string[]): Promise<TaskRecord[]>;
+  /**
+   * Records moves that `transition()` allowed: each task whose state is still `from` enters `to`
+   * and gets `to` stamped with `at` in its transitions.
+   */
+  saveTransitions(moves: readonly TransitionEvent[], alongside?: AlongsideWrites): Promise<void>;
+  /** Stores final outcomes; `extraAttempts` are tasks already final that ran once more. */
+  finishTasks(outcomes: readonly TaskOutcome[], extraAttempts: readonly string[], alongside?: AlongsideWrites): Promise<void>;
+  groupExists(taskGroupId: string): Promise<boolean>;
+  /** The group's tasks in submission order, or null when the group does not exist. */
+  groupTasks(taskGroupId: string): Promise<Array<{ task_id: string; created_at: number }> | null>;
+}

@@ -1,0 +1,153 @@
+// The TaskStore adapter on the endpoint hub's own Durable Object SQLite. Sharing the database with
+// the hub's outbox lets one `transactionSync` write tasks and their delivery rows together.
+
+import type { TaskState, TransitionEvent } from '../../protocol/task-state';
+import { forEachIdChunk, insertRows } from '../sql-batches';
+import type { AlongsideWrites, NewTaskBatch, TaskOutcome, TaskRecord, TaskStateRow, TaskStore } from './port';
+
+const SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS task_requests (
+     request_id TEXT PRIMARY KEY, workflow_id TEXT, campaign_id TEXT, resource_specification TEXT, created_at REAL NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS task_groups (task_group_id TEXT PRIMARY KEY, created_at REAL NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS tasks (
+     task_id TEXT PRIMARY KEY, task_group_id TEXT NOT NULL, request_id TEXT NOT NULL, function_uuid TEXT NOT NULL,
+     state TEXT NOT NULL, transitions TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL,
+     result TEXT, result_ref TEXT, exception TEXT, stdout TEXT, completion_t REAL, execution TEXT)`,
+  `CREATE INDEX IF NOT EXISTS tasks_by_group ON tasks(task_group_id)`,
+];
+
+const RECORD_COLUMNS = `t.task_id, t.task_group_id, t.function_uuid, t.state, t.transitions, t.attempts, t.created_at,
+  t.result, t.result_ref, t.exception, t.stdout, t.completion_t, t.execution, r.workflow_id, r.campaign_id, r.resource_specification`;
+
+type RecordRow = [string, string, string, string, string, number, number, string | null, string | null, string | null, string | null, number | null, string | null, string | null, string | null, string | null];
+
+export class SqliteTaskStore implements TaskStore {
+  constructor(private readonly storage: DurableObjectStorage) {}
+
+  private get sql(): SqlStorage {
+    return this.storage.sql;
+  }
+
+  /** Creates the tables; the hub calls it once, when the endpoint is first registered. */
+  createSchema(): void {
+    for (const statement of SCHEMA) this.sql.exec(statement);
+  }
+
+  async createTasks(batch: NewTaskBatch, alongside?: AlongsideWrites): Promise<void> {
+    const transitions = JSON.stringify({ 'waiting-for-ep': batch.created_at });
+    this.storage.transactionSync(() => {
+      this.sql.exec(
+        'INSERT INTO task_requests (request_id, workflow_id, campaign_id, resource_specification, created_at) VALUES (?, ?, ?, ?, ?)',
+        batch.request_id,
+        batch.workflow_id,
+        batch.campaign_id,
+        batch.resource_specification_json,
+        batch.created_at,
+      );
+      if (batch.new_group) this.sql.exec('INSERT INTO task_groups (task_group_id, created_at) VALUES (?, ?)', batch.task_group_id, batch.created_at);
+      const rows = batch.tasks.map((t) => [t.task_id, batch.task_group_id, batch.request_id, t.function_uuid, 'waiting-for-ep', transitions, batch.created_at]);
+      insertRows(this.sql, 'INSERT INTO tasks (task_id, task_group_id, request_id, function_uuid, state, transitions, created_at)', 7, rows);
+      alongside?.();
+    });
+  }
+
+  async readStates(taskIds: readonly string[]): Promise<Map<string, TaskStateRow>> {
+    const states = new Map<string, TaskStateRow>();
+    forEachIdChunk(taskIds, (placeholders, chunk) => {
+      for (const [task_id, state, transitions] of this.sql.exec(`SELECT task_id, state, transitions FROM tasks WHERE task_id IN (${placeholders})`, ...chunk).raw<[string, string, string]>()) {
+        states.set(task_id, { task_id, state: state as TaskState, transitions: JSON.parse(transitions) });
+      }
+    });
+    return states;
+  }
+
+  async readTasks(taskIds: readonly string[]): Promise<TaskRecord[]> {
+    const records: TaskRecord[] = [];
+    forEachIdChunk(taskIds, (placeholders, chunk) => {
+      const cursor = this.sql.exec(`SELECT ${RECORD_COLUMNS} FROM tasks t JOIN task_requests r ON r.request_id = t.request_id WHERE t.task_id IN (${placeholders})`, ...chunk);
+      for (const row of cursor.raw<RecordRow>()) records.push(toRecord(row));
+    });
+    return records;
+  }
+
+  async saveTransitions(moves: readonly TransitionEvent[], alongside?: AlongsideWrites): Promise<void> {
+    // Moves of one frame share from, to and time: one UPDATE per chunk of ids, not one per task.
+    const groups = new Map<string, { move: TransitionEvent; ids: string[] }>();
+    for (const move of moves) {
+      const key = `${move.from}\n${move.to}\n${move.at}`;
+      let group = groups.get(key);
+      if (!group) groups.set(key, (group = { move, ids: [] }));
+      group.ids.push(move.task_id);
+    }
+    this.storage.transactionSync(() => {
+      for (const { move, ids } of groups.values()) {
+        forEachIdChunk(
+          ids,
+          (placeholders, chunk) =>
+            this.sql.exec(`UPDATE tasks SET state = ?, transitions = json_set(transitions, ?, ?) WHERE state = ? AND task_id IN (${placeholders})`, move.to, `$."${move.to}"`, move.at, move.from, ...chunk),
+          4,
+        );
+      }
+      alongside?.();
+    });
+  }
+
+  async finishTasks(outcomes: readonly TaskOutcome[], extraAttempts: readonly string[], alongside?: AlongsideWrites): Promise<void> {
+    this.storage.transactionSync(() => {
+      for (const o of outcomes) {
+        this.sql.exec(
+          `UPDATE tasks SET state = ?, transitions = ?, result = ?, result_ref = ?, exception = ?, stdout = ?, completion_t = ?, execution = ?,
+             attempts = MAX(attempts + ?, ?) WHERE task_id = ?`,
+          o.state,
+          JSON.stringify(o.transitions),
+          o.result_json,
+          o.result_ref,
+          o.exception_json,
+          o.stdout,
+          o.completion_t,
+          o.execution_json,
+          o.counts_attempt ? 1 : 0,
+          o.reported_attempt,
+          o.task_id,
+        );
+      }
+      for (const taskId of extraAttempts) this.sql.exec('UPDATE tasks SET attempts = attempts + 1 WHERE task_id = ?', taskId);
+      alongside?.();
+    });
+  }
+
+  async groupExists(taskGroupId: string): Promise<boolean> {
+    return this.sql.exec('SELECT 1 FROM task_groups WHERE task_group_id = ?', taskGroupId).toArray().length > 0;
+  }
+
+  async groupTasks(taskGroupId: string): Promise<Array<{ task_id: string; created_at: number }> | null> {
+    if (!(await this.groupExists(taskGroupId))) return null;
+    const tasks: Array<{ task_id: string; created_at: number }> = [];
+    for (const [task_id, created_at] of this.sql.exec('SELECT task_id, created_at FROM tasks WHERE task_group_id = ? ORDER BY rowid', taskGroupId).raw<[string, number]>()) {
+      tasks.push({ task_id, created_at });
+    }
+    return tasks;
+  }
+}
+
+function toRecord(row: RecordRow): TaskRecord {
+  const [task_id, task_group_id, function_uuid, state, transitions_json, attempts, created_at, result_json, result_ref, exception_json, stdout, completion_t, execution_json, workflow_id, campaign_id, resource_specification_json] = row;
+  return {
+    task_id,
+    task_group_id,
+    function_uuid,
+    state: state as TaskState,
+    transitions_json,
+    attempts,
+    created_at,
+    result_json,
+    result_ref,
+    exception_json,
+    stdout,
+    completion_t,
+    execution_json,
+    workflow_id,
+    campaign_id,
+    resource_specification_json,
+  };
+}

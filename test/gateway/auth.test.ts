@@ -1,0 +1,73 @@
+// Bearer tokens: which tokens open which routes, and the codes of each refusal.
+
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { authenticateUser } from '../../src/gateway/auth';
+import type { GatewayEnv } from '../../src/gateway/env';
+import { FerryError } from '../../src/protocol/errors';
+import { call, mintEndpointToken, mintUserToken, newUser, registerEndpoint } from './helpers';
+
+describe('user routes', () => {
+  it('refuse a missing or malformed Authorization header with 401 UNAUTHORIZED', async () => {
+    for (const headers of [{}, { authorization: 'Basic abc' }, { authorization: 'Bearer' }, { authorization: 'Bearer not.a.jwt' }]) {
+      const res = await call('get', '/v2/endpoints', { headers });
+      expect(res.status, JSON.stringify(headers)).toBe(401);
+      expect(res.body.code).toBe('UNAUTHORIZED');
+    }
+  });
+
+  it('refuse a token signed with another key, or for another audience or issuer', async () => {
+    const tokens = [
+      await mintUserToken('mallory', { key: new TextEncoder().encode('not-the-gateway-secret') }),
+      await mintUserToken('mallory', { audience: 'someone-else' }),
+      await mintUserToken('mallory', { issuer: 'someone-else' }),
+    ];
+    for (const token of tokens) {
+      const res = await call('get', '/v2/endpoints', { token });
+      expect(res.status).toBe(401);
+      expect(res.body.code).toBe('UNAUTHORIZED');
+    }
+  });
+
+  it('refuse an expired token with 401 TOKEN_EXPIRED', async () => {
+    const token = await mintUserToken('late', { expiresIn: Math.floor(Date.now() / 1000) - 60 });
+    const res = await call('get', '/v2/endpoints', { token });
+    expect(res.status).toBe(401);
+    expect(res.body.code).toBe('TOKEN_EXPIRED');
+  });
+
+  it('refuse an endpoint token', async () => {
+    const user = await newUser();
+    const ep = await registerEndpoint(user);
+    const res = await call('get', `/v2/endpoints/${ep.endpoint_id}`, { token: ep.token });
+    expect(res.status).toBe(401);
+    expect(res.body.code).toBe('UNAUTHORIZED');
+    const minted = await call('get', '/v2/endpoints', { token: await mintEndpointToken(user.sub, ep.endpoint_id) });
+    expect(minted.status).toBe(401);
+  });
+
+  it('need no token for version, health and the OpenAPI document', async () => {
+    for (const path of ['/v2/version', '/healthz', '/v3/openapi.json']) expect((await call('get', path)).status, path).toBe(200);
+  });
+});
+
+describe('OIDC tokens through a JWKS', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('accepts an RS256 token of the configured issuer and refuses one of another issuer', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('RS256');
+    const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
+    const jwksUrl = `https://idp-${crypto.randomUUID()}.test/jwks`;
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input) => {
+      const url = input instanceof Request ? input.url : String(input);
+      if (url === jwksUrl) return Response.json({ keys: [jwk] });
+      return new Response('no', { status: 404 });
+    });
+    const env = { JWT_SECRET: 'x', AUTH_JWKS_URL: jwksUrl, AUTH_ISSUER: 'https://idp.test', AUTH_AUDIENCE: 'ferry-prod' } as GatewayEnv;
+    const sign = (issuer: string) => new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject('scientist@lab').setIssuer(issuer).setAudience('ferry-prod').setExpirationTime('5m').sign(privateKey);
+    expect(await authenticateUser(env, `Bearer ${await sign('https://idp.test')}`)).toBe('scientist@lab');
+    await expect(authenticateUser(env, `Bearer ${await sign('https://evil.test')}`)).rejects.toMatchObject({ code: 'UNAUTHORIZED' });
+    // Without OIDC configured, an RS256 token is refused.
+    await expect(authenticateUser({ JWT_SECRET: 'x' } as GatewayEnv, `Bearer ${await sign('https://idp.test')}`)).rejects.toBeInstanceOf(FerryError);
+  });
+});

@@ -1,0 +1,212 @@
+// Test helpers for the gateway inside workerd: tokens minted with jose, JSON calls through the
+// worker's own fetch handler, and a fake endpoint agent speaking the wire protocol over a real
+// WebSocket to the hub.
+
+import { env, exports } from 'cloudflare:workers';
+import { SignJWT } from 'jose';
+import { expect } from 'vitest';
+import { SubmitResponse, TaskDoc } from '../../src/protocol/api';
+import { DEV_ISSUER, ENDPOINT_AUDIENCE, GATEWAY_ISSUER, USER_AUDIENCE } from '../../src/protocol/tokens';
+import { PROTOCOL_VERSION } from '../../src/protocol/wire';
+
+export const BASE = 'https://gw.test';
+
+function secret(): Uint8Array {
+  return new TextEncoder().encode((env as unknown as { JWT_SECRET: string }).JWT_SECRET);
+}
+
+export async function mintUserToken(sub: string, options: { expiresIn?: string | number; audience?: string; issuer?: string; key?: Uint8Array } = {}): Promise<string> {
+  return new SignJWT({})
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(sub)
+    .setAudience(options.audience ?? USER_AUDIENCE)
+    .setIssuer(options.issuer ?? DEV_ISSUER)
+    .setIssuedAt()
+    .setExpirationTime(options.expiresIn ?? '1h')
+    .sign(options.key ?? secret());
+}
+
+export async function mintEndpointToken(sub: string, endpointId: string): Promise<string> {
+  return new SignJWT({ endpoint_id: endpointId, scope: 'endpoint' })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(sub)
+    .setAudience(ENDPOINT_AUDIENCE)
+    .setIssuer(GATEWAY_ISSUER)
+    .sign(secret());
+}
+
+export interface Answer<T = any> {
+  status: number;
+  body: T;
+  text: string;
+}
+
+export async function call<T = any>(method: string, path: string, options: { token?: string | null; body?: unknown; rawBody?: string; headers?: Record<string, string> } = {}): Promise<Answer<T>> {
+  const headers: Record<string, string> = { ...(options.headers ?? {}) };
+  if (options.token) headers.authorization = `Bearer ${options.token}`;
+  let body: string | undefined;
+  if (options.rawBody !== undefined) body = options.rawBody;
+  else if (options.body !== undefined) body = JSON.stringify(options.body);
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await exports.default.fetch(`${BASE}${path}`, { method: method.toUpperCase(), headers, body });
+  const text = await res.text();
+  let parsed: unknown = null;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {
+    parsed = text;
+  }
+  return { status: res.status, body: parsed as T, text };
+}
+
+export interface User {
+  sub: string;
+  token: string;
+  call<T = any>(method: string, path: string, body?: unknown): Promise<Answer<T>>;
+}
+
+export async function newUser(prefix = 'user'): Promise<User> {
+  const sub = `${prefix}-${crypto.randomUUID()}`;
+  const token = await mintUserToken(sub);
+  return { sub, token, call: (method, path, body) => call(method, path, { token, body }) };
+}
+
+export const ADD = 'function add(a, b) { return a + b }';
+
+export async function registerFunction(user: User, code = ADD, name = 'add'): Promise<string> {
+  const res = await user.call('post', '/v3/functions', { function_name: name, function_code: code });
+  expect(res.status, res.text).toBe(200);
+  return res.body.function_uuid;
+}
+
+export async function registerEndpoint(user: User, extra: Record<string, unknown> = {}): Promise<{ endpoint_id: string; token: string; connection_url: string }> {
+  const res = await user.call('post', '/v3/endpoints', { endpoint_name: `ep-${crypto.randomUUID().slice(0, 8)}`, ...extra });
+  expect(res.status, res.text).toBe(200);
+  return { endpoint_id: res.body.endpoint_id, token: res.body.token, connection_url: res.body.task_queue_info.connection_url };
+}
+
+export async function submit(user: User, endpointId: string, functionUuid: string, payloads: unknown[] = [{ args: [1, 2] }], extra: Record<string, unknown> = {}): Promise<{ task_ids: string[]; task_group_id: string }> {
+  const res = await user.call('post', `/v3/endpoints/${endpointId}/submit`, { tasks: { [functionUuid]: payloads }, ...extra });
+  expect(res.status, res.text).toBe(200);
+  SubmitResponse.parse(res.body);
+  return { task_ids: res.body.tasks[functionUuid], task_group_id: res.body.task_group_id };
+}
+
+export async function taskStatus(user: User, taskId: string): Promise<any> {
+  const res = await user.call('get', `/v2/tasks/${taskId}`);
+  expect(res.status, res.text).toBe(200);
+  // The spliced JSON must still be a valid task doc.
+  TaskDoc.parse(res.body);
+  return res.body;
+}
+
+type Frame = { type: string; [key: string]: any };
+
+/** An endpoint agent reduced to its wire protocol: frames in a queue, awaited with deadlines. */
+export class FakeAgent {
+  readonly frames: Frame[] = [];
+  /** Byte length of every frame received, in order. */
+  readonly frameBytes: number[] = [];
+  private readonly listeners = new Set<() => void>();
+  closeCode: number | null = null;
+  closeReason = '';
+
+  private constructor(readonly ws: WebSocket) {
+    ws.addEventListener('message', (event) => {
+      this.frameBytes.push(new TextEncoder().encode(event.data as string).length);
+      this.frames.push(JSON.parse(event.data as string));
+      for (const l of [...this.listeners]) l();
+    });
+    ws.addEventListener('close', (event) => {
+      this.closeCode = event.code;
+      this.closeReason = event.reason;
+      for (const l of [...this.listeners]) l();
+    });
+  }
+
+  static async open(endpointId: string, token: string): Promise<Response> {
+    return exports.default.fetch(`${BASE}/v3/endpoints/${endpointId}/ws`, { headers: { upgrade: 'websocket', authorization: `Bearer ${token}` } });
+  }
+
+  static async connect(endpointId: string, token: string): Promise<FakeAgent> {
+    const res = await FakeAgent.open(endpointId, token);
+    expect(res.status).toBe(101);
+    const ws = res.webSocket!;
+    ws.accept();
+    return new FakeAgent(ws);
+  }
+
+  /** Connects, says hello with the held ids (one held frame per list), waits for welcome. */
+  static async ready(endpointId: string, token: string, held: string[][] = []): Promise<FakeAgent> {
+    const agent = await FakeAgent.connect(endpointId, token);
+    agent.send({ type: 'hello', protocol_version: PROTOCOL_VERSION, agent_version: 'fake-0', held_frames: held.length });
+    await agent.next('welcome');
+    for (const ids of held) agent.send({ type: 'held', task_ids: ids });
+    return agent;
+  }
+
+  send(frame: Frame): void {
+    this.ws.send(JSON.stringify(frame));
+  }
+
+  private wakeOn(timeoutMs: number, check: () => boolean, what: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (check()) return resolve();
+      const listener = () => {
+        if (!check()) return;
+        clearTimeout(timer);
+        this.listeners.delete(listener);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.listeners.delete(listener);
+        reject(new Error(`timed out waiting for ${what}; frames so far: ${JSON.stringify(this.frames.map((f) => f.type))}`));
+      }, timeoutMs);
+      this.listeners.add(listener);
+    });
+  }
+
+  /** Removes and returns the first frame of `type`, waiting up to `timeoutMs` for it. */
+  async next(type: string, timeoutMs = 5000): Promise<Frame> {
+    await this.wakeOn(timeoutMs, () => this.frames.some((f) => f.type === type), `a ${type} frame`);
+    const index = this.frames.findIndex((f) => f.type === type);
+    return this.frames.splice(index, 1)[0]!;
+  }
+
+  /** Collects `tasks` frames until `count` tasks arrived. */
+  async tasks(count: number, timeoutMs = 5000): Promise<any[]> {
+    const got: any[] = [];
+    while (got.length < count) got.push(...(await this.next('tasks', timeoutMs)).tasks);
+    return got;
+  }
+
+  has(type: string): boolean {
+    return this.frames.some((f) => f.type === type);
+  }
+
+  async closed(timeoutMs = 5000): Promise<number> {
+    await this.wakeOn(timeoutMs, () => this.closeCode !== null, 'the socket to close');
+    return this.closeCode!;
+  }
+
+  /** A round trip through the hub: its answer proves every earlier frame was processed. */
+  async sync(): Promise<void> {
+    const id = `sync-${crypto.randomUUID()}`;
+    this.send({ type: 'results', results: [{ task_id: id, status: 'success', result: null }] });
+    await this.wakeOn(5000, () => this.frames.some((f) => f.type === 'results_ack' && f.task_ids.includes(id)), 'the sync ack');
+    const index = this.frames.findIndex((f) => f.type === 'results_ack' && f.task_ids.includes(id));
+    this.frames.splice(index, 1);
+  }
+
+  close(): void {
+    try {
+      this.ws.close(1000, 'test done');
+    } catch {
+      // already closed
+    }
+  }
+}
+
+export function success(taskId: string, result: unknown, attempt = 1): Frame {
+  return { task_id: taskId, status: 'success', result, stdout: 'out\n', execution: { attempt, started_at: 1, ended_at: 2, host: 'node1', worker_pid: 42 } };
+}

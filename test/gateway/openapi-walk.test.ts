@@ -1,0 +1,71 @@
+// Walks every path and method of the OpenAPI document as a second user against the first user's
+// real resources: each must answer 404, or succeed without a trace of the first user's data.
+// A route added later is covered without touching this test.
+
+import { expect, it } from 'vitest';
+import { call, FakeAgent, newUser, registerEndpoint, registerFunction, submit, success, taskStatus } from './helpers';
+
+function substitute(value: unknown, values: Record<string, string>): unknown {
+  const fill = (s: string) => s.replace(/\{([a-z_]+)\}/g, (whole, name: string) => values[name] ?? whole);
+  if (typeof value === 'string') return fill(value);
+  if (Array.isArray(value)) return value.map((v) => substitute(v, values));
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [fill(k), substitute(v, values)]));
+  return value;
+}
+
+it("every route answers 404 (or nothing of theirs) to another user's token", async () => {
+  const alice = await newUser('alice');
+  const bob = await newUser('bob');
+  const fn = await registerFunction(alice);
+  const ep = await registerEndpoint(alice, { endpoint_name: 'shared-name' });
+  const { task_ids, task_group_id } = await submit(alice, ep.endpoint_id, fn, [{ args: [1] }, { args: [2] }]);
+  // One finished task, so result-bearing answers are covered too.
+  const agent = await FakeAgent.ready(ep.endpoint_id, ep.token);
+  agent.send({ type: 'credit', n: 1 });
+  const [delivered] = await agent.tasks(1);
+  agent.send({ type: 'results', results: [success(delivered.task_id, 'alice-secret-result')] });
+  await agent.next('results_ack');
+
+  const bobEndpoint = await registerEndpoint(bob, { endpoint_name: 'bobs' });
+  const values: Record<string, string> = { function_uuid: fn, endpoint_id: ep.endpoint_id, task_id: task_ids[1]!, task_group_id };
+  const aliceTraces = [fn, ep.endpoint_id, ...task_ids, task_group_id, 'alice-secret-result', alice.sub];
+
+  const doc = (await call('get', '/v3/openapi.json')).body;
+  let refused = 0;
+  let walked = 0;
+  for (const [path, operations] of Object.entries(doc.paths as Record<string, Record<string, any>>)) {
+    for (const [method, op] of Object.entries(operations)) {
+      const auth = op['x-ferry-auth'] as string;
+      if (auth === 'none') continue;
+      walked++;
+      const url = path.replace(/\{([a-z_]+)\}/g, (_, name: string) => {
+        expect(values[name], `no value for path parameter ${name} of ${path}`).toBeDefined();
+        return values[name]!;
+      });
+      const example = op.requestBody?.content?.['application/json']?.example;
+      const body = example === undefined ? undefined : substitute(example, values);
+      const token = auth === 'endpoint' ? bobEndpoint.token : bob.token;
+      const headers: Record<string, string> = auth === 'endpoint' ? { upgrade: 'websocket' } : {};
+      const res = await call(method, url, { token, body, headers });
+      const where = `${method.toUpperCase()} ${path} → ${res.status} ${res.text.slice(0, 200)}`;
+      if (res.status === 404) {
+        expect(res.body.code, where).toBe('NOT_FOUND');
+        refused++;
+        continue;
+      }
+      // Only routes that name none of alice's resources in their path may answer, and only with bob's own things.
+      expect(path.includes('{'), where).toBe(false);
+      expect(res.status, where).toBeLessThan(300);
+      for (const trace of aliceTraces) expect(res.text, where).not.toContain(trace);
+    }
+  }
+  expect(walked).toBeGreaterThanOrEqual(15);
+  expect(refused).toBeGreaterThanOrEqual(12);
+
+  // Nothing of alice's was changed by bob's deletes and cancels.
+  expect((await alice.call('get', `/v2/functions/${fn}`)).status).toBe(200);
+  expect((await alice.call('get', `/v2/endpoints/${ep.endpoint_id}`)).status).toBe(200);
+  expect((await taskStatus(alice, task_ids[1]!)).status).toBe('waiting-for-ep');
+  expect((await taskStatus(alice, delivered.task_id)).result).toBe('alice-secret-result');
+  agent.close();
+});

@@ -1,0 +1,63 @@
+// Version, health, and the OpenAPI document generated from the route table.
+
+import { describe, expect, it } from 'vitest';
+import { createApp } from '../../src/gateway/app';
+import { honoPath } from '../../src/gateway/route-spec';
+import { PROTOCOL_VERSION } from '../../src/protocol/wire';
+import { call } from './helpers';
+
+describe('service routes', () => {
+  it('GET /v2/version', async () => {
+    const res = await call('get', '/v2/version');
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ api: '1', min_sdk_version: '0.1.0', min_endpoint_version: '0.1.0', git_sha: 'test-sha', protocol_version: PROTOCOL_VERSION });
+  });
+
+  it('GET /healthz', async () => {
+    expect((await call('get', '/healthz')).body).toEqual({ ok: true });
+  });
+
+  it('answers 404 NOT_FOUND as JSON for an unknown route', async () => {
+    const res = await call('get', '/v9/nothing');
+    expect(res.status).toBe(404);
+    expect(res.body.code).toBe('NOT_FOUND');
+  });
+});
+
+describe('GET /v3/openapi.json', () => {
+  it('is OpenAPI 3.1 and documents exactly the routes the app serves', async () => {
+    const res = await call('get', '/v3/openapi.json');
+    expect(res.status).toBe(200);
+    expect(res.body.openapi).toBe('3.1.0');
+    const documented = Object.entries(res.body.paths as Record<string, Record<string, unknown>>).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${honoPath(path)}`));
+    const served = createApp().hono.routes.map((r) => `${r.method} ${r.path}`);
+    expect(new Set(documented)).toEqual(new Set(served));
+    expect(documented.length).toBe(served.length);
+  });
+
+  it('resolves every $ref, and documents errors with their codes', async () => {
+    const doc = (await call('get', '/v3/openapi.json')).body;
+    const refs = new Set<string>();
+    const walk = (node: unknown) => {
+      if (Array.isArray(node)) node.forEach(walk);
+      else if (node && typeof node === 'object') {
+        for (const [key, value] of Object.entries(node)) {
+          if (key === '$ref' && typeof value === 'string') refs.add(value);
+          else walk(value);
+        }
+      }
+    };
+    walk(doc);
+    expect(refs.size).toBeGreaterThan(5);
+    for (const ref of refs) {
+      expect(ref.startsWith('#/components/schemas/'), ref).toBe(true);
+      expect(doc.components.schemas[ref.slice('#/components/schemas/'.length)], ref).toBeDefined();
+    }
+    const submit = doc.paths['/v3/endpoints/{endpoint_id}/submit'].post;
+    expect(Object.keys(submit.responses)).toEqual(expect.arrayContaining(['200', '400', '401', '403', '404', '413']));
+    expect(submit.responses['413'].description).toContain('TOO_MANY_TASKS');
+    expect(submit.security).toEqual([{ userToken: [] }]);
+    expect(doc.paths['/v2/version'].get.security).toEqual([]);
+    expect(doc.paths['/v3/endpoints/{endpoint_id}/ws'].get.security).toEqual([{ endpointToken: [] }]);
+  });
+});
