@@ -14,7 +14,9 @@ import { Interchange } from '../interchange/interchange';
 import type { Logger } from '../log';
 import { writeConnectFile } from '../manager/connect-file';
 import type { Provider } from '../providers/provider';
+import { BlockScaler } from './block-scaler';
 import { GatewayLink } from './gateway-link';
+import { resolveInterchangeAddress } from './interchange-address';
 import { Journal } from './journal';
 
 export const AGENT_VERSION = '0.1.0';
@@ -40,16 +42,11 @@ export interface AgentOptions {
   onFatal?: (error: FerryError) => void;
 }
 
-interface Block {
-  id: string;
-  jobId: string;
-}
-
 export class Agent {
   private readonly journal: Journal;
   private readonly interchange: Interchange;
   private readonly link: GatewayLink;
-  private readonly blocks = new Map<string, Block>();
+  private readonly scaler: BlockScaler;
   private interchangePort = 0;
   private welcomed = false;
   private pendingResults: TaskResult[] = [];
@@ -58,15 +55,18 @@ export class Agent {
   private flushScheduled = false;
   private timers: NodeJS.Timeout[] = [];
   private blockSeq = 0;
+  private readonly address: string;
 
   constructor(private readonly opts: AgentOptions) {
     mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
     this.journal = new Journal(join(opts.stateDir, 'journal'));
     const log = opts.log;
+    this.address = resolveInterchangeAddress(opts.config.interchange.address);
     this.interchange = new Interchange({
-      address: opts.config.interchange.address,
+      address: this.address,
       port: opts.config.interchange.port,
       heartbeat_s: opts.config.heartbeat_s,
+      ...(opts.config.heartbeat_threshold_s ? { heartbeat_threshold_s: opts.config.heartbeat_threshold_s } : {}),
       log: log.child({ component: 'interchange' }),
       hooks: {
         functionSpec: (uuid) => this.journal.functions.get(uuid),
@@ -90,28 +90,37 @@ export class Agent {
       },
       onRefused: (error) => opts.onFatal?.(error),
     }, log.child({ component: 'gateway-link' }));
+    this.scaler = new BlockScaler(opts.config.provider, {
+      provider: opts.provider,
+      launch: () => this.launchBlock(),
+      retire: (blockId) => this.interchange.forgetBlock(blockId),
+      load: () => {
+        const s = this.interchange.stats();
+        return { outstanding: this.journal.tasks.size, queued: s.queued, busyBlocks: s.busyBlocks };
+      },
+      log: log.child({ component: 'strategy' }),
+    });
   }
 
   async start(): Promise<void> {
     this.interchangePort = await this.interchange.start();
-    this.opts.log.info('interchange listening', { address: this.opts.config.interchange.address, port: this.interchangePort });
+    this.opts.log.info('interchange listening', { address: this.address, port: this.interchangePort });
     const replay = [...this.journal.tasks.values()].map((h) => h.task);
     if (replay.length || this.journal.results.size) {
       this.opts.log.info('replaying journal', { tasks: replay.length, unacknowledged_results: this.journal.results.size });
     }
     this.interchange.submit(replay);
-    for (let i = 0; i < this.opts.config.provider.init_blocks; i++) await this.startBlock();
+    await this.scaler.init();
     this.link.connect();
-    const hb = this.opts.config.heartbeat_s * 1000;
-    this.timers.push(setInterval(() => this.sendStatus(), hb));
-    this.timers.push(setInterval(() => void this.checkBlocks(), hb));
+    this.timers.push(setInterval(() => this.sendStatus(), this.opts.config.heartbeat_s * 1000));
+    this.timers.push(setInterval(() => void this.scaler.tick(), this.opts.config.strategy_period_s * 1000));
   }
 
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.link.close();
+    await this.scaler.cancelAll();
     await this.interchange.stop();
-    await Promise.all([...this.blocks.values()].map((b) => this.opts.provider.cancel(b.jobId)));
     this.journal.close();
   }
 
@@ -123,11 +132,11 @@ export class Agent {
       pending_tasks: s.queued,
       outstanding_tasks: this.journal.tasks.size,
       managers: s.managers,
-      blocks: this.blocks.size,
+      blocks: this.scaler.blocks.size,
     };
   }
 
-  private async startBlock(): Promise<void> {
+  private async launchBlock(): Promise<{ id: string; jobId: string }> {
     const id = `block-${++this.blockSeq}-${randomBytes(4).toString('hex')}`;
     const dir = join(this.opts.stateDir, 'blocks', id);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -135,29 +144,14 @@ export class Agent {
     const connectFile = join(dir, 'connect.json');
     const { config } = this.opts;
     writeConnectFile(connectFile, {
-      address: config.interchange.address, port: this.interchangePort, secret, block_id: id,
+      address: this.address, port: this.interchangePort, secret, block_id: id,
       workers: config.provider.max_workers_per_node, prefetch: config.manager_prefetch,
       memory_mb: config.task_memory_mb, timeout_s: config.task_timeout_s,
       allow_shell_functions: config.allow_shell_functions, shell_output_lines: config.shell_output_lines,
     });
     this.interchange.allowBlock(id, secret);
     const jobId = await this.opts.provider.submit({ blockId: id, nodes: config.provider.nodes_per_block, connectFile, dir });
-    this.blocks.set(id, { id, jobId });
-    this.opts.log.info('block started', { block_id: id, job_id: jobId, provider: this.opts.provider.type });
-  }
-
-  /** Replaces blocks that ended, so the endpoint keeps `init_blocks` running. */
-  private async checkBlocks(): Promise<void> {
-    const states = await this.opts.provider.status([...this.blocks.values()].map((b) => b.jobId));
-    for (const block of [...this.blocks.values()]) {
-      const state = states.get(block.jobId);
-      if (state === 'done' || state === 'failed') {
-        this.opts.log.warn('block ended; replacing it', { block_id: block.id, state });
-        this.blocks.delete(block.id);
-        this.interchange.forgetBlock(block.id);
-        await this.startBlock();
-      }
-    }
+    return { id, jobId };
   }
 
   private hello(): void {

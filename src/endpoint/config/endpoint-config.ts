@@ -14,13 +14,15 @@ const LocalProvider = z.strictObject({
   max_blocks: z.number().int().min(1).default(1),
   nodes_per_block: z.number().int().min(1).default(1),
   max_workers_per_node: z.number().int().min(1).max(1024).default(2),
+  /** Seconds a block may sit with no task before it is cancelled (down to min_blocks). */
+  max_idletime_s: z.number().min(1).default(120),
 });
 
 export const EndpointConfigSchema = z
   .strictObject({
     display_name: z.string().max(256).optional(),
     provider: z.discriminatedUnion('type', [LocalProvider]).default({
-      type: 'local', init_blocks: 1, min_blocks: 0, max_blocks: 1, nodes_per_block: 1, max_workers_per_node: 2,
+      type: 'local', init_blocks: 1, min_blocks: 0, max_blocks: 1, nodes_per_block: 1, max_workers_per_node: 2, max_idletime_s: 120,
     }),
     /** Memory limit of one task's sandbox (isolated-vm heap), MiB. */
     task_memory_mb: z.number().int().min(8).max(65536).default(256),
@@ -35,7 +37,11 @@ export const EndpointConfigSchema = z
     /** Tasks a manager holds beyond one per worker. */
     manager_prefetch: z.number().int().min(0).max(100_000).default(256),
     /** Seconds between heartbeats (agent → gateway status, manager → agent); three missed = lost. */
-    heartbeat_s: z.number().positive().max(3600).default(5),
+    heartbeat_s: z.number().min(1).max(3600).default(5),
+    /** Seconds without a heartbeat after which a manager counts as lost; default 3 × heartbeat_s. */
+    heartbeat_threshold_s: z.number().min(1).max(86400).optional(),
+    /** Seconds between scaling decisions. */
+    strategy_period_s: z.number().min(1).max(3600).default(5),
     interchange: z
       .strictObject({
         /** Address managers dial: an IP or hostname of the login node. */

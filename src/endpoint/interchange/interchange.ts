@@ -24,6 +24,8 @@ export interface InterchangeOptions {
   address: string;
   port: number;
   heartbeat_s: number;
+  /** Seconds of silence after which a manager is lost; default 3 × heartbeat_s. */
+  heartbeat_threshold_s?: number;
   hooks: InterchangeHooks;
   log: Logger;
 }
@@ -49,6 +51,8 @@ export interface InterchangeStats {
   queued: number;
   inflight: number;
   blocks: Set<string>;
+  /** Blocks with at least one manager running tasks. */
+  busyBlocks: Set<string>;
 }
 
 export class Interchange {
@@ -118,13 +122,15 @@ export class Interchange {
     let idle = 0;
     let inflight = 0;
     const blocks = new Set<string>();
+    const busyBlocks = new Set<string>();
     for (const m of this.managers.values()) {
       total += m.workers;
       idle += m.idleWorkers;
       inflight += m.inflight.size;
       blocks.add(m.blockId);
+      if (m.inflight.size > 0) busyBlocks.add(m.blockId);
     }
-    return { managers: this.managers.size, total_workers: total, idle_workers: idle, queued: this.queue.size, inflight, blocks };
+    return { managers: this.managers.size, total_workers: total, idle_workers: idle, queued: this.queue.size, inflight, blocks, busyBlocks };
   }
 
   private accept(socket: Socket): void {
@@ -202,7 +208,7 @@ export class Interchange {
   }
 
   private checkHeartbeats(): void {
-    const limit = this.opts.heartbeat_s * 3 * 1000;
+    const limit = (this.opts.heartbeat_threshold_s ?? this.opts.heartbeat_s * 3) * 1000;
     const now = Date.now();
     for (const m of [...this.managers.values()]) {
       if (now - m.lastSeen > limit) this.lose(m, `no heartbeat for ${Math.round((now - m.lastSeen) / 1000)} s`);
