@@ -1,0 +1,44 @@
+// The runtime zones are enforced by the compiler: gateway code that reaches for a Node module must
+// fail the typecheck. Compiles a probe file under the gateway's own tsconfig settings.
+
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const root = join(import.meta.dirname, '..', '..');
+const dir = mkdtempSync(join(root, 'test', '.zone-probe-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function typecheckAs(zone: 'gateway' | 'protocol', source: string) {
+  writeFileSync(join(dir, 'probe.ts'), source);
+  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
+    extends: `../../src/${zone}/tsconfig.json`,
+    compilerOptions: { composite: false, noEmit: true, emitDeclarationOnly: false, declaration: false, rootDir: '.' },
+    include: ['probe.ts'],
+    references: [],
+  }));
+  const tsc = join(root, 'node_modules', '.bin', 'tsc');
+  const r = spawnSync(tsc, ['-p', join(dir, 'tsconfig.json')], { encoding: 'utf8' });
+  return { status: r.status, out: r.stdout + r.stderr };
+}
+
+describe('zones', () => {
+  it('compiles Workers code in the gateway zone', () => {
+    const r = typecheckAs('gateway', `export default { fetch: (req: Request) => new Response(req.url) } satisfies ExportedHandler;\n`);
+    expect(r.out).toBe('');
+    expect(r.status).toBe(0);
+  });
+
+  it('refuses a Node import in the gateway zone', () => {
+    const r = typecheckAs('gateway', `import { readFileSync } from 'node:fs';\nexport const x = readFileSync('/etc/hostname');\n`);
+    expect(r.status).not.toBe(0);
+    expect(r.out).toMatch(/node:fs/);
+  });
+
+  it('refuses Node globals in runtime-free code', () => {
+    const r = typecheckAs('protocol', `export const home = process.env.HOME;\n`);
+    expect(r.status).not.toBe(0);
+    expect(r.out).toMatch(/process/);
+  });
+});
