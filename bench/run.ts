@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { PROJECT_ROOT } from '../src/cli/gateway-process';
 import { eventually, startStack } from '../test/helpers/stack';
+import { interchangeThroughput } from './interchange';
 
 interface Figure {
   value: number;
@@ -66,6 +67,15 @@ function progress(label: string) {
 
 async function main() {
   const section = (process.argv[2] ?? 'all').toLowerCase();
+  const wants = (name: string) => section === 'all' || section === name;
+  if (wants('interchange')) {
+    const n = 200_000;
+    process.stderr.write(`bench: interchange dispatch, ${n} no-op tasks …\n`);
+    const one = await interchangeThroughput(1, 16, n);
+    const hundred = await interchangeThroughput(100, 16, n);
+    figures['interchange_100x16'] = { value: hundred, unit: 'tasks/s', baseline: one, baseline_name: '1 manager × 16 workers', note: `${n} no-op tasks, simulated managers answer at once` };
+  }
+  if (!wants('latency') && !wants('throughput')) return report();
   process.stderr.write('bench: starting gateway (workerd) and a local endpoint …\n');
   const stack = await startStack();
   try {
@@ -75,7 +85,7 @@ async function main() {
     endpoint.start();
     await eventually(async () => (await client.endpointStatus(endpoint.endpointId)).details.total_workers >= 1, 'workers', 60_000);
 
-    if (section === 'all' || section === 'latency') {
+    if (wants('latency')) {
       process.stderr.write('bench: round trips …\n');
       const echo = await bareEcho();
       const noop = await client.registerFunction(() => null, { name: 'noop' });
@@ -89,7 +99,7 @@ async function main() {
       figures['run_roundtrip_p99'] = { value: quantile(t, 0.99), unit: 'ms', baseline: echo.p99, baseline_name: 'bare Node HTTP echo p99' };
     }
 
-    if (section === 'all' || section === 'throughput') {
+    if (wants('throughput')) {
       const n = Number(process.env.BENCH_TASKS) || 20_000;
       process.stderr.write(`bench: throughput of ${n} tasks …\n`);
       const inc = await client.registerFunction((x: number) => x + 1, { name: 'inc' });
@@ -110,9 +120,12 @@ async function main() {
   } finally {
     await stack.stop();
   }
+  report();
+}
 
+function report() {
   const rows = Object.entries(figures).map(([name, f]) => [
-    name, `${f.value.toFixed(f.unit === 'ms' ? 2 : 0)} ${f.unit}`, f.baseline !== undefined ? `${f.baseline.toFixed(2)} ${f.unit} (${f.baseline_name})` : '', f.baseline ? `${(f.value / f.baseline).toFixed(1)}×` : '', f.note ?? '',
+    name, `${f.value.toFixed(f.unit === 'ms' ? 2 : 0)} ${f.unit}`, f.baseline !== undefined ? `${f.baseline.toFixed(f.unit === 'ms' ? 2 : 0)} ${f.unit} (${f.baseline_name})` : '', f.baseline ? `${(f.value / f.baseline).toFixed(1)}×` : '', f.note ?? '',
   ]);
   const header = ['figure', 'value', 'baseline (same run)', 'ratio', 'note'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
