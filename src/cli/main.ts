@@ -37,7 +37,7 @@ endpoint
   .command('start')
   .description('start the endpoint NAME in the foreground')
   .argument('<name>', 'endpoint name')
-  .option('--config <path>', 'YAML config (default: endpoint-config/NAME.yaml, then $FERRY_HOME/endpoints/NAME/config.yaml)')
+  .option('--config <path>', 'YAML config (default: $FERRY_HOME/endpoints/NAME/config.yaml, then endpoint-config/NAME.yaml)')
   .action(async (name: string, opts: { config?: string }) => {
     const log = createLogger({ component: 'agent' });
     let agent: Awaited<ReturnType<typeof startEndpoint>> | null = null;

@@ -9,11 +9,13 @@ import { loadEndpointConfig, type EndpointConfig } from './config/endpoint-confi
 import { endpointDir, ferryHome, readCredentials } from './ferry-home';
 import type { Logger } from './log';
 import { LocalProvider } from './providers/local-provider';
+import { PbsProvider } from './providers/pbs-provider';
+import { SlurmProvider } from './providers/slurm-provider';
 import type { Provider } from './providers/provider';
 
 export interface StartEndpointOptions {
   name: string;
-  /** Path of the YAML config; default: endpoint-config/NAME.yaml, then $FERRY_HOME/endpoints/NAME/config.yaml. */
+  /** Path of the YAML config; default: $FERRY_HOME/endpoints/NAME/config.yaml, then endpoint-config/NAME.yaml. */
   configPath?: string;
   log: Logger;
   onFatal?: (error: FerryError) => void;
@@ -21,14 +23,28 @@ export interface StartEndpointOptions {
 
 export function resolveConfigPath(name: string, explicit?: string): string {
   if (explicit) return resolve(explicit);
-  const candidates = [resolve('endpoint-config', `${name}.yaml`), resolve(endpointDir(name), 'config.yaml')];
+  const candidates = [resolve(endpointDir(name), 'config.yaml'), resolve('endpoint-config', `${name}.yaml`)];
   return candidates.find((p) => existsSync(p)) ?? candidates[0]!;
 }
 
-function buildProvider(config: EndpointConfig): Provider {
-  switch (config.provider.type) {
+export function buildProvider(config: EndpointConfig): Provider {
+  const p = config.provider;
+  switch (p.type) {
     case 'local':
       return new LocalProvider();
+    case 'slurm':
+      return new SlurmProvider({
+        ...(p.partition ? { partition: p.partition } : {}), ...(p.account ? { account: p.account } : {}), ...(p.qos ? { qos: p.qos } : {}),
+        ...(p.walltime ? { walltime: p.walltime } : {}), exclusive: p.exclusive, ...(p.cpus_per_node ? { cpusPerNode: p.cpus_per_node } : {}),
+        ...(p.scheduler_options ? { schedulerOptions: p.scheduler_options } : {}), ...(p.worker_init ? { workerInit: p.worker_init } : {}),
+      });
+    case 'pbs':
+      return new PbsProvider({
+        ...(p.queue ? { queue: p.queue } : {}), ...(p.account ? { account: p.account } : {}), ...(p.walltime ? { walltime: p.walltime } : {}),
+        resourceStyle: p.resource_style, ...(p.select ? { select: p.select } : {}), ...(p.cpus_per_node ? { cpusPerNode: p.cpus_per_node } : {}),
+        ...(p.launcher ? { launcher: p.launcher } : {}),
+        ...(p.scheduler_options ? { schedulerOptions: p.scheduler_options } : {}), ...(p.worker_init ? { workerInit: p.worker_init } : {}),
+      });
   }
 }
 
