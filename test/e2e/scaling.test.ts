@@ -1,0 +1,46 @@
+// The scaling strategy seen through the endpoint's status report: a backlog larger than one
+// block's capacity grows the endpoint to max_blocks and no further; idle, it shrinks to min_blocks.
+
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { eventually, startStack, type Stack } from '../helpers/stack';
+
+let stack: Stack;
+beforeAll(async () => {
+  stack = await startStack();
+}, 120_000);
+afterAll(async () => {
+  await stack?.stop();
+});
+
+it('grows to max_blocks under a backlog and shrinks to min_blocks when idle', async () => {
+  const alice = await stack.client('alice');
+  const endpoint = await stack.createEndpoint('elastic', 'alice', {
+    provider: { type: 'local', init_blocks: 1, min_blocks: 1, max_blocks: 3, nodes_per_block: 1, max_workers_per_node: 1, max_idletime_s: 2 },
+    strategy_period_s: 1,
+    heartbeat_s: 1,
+    manager_prefetch: 4,
+  });
+  endpoint.start();
+  await eventually(async () => (await alice.endpointStatus(endpoint.endpointId)).details.managers === 1, 'the first block', 60_000);
+  // 10 ms each on one worker per block: 400 tasks keep 3 blocks busy for a few seconds.
+  const fn = await alice.registerFunction('(x) => { const end = Date.now() + 10; while (Date.now() < end); return x }');
+  const { task_ids } = await alice.submitBatch(endpoint.endpointId, fn, Array.from({ length: 400 }, (_, i) => [i]));
+
+  const seen: number[] = [];
+  let finished = false;
+  const watcher = (async () => {
+    while (!finished) {
+      const s = await alice.endpointStatus(endpoint.endpointId);
+      seen.push(s.details.blocks);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  })();
+  const docs = await alice.waitAll(task_ids, { timeout: 120 });
+  expect(docs.every((d) => d.status === 'success')).toBe(true);
+  await eventually(async () => (await alice.endpointStatus(endpoint.endpointId)).details.blocks === 1, 'shrinking back to min_blocks (1)', 30_000, 250);
+  finished = true;
+  await watcher;
+  console.log(`blocks seen in the status report over time: ${seen.join(' ')}`);
+  expect(Math.max(...seen)).toBe(3);
+  expect(seen.at(-1)).toBe(1);
+}, 180_000);
