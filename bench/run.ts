@@ -75,6 +75,7 @@ async function main() {
     const hundred = await interchangeThroughput(100, 16, n);
     figures['interchange_100x16'] = { value: hundred, unit: 'tasks/s', baseline: one, baseline_name: '1 manager × 16 workers', note: `${n} no-op tasks, simulated managers answer at once` };
   }
+  if (wants('slurm')) await scaleOutFigures();
   if (!wants('latency') && !wants('throughput')) return report();
   process.stderr.write('bench: starting gateway (workerd) and a local endpoint …\n');
   const stack = await startStack();
@@ -123,9 +124,43 @@ async function main() {
   report();
 }
 
+/** Backlog → first result when the endpoint has no block yet: a Slurm job, beside a local process. */
+async function scaleOutFigures() {
+  const { ensureSlurm, slurmInstalled } = await import('../test/helpers/slurm');
+  if (!slurmInstalled()) return;
+  const cluster = await ensureSlurm();
+  process.env.SLURM_CONF = cluster.env.SLURM_CONF;
+  const stack = await startStack();
+  try {
+    const client = await stack.client('bench');
+    const times: Record<string, number> = {};
+    for (const type of ['local', 'slurm'] as const) {
+      process.stderr.write(`bench: backlog to first result from a new ${type} block …\n`);
+      const endpoint = await stack.createEndpoint(`scale-${type}`, 'bench', {
+        provider: { type, init_blocks: 0, min_blocks: 0, max_blocks: 1, max_workers_per_node: 2, max_idletime_s: 30, ...(type === 'slurm' ? { exclusive: false, cpus_per_node: 1, walltime: '00:10:00' } : {}) },
+        strategy_period_s: 1,
+        heartbeat_s: 1,
+      });
+      const agent = endpoint.start();
+      await agent.waitForOutput(/connected to gateway/, 30_000);
+      const fn = await client.registerFunction((x: number) => x, { name: 'ident' });
+      const t0 = performance.now();
+      const { task_ids } = await client.submitBatch(endpoint.endpointId, fn, Array.from({ length: 100 }, (_, i) => [i]));
+      await client.result(task_ids[0]!, { timeout: 120 });
+      times[type] = (performance.now() - t0) / 1000;
+      await client.waitAll(task_ids, { timeout: 120 });
+      await agent.kill('SIGTERM');
+    }
+    figures['scale_out_first_result_slurm'] = { value: times.slurm!, unit: 's', baseline: times.local!, baseline_name: 'new local block', note: 'strategy period 1 s; includes sbatch → RUNNING (~3 s here)' };
+  } finally {
+    await stack.stop();
+    await cluster.stop();
+  }
+}
+
 function report() {
   const rows = Object.entries(figures).map(([name, f]) => [
-    name, `${f.value.toFixed(f.unit === 'ms' ? 2 : 0)} ${f.unit}`, f.baseline !== undefined ? `${f.baseline.toFixed(f.unit === 'ms' ? 2 : 0)} ${f.unit} (${f.baseline_name})` : '', f.baseline ? `${(f.value / f.baseline).toFixed(1)}×` : '', f.note ?? '',
+    name, `${f.value.toFixed(f.unit === 'tasks/s' ? 0 : 2)} ${f.unit}`, f.baseline !== undefined ? `${f.baseline.toFixed(f.unit === 'tasks/s' ? 0 : 2)} ${f.unit} (${f.baseline_name})` : '', f.baseline ? `${(f.value / f.baseline).toFixed(1)}×` : '', f.note ?? '',
   ]);
   const header = ['figure', 'value', 'baseline (same run)', 'ratio', 'note'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
