@@ -24,6 +24,7 @@ export async function interchangeThroughput(managers: number, workersPerManager:
         done += rs.length;
         if (done >= tasks) resolveDone();
       },
+      onLost: (lost) => ix.requeue(lost),
       onManagersChanged: () => {},
     },
   });

@@ -21,9 +21,11 @@ export const RegisterMessage = z.object({
 });
 export const ManagerStartedMessage = z.object({ type: z.literal('started'), task_ids: z.array(z.string()), at: z.number() });
 export const ManagerResultsMessage = z.object({ type: z.literal('results'), results: z.array(TaskResult) });
+/** Tasks whose execution was lost with a worker (killed, crashed): the agent decides to retry or fail. */
+export const ManagerLostMessage = z.object({ type: z.literal('lost'), task_ids: z.array(z.string()), reason: z.string() });
 export const ManagerHeartbeatMessage = z.object({ type: z.literal('heartbeat'), idle_workers: z.number().int().nonnegative(), workers: z.number().int().nonnegative() });
 
-export const ManagerMessage = z.discriminatedUnion('type', [RegisterMessage, ManagerStartedMessage, ManagerResultsMessage, ManagerHeartbeatMessage]);
+export const ManagerMessage = z.discriminatedUnion('type', [RegisterMessage, ManagerStartedMessage, ManagerResultsMessage, ManagerLostMessage, ManagerHeartbeatMessage]);
 export type ManagerMessage = z.infer<typeof ManagerMessage>;
 
 // ---- interchange → manager ----

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StatusReport } from '../../protocol/api';
-import { PROTOCOL_VERSION, chunkBySize, type GatewayFrame, type TaskResult } from '../../protocol/wire';
+import { PROTOCOL_VERSION, chunkBySize, type GatewayFrame, type TaskMessage, type TaskResult } from '../../protocol/wire';
 import type { FerryError } from '../../protocol/errors';
 import type { EndpointConfig } from '../config/endpoint-config';
 import { Interchange } from '../interchange/interchange';
@@ -79,6 +79,7 @@ export class Agent {
           this.scheduleFlush();
         },
         onResults: (results) => this.onResults(results),
+        onLost: (tasks, reason) => this.onLost(tasks, reason),
         onManagersChanged: () => this.sendStatus(),
       },
     });
@@ -206,6 +207,30 @@ export class Agent {
     this.pendingResults.push(...fresh);
     this.pendingCredit += fresh.length;
     this.scheduleFlush();
+  }
+
+  /** Retries executions lost to system failures, up to max_retries_on_system_failure each. */
+  private onLost(tasks: TaskMessage[], reason: string): void {
+    const held = tasks.filter((t) => this.journal.tasks.has(t.task_id));
+    this.journal.markLost(held.map((t) => t.task_id));
+    const max = this.opts.config.max_retries_on_system_failure;
+    const retry: TaskMessage[] = [];
+    const failed: TaskResult[] = [];
+    const now = Date.now() / 1000;
+    for (const t of held) {
+      const h = this.journal.tasks.get(t.task_id)!;
+      if (h.lost <= max) retry.push(t);
+      else {
+        failed.push({
+          task_id: t.task_id, status: 'failed',
+          exception: { code: 'FERRY_WORKER_LOST', name: 'WorkerLost', message: `the task's execution was lost ${h.lost} times (last: ${reason}); max_retries_on_system_failure is ${max}` },
+          execution: { attempt: h.attempts, started_at: now, ended_at: now, host: 'agent', worker_pid: process.pid },
+        });
+      }
+    }
+    this.opts.log.warn('executions lost', { reason, retried: retry.length, failed: failed.length });
+    this.interchange.requeue(retry);
+    if (failed.length) this.onResults(failed);
   }
 
   private scheduleFlush(): void {

@@ -13,12 +13,15 @@ type Entry =
   | { k: 'd'; ids: string[] }
   | { k: 'r'; results: TaskResult[] }
   | { k: 'a'; ids: string[] }
-  | { k: 'x'; ids: string[] };
+  | { k: 'x'; ids: string[] }
+  | { k: 'l'; ids: string[] };
 
 export interface HeldTask {
   task: TaskMessage;
   /** Executions started on this endpoint so far. */
   attempts: number;
+  /** Executions lost to system failures (a worker, manager or block died under it). */
+  lost: number;
 }
 
 const COMPACT_AFTER_BYTES = 64 * 1024 * 1024;
@@ -59,6 +62,11 @@ export class Journal {
     if (ids.length) this.append({ k: 'd', ids });
   }
 
+  /** Records executions lost to system failures. */
+  markLost(ids: string[]): void {
+    if (ids.length) this.append({ k: 'l', ids });
+  }
+
   addResults(results: TaskResult[]): void {
     if (results.length) this.append({ k: 'r', results });
   }
@@ -95,12 +103,18 @@ export class Journal {
         for (const fn of entry.fns) this.functions.set(fn.function_uuid, fn);
         break;
       case 't':
-        for (const task of entry.tasks) this.tasks.set(task.task_id, { task, attempts: 0 });
+        for (const task of entry.tasks) this.tasks.set(task.task_id, { task, attempts: 0, lost: 0 });
         break;
       case 'd':
         for (const id of entry.ids) {
           const held = this.tasks.get(id);
           if (held) held.attempts += 1;
+        }
+        break;
+      case 'l':
+        for (const id of entry.ids) {
+          const held = this.tasks.get(id);
+          if (held) held.lost += 1;
         }
         break;
       case 'r':
@@ -151,6 +165,7 @@ export class Journal {
         attempts.get(h.attempts)!.push(id);
       }
       for (const [n, ids] of attempts) for (let i = 0; i < n; i++) lines.push(JSON.stringify({ k: 'd', ids }));
+      for (const [id, h] of this.tasks) for (let i = 0; i < h.lost; i++) lines.push(JSON.stringify({ k: 'l', ids: [id] }));
     }
     if (this.results.size) lines.push(JSON.stringify({ k: 'r', results: [...this.results.values()] }));
     if (lines.length) writeSync(fd, lines.join('\n') + '\n');

@@ -70,6 +70,11 @@ export const EndpointConfigSchema = z
     task_memory_mb: z.number().int().min(8).max(65536).default(256),
     /** Wall-time limit of one task, seconds. */
     task_timeout_s: z.number().positive().max(7 * 24 * 3600).default(60),
+    /**
+     * Times a task is run again after a system failure took its execution (a lost worker, manager
+     * or block) before it fails with FERRY_WORKER_LOST. A task that breaks its own worker is not retried.
+     */
+    max_retries_on_system_failure: z.number().int().min(0).max(100).default(2),
     /** Run shell functions (command templates) on this endpoint's workers. */
     allow_shell_functions: z.boolean().default(false),
     /** Lines of output a shell function returns (the last N of stdout and of stderr). */

@@ -17,6 +17,8 @@ export interface InterchangeHooks {
   beforeDispatch(taskIds: string[]): number[];
   onStarted(taskIds: string[], at: number): void;
   onResults(results: TaskResult[]): void;
+  /** Executions lost with a worker or manager; the agent re-queues (`requeue`) or fails them. */
+  onLost(tasks: TaskMessage[], reason: string): void;
   onManagersChanged(): void;
 }
 
@@ -101,6 +103,15 @@ export class Interchange {
     this.scheduleDispatch();
   }
 
+  /** Puts tasks back at the front of the queue, in their order. */
+  requeue(tasks: TaskMessage[]): void {
+    const rest = [...this.queue.entries()];
+    this.queue.clear();
+    for (const t of tasks) this.queue.set(t.task_id, t);
+    for (const [id, t] of rest) if (!this.queue.has(id)) this.queue.set(id, t);
+    this.scheduleDispatch();
+  }
+
   /** Drops queued tasks and tells managers to drop the ones they hold but have not started. */
   cancel(taskIds: string[]): void {
     const byManager = new Map<ManagerConn, string[]>();
@@ -178,6 +189,12 @@ export class Interchange {
           this.scheduleDispatch();
           break;
         }
+        case 'lost': {
+          const lost = msg.task_ids.map((id) => manager!.inflight.get(id)).filter((t): t is TaskMessage => t !== undefined);
+          for (const t of lost) manager.inflight.delete(t.task_id);
+          if (lost.length) this.opts.hooks.onLost(lost, msg.reason);
+          break;
+        }
         case 'heartbeat':
           manager.idleWorkers = msg.idle_workers;
           manager.workers = msg.workers;
@@ -197,12 +214,10 @@ export class Interchange {
     if (!this.managers.delete(m.id)) return;
     m.socket.destroy();
     const lost = [...m.inflight.values()];
-    this.opts.log.warn('manager lost', { manager_id: m.id, block_id: m.blockId, reason, requeued: lost.length });
-    // Tasks it held go back to the front of the queue, in their old order.
-    const rest = [...this.queue.entries()];
-    this.queue.clear();
-    for (const task of lost) this.queue.set(task.task_id, task);
-    for (const [id, t] of rest) this.queue.set(id, t);
+    m.inflight.clear();
+    this.opts.log.warn('manager lost', { manager_id: m.id, block_id: m.blockId, reason, tasks: lost.length });
+    // Which of its tasks had started is unknown: all count as lost executions.
+    if (lost.length) this.opts.hooks.onLost(lost, `manager lost: ${reason}`);
     this.opts.hooks.onManagersChanged();
     this.scheduleDispatch();
   }

@@ -15,6 +15,9 @@ import type { ConnectInfo } from './connect-file';
 
 type DispatchedTask = TaskMessage & { attempt: number };
 
+/** A worker's exit code when isolated-vm failed beyond recovery under a task (see worker/main.ts). */
+const WORKER_EXIT_ISOLATE_FAILURE = 70;
+
 /** Tasks one worker holds at once: enough to batch IPC, few enough to keep workers balanced. */
 const WORKER_QUEUE = 16;
 
@@ -139,10 +142,25 @@ export class Manager {
     if (this.stopping) return;
     const index = this.workers.indexOf(slot);
     if (index < 0) return;
-    const lost = [...slot.assigned.values()];
-    this.log.warn('worker exited; replacing it', { pid: slot.child.pid, code, signal, requeued: lost.length });
-    // Its tasks run again on another worker: the loss is the system's, not the task's.
-    this.queue.unshift(...lost.map((t) => ({ ...t, attempt: t.attempt + 1 })));
+    // The worker runs its tasks in order: the first still assigned is the one it was running.
+    const [running, ...queued] = [...slot.assigned.values()];
+    this.log.warn('worker exited; replacing it', { pid: slot.child.pid, code, signal, running: running?.task_id, requeued: queued.length });
+    this.queue.unshift(...queued);
+    if (running && this.socket) {
+      if (code === WORKER_EXIT_ISOLATE_FAILURE) {
+        // The task broke the sandbox itself (V8 out of memory outside the heap limit): its own
+        // failure, not retried.
+        const now = Date.now() / 1000;
+        this.pendingResults.push({
+          task_id: running.task_id, status: 'failed',
+          exception: { code: 'FERRY_MEMORY_LIMIT', name: 'MemoryLimit', message: 'the task exhausted its worker\'s memory' },
+          execution: { attempt: running.attempt, started_at: now, ended_at: now, host: hostname(), worker_pid: slot.child.pid ?? 0 },
+        });
+        this.scheduleFlush();
+      } else {
+        sendMessage(this.socket, { type: 'lost', task_ids: [running.task_id], reason: `worker ${slot.child.pid} exited (${signal ?? `code ${code}`})` });
+      }
+    }
     this.workers[index] = this.spawnWorker();
     this.assign();
   }
