@@ -65,8 +65,16 @@ export class Manager {
     this.log.info('manager stopping', { reason });
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.socket?.destroy();
-    for (const w of this.workers) w.child.kill('SIGKILL');
-    this.onExit(0);
+    // SIGTERM lets a worker end its shell command's process group; SIGKILL after a grace.
+    for (const w of this.workers) w.child.kill('SIGTERM');
+    const exited = this.workers.map((w) => new Promise<void>((r) => (w.child.exitCode !== null || w.child.signalCode !== null ? r() : w.child.once('exit', () => r()))));
+    const grace = setTimeout(() => {
+      for (const w of this.workers) w.child.kill('SIGKILL');
+    }, 2000);
+    void Promise.all(exited).then(() => {
+      clearTimeout(grace);
+      this.onExit(0);
+    });
   }
 
   private onMessage(value: unknown): void {

@@ -1,4 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FromWorker, ToWorker, WorkerLimits } from '../../protocol/interchange';
 import type { TaskResult } from '../../protocol/wire';
@@ -21,8 +24,8 @@ class WorkerUnderTest {
   readonly child: ChildProcess;
   readonly exited: Promise<number | null>;
 
-  constructor(limits: WorkerLimits) {
-    this.child = forkWorker(limits, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  constructor(limits: WorkerLimits, cwd?: string) {
+    this.child = forkWorker(limits, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], ...(cwd ? { cwd } : {}) });
     this.child.on('message', (m: FromWorker) => {
       this.messages.push(m);
       for (const w of this.waiters.splice(0)) w();
@@ -53,8 +56,8 @@ class WorkerUnderTest {
 }
 
 const started: WorkerUnderTest[] = [];
-function startWorker(limits: WorkerLimits = { memory_mb: 64, timeout_s: 1 }) {
-  const w = new WorkerUnderTest(limits);
+function startWorker(limits: WorkerLimits = { memory_mb: 64, timeout_s: 1 }, cwd?: string) {
+  const w = new WorkerUnderTest(limits, cwd);
   started.push(w);
   return w;
 }
@@ -122,5 +125,118 @@ describe('worker process', () => {
     await b.until('ready', () => b.messages.some((m) => m.type === 'ready'));
     b.child.disconnect();
     expect(await b.exited).toBe(0);
+  });
+});
+
+/** Alive, not a zombie: a killed process whose parent died waits for a reaper that may never come. */
+function isAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Resolves once `pid` is dead or a zombie. SIGKILL is certain but not instant: a process closes its
+ * files (which ends the runner's wait on the pipes) a moment before it turns into a zombie.
+ */
+async function untilDead(pid: number, ms = 2000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (isAlive(pid)) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return true;
+}
+
+describe('worker process, shell functions', () => {
+  const ARGV = '00000000-0000-4000-8000-0000000000b1';
+  const SEQ = '00000000-0000-4000-8000-0000000000b2';
+  const FAIL = '00000000-0000-4000-8000-0000000000b3';
+  const SLEEP = '00000000-0000-4000-8000-0000000000b4';
+  const SHELL = [
+    { function_uuid: ARGV, runtime: 'shell' as const, code: '{node} argv.cjs {v}' },
+    { function_uuid: SEQ, runtime: 'shell' as const, code: 'seq 1 {n}' },
+    { function_uuid: FAIL, runtime: 'shell' as const, code: 'echo "in $(pwd)"; echo oops >&2; exit 2' },
+    { function_uuid: SLEEP, runtime: 'shell' as const, code: 'sleep 100 & echo $! > bg.pid; sleep 100' },
+  ];
+  let dir: string;
+  const leftovers: number[] = [];
+  const bgPid = () => {
+    const pid = Number(readFileSync(join(dir, 'bg.pid'), 'utf8'));
+    leftovers.push(pid);
+    return pid;
+  };
+  afterEach(() => {
+    for (const pid of leftovers.splice(0)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const fresh = () => {
+    dir = realpathSync(mkdtempSync(join(tmpdir(), 'ferry-worker-')));
+    writeFileSync(join(dir, 'argv.cjs'), 'process.stdout.write(JSON.stringify(process.argv.slice(2)))');
+  };
+  const t = (task_id: string, function_uuid: string, kwargs?: Record<string, string | number>) => ({ task_id, function_uuid, payload: { args: [], ...(kwargs ? { kwargs } : {}) }, attempt: 1 });
+
+  it('runs them end to end where allowed: one argv element per value, last N lines, exit codes, timeouts', async () => {
+    fresh();
+    const w = startWorker({ memory_mb: 64, timeout_s: 1, allow_shell_functions: true, shell_output_lines: 3 }, dir);
+    await w.until('ready', () => w.messages.some((m) => m.type === 'ready'));
+    const hostile = "'; touch PWNED; echo $(touch PWNED) `touch PWNED`\ntouch PWNED";
+    w.send({
+      type: 'tasks',
+      tasks: [t('argv', ARGV, { node: process.execPath, v: hostile }), t('seq', SEQ, { n: 10 }), t('fail', FAIL), t('sleep', SLEEP), { ...t('js', INC), payload: { args: [41] } }],
+      functions: [...SHELL, ...FUNCTIONS],
+    });
+    await w.until('5 results', () => w.results().length >= 5);
+    const [argv, seq, fail, sleep, js] = w.results();
+
+    expect(argv).toMatchObject({ status: 'success', result: { returncode: 0, stderr: '' } });
+    expect(JSON.parse((argv!.result as { stdout: string }).stdout)).toEqual([hostile]);
+    expect(existsSync(join(dir, 'PWNED'))).toBe(false);
+    expect(seq).toMatchObject({ status: 'success', result: { cmd: "seq 1 '10'", stdout: '8\n9\n10\n', stderr: '', returncode: 0 } });
+    expect(fail).toMatchObject({ status: 'success', result: { stdout: `in ${dir}\n`, stderr: 'oops\n', returncode: 2 } });
+    expect(sleep).toMatchObject({ status: 'failed', exception: { code: 'FERRY_TASK_TIMEOUT' } });
+    expect(sleep!.execution!.ended_at - sleep!.execution!.started_at).toBeLessThan(3);
+    expect(await untilDead(bgPid())).toBe(true);
+    // JS still runs in the isolate beside them.
+    expect(js).toMatchObject({ status: 'success', result: 42 });
+  });
+
+  it('refuses them where not allowed, running nothing', async () => {
+    fresh();
+    const w = startWorker({ memory_mb: 64, timeout_s: 1 }, dir);
+    await w.until('ready', () => w.messages.some((m) => m.type === 'ready'));
+    w.send({ type: 'tasks', tasks: [t('touch', ARGV, { node: 'touch', v: 'PWNED' })], functions: SHELL });
+    await w.until('1 result', () => w.results().length >= 1);
+    expect(w.results()[0]).toMatchObject({ status: 'failed', exception: { code: 'FERRY_SHELL_NOT_ALLOWED' } });
+    expect(existsSync(join(dir, 'PWNED'))).toBe(false);
+  });
+
+  it('takes a running command and its background jobs along when it exits', async () => {
+    fresh();
+    const w = startWorker({ memory_mb: 64, timeout_s: 60, allow_shell_functions: true }, dir);
+    await w.until('ready', () => w.messages.some((m) => m.type === 'ready'));
+    w.send({ type: 'tasks', tasks: [t('sleep', SLEEP)], functions: SHELL });
+    await w.until('started', () => w.messages.some((m) => m.type === 'started' && m.task_id === 'sleep'));
+    // `started` comes 50 ms in; the pid file is the command's own word that its job is running.
+    const deadline = Date.now() + 10_000;
+    while (!existsSync(join(dir, 'bg.pid')) || readFileSync(join(dir, 'bg.pid'), 'utf8') === '') {
+      if (Date.now() > deadline) throw new Error('bg.pid never written');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const bg = bgPid();
+    expect(isAlive(bg)).toBe(true);
+    w.child.kill('SIGTERM');
+    expect(await w.exited).toBe(0);
+    expect(await untilDead(bg)).toBe(true);
   });
 });

@@ -1,10 +1,12 @@
 // The worker process: started by a manager through forkWorker(), it runs the manager's tasks one at
-// a time in isolated-vm and answers over Node IPC. It ends when its manager goes away or on SIGTERM.
+// a time (JS in isolated-vm, shell functions where allowed) and answers over Node IPC. It ends when
+// its manager goes away or on SIGTERM.
 
 import { hostname } from 'node:os';
 import type { FromWorker, ToWorker, WorkerLimits } from '../../protocol/interchange';
 import { createLogger } from '../log';
 import { IsolatedVmSandbox } from './isolated-vm-sandbox';
+import { ShellRunner } from './shell-runner';
 import { WorkerLoop } from './worker-loop';
 
 const log = createLogger({ component: 'worker', pid: process.pid });
@@ -14,7 +16,18 @@ function parseLimits(arg: string | undefined): WorkerLimits {
   if (!(typeof v.memory_mb === 'number' && v.memory_mb >= 8) || !(typeof v.timeout_s === 'number' && v.timeout_s > 0)) {
     throw new Error(`worker limits must be {"memory_mb": ≥ 8, "timeout_s": > 0}, got ${arg}`);
   }
-  return { memory_mb: v.memory_mb, timeout_s: v.timeout_s };
+  if (v.allow_shell_functions !== undefined && typeof v.allow_shell_functions !== 'boolean') {
+    throw new Error(`worker limits: allow_shell_functions must be a boolean, got ${arg}`);
+  }
+  if (v.shell_output_lines !== undefined && !(Number.isInteger(v.shell_output_lines) && v.shell_output_lines >= 1)) {
+    throw new Error(`worker limits: shell_output_lines must be an integer ≥ 1, got ${arg}`);
+  }
+  return {
+    memory_mb: v.memory_mb,
+    timeout_s: v.timeout_s,
+    allow_shell_functions: v.allow_shell_functions === true,
+    shell_output_lines: v.shell_output_lines ?? 1000,
+  };
 }
 
 if (!process.send) {
@@ -34,7 +47,9 @@ const sandbox = new IsolatedVmSandbox({
     process.exit(70);
   },
 });
-const loop = new WorkerLoop({ sandbox, limits, send, host: hostname(), pid: process.pid, onError: (msg, fields) => log.warn(msg, fields) });
+// Built only where shell functions are allowed; the loop refuses them anyway without one.
+const shell = limits.allow_shell_functions ? new ShellRunner({ outputLines: limits.shell_output_lines }) : undefined;
+const loop = new WorkerLoop({ sandbox, ...(shell ? { shell } : {}), limits, send, host: hostname(), pid: process.pid, onError: (msg, fields) => log.warn(msg, fields) });
 
 function shutdown(reason: string): void {
   log.debug('worker exiting', { reason });
@@ -42,6 +57,10 @@ function shutdown(reason: string): void {
   sandbox.dispose();
   process.exit(0);
 }
+
+// Every way out (shutdown, a catastrophic isolate error, an uncaught exception) takes the running
+// command's process group along; only a SIGKILL of the worker itself can orphan it.
+process.on('exit', () => shell?.dispose());
 
 process.on('message', (msg) => loop.handle(msg as ToWorker));
 process.on('disconnect', () => shutdown('manager disconnected'));

@@ -1,7 +1,12 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { FromWorker } from '../../protocol/interchange';
+import type { FromWorker, WorkerLimits } from '../../protocol/interchange';
 import type { TaskResult } from '../../protocol/wire';
 import { FakeSandbox } from './fake-sandbox';
+import type { Sandbox } from './sandbox';
+import { ShellRunner } from './shell-runner';
 import { WorkerLoop } from './worker-loop';
 
 const ADD = '00000000-0000-4000-8000-000000000001';
@@ -9,12 +14,13 @@ const GATE = '00000000-0000-4000-8000-000000000002';
 const spec = (function_uuid: string) => ({ function_uuid, runtime: 'js' as const, code: '(unused by the fake)' });
 const task = (task_id: string, function_uuid: string, args: unknown[] = []) => ({ task_id, function_uuid, payload: { args: args as never[] }, attempt: 1 });
 
-function harness(functions: ConstructorParameters<typeof FakeSandbox>[0]) {
+function harness(functions: ConstructorParameters<typeof FakeSandbox>[0], extra: { shell?: Sandbox; limits?: Partial<WorkerLimits> } = {}) {
   const sent: FromWorker[] = [];
   const waiters: Array<() => void> = [];
   const loop = new WorkerLoop({
     sandbox: new FakeSandbox(functions),
-    limits: { memory_mb: 64, timeout_s: 5 },
+    ...(extra.shell ? { shell: extra.shell } : {}),
+    limits: { memory_mb: 64, timeout_s: 5, ...extra.limits },
     send: (m) => {
       sent.push(m);
       for (const w of waiters.splice(0)) w();
@@ -96,5 +102,43 @@ describe('WorkerLoop', () => {
     expect(results.map((r) => r.task_id)).toEqual(['slow', 'keep']);
     expect(h.loop.idle).toBe(true);
     expect(h.sent.filter((m) => m.type === 'started').map((m) => m.type === 'started' && m.task_id)).toEqual(['slow']);
+  });
+
+  describe('shell functions', () => {
+    const SH = '00000000-0000-4000-8000-000000000005';
+    const shSpec = (code: string) => ({ function_uuid: SH, runtime: 'shell' as const, code });
+
+    it('hands them to the shell runner where allowed, JS to the sandbox', async () => {
+      const shell = new FakeSandbox({ [SH]: (_a, kwargs) => ({ ran: kwargs?.['x'] ?? null }) });
+      const h = harness({ [ADD]: ([a]) => a as number }, { shell, limits: { allow_shell_functions: true } });
+      h.loop.handle({ type: 'tasks', tasks: [{ ...task('s1', SH), payload: { args: [], kwargs: { x: 'y' } } }, task('j1', ADD, [5])], functions: [shSpec('echo {x}'), spec(ADD)] });
+      const [s1, j1] = await h.untilResults(2);
+      expect(s1).toMatchObject({ task_id: 's1', status: 'success', result: { ran: 'y' } });
+      expect(j1).toMatchObject({ task_id: 'j1', status: 'success', result: 5 });
+      expect(shell.calls).toEqual([{ function_uuid: SH, payload: { args: [], kwargs: { x: 'y' } }, opts: { timeout_s: 5, memory_mb: 64 } }]);
+    });
+
+    it.each([
+      ['allow_shell_functions is off', { allow_shell_functions: false }, true],
+      ['allow_shell_functions is absent', {}, true],
+      ['no runner was given', { allow_shell_functions: true }, false],
+    ])('refuses them with FERRY_SHELL_NOT_ALLOWED when %s, and never runs the command', async (_why, limits, withRunner) => {
+      const dir = mkdtempSync(join(tmpdir(), 'ferry-loop-'));
+      try {
+        const shell = new ShellRunner({ cwd: dir });
+        const h = harness({}, { limits, ...(withRunner ? { shell } : {}) });
+        h.loop.handle({ type: 'tasks', tasks: [task('s1', SH)], functions: [shSpec('touch SENTINEL')] });
+        const [r] = await h.untilResults(1);
+        expect(r).toMatchObject({ status: 'failed', exception: { code: 'FERRY_SHELL_NOT_ALLOWED', name: 'ShellNotAllowed' } });
+        expect(existsSync(join(dir, 'SENTINEL'))).toBe(false);
+        // The same runner does run it once allowed: the sentinel would have proved a leak.
+        const allowed = harness({}, { limits: { allow_shell_functions: true }, shell });
+        allowed.loop.handle({ type: 'tasks', tasks: [task('s2', SH)], functions: [shSpec('touch SENTINEL')] });
+        expect((await allowed.untilResults(1))[0]).toMatchObject({ status: 'success', result: { returncode: 0 } });
+        expect(existsSync(join(dir, 'SENTINEL'))).toBe(true);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
   });
 });

@@ -1,5 +1,6 @@
 // The worker's task loop, apart from the process so tests can drive it with a fake sandbox: a FIFO
-// queue run one task at a time, `started` for tasks that run long, results sent in batches.
+// queue run one task at a time, each on the runner for its function's runtime (JS sandbox or
+// shell), `started` for tasks that run long, results sent in batches.
 
 import type { Payload } from '../../protocol/api';
 import type { TaskException } from '../../protocol/errors';
@@ -10,7 +11,13 @@ import type { Sandbox, SandboxOutcome } from './sandbox';
 type QueuedTask = TaskMessage & { attempt: number };
 
 export interface WorkerLoopOptions {
+  /** Runs `runtime: 'js'` functions. */
   sandbox: Sandbox;
+  /**
+   * Runs `runtime: 'shell'` functions, and only where `limits.allow_shell_functions` is true:
+   * elsewhere they fail with FERRY_SHELL_NOT_ALLOWED and nothing is run, runner or not.
+   */
+  shell?: Sandbox;
   limits: WorkerLimits;
   send: (msg: FromWorker) => void;
   host: string;
@@ -124,8 +131,13 @@ export class WorkerLoop {
     if (!fn) {
       return Promise.resolve(failed({ code: 'FERRY_FUNCTION_UNAVAILABLE', name: 'FunctionUnavailable', message: `The worker has no code for function ${task.function_uuid}` }));
     }
+    let runner: Sandbox | undefined = this.opts.sandbox;
+    if (fn.runtime === 'shell') {
+      runner = this.opts.limits.allow_shell_functions === true ? this.opts.shell : undefined;
+      if (!runner) return Promise.resolve(failed({ code: 'FERRY_SHELL_NOT_ALLOWED', name: 'ShellNotAllowed', message: 'This endpoint does not run shell functions (allow_shell_functions is off in its config)' }));
+    }
     const payload: Payload = { args: task.payload?.args ?? [], ...(task.payload?.kwargs !== undefined ? { kwargs: task.payload.kwargs } : {}) };
-    return this.opts.sandbox.run(fn, payload, { timeout_s: this.opts.limits.timeout_s, memory_mb: this.opts.limits.memory_mb });
+    return runner.run(fn, payload, { timeout_s: this.opts.limits.timeout_s, memory_mb: this.opts.limits.memory_mb });
   }
 }
 
