@@ -83,14 +83,14 @@ export class Agent {
         onManagersChanged: () => this.sendStatus(),
       },
     });
-    this.link = new GatewayLink(opts.credentials.connection_url, opts.credentials.token, {
+    this.link = new GatewayLink(opts.credentials.connection_url, () => opts.credentials.token, {
       onOpen: () => this.hello(),
       onFrame: (frame) => this.onFrame(frame),
       onClose: () => {
         this.welcomed = false;
       },
       onRefused: (error) => opts.onFatal?.(error),
-    }, log.child({ component: 'gateway-link' }));
+    }, log.child({ component: 'gateway-link' }), (opts.config.heartbeat_threshold_s ?? opts.config.heartbeat_s * 3) * 1000);
     this.scaler = new BlockScaler(opts.config.provider, {
       provider: opts.provider,
       launch: () => this.launchBlock(),

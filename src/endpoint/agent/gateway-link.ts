@@ -24,12 +24,20 @@ export class GatewayLink {
   private backoff = MIN_BACKOFF_MS;
   private closed = false;
   private retryTimer: NodeJS.Timeout | null = null;
+  private livenessTimer: NodeJS.Timeout | null = null;
+  private lastHeard = 0;
 
+  /**
+   * `silenceMs`: a connection that brings nothing back (not even a pong) for this long is dead,
+   * even if TCP never says so (a firewall dropping packets sends no FIN or RST): it is dropped and
+   * dialled again. Pings go out at a third of it.
+   */
   constructor(
     private readonly url: string,
-    private readonly token: string,
+    private readonly token: () => string,
     private readonly handlers: GatewayLinkHandlers,
     private readonly log: Logger,
+    private readonly silenceMs = 15_000,
   ) {}
 
   get connected(): boolean {
@@ -38,14 +46,23 @@ export class GatewayLink {
 
   connect(): void {
     if (this.closed) return;
-    const ws = new WebSocket(this.url, { headers: { authorization: `Bearer ${this.token}` }, maxPayload: 64 * 1024 * 1024 });
+    const ws = new WebSocket(this.url, {
+      headers: { authorization: `Bearer ${this.token()}` },
+      maxPayload: 64 * 1024 * 1024,
+      handshakeTimeout: this.silenceMs,
+    });
     this.ws = ws;
     ws.on('open', () => {
       this.backoff = MIN_BACKOFF_MS;
       this.log.info('connected to gateway', { url: this.url });
+      this.watch(ws);
       this.handlers.onOpen();
     });
+    ws.on('pong', () => {
+      this.lastHeard = Date.now();
+    });
     ws.on('message', (data) => {
+      this.lastHeard = Date.now();
       let frame: GatewayFrame;
       try {
         frame = parseGatewayFrame(data.toString());
@@ -77,6 +94,7 @@ export class GatewayLink {
     ws.on('error', (err) => this.log.debug('gateway socket error', { error: err.message }));
     ws.on('close', () => {
       if (this.ws === ws) this.ws = null;
+      if (this.livenessTimer) clearInterval(this.livenessTimer);
       this.handlers.onClose();
       this.scheduleReconnect();
     });
@@ -92,7 +110,26 @@ export class GatewayLink {
   close(): void {
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.livenessTimer) clearInterval(this.livenessTimer);
     this.ws?.close();
+  }
+
+  private watch(ws: WebSocket): void {
+    this.lastHeard = Date.now();
+    if (this.livenessTimer) clearInterval(this.livenessTimer);
+    this.livenessTimer = setInterval(() => {
+      const silent = Date.now() - this.lastHeard;
+      if (silent > this.silenceMs) {
+        this.log.warn('gateway connection silent; dropping it', { silent_ms: silent });
+        ws.terminate();
+        return;
+      }
+      try {
+        ws.ping();
+      } catch {
+        // closing already
+      }
+    }, Math.max(200, Math.floor(this.silenceMs / 3)));
   }
 
   private scheduleReconnect(): void {
