@@ -1,17 +1,8 @@
 #!/usr/bin/env node
-// Entry point of the `ferry` command: runs the TypeScript CLI under tsx, with the flag isolated-vm
-// needs on Node 20+.
-import { spawn } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+// Entry point of the `ferry` command: loads the TypeScript CLI through tsx in this same process,
+// so that signals (SIGKILL included) reach the agent itself, not a wrapper. Worker processes,
+// which load isolated-vm, are started with the flags they need by the manager.
+import { register } from 'tsx/esm/api';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const child = spawn(process.execPath, ['--no-node-snapshot', '--import', 'tsx', join(root, 'src/cli/main.ts'), ...process.argv.slice(2)], {
-  stdio: 'inherit',
-});
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(signal, () => child.kill(signal));
-}
-child.on('exit', (code, signal) => {
-  process.exit(code ?? (signal ? 128 + 1 : 1));
-});
+register();
+await import('../src/cli/main.ts');
