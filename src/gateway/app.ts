@@ -7,6 +7,7 @@ import { errorResponse, toFerryError } from './http-errors';
 import { createRouteTable, type GatewayHono, type RouteTable } from './route-spec';
 import { registerEndpointRoutes } from './routes/endpoints';
 import { registerFunctionRoutes } from './routes/functions';
+import { registerObjectRoutes } from './routes/objects';
 import { registerServiceRoutes } from './routes/service';
 import { registerTaskRoutes } from './routes/tasks';
 
@@ -22,6 +23,7 @@ export function createApp(): GatewayApp {
   registerFunctionRoutes(routes);
   registerEndpointRoutes(routes);
   registerTaskRoutes(routes);
+  registerObjectRoutes(routes);
   hono.onError(function ferryErrors(err) {
     return errorResponse(toFerryError(err));
   });

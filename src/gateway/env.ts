@@ -3,6 +3,7 @@
 
 import type { EndpointHub } from './endpoint-hub/endpoint-hub';
 import type { Registry } from './registry';
+import type { ObjectIndex } from './objects/object-index';
 import { LIMITS } from '../protocol/api';
 
 export interface GatewayEnv {
@@ -10,6 +11,8 @@ export interface GatewayEnv {
   OBJECTS: R2Bucket;
   ENDPOINT_HUB: DurableObjectNamespace<EndpointHub>;
   REGISTRY: DurableObjectNamespace<Registry>;
+  /** One index per owner of the owner's objects and uploads (src/gateway/objects/object-index.ts). */
+  OBJECT_INDEX: DurableObjectNamespace<ObjectIndex>;
   /** HS256 key of user tokens (dev issuer) and of the endpoint tokens the gateway mints. */
   JWT_SECRET?: string;
   HEARTBEAT_S?: string;
@@ -18,6 +21,17 @@ export interface GatewayEnv {
   AUTH_ISSUER?: string;
   AUTH_AUDIENCE?: string;
   GIT_SHA?: string;
+  /** Where task state lives: `sqlite` (each endpoint hub's own storage, the default) or `redis`. */
+  TASK_STORE?: string;
+  /** Upstash REST endpoint and token (a secret) of the Redis that holds task state with TASK_STORE=redis. */
+  UPSTASH_REDIS_REST_URL?: string;
+  UPSTASH_REDIS_REST_TOKEN?: string;
+  /** Seconds a task record and its result live in Redis (refreshed when the task ends); default 14 days. */
+  TASK_TTL_S?: string;
+  /** Per-user submission limits per window: requests and tasks ("0" or empty: no limit). */
+  RATE_LIMIT_REQUESTS?: string;
+  RATE_LIMIT_TASKS?: string;
+  RATE_LIMIT_WINDOW_S?: string;
 }
 
 function positiveNumber(raw: string | undefined, fallback: number): number {
@@ -31,4 +45,47 @@ export function heartbeatSeconds(env: GatewayEnv): number {
 
 export function maxRequestBytes(env: GatewayEnv): number {
   return positiveNumber(env.MAX_REQUEST_BYTES, LIMITS.defaultMaxRequestBytes);
+}
+
+export type TaskStoreKind = 'sqlite' | 'redis';
+
+export function taskStoreKind(env: GatewayEnv): TaskStoreKind {
+  const kind = (env.TASK_STORE ?? '').trim().toLowerCase();
+  if (kind === '' || kind === 'sqlite') return 'sqlite';
+  if (kind === 'redis') return 'redis';
+  throw new Error(`TASK_STORE: must be "sqlite" or "redis", got ${JSON.stringify(env.TASK_STORE)}`);
+}
+
+export const DEFAULT_TASK_TTL_S = 14 * 24 * 3600;
+
+export function taskTtlSeconds(env: GatewayEnv): number {
+  return Math.ceil(positiveNumber(env.TASK_TTL_S, DEFAULT_TASK_TTL_S));
+}
+
+export interface RedisSettings {
+  url: string;
+  token: string;
+}
+
+export function redisSettings(env: GatewayEnv): RedisSettings {
+  const url = (env.UPSTASH_REDIS_REST_URL ?? '').trim();
+  const token = (env.UPSTASH_REDIS_REST_TOKEN ?? '').trim();
+  if (!url) throw new Error('UPSTASH_REDIS_REST_URL: required with TASK_STORE=redis');
+  if (!token) throw new Error('UPSTASH_REDIS_REST_TOKEN: required with TASK_STORE=redis (a secret: wrangler secret put)');
+  return { url, token };
+}
+
+export interface RateLimits {
+  /** Requests per window; 0: unlimited. */
+  requests: number;
+  /** Tasks per window; 0: unlimited. */
+  tasks: number;
+  windowS: number;
+}
+
+export function rateLimits(env: GatewayEnv): RateLimits | null {
+  const requests = Math.floor(positiveNumber(env.RATE_LIMIT_REQUESTS, 0));
+  const tasks = Math.floor(positiveNumber(env.RATE_LIMIT_TASKS, 0));
+  if (requests === 0 && tasks === 0) return null;
+  return { requests, tasks, windowS: positiveNumber(env.RATE_LIMIT_WINDOW_S, 60) };
 }

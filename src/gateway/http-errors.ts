@@ -8,7 +8,11 @@ import { FerryError, type ErrorBody } from '../protocol/errors';
 const MAX_ISSUES_IN_DETAILS = 20;
 
 export function errorResponse(err: FerryError): Response {
-  return jsonError(err.status, err.toBody());
+  const res = jsonError(err.status, err.toBody());
+  // A rate-limited caller is told when to come back (seconds), as HTTP says.
+  const retryAfter = (err.details as { retry_after_s?: unknown } | undefined)?.retry_after_s;
+  if (err.code === 'RATE_LIMITED' && typeof retryAfter === 'number') res.headers.set('retry-after', String(retryAfter));
+  return res;
 }
 
 export function jsonError(status: number, body: ErrorBody): Response {

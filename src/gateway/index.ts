@@ -6,6 +6,7 @@ import type { GatewayEnv } from './env';
 
 export { EndpointHub } from './endpoint-hub/endpoint-hub';
 export { Registry } from './registry';
+export { ObjectIndex } from './objects/object-index';
 
 const { hono } = createApp();
 

@@ -4,13 +4,16 @@
 
 import { DurableObject } from 'cloudflare:workers';
 import type { FunctionDoc, Runtime } from '../protocol/api';
-import type { GatewayEnv } from './env';
+import type { GatewayEnv, RateLimits } from './env';
+import { fits, type WindowCounts } from './rate-limit/rate-limit';
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS functions (
      function_uuid TEXT PRIMARY KEY, function_name TEXT NOT NULL, function_code TEXT NOT NULL, runtime TEXT NOT NULL,
      serde TEXT, description TEXT, created_at TEXT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS endpoints (endpoint_id TEXT PRIMARY KEY, endpoint_name TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL)`,
+  // The owner's submission counters per rate-limit window (src/gateway/rate-limit/).
+  `CREATE TABLE IF NOT EXISTS rate_windows (window_start REAL PRIMARY KEY, requests INTEGER NOT NULL, tasks INTEGER NOT NULL)`,
 ];
 
 export interface FunctionRegistration {
@@ -96,5 +99,18 @@ export class Registry extends DurableObject<GatewayEnv> {
 
   async forgetEndpoint(endpointId: string): Promise<void> {
     this.sql.exec('DELETE FROM endpoints WHERE endpoint_id = ?', endpointId);
+  }
+
+  /** Counts one submission in the owner's window when it fits the limits; older windows are dropped. */
+  async admitSubmission(windowStart: number, limits: RateLimits, tasks: number): Promise<WindowCounts> {
+    const row = this.sql.exec<{ requests: number; tasks: number }>('SELECT requests, tasks FROM rate_windows WHERE window_start = ?', windowStart).toArray()[0] ?? { requests: 0, tasks: 0 };
+    if (!fits(row, limits, tasks)) return { admitted: false, requests: row.requests, tasks: row.tasks };
+    this.sql.exec('DELETE FROM rate_windows WHERE window_start < ?', windowStart);
+    this.sql.exec(
+      'INSERT INTO rate_windows (window_start, requests, tasks) VALUES (?, 1, ?) ON CONFLICT(window_start) DO UPDATE SET requests = requests + 1, tasks = tasks + excluded.tasks',
+      windowStart,
+      tasks,
+    );
+    return { admitted: true, requests: row.requests + 1, tasks: row.tasks + tasks };
   }
 }

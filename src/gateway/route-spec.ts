@@ -7,12 +7,14 @@ import { FerryError, type ErrorCode } from '../protocol/errors';
 import type { EndpointTokenClaims } from '../protocol/tokens';
 import { authenticateEndpoint, authenticateUser } from './auth';
 import { maxRequestBytes, type GatewayEnv } from './env';
+import { authenticateReader, type ReaderPrincipal } from './reader-auth';
 import { validationError } from './http-errors';
 import { parseJsonText, readBodyText } from './request-body';
 
 export type HttpMethod = 'get' | 'post' | 'put' | 'delete';
-/** Who may call: anyone, a user token's owner, or an endpoint agent with its endpoint token. */
-export type AuthKind = 'none' | 'user' | 'endpoint';
+/** Who may call: anyone, a user token's owner, or an endpoint agent with its endpoint token;
+ * `reader`: a user token, or an endpoint token reading for the endpoint's owner. */
+export type AuthKind = 'none' | 'user' | 'endpoint' | 'reader';
 
 export type GatewayHono = Hono<{ Bindings: GatewayEnv }>;
 export type GatewayContext = Context<{ Bindings: GatewayEnv }>;
@@ -43,6 +45,7 @@ export interface RouteSpec<A extends AuthKind = AuthKind, P extends Schema | und
 export interface Principal {
   user: { owner: string };
   endpoint: EndpointTokenClaims;
+  reader: ReaderPrincipal;
   none: null;
 }
 
@@ -67,7 +70,7 @@ export function errorCodesOf(spec: RouteSpec): ErrorCode[] {
   const codes = new Set<ErrorCode>(spec.errors);
   if (spec.auth !== 'none') {
     codes.add('UNAUTHORIZED');
-    if (spec.auth === 'user') codes.add('TOKEN_EXPIRED');
+    if (spec.auth === 'user' || spec.auth === 'reader') codes.add('TOKEN_EXPIRED');
   }
   if (spec.params) codes.add('NOT_FOUND');
   if (spec.query) codes.add('VALIDATION_ERROR');
@@ -87,6 +90,7 @@ async function principalOf(c: GatewayContext, auth: AuthKind): Promise<Principal
   const header = c.req.header('authorization');
   if (auth === 'user') return { owner: await authenticateUser(c.env, header) };
   if (auth === 'endpoint') return authenticateEndpoint(c.env, header);
+  if (auth === 'reader') return authenticateReader(c.env, header);
   return null;
 }
 

@@ -202,3 +202,82 @@ export const LIMITS = {
   /** `?wait=` cap in seconds. */
   maxWaitSeconds: 60,
 } as const;
+
+// ── Objects (data by reference) ────────────────────────────────────────────────────────────────
+
+/** An object id: 64 lower-case hex digits, sha256(owner \n sha256 of the bytes). */
+export const ObjectId = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lower-case hex digits');
+export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be a sha256 in lower-case hex');
+export const UploadId = z.string().regex(/^[0-9a-f]{32}$/, 'must be 32 lower-case hex digits');
+
+/** An ingest filter applied by the client before upload, as recorded with the object. */
+export const ObjectFilter = z.strictObject({
+  name: z.string().min(1).max(128),
+  params: z.record(z.string(), JsonValue).optional(),
+  /** sha256 of the filter function's source, so lineage can tell two versions apart. */
+  source_sha256: Sha256Hex,
+});
+export type ObjectFilter = z.infer<typeof ObjectFilter>;
+export const ObjectFilters = z.array(ObjectFilter).max(32);
+
+/** What a client passes instead of the bytes: `{"$ref": id, size, sha256}`. */
+export const ObjectRef = z.object({ $ref: ObjectId, size: z.number().int().nonnegative(), sha256: Sha256Hex });
+export type ObjectRef = z.infer<typeof ObjectRef>;
+
+export const ObjectTtlQuery = z.object({ ttl_s: z.coerce.number().int().positive().max(10 * 365 * 86_400).optional() });
+
+export const ObjectMeta = z.object({
+  $ref: ObjectId,
+  size: z.number().int().nonnegative(),
+  sha256: Sha256Hex,
+  content_type: z.string(),
+  filters: ObjectFilters,
+  created_at: z.string(),
+  expires_at: z.string().nullable(),
+});
+export type ObjectMeta = z.infer<typeof ObjectMeta>;
+
+export const StartUploadRequest = z.strictObject({
+  content_type: z.string().max(256).optional(),
+  ttl_s: z.number().int().positive().max(10 * 365 * 86_400).optional(),
+  /** Bytes of every part but the last (5 MiB … 64 MiB); default 16 MiB. */
+  part_size: z.number().int().min(5 * 1024 * 1024).max(64 * 1024 * 1024).optional(),
+  filters: ObjectFilters.optional(),
+});
+export type StartUploadRequest = z.infer<typeof StartUploadRequest>;
+
+export const StartUploadResponse = z.object({ upload_id: UploadId, part_size: z.number().int().positive(), expires_at: z.string() });
+export type StartUploadResponse = z.infer<typeof StartUploadResponse>;
+
+export const UploadPartResponse = z.object({ part_number: z.number().int().positive(), size: z.number().int().nonnegative(), sha256: Sha256Hex });
+
+/** `sha256`, when given, is checked against the digest the gateway computes over the whole object. */
+export const CompleteUploadRequest = z.strictObject({ sha256: Sha256Hex.optional() });
+
+export const DeletedResponse = z.object({ deleted: z.literal(true) });
+
+export const ObjectStats = z.object({
+  objects: z.number().int().nonnegative(),
+  bytes_stored: z.number().int().nonnegative(),
+  /** Bytes the gateway served from the owner's objects (the Content-Length of every 200/206 answer). */
+  bytes_served: z.number().int().nonnegative(),
+  requests: z.number().int().nonnegative(),
+  /** The same counts per reader: `user`, or `endpoint:<endpoint_id>` for an agent's reads. */
+  readers: z.record(z.string(), z.object({ bytes_served: z.number().int().nonnegative(), requests: z.number().int().nonnegative() })),
+});
+export type ObjectStats = z.infer<typeof ObjectStats>;
+
+/** Limits of the objects routes. */
+export const OBJECT_LIMITS = {
+  /** One `PUT /v3/objects` body; larger objects go in parts. */
+  maxSinglePutBytes: 64 * 1024 * 1024,
+  defaultPartSize: 16 * 1024 * 1024,
+  minPartSize: 5 * 1024 * 1024,
+  maxPartSize: 64 * 1024 * 1024,
+  /** R2's limit on parts of one multipart upload. */
+  maxParts: 10_000,
+  /** An upload not completed within this many seconds is aborted and forgotten. */
+  uploadTtlSeconds: 24 * 3600,
+  /** The `x-ferry-filters` header's byte cap. */
+  maxFiltersHeaderBytes: 8 * 1024,
+} as const;

@@ -27,6 +27,9 @@ export const ERROR_CODES = {
   ILLEGAL_TRANSITION: { status: 409, kind: 'user', retryable: false, message: 'The task cannot move to that state' },
   PAYLOAD_TOO_LARGE: { status: 413, kind: 'user', retryable: false, message: 'The request is over the size limit' },
   TOO_MANY_TASKS: { status: 413, kind: 'user', retryable: false, message: 'The request carries more tasks than allowed' },
+  LENGTH_REQUIRED: { status: 411, kind: 'user', retryable: false, message: 'The upload needs a Content-Length' },
+  RANGE_NOT_SATISFIABLE: { status: 416, kind: 'user', retryable: false, message: 'The range is outside the object' },
+  DIGEST_MISMATCH: { status: 400, kind: 'user', retryable: false, message: 'The bytes do not have the sha256 the client stated' },
   UNSUPPORTED_PROTOCOL: { status: 426, kind: 'user', retryable: false, message: 'Protocol version mismatch' },
   RATE_LIMITED: { status: 429, kind: 'user', retryable: true, message: 'Too many requests' },
   // Ferry's own faults (5xx).

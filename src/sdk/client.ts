@@ -8,12 +8,31 @@ import type {
 } from '../protocol/api';
 import { LIMITS } from '../protocol/api';
 import { FerryApiError, TaskCancelledError, TaskFailedError, WaitTimeoutError } from './errors';
+import type { ObjectMeta, ObjectRef, ObjectStats } from '../protocol/api';
+import { deleteObject, getObject, getObjectStream, headObject, objectMeta, objectStats, putObject, type GetOptions, type ObjectHead, type ObjectTransport, type PutData, type PutOptions } from './objects';
 
 export interface ClientOptions {
   /** The gateway's base URL, e.g. http://127.0.0.1:8787 */
   url: string;
   token: string;
   fetch?: typeof fetch;
+  /**
+   * Answers 429 RATE_LIMITED (nothing was stored) are retried after the gateway's Retry-After, up to
+   * `maxRetries` times in a row (default 50); `false` surfaces them at once as FerryApiError.
+   */
+  retryRateLimited?: { maxRetries?: number } | false;
+  /** Called before each retry, e.g. to log or count rate-limited requests. */
+  onRetry?: (info: RetryInfo) => void;
+}
+
+export interface RetryInfo {
+  method: string;
+  path: string;
+  status: number;
+  /** Retries of this request so far, this one included. */
+  attempt: number;
+  /** Seconds the client waits before retrying. */
+  waitS: number;
 }
 
 export interface RegisterFunctionOptions {
@@ -59,11 +78,17 @@ export class Client {
   readonly url: string;
   private readonly token: string;
   private readonly fetchImpl: typeof fetch;
+  private readonly maxRateLimitedRetries: number;
+  private readonly onRetry: ((info: RetryInfo) => void) | undefined;
+  /** Requests retried after a 429 since this client was made. */
+  rateLimitedRetries = 0;
 
   constructor(options: ClientOptions) {
     this.url = options.url.replace(/\/+$/, '');
     this.token = options.token;
     this.fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
+    this.maxRateLimitedRetries = options.retryRateLimited === false ? 0 : (options.retryRateLimited?.maxRetries ?? 50);
+    this.onRetry = options.onRetry;
   }
 
   /** Registers a function (a JS function value or its source) and returns its id. */
@@ -96,6 +121,15 @@ export class Client {
     return this.request('GET', '/v2/endpoints');
   }
 
+  getEndpoint(endpointId: string): Promise<EndpointDoc> {
+    return this.request('GET', `/v2/endpoints/${enc(endpointId)}`);
+  }
+
+  /** Deletes an endpoint: its agent is disconnected and later submits are refused. */
+  async deleteEndpoint(endpointId: string): Promise<void> {
+    await this.request('DELETE', `/v2/endpoints/${enc(endpointId)}`);
+  }
+
   endpointStatus(endpointId: string): Promise<EndpointStatus> {
     return this.request('GET', `/v2/endpoints/${enc(endpointId)}/status`);
   }
@@ -112,7 +146,7 @@ export class Client {
    * request joins the same task group. Task ids come back in the order of `payloads`.
    */
   async submitBatch(endpointId: string, functionId: string, payloads: Array<Json[] | Payload>, options: SubmitBatchOptions = {}): Promise<BatchSubmission> {
-    const maxTasks = Math.min(options.maxTasksPerRequest ?? LIMITS.maxTasksPerRequest, LIMITS.maxTasksPerRequest);
+    let maxTasks = Math.min(options.maxTasksPerRequest ?? LIMITS.maxTasksPerRequest, LIMITS.maxTasksPerRequest);
     const maxBytes = (options.maxBytesPerRequest ?? LIMITS.defaultMaxRequestBytes) - 4096;
     const normalized: Payload[] = payloads.map((p) => (Array.isArray(p) ? { args: p } : p));
     let groupId = options.task_group_id;
@@ -128,7 +162,16 @@ export class Client {
         end++;
       }
       const { onProgress: _p, maxTasksPerRequest: _t, maxBytesPerRequest: _b, ...submitOptions } = options;
-      const res = await this.submitRequest(endpointId, { [functionId]: normalized.slice(start, end) }, { ...submitOptions, ...(groupId ? { task_group_id: groupId } : {}) });
+      let res: SubmitResponse;
+      try {
+        res = await this.submitRequest(endpointId, { [functionId]: normalized.slice(start, end) }, { ...submitOptions, ...(groupId ? { task_group_id: groupId } : {}) });
+      } catch (err) {
+        // A gateway with a per-window task limit names it: split smaller and go on.
+        const limit = smallerTaskLimit(err, end - start);
+        if (limit === null) throw err;
+        maxTasks = limit;
+        continue;
+      }
       groupId = res.task_group_id;
       taskIds.push(...res.tasks[functionId]!);
       start = end;
@@ -208,6 +251,43 @@ export class Client {
     return this.request('POST', '/v3/run', { endpoint_id: endpointId, function_uuid: functionId, args, ...(kwargs ? { kwargs } : {}), ...(wait !== undefined ? { wait } : {}) }, [202]);
   }
 
+  // ── Objects (data by reference): src/sdk/objects.ts ──
+
+  /** Uploads bytes once and answers `{$ref, size, sha256}` to pass in task args. */
+  put(data: PutData, options: PutOptions = {}): Promise<ObjectRef> {
+    return putObject(this.objectTransport(), data, options);
+  }
+
+  /** An object's bytes, or a range of them (`{offset, length?}` or `{last}`). */
+  get(ref: ObjectRef | string, options: GetOptions = {}): Promise<Uint8Array> {
+    return getObject(this.objectTransport(), ref, options);
+  }
+
+  getStream(ref: ObjectRef | string, options: GetOptions = {}): Promise<ReadableStream<Uint8Array>> {
+    return getObjectStream(this.objectTransport(), ref, options);
+  }
+
+  head(ref: ObjectRef | string): Promise<ObjectHead> {
+    return headObject(this.objectTransport(), ref);
+  }
+
+  objectMeta(ref: ObjectRef | string): Promise<ObjectMeta> {
+    return objectMeta(this.objectTransport(), ref);
+  }
+
+  deleteObject(ref: ObjectRef | string): Promise<void> {
+    return deleteObject(this.objectTransport(), ref);
+  }
+
+  /** Objects stored and bytes the gateway served from them (per reader). */
+  objectStats(): Promise<ObjectStats> {
+    return objectStats(this.objectTransport());
+  }
+
+  private objectTransport(): ObjectTransport {
+    return { url: this.url, token: this.token, fetch: this.fetchImpl };
+  }
+
   private async request<T>(method: string, path: string, body?: unknown, okStatuses: number[] = []): Promise<T> {
     const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
     let payload: string | undefined;
@@ -215,7 +295,16 @@ export class Client {
       headers['content-type'] = 'application/json';
       payload = JSON.stringify(body);
     }
-    const res = await this.fetchImpl(this.url + path, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
+    let res = await this.fetchImpl(this.url + path, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
+    // 429: the gateway stored nothing, so any request may be sent again once the window allows.
+    for (let attempt = 1; res.status === 429 && attempt <= this.maxRateLimitedRetries; attempt++) {
+      const waitS = retryAfterSeconds(res.headers.get('retry-after'));
+      await res.body?.cancel();
+      this.rateLimitedRetries++;
+      this.onRetry?.({ method, path, status: 429, attempt, waitS });
+      await new Promise((r) => setTimeout(r, waitS * 1000));
+      res = await this.fetchImpl(this.url + path, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
+    }
     const text = await res.text();
     if (res.ok && (res.status === 200 || okStatuses.includes(res.status))) return (text ? JSON.parse(text) : undefined) as T;
     let code = `HTTP_${res.status}`;
@@ -231,6 +320,23 @@ export class Client {
     }
     throw new FerryApiError(res.status, code, message, details);
   }
+}
+
+/** Seconds from a Retry-After header (seconds or an HTTP date), with a little jitter so clients spread out. */
+function retryAfterSeconds(header: string | null): number {
+  let seconds = Number(header);
+  if (header === null || !Number.isFinite(seconds)) {
+    const date = header === null ? NaN : Date.parse(header);
+    seconds = Number.isFinite(date) ? (date - Date.now()) / 1000 : 1;
+  }
+  return Math.min(Math.max(seconds, 0), 3600) + Math.random() * 0.05;
+}
+
+/** The smaller per-request task limit a 413 TOO_MANY_TASKS names, or null when it names none. */
+function smallerTaskLimit(err: unknown, sent: number): number | null {
+  if (!(err instanceof FerryApiError) || err.code !== 'TOO_MANY_TASKS') return null;
+  const max = (err.details as { max_tasks?: unknown } | undefined)?.max_tasks;
+  return typeof max === 'number' && max >= 1 && max < sent ? Math.floor(max) : null;
 }
 
 function enc(id: string): string {

@@ -2,3 +2,4 @@
 export { Client } from './client';
 export type { BatchSubmission, ClientOptions, RegisterFunctionOptions, SubmitBatchOptions, SubmitOptions, WaitOptions } from './client';
 export { FerryApiError, TaskCancelledError, TaskFailedError, WaitTimeoutError } from './errors';
+export type { ByteRange, GetOptions, IngestFilter, ObjectHead, PutData, PutOptions, PutProgress } from './objects';

@@ -27,8 +27,14 @@ it("every route answers 404 (or nothing of theirs) to another user's token", asy
   await agent.next('results_ack');
 
   const bobEndpoint = await registerEndpoint(bob, { endpoint_name: 'bobs' });
-  const values: Record<string, string> = { function_uuid: fn, endpoint_id: ep.endpoint_id, task_id: task_ids[1]!, task_group_id };
-  const aliceTraces = [fn, ep.endpoint_id, ...task_ids, task_group_id, 'alice-secret-result', alice.sub];
+  // An object and an open upload of alice's, for the objects routes.
+  const object = await call('put', '/v3/objects', { token: alice.token, rawBody: 'alice-secret-bytes' });
+  const upload = await alice.call('post', '/v3/objects/uploads', {});
+  expect([object.status, upload.status]).toEqual([200, 200]);
+  const values: Record<string, string> = {
+    function_uuid: fn, endpoint_id: ep.endpoint_id, task_id: task_ids[1]!, task_group_id, id: object.body.$ref, upload_id: upload.body.upload_id, n: '1',
+  };
+  const aliceTraces = [fn, ep.endpoint_id, ...task_ids, task_group_id, 'alice-secret-result', alice.sub, object.body.$ref, upload.body.upload_id];
 
   const doc = (await call('get', '/v3/openapi.json')).body;
   let refused = 0;
@@ -67,5 +73,6 @@ it("every route answers 404 (or nothing of theirs) to another user's token", asy
   expect((await alice.call('get', `/v2/endpoints/${ep.endpoint_id}`)).status).toBe(200);
   expect((await taskStatus(alice, task_ids[1]!)).status).toBe('waiting-for-ep');
   expect((await taskStatus(alice, delivered.task_id)).result).toBe('alice-secret-result');
+  expect((await call('get', `/v3/objects/${object.body.$ref}`, { token: alice.token })).text).toBe('alice-secret-bytes');
   agent.close();
 });

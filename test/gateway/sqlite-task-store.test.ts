@@ -13,11 +13,11 @@ const withSqliteStore: WithStore = async (use) => {
   await runInDurableObject(ns.get(ns.newUniqueId()), async (_hub, state) => {
     const store = new SqliteTaskStore(state.storage);
     store.createSchema();
-    await use(store);
+    await use(store, crypto.randomUUID());
   });
 };
 
-taskStoreContract('Durable Object SQLite', withSqliteStore);
+taskStoreContract('Durable Object SQLite', withSqliteStore, { ttl: false });
 
 it('SQLite adapter: writes made alongside commit or roll back with the tasks', () =>
   withSqliteStore(async (store) => {

@@ -9,10 +9,12 @@ import { endpointOfId } from '../../protocol/ids';
 import { canTransition, isFinal, transition, type TaskState, type TransitionEvent } from '../../protocol/task-state';
 import { PROTOCOL_VERSION, chunkBySize, parseAgentFrame, type AgentFrame, type FunctionSpec, type TaskResult } from '../../protocol/wire';
 import { discardProvenance, type ProvenanceSink } from '../../provenance/task-events';
-import { heartbeatSeconds, type GatewayEnv } from '../env';
+import { heartbeatSeconds, redisSettings, taskStoreKind, taskTtlSeconds, type GatewayEnv } from '../env';
 import { fail, ok, type HubReply } from '../hub-reply';
 import { validationError } from '../http-errors';
 import { randomSuffix, randomSuffixes } from '../random-ids';
+import { redisClient } from '../task-store/redis-client';
+import { RedisTaskStore } from '../task-store/redis-task-store';
 import { SqliteTaskStore } from '../task-store/sqlite-task-store';
 import type { TaskOutcome, TaskRecord, TaskStore } from '../task-store/port';
 import { isOverBytes } from '../text-size';
@@ -66,6 +68,9 @@ interface SocketTag {
 }
 
 const DISPATCH_ROUND_ROWS = 5_000;
+/** With a remote store: how often the outbox is swept while it holds undelivered rows and an agent is connected. */
+const OUTBOX_SWEEP_MS = 30_000;
+const SWEEP_CHUNK = 2_000;
 
 const EMPTY_REPORT: StatusReport = { total_workers: 0, idle_workers: 0, pending_tasks: 0, outstanding_tasks: 0, managers: 0, blocks: 0 };
 
@@ -83,8 +88,10 @@ function closeQuietly(ws: WebSocket, code: number, reason: string): void {
 
 export class EndpointHub extends DurableObject<GatewayEnv> {
   private readonly sql: SqlStorage;
-  private readonly store: TaskStore;
+  private taskStore: TaskStore | undefined;
   private readonly sqliteStore: SqliteTaskStore;
+  /** Task state outside this object (Redis): the outbox may then hold rows of tasks already final. */
+  private readonly remoteStore: boolean;
   private readonly outbox: Outbox;
   private readonly sessions: AgentSessionStore;
   private readonly waiters = new TaskWaiters();
@@ -100,11 +107,26 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.sqliteStore = new SqliteTaskStore(ctx.storage);
-    this.store = this.sqliteStore;
+    this.remoteStore = taskStoreKind(env) === 'redis';
     this.outbox = new Outbox(this.sql);
     this.sessions = new AgentSessionStore(this.sql);
     // An id nobody registered gets no tables: probing random ids leaves nothing behind.
     this.schemaReady = hasEndpointSchema(this.sql);
+  }
+
+  /** The TaskStore the configuration names; a Redis store is scoped to this hub's endpoint. */
+  private get store(): TaskStore {
+    if (this.taskStore) return this.taskStore;
+    if (!this.remoteStore) return (this.taskStore = this.sqliteStore);
+    const endpointId = this.endpoint()?.endpoint_id;
+    const store = new RedisTaskStore({
+      redis: redisClient(redisSettings(this.env)),
+      ttlSeconds: taskTtlSeconds(this.env),
+      ...(endpointId ? { endpointId } : {}),
+      local: (writes) => this.ctx.storage.transactionSync(writes),
+    });
+    if (endpointId) this.taskStore = store;
+    return store;
   }
 
   // ---- the endpoint record ----
@@ -230,6 +252,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
         campaign_id: submission.campaign_id ?? null,
         resource_specification_json: rs ?? null,
         tasks,
+        owner,
       },
       () => {
         this.outbox.saveFunctions(submission.functions);
@@ -237,6 +260,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       },
     );
     this.dispatch();
+    await this.armSweep();
     return ok({ task_group_id: groupId, task_ids: taskIds });
   }
 
@@ -281,7 +305,12 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     if (isFinal(state.state)) return fail('TASK_ALREADY_FINISHED', `task ${taskId} is already ${state.state}`);
     const moved = transition(taskId, state.state, state.transitions, 'cancelled', nowSeconds());
     const delivered = this.outbox.lookup([taskId]).get(taskId) === true;
-    await this.store.finishTasks([{ ...emptyOutcome(taskId), state: moved.state, transitions: moved.transitions, completion_t: moved.event.at }], [], () => this.outbox.remove([taskId]));
+    const report = await this.store.finishTasks([{ ...emptyOutcome(taskId), state: moved.state, transitions: moved.transitions, completion_t: moved.event.at }], [], (finished) => this.outbox.remove(finished));
+    // A result stored between the read above and this write wins: the cancel is refused.
+    if (report.finished.length === 0) {
+      const now = (await this.store.readStates([taskId])).get(taskId);
+      return fail('TASK_ALREADY_FINISHED', `task ${taskId} is already ${now?.state ?? 'finished'}`);
+    }
     this.provenance.record([moved.event]);
     this.waiters.wake([taskId]);
     if (delivered) {
@@ -461,8 +490,11 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     const [lapsedStates, heldStates] = await Promise.all([this.store.readStates(lapsed), this.store.readStates(heldIds)]);
     const at = nowSeconds();
     const events: TransitionEvent[] = [];
+    // Rows of tasks final (or expired) in the store: left by a crash between a remote store's write and the outbox's.
+    const gone: string[] = [];
     for (const id of lapsed) {
       const s = lapsedStates.get(id);
+      if (!s || isFinal(s.state)) gone.push(id);
       if (!s || s.state === 'waiting-for-ep' || !canTransition(s.state, 'waiting-for-ep')) continue;
       events.push(transition(id, s.state, s.transitions, 'waiting-for-ep', at).event);
     }
@@ -476,8 +508,11 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     await this.store.saveTransitions(events, () => {
       this.outbox.markUndelivered(lapsed);
       this.outbox.markDelivered(keep);
+      this.outbox.remove(gone);
+      this.outbox.remove(drop);
     });
     this.provenance.record(events);
+    if (this.remoteStore) await this.sweepOutbox(true);
     for (const ids of chunkBySize(drop, TASK_FRAME_BUDGET)) this.sendQuietly(ws, JSON.stringify({ type: 'cancel', task_ids: ids }));
   }
 
@@ -522,7 +557,6 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     const at = nowSeconds();
     const outcomes: TaskOutcome[] = [];
     const extraAttempts: string[] = [];
-    const finished: string[] = [];
     const events: TransitionEvent[] = [];
     for (let i = 0; i < results.length; i++) {
       const r = results[i]!;
@@ -548,14 +582,50 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
         counts_attempt: true,
         reported_attempt: r.execution?.attempt ?? 0,
       });
-      finished.push(r.task_id);
       events.push(moved.event);
     }
-    await this.store.finishTasks(outcomes, extraAttempts, () => this.outbox.remove(finished));
+    const report = await this.store.finishTasks(outcomes, extraAttempts, (stored) => this.outbox.remove(stored));
     for (const id of storedLarge) this.largeResultsInFlight.delete(id);
-    this.provenance.record(events);
-    this.waiters.wake(finished);
+    // Another frame (or a cancel) may have ended a task meanwhile: only the stored outcomes count.
+    const stored = new Set(report.finished);
+    this.provenance.record(events.filter((e) => stored.has(e.task_id)));
+    this.waiters.wake(report.finished);
     for (const ids of chunkBySize(results.map((r) => r.task_id), TASK_FRAME_BUDGET)) this.sendQuietly(ws, JSON.stringify({ type: 'results_ack', task_ids: ids }));
+  }
+
+  // ---- the outbox with a remote store ----
+
+  /** With a remote store, keeps an alarm while undelivered rows wait and an agent is connected. */
+  private async armSweep(): Promise<void> {
+    if (!this.remoteStore || this.currentSocket() === null || this.outbox.counts().queued === 0) return;
+    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + OUTBOX_SWEEP_MS);
+  }
+
+  /**
+   * Drops outbox rows whose tasks are final or gone in the remote store (a crash between its write
+   * and the outbox's leaves them), then re-sends what is still undelivered.
+   */
+  override async alarm(): Promise<void> {
+    if (!this.remoteStore || !this.schemaReady) return;
+    await this.sweepOutbox(false);
+    this.dispatch();
+    await this.armSweep();
+  }
+
+  private async sweepOutbox(pendingOnly: boolean): Promise<void> {
+    let afterSeq = 0;
+    for (;;) {
+      const rows = this.outbox.taskIdsAfter(afterSeq, SWEEP_CHUNK, pendingOnly);
+      if (rows.length === 0) return;
+      afterSeq = rows[rows.length - 1]!.seq;
+      const ids = rows.map((r) => r.task_id);
+      const states = await this.store.readStates(ids);
+      const gone = ids.filter((id) => {
+        const s = states.get(id);
+        return !s || isFinal(s.state);
+      });
+      if (gone.length > 0) this.outbox.remove(gone);
+    }
   }
 
   /**

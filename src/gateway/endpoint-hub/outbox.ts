@@ -78,6 +78,13 @@ export class Outbox {
     return this.sql.exec<{ task_id: string }>('SELECT task_id FROM outbox WHERE delivered = 1').toArray().map((r) => r.task_id);
   }
 
+  /** A page of rows after `afterSeq`, oldest first (only undelivered ones with `pendingOnly`). */
+  taskIdsAfter(afterSeq: number, limit: number, pendingOnly = false): Array<{ seq: number; task_id: string }> {
+    return this.sql
+      .exec<{ seq: number; task_id: string }>(`SELECT seq, task_id FROM outbox WHERE seq > ?${pendingOnly ? ' AND delivered = 0' : ''} ORDER BY seq LIMIT ?`, afterSeq, limit)
+      .toArray();
+  }
+
   /** Which of `taskIds` are in the outbox, and whether each was delivered. */
   lookup(taskIds: readonly string[]): Map<string, boolean> {
     const found = new Map<string, boolean>();

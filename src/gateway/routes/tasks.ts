@@ -8,6 +8,11 @@ import { endpointOfId } from '../../protocol/ids';
 import { hubOf, type Submission } from '../endpoint-hub/endpoint-hub';
 import { resolveFunctions } from '../function-cache';
 import { unwrap } from '../hub-reply';
+import { admissionHeaders, admitSubmission } from '../rate-limit/rate-limit';
+import { redisSettings, taskStoreKind, taskTtlSeconds, type GatewayEnv } from '../env';
+import { taskDocJson } from '../endpoint-hub/task-doc-json';
+import { redisClient } from '../task-store/redis-client';
+import { RedisTaskStore } from '../task-store/redis-task-store';
 import { defineRoute, jsonText, type RouteTable } from '../route-spec';
 import { isOverBytes } from '../text-size';
 
@@ -27,6 +32,24 @@ function encodePayload(payload: { args: unknown[]; kwargs?: Record<string, unkno
   return text;
 }
 
+/**
+ * With TASK_STORE=redis, task docs are read from Redis by the worker itself, not through the
+ * endpoint's hub: reads never queue behind one object. Each record carries its submitter, checked
+ * here as the hub checks the endpoint's owner (the only one who may submit to it).
+ */
+async function readDocsFromRedis(env: GatewayEnv, owner: string, ids: readonly string[]): Promise<Map<string, string>> {
+  const store = new RedisTaskStore({ redis: redisClient(redisSettings(env)), ttlSeconds: taskTtlSeconds(env) });
+  const records = (await store.readRecords(ids)).filter((r) => r.owner === owner);
+  const docs = await Promise.all(
+    records.map(async (r) => {
+      let result = r.result_json;
+      if (r.result_ref !== null) result = (await (await env.OBJECTS.get(r.result_ref))?.text()) ?? null;
+      return taskDocJson(r, endpointOfId(r.task_id)!, result);
+    }),
+  );
+  return new Map(records.map((r, i) => [r.task_id, docs[i]!]));
+}
+
 function endpointOf(id: string, what: string): string {
   const endpointId = endpointOfId(id);
   if (endpointId === null) throw new FerryError('NOT_FOUND', `${what} not found`);
@@ -44,7 +67,7 @@ export function registerTaskRoutes(table: RouteTable): void {
       params: EndpointParams,
       body: SubmitRequest,
       response: SubmitResponse,
-      errors: ['TOO_MANY_TASKS', 'NOT_FOUND', 'FUNCTION_NOT_PERMITTED', 'INVALID_ID'],
+      errors: ['TOO_MANY_TASKS', 'NOT_FOUND', 'FUNCTION_NOT_PERMITTED', 'INVALID_ID', 'RATE_LIMITED'],
       example: { tasks: { '{function_uuid}': [{ args: [1, 2] }, { args: [3], kwargs: { b: 4 } }] } },
     },
     async (c, { principal: { owner }, params, body }) => {
@@ -59,6 +82,9 @@ export function registerTaskRoutes(table: RouteTable): void {
         for (const payload of payloads) tasks.push({ function_uuid, payload_json: encodePayload(payload) });
       }
       if (body.task_group_id !== undefined && endpointOfId(body.task_group_id) === null) throw new FerryError('INVALID_ID', 'task_group_id must be <endpoint_id>.<suffix>');
+      // Counted before anything is stored: a refused request leaves no trace.
+      const admission = await admitSubmission(c.env, owner, count);
+      if (admission) for (const [name, value] of Object.entries(admissionHeaders(admission))) c.header(name, value);
       const functions = await resolveFunctions(c.env, owner, functionUuids);
       const request_id = crypto.randomUUID();
       const submitted = unwrap(
@@ -92,7 +118,14 @@ export function registerTaskRoutes(table: RouteTable): void {
     },
     async (c, { principal: { owner }, params, query }) => {
       const waitMs = Math.round((query.wait ?? 0) * 1000);
-      return jsonText(unwrap(await hubOf(c.env, endpointOf(params.task_id, 'task')).taskDoc(owner, params.task_id, waitMs)));
+      const endpointId = endpointOf(params.task_id, 'task');
+      if (taskStoreKind(c.env) === 'redis') {
+        // A finished task (or no wait) needs no hub: only a wait is woken by the endpoint's object.
+        const doc = (await readDocsFromRedis(c.env, owner, [params.task_id])).get(params.task_id);
+        if (doc === undefined) throw new FerryError('NOT_FOUND', 'task not found');
+        if (waitMs === 0 || /^\{"task_id":"[^"]*","status":"(success|failed|cancelled)"/.test(doc)) return jsonText(doc);
+      }
+      return jsonText(unwrap(await hubOf(c.env, endpointId).taskDoc(owner, params.task_id, waitMs)));
     },
   );
 
@@ -114,7 +147,10 @@ export function registerTaskRoutes(table: RouteTable): void {
         const endpointId = endpointOfId(id);
         if (endpointId !== null) (byEndpoint.get(endpointId) ?? byEndpoint.set(endpointId, []).get(endpointId)!).push(id);
       }
-      const answers = await Promise.all([...byEndpoint].map(([endpointId, ids]) => hubOf(c.env, endpointId).taskDocs(owner, ids)));
+      const answers =
+        taskStoreKind(c.env) === 'redis'
+          ? [Object.fromEntries(await readDocsFromRedis(c.env, owner, [...byEndpoint.values()].flat()))]
+          : await Promise.all([...byEndpoint].map(([endpointId, ids]) => hubOf(c.env, endpointId).taskDocs(owner, ids)));
       const entries: string[] = [];
       for (const docs of answers) for (const [id, doc] of Object.entries(docs)) entries.push(`${JSON.stringify(id)}:${doc}`);
       return jsonText(`{"response":"batch","results":{${entries.join(',')}}}`);
@@ -154,10 +190,11 @@ export function registerTaskRoutes(table: RouteTable): void {
       body: RunRequest,
       response: TaskDoc,
       otherResponses: [{ status: 202, description: 'The task did not finish within `wait` seconds; the doc so far', schema: TaskDoc }],
-      errors: ['NOT_FOUND', 'FUNCTION_NOT_PERMITTED'],
+      errors: ['NOT_FOUND', 'FUNCTION_NOT_PERMITTED', 'RATE_LIMITED'],
       example: { endpoint_id: '{endpoint_id}', function_uuid: '{function_uuid}', args: [1, 2], wait: 1 },
     },
     async (c, { principal: { owner }, body }) => {
+      await admitSubmission(c.env, owner, 1);
       const payload_json = encodePayload(body.kwargs === undefined ? { args: body.args ?? [] } : { args: body.args ?? [], kwargs: body.kwargs });
       const functions = await resolveFunctions(c.env, owner, [body.function_uuid]);
       const waitMs = Math.round((body.wait ?? DEFAULT_RUN_WAIT_S) * 1000);

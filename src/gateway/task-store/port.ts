@@ -1,6 +1,7 @@
 // The TaskStore port: where task records, states and results live. Two adapters: the endpoint
-// hub's own SQLite (sqlite-task-store.ts, the default) and Redis (a later stage). Every method works
-// on a batch, so a frame of 5,000 results is one call, never one await per task.
+// hub's own SQLite (sqlite-task-store.ts, the default) and Redis through @upstash/redis
+// (redis-task-store.ts). Every method works on a batch, so a frame of 5,000 results is one call,
+// never one await per task. test/gateway/task-store-contract.ts is the port's definition in tests.
 
 import type { TaskState, TransitionEvent, Transitions } from '../../protocol/task-state';
 
@@ -15,6 +16,8 @@ export interface NewTaskBatch {
   campaign_id: string | null;
   resource_specification_json: string | null;
   tasks: ReadonlyArray<{ task_id: string; function_uuid: string }>;
+  /** Who submitted them. A remote store keeps it with each task, so reads can check it without the hub. */
+  owner?: string;
 }
 
 export interface TaskStateRow {
@@ -65,10 +68,23 @@ export interface TaskOutcome {
 }
 
 /**
- * Writes that belong with a store write. An adapter sharing the hub's SQLite runs them in the same
- * transaction; a remote adapter runs them just before its own writes.
+ * Writes that belong with a store write (the hub's outbox rows). An adapter sharing the hub's SQLite
+ * runs them in the same transaction. A remote adapter runs them right AFTER its own write has
+ * succeeded, in one local transaction: a crash between the two then leaves a task without its
+ * outbox row only when the client never got an answer (create), and otherwise an outbox row too
+ * many (a row of a task already final), which the hub drops on reconcile. Never a task lost.
  */
 export type AlongsideWrites = () => void;
+
+/** Alongside writes of `finishTasks`: told which outcomes were stored (their tasks were not final yet). */
+export type FinishAlongside = (finished: readonly string[]) => void;
+
+export interface FinishReport {
+  /** Ids whose outcome was stored, in the order of the outcomes. */
+  finished: string[];
+  /** Ids whose task was already final (or unknown): the outcome was refused, a result counted as an attempt. */
+  refused: string[];
+}
 
 export interface TaskStore {
   createTasks(batch: NewTaskBatch, alongside?: AlongsideWrites): Promise<void>;
@@ -77,12 +93,17 @@ export interface TaskStore {
   /** Full records of the ids that exist, in no particular order. */
   readTasks(taskIds: readonly string[]): Promise<TaskRecord[]>;
   /**
-   * Records moves that `transition()` allowed: each task whose state is still `from` enters `to`
-   * and gets `to` stamped with `at` in its transitions.
+   * Records moves: each task whose state is still `from` enters `to` and gets `to` stamped with
+   * `at` in its transitions. A move the state table does not allow (`canTransition`) is ignored.
    */
   saveTransitions(moves: readonly TransitionEvent[], alongside?: AlongsideWrites): Promise<void>;
-  /** Stores final outcomes; `extraAttempts` are tasks already final that ran once more. */
-  finishTasks(outcomes: readonly TaskOutcome[], extraAttempts: readonly string[], alongside?: AlongsideWrites): Promise<void>;
+  /**
+   * Stores final outcomes, atomically per task: an outcome is stored only while its task is not
+   * final (the first final outcome wins, whatever raced it); a refused result still counts its
+   * attempt. Attempts become max(attempts + counts_attempt, reported_attempt); the outcome's
+   * transitions are merged into the stored ones. `extraAttempts` are tasks that ran once more.
+   */
+  finishTasks(outcomes: readonly TaskOutcome[], extraAttempts: readonly string[], alongside?: FinishAlongside): Promise<FinishReport>;
   groupExists(taskGroupId: string): Promise<boolean>;
   /** The group's tasks in submission order, or null when the group does not exist. */
   groupTasks(taskGroupId: string): Promise<Array<{ task_id: string; created_at: number }> | null>;

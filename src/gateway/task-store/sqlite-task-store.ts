@@ -1,9 +1,9 @@
 // The TaskStore adapter on the endpoint hub's own Durable Object SQLite. Sharing the database with
 // the hub's outbox lets one `transactionSync` write tasks and their delivery rows together.
 
-import type { TaskState, TransitionEvent } from '../../protocol/task-state';
+import { canTransition, isFinal, type TaskState, type TransitionEvent } from '../../protocol/task-state';
 import { forEachIdChunk, insertRows } from '../sql-batches';
-import type { AlongsideWrites, NewTaskBatch, TaskOutcome, TaskRecord, TaskStateRow, TaskStore } from './port';
+import type { AlongsideWrites, FinishAlongside, FinishReport, NewTaskBatch, TaskOutcome, TaskRecord, TaskStateRow, TaskStore } from './port';
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS task_requests (
@@ -74,6 +74,7 @@ export class SqliteTaskStore implements TaskStore {
     // Moves of one frame share from, to and time: one UPDATE per chunk of ids, not one per task.
     const groups = new Map<string, { move: TransitionEvent; ids: string[] }>();
     for (const move of moves) {
+      if (!canTransition(move.from, move.to)) continue;
       const key = `${move.from}\n${move.to}\n${move.at}`;
       let group = groups.get(key);
       if (!group) groups.set(key, (group = { move, ids: [] }));
@@ -92,28 +93,39 @@ export class SqliteTaskStore implements TaskStore {
     });
   }
 
-  async finishTasks(outcomes: readonly TaskOutcome[], extraAttempts: readonly string[], alongside?: AlongsideWrites): Promise<void> {
+  async finishTasks(outcomes: readonly TaskOutcome[], extraAttempts: readonly string[], alongside?: FinishAlongside): Promise<FinishReport> {
+    const report: FinishReport = { finished: [], refused: [] };
     this.storage.transactionSync(() => {
       for (const o of outcomes) {
-        this.sql.exec(
-          `UPDATE tasks SET state = ?, transitions = ?, result = ?, result_ref = ?, exception = ?, stdout = ?, completion_t = ?, execution = ?,
-             attempts = MAX(attempts + ?, ?) WHERE task_id = ?`,
-          o.state,
-          JSON.stringify(o.transitions),
-          o.result_json,
-          o.result_ref,
-          o.exception_json,
-          o.stdout,
-          o.completion_t,
-          o.execution_json,
-          o.counts_attempt ? 1 : 0,
-          o.reported_attempt,
-          o.task_id,
-        );
+        // Only a task not final yet takes an outcome: the first final outcome wins.
+        const stored = isFinal(o.state)
+          ? this.sql.exec(
+              `UPDATE tasks SET state = ?, transitions = json_patch(transitions, ?), result = ?, result_ref = ?, exception = ?, stdout = ?, completion_t = ?, execution = ?,
+                 attempts = MAX(attempts + ?, ?) WHERE task_id = ? AND state NOT IN ('success', 'failed', 'cancelled')`,
+              o.state,
+              JSON.stringify(o.transitions),
+              o.result_json,
+              o.result_ref,
+              o.exception_json,
+              o.stdout,
+              o.completion_t,
+              o.execution_json,
+              o.counts_attempt ? 1 : 0,
+              o.reported_attempt,
+              o.task_id,
+            ).rowsWritten > 0
+          : false;
+        if (stored) {
+          report.finished.push(o.task_id);
+          continue;
+        }
+        report.refused.push(o.task_id);
+        if (o.counts_attempt) this.sql.exec('UPDATE tasks SET attempts = MAX(attempts + 1, ?) WHERE task_id = ?', o.reported_attempt, o.task_id);
       }
       for (const taskId of extraAttempts) this.sql.exec('UPDATE tasks SET attempts = attempts + 1 WHERE task_id = ?', taskId);
-      alongside?.();
+      alongside?.(report.finished);
     });
+    return report;
   }
 
   async groupExists(taskGroupId: string): Promise<boolean> {
