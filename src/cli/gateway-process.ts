@@ -3,6 +3,7 @@
 // benchmark, so all three run the same real gateway.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -21,6 +22,11 @@ export interface GatewayProcessOptions {
   /** Called with each chunk of the gateway's output (default: kept for error messages only). */
   onOutput?: (chunk: string) => void;
   readyTimeoutMs?: number;
+  /**
+   * Serve a bundle built once into this directory (by `bundleGateway`) instead of the sources:
+   * `wrangler dev` reloads on every source change, which tests must not see while code is edited.
+   */
+  bundleDir?: string;
 }
 
 export interface GatewayProcess {
@@ -47,7 +53,8 @@ export async function startGatewayProcess(options: GatewayProcessOptions): Promi
   const require = createRequire(import.meta.url);
   const wrangler = join(dirname(require.resolve('wrangler/package.json')), 'bin', 'wrangler.js');
   const args = [
-    wrangler, 'dev', '--config', join(PROJECT_ROOT, 'wrangler.toml'), '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', '0',
+    wrangler, 'dev', ...(options.bundleDir ? [join(options.bundleDir, 'index.js'), '--no-bundle'] : []),
+    '--config', join(options.bundleDir ?? PROJECT_ROOT, 'wrangler.toml'), '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', '0',
     '--persist-to', options.persistTo, '--show-interactive-dev-session=false', '--log-level', 'warn',
   ];
   if (options.envFile) args.push('--env-file', options.envFile);
@@ -95,6 +102,25 @@ export async function startGatewayProcess(options: GatewayProcessOptions): Promi
       clearTimeout(timer);
     },
   };
+}
+
+const WRANGLER_ENV = { WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_LOG: 'warn', NO_COLOR: '1' };
+
+/** Bundles the gateway as `wrangler deploy` would (offline dry run) into `outDir`. */
+export async function bundleGateway(outDir: string): Promise<void> {
+  const require = createRequire(import.meta.url);
+  const wrangler = join(dirname(require.resolve('wrangler/package.json')), 'bin', 'wrangler.js');
+  const child = spawn(process.execPath, [wrangler, 'deploy', '--dry-run', '--outdir', outDir, '--config', join(PROJECT_ROOT, 'wrangler.toml')], {
+    cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...WRANGLER_ENV },
+  });
+  let output = '';
+  child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  if (code !== 0) throw new Error(`bundling the gateway failed (exit ${code}):\n${output}`);
+  // wrangler dev restarts when its config or .dev.vars change: serve copies taken now.
+  copyFileSync(join(PROJECT_ROOT, 'wrangler.toml'), join(outDir, 'wrangler.toml'));
+  if (existsSync(join(PROJECT_ROOT, '.dev.vars'))) copyFileSync(join(PROJECT_ROOT, '.dev.vars'), join(outDir, '.dev.vars'));
 }
 
 function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {

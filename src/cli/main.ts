@@ -2,23 +2,18 @@
 
 import { Command, InvalidArgumentError } from 'commander';
 import { join } from 'node:path';
-import { FerryError } from '../protocol/errors';
-import { startEndpoint } from '../endpoint/main';
-import { createLogger } from '../endpoint/log';
+import { fail } from './cli-error';
 import { runDev } from './dev';
+import { registerEndpointCommands } from './endpoint-commands';
 import { PROJECT_ROOT } from './gateway-process';
+import { login } from './login';
+import { registerPutCommand } from './put-command';
 import { mintUserToken, readDevSecret } from './tokens';
 
 function port(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError('must be a port number (1-65535)');
   return n;
-}
-
-function fail(err: unknown): never {
-  const message = err instanceof FerryError ? `${err.code}: ${err.message}` : (err as Error).message;
-  process.stderr.write(`ferry: ${message}\n`);
-  process.exit(1);
 }
 
 const program = new Command();
@@ -32,32 +27,16 @@ program
     await runDev({ port: opts.port, endpointName: 'local' }).catch(fail);
   });
 
-const endpoint = program.command('endpoint').description('run and manage endpoints');
-endpoint
-  .command('start')
-  .description('start the endpoint NAME in the foreground')
-  .argument('<name>', 'endpoint name')
-  .option('--config <path>', 'YAML config (default: $FERRY_HOME/endpoints/NAME/config.yaml, then endpoint-config/NAME.yaml)')
-  .action(async (name: string, opts: { config?: string }) => {
-    const log = createLogger({ component: 'agent' });
-    let agent: Awaited<ReturnType<typeof startEndpoint>> | null = null;
-    try {
-      agent = await startEndpoint({
-        name,
-        ...(opts.config ? { configPath: opts.config } : {}),
-        log,
-        onFatal: (error) => {
-          process.stderr.write(`ferry: endpoint ${name} stopped: ${error.code}: ${error.message}\n`);
-          void (agent?.stop() ?? Promise.resolve()).finally(() => process.exit(1));
-        },
-      });
-      const running = agent;
-      const stop = () => void running.stop().finally(() => process.exit(0));
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-    } catch (err) {
-      fail(err);
-    }
+registerEndpointCommands(program);
+registerPutCommand(program);
+
+program
+  .command('login')
+  .description('save the gateway URL and your token to $FERRY_HOME/user.json, after checking them with the gateway')
+  .requiredOption('--gateway <url>', 'the gateway, e.g. https://ferry.example.org')
+  .requiredOption('--token <token>', 'your user token')
+  .action(async (opts: { gateway: string; token: string }) => {
+    await login(opts).catch(fail);
   });
 
 program
