@@ -6,7 +6,7 @@ import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { PROJECT_ROOT } from '../src/cli/gateway-process';
-import { eventually, startStack } from '../test/helpers/stack';
+import { eventually, startStack, type TestTaskStore } from '../test/helpers/stack';
 import { interchangeThroughput } from './interchange';
 
 interface Figure {
@@ -76,6 +76,7 @@ async function main() {
     figures['interchange_100x16'] = { value: hundred, unit: 'tasks/s', baseline: one, baseline_name: '1 manager × 16 workers', note: `${n} no-op tasks, simulated managers answer at once` };
   }
   if (wants('slurm')) await scaleOutFigures();
+  if (wants('stores')) await storesSection();
   if (!wants('latency') && !wants('throughput')) return report();
   process.stderr.write('bench: starting gateway (workerd) and a local endpoint …\n');
   const stack = await startStack();
@@ -156,6 +157,49 @@ async function scaleOutFigures() {
     await stack.stop();
     await cluster.stop();
   }
+}
+
+/**
+ * `stores`: the TaskStore adapters side by side in one run: 20,000-task throughput and the latency
+ * of POST /v2/batch_status for 1,000 ids, with Durable Object SQLite as the baseline of Redis.
+ */
+async function storesSection() {
+  const n = Number(process.env.BENCH_TASKS) || 20_000;
+  const measured: Record<TestTaskStore, { throughput: number; p50: number; p99: number }> = {} as never;
+  for (const taskStore of ['sqlite', 'redis'] as const) {
+    process.stderr.write(`bench: stores, TASK_STORE=${taskStore} …\n`);
+    const stack = await startStack({ taskStore });
+    try {
+      const client = await stack.client('bench');
+      const defaults = parse(readFileSync(join(PROJECT_ROOT, 'endpoint-config', 'local.yaml'), 'utf8')) as Record<string, unknown>;
+      const endpoint = await stack.createEndpoint(`bench-${taskStore}`, 'bench', defaults);
+      endpoint.start();
+      await eventually(async () => (await client.endpointStatus(endpoint.endpointId)).details.total_workers >= 1, 'workers', 60_000);
+      const inc = await client.registerFunction((x: number) => x + 1, { name: 'inc' });
+      await client.waitAll((await client.submitBatch(endpoint.endpointId, inc, [[0], [1], [2], [3]])).task_ids);
+      const finished = progress(`${taskStore} finished`);
+      const t0 = performance.now();
+      const sub = await client.submitBatch(endpoint.endpointId, inc, Array.from({ length: n }, (_, i) => [i]));
+      const docs = await client.waitAll(sub.task_ids, { timeout: 600, onProgress: (p) => finished(p.done, p.total) });
+      const t1 = performance.now();
+      const wrong = docs.filter((d, i) => d.status !== 'success' || d.result !== i + 1).length;
+      if (wrong) throw new Error(`${taskStore}: ${wrong} of ${n} results wrong or missing`);
+      const ids = sub.task_ids.slice(0, 1000);
+      const status = async () => {
+        const res = await client.batchStatus(ids);
+        if (Object.keys(res).length !== ids.length) throw new Error(`${taskStore}: batch_status answered ${Object.keys(res).length} of ${ids.length}`);
+      };
+      await timeSequential(20, status);
+      const t = await timeSequential(200, status);
+      measured[taskStore] = { throughput: n / ((t1 - t0) / 1000), p50: quantile(t, 0.5), p99: quantile(t, 0.99) };
+    } finally {
+      await stack.stop();
+    }
+  }
+  const { sqlite, redis } = measured;
+  figures['stores_throughput_20k_redis'] = { value: redis.throughput, unit: 'tasks/s', baseline: sqlite.throughput, baseline_name: 'TASK_STORE=sqlite', note: `${n} tasks, every result verified` };
+  figures['stores_batch_status_1000_p50_redis'] = { value: redis.p50, unit: 'ms', baseline: sqlite.p50, baseline_name: 'TASK_STORE=sqlite p50' };
+  figures['stores_batch_status_1000_p99_redis'] = { value: redis.p99, unit: 'ms', baseline: sqlite.p99, baseline_name: 'TASK_STORE=sqlite p99' };
 }
 
 function report() {

@@ -39,7 +39,8 @@ it('SIGKILL of the agent with ≥ 100 tasks in its hands loses nothing', async (
   expect(docs.map((d) => d.result)).toEqual(payloads.map(([i]) => (i as number) * 3));
   const reRun = docs.filter((d) => d.details.attempts > 1).length;
   console.log(`after restart: 1000/1000 success; ${reRun} task(s) executed more than once (first result kept)`);
+  expect(reRun).toBeGreaterThan(0); // the kill hit executions in flight
   // Reading again gives the same stored results: nothing was replaced by a later attempt.
   const again = await alice.batchStatus(task_ids);
   expect(task_ids.map((id) => again[id]!.result)).toEqual(docs.map((d) => d.result));
-}, 240_000);
+}, 90_000);

@@ -8,9 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { writeCredentials } from '../../src/endpoint/ferry-home';
-import { PROJECT_ROOT, startGatewayProcess, type GatewayProcess } from '../../src/cli/gateway-process';
+import { PROJECT_ROOT, bundleGateway, startGatewayProcess, type GatewayProcess } from '../../src/cli/gateway-process';
 import { ensureDevSecret, mintUserToken } from '../../src/cli/tokens';
-import { Client } from '../../src/sdk/client';
+import { Client, type ClientOptions } from '../../src/sdk/client';
+import { startRedisWithProxy, type RedisForTests } from './upstash-proxy';
 
 export interface Stack {
   dir: string;
@@ -20,6 +21,8 @@ export interface Stack {
   client(sub?: string): Promise<Client>;
   /** Registers an endpoint for `owner` and writes its credentials and config; does not start it. */
   createEndpoint(name: string, owner?: string, config?: Record<string, unknown>): Promise<EndpointHandle>;
+  /** Stops the gateway (SIGKILL by default: workerd dies mid-write) and starts it on the same state and port. */
+  restartGateway(signal?: NodeJS.Signals): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -27,6 +30,10 @@ export interface EndpointHandle {
   name: string;
   endpointId: string;
   configPath: string;
+  /** The agent's state directory (journal, block connect files). */
+  stateDir: string;
+  /** Points the agent at another WebSocket URL (a proxy in front of the gateway). */
+  setConnectionUrl(url: string): void;
   start(): AgentProcess;
 }
 
@@ -45,35 +52,76 @@ const DEFAULT_CONFIG = {
   heartbeat_s: 1,
 };
 
-export async function startStack(options: { quiet?: boolean } = {}): Promise<Stack> {
+export type TestTaskStore = 'sqlite' | 'redis';
+
+export interface StackOptions {
+  quiet?: boolean;
+  /** Where the gateway keeps task state; default: env FERRY_TEST_TASK_STORE, else sqlite. With redis,
+   * a redis-server and its Upstash-protocol proxy are started (and stopped) with the stack. */
+  taskStore?: TestTaskStore;
+  /** More gateway vars (rate limits, …). */
+  vars?: Record<string, string>;
+}
+
+/** The task store end-to-end runs use unless a test names one: FERRY_TEST_TASK_STORE=redis. */
+export function defaultTestTaskStore(): TestTaskStore {
+  return process.env.FERRY_TEST_TASK_STORE === 'redis' ? 'redis' : 'sqlite';
+}
+
+export async function startStack(options: StackOptions = {}): Promise<Stack & { taskStore: TestTaskStore; redis: RedisForTests | null; clientWith(sub: string, extra: Partial<ClientOptions>): Promise<Client> }> {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-e2e-'));
   const secret = ensureDevSecret(join(PROJECT_ROOT, '.dev.vars'));
-  const gateway = await startGatewayProcess({
+  const taskStore = options.taskStore ?? defaultTestTaskStore();
+  const redis = taskStore === 'redis' ? await startRedisWithProxy() : null;
+  const storeVars: Record<string, string> = redis ? { TASK_STORE: 'redis', UPSTASH_REDIS_REST_URL: redis.url, UPSTASH_REDIS_REST_TOKEN: redis.token } : {};
+  // One bundle per stack: edits to the sources while tests run do not reload the gateway under them.
+  await bundleGateway(join(dir, 'bundle'));
+  const gatewayOptions = {
+    bundleDir: join(dir, 'bundle'),
     persistTo: join(dir, 'state'),
-    vars: { HEARTBEAT_S: '1' },
+    vars: { HEARTBEAT_S: '1', ...storeVars, ...(options.vars ?? {}) },
     ...(options.quiet === false ? { onOutput: (t: string) => process.stderr.write(t) } : {}),
-  });
+  };
+  let gateway: GatewayProcess;
+  try {
+    gateway = await startGatewayProcess(gatewayOptions);
+  } catch (err) {
+    await redis?.stop();
+    throw err;
+  }
   const agents: AgentProcess[] = [];
   const tokenFor = (sub: string, expiresIn: string | number = '1h') => mintUserToken({ secret, sub, expiresIn });
   const client = async (sub = 'alice') => new Client({ url: gateway.url, token: await tokenFor(sub) });
+  const clientWith = async (sub: string, extra: Partial<ClientOptions>) => new Client({ url: gateway.url, token: await tokenFor(sub), ...extra });
 
   return {
     dir,
-    gateway,
+    get gateway() {
+      return gateway;
+    },
     secret,
     tokenFor,
     client,
+    clientWith,
+    taskStore,
+    redis,
     async createEndpoint(name, owner = 'alice', config = {}) {
       const c = await client(owner);
       const reg = await c.registerEndpoint({ endpoint_name: name });
       const home = join(dir, 'home');
-      writeCredentials({ endpoint_name: name, endpoint_id: reg.endpoint_id, gateway_url: gateway.url, connection_url: reg.task_queue_info.connection_url, token: reg.token }, home);
+      const creds = { endpoint_name: name, endpoint_id: reg.endpoint_id, gateway_url: gateway.url, connection_url: reg.task_queue_info.connection_url, token: reg.token };
+      writeCredentials(creds, home);
       const configPath = join(dir, `${name}.yaml`);
-      writeFileSync(configPath, stringify({ ...DEFAULT_CONFIG, ...config, state_dir: join(dir, 'agents', name) }));
+      const stateDir = join(dir, 'agents', name);
+      writeFileSync(configPath, stringify({ ...DEFAULT_CONFIG, ...config, state_dir: stateDir }));
       return {
         name,
         endpointId: reg.endpoint_id,
         configPath,
+        stateDir,
+        setConnectionUrl(url: string) {
+          writeCredentials({ ...creds, connection_url: url }, home);
+        },
         start() {
           const agent = startAgent(name, configPath, home);
           agents.push(agent);
@@ -81,9 +129,14 @@ export async function startStack(options: { quiet?: boolean } = {}): Promise<Sta
         },
       };
     },
+    async restartGateway(signal: NodeJS.Signals = 'SIGKILL') {
+      await gateway.stop(signal);
+      gateway = await startGatewayProcess({ ...gatewayOptions, port: gateway.port });
+    },
     async stop() {
       await Promise.all(agents.map((a) => a.kill('SIGTERM')));
       await gateway.stop();
+      await redis?.stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };

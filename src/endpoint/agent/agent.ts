@@ -201,10 +201,12 @@ export class Agent {
   }
 
   private onResults(results: TaskResult[]): void {
-    // A result for a task the gateway cancelled meanwhile is dropped here.
+    // Only the first result of a held task is journaled and frees a credit. A second execution's
+    // result (a lost worker's task that had finished after all) or a cancelled task's late result
+    // still goes to the gateway, best effort, which records it as an extra attempt.
     const fresh = results.filter((r) => this.journal.tasks.has(r.task_id));
     this.journal.addResults(fresh);
-    this.pendingResults.push(...fresh);
+    this.pendingResults.push(...results);
     this.pendingCredit += fresh.length;
     this.scheduleFlush();
   }
@@ -228,7 +230,7 @@ export class Agent {
         });
       }
     }
-    this.opts.log.warn('executions lost', { reason, retried: retry.length, failed: failed.length });
+    this.opts.log.warn('executions lost', { reason, retried: retry.length, failed: failed.length, task_ids: held.slice(0, 20).map((t) => t.task_id) });
     this.interchange.requeue(retry);
     if (failed.length) this.onResults(failed);
   }

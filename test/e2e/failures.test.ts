@@ -1,0 +1,157 @@
+// No task lost: each failure a cluster produces, injected into a running batch of 1,000 tasks,
+// ends with every task `success`, its right result stored once, and (where the failure took
+// executions in flight) tasks that ran more than once. Each test prints what the failure caused.
+
+import { execFileSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TaskDoc } from '../../src/protocol/api';
+import type { Client } from '../../src/sdk/client';
+import { startBlackholeProxy } from '../helpers/blackhole-proxy';
+import { ensureSlurm, slurmInstalled, type SlurmCluster } from '../helpers/slurm';
+import { eventually, startStack, type EndpointHandle, type Stack } from '../helpers/stack';
+
+const N = 1000;
+/** ~8 ms of work each: a batch lasts a few seconds, so a failure lands on work in flight. */
+const WORK = '(x) => { const end = Date.now() + 8; while (Date.now() < end); return x * 3 }';
+
+let stack: Stack;
+let alice: Client;
+const slurm = slurmInstalled();
+let cluster: SlurmCluster | undefined;
+
+beforeAll(async () => {
+  stack = await startStack();
+  alice = await stack.client('alice');
+}, 120_000);
+afterAll(async () => {
+  await stack?.stop();
+  await cluster?.stop();
+});
+
+async function startBatch(endpoint: EndpointHandle) {
+  const fn = await alice.registerFunction(WORK, { name: 'work' });
+  const { task_ids } = await alice.submitBatch(endpoint.endpointId, fn, Array.from({ length: N }, (_, i) => [i]));
+  return task_ids;
+}
+
+async function successes(ids: string[]): Promise<number> {
+  return Object.values(await alice.batchStatus(ids)).filter((d) => d.status === 'success').length;
+}
+
+/** Everything succeeded with its right result, and reading again returns the same stored results. */
+async function expectNothingLost(label: string, ids: string[], timeoutS = 180): Promise<TaskDoc[]> {
+  const docs = await alice.waitAll(ids, { timeout: timeoutS });
+  expect(docs.map((d) => d.status)).toEqual(Array(N).fill('success'));
+  expect(docs.map((d) => d.result)).toEqual(Array.from({ length: N }, (_, i) => i * 3));
+  const again = await alice.batchStatus(ids);
+  expect(ids.map((id) => again[id]!.result)).toEqual(docs.map((d) => d.result));
+  const multi = docs.filter((d) => d.details.attempts > 1).length;
+  const maxAttempts = Math.max(...docs.map((d) => d.details.attempts));
+  console.log(`${label}: ${N}/${N} success; ${multi} task(s) with 2+ attempts (max ${maxAttempts})`);
+  return docs;
+}
+
+async function endpointWithWork(name: string, config: Record<string, unknown> = {}) {
+  const endpoint = await stack.createEndpoint(name, 'alice', { prefetch_tasks: 600, manager_prefetch: 256, ...config });
+  return endpoint;
+}
+
+async function waitOnline(endpoint: EndpointHandle, workers = 2) {
+  await eventually(async () => (await alice.endpointStatus(endpoint.endpointId)).details.total_workers >= workers, `${endpoint.name}: workers`, 60_000);
+}
+
+function pgrep(args: string[]): number[] {
+  try {
+    return execFileSync('pgrep', args, { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+describe('no task lost', () => {
+  it('SIGKILL of a manager holding ≥ 100 tasks', async () => {
+    const endpoint = await endpointWithWork('kill-manager');
+    endpoint.start();
+    await waitOnline(endpoint);
+    const ids = await startBatch(endpoint);
+    await eventually(async () => {
+      const d = (await alice.endpointStatus(endpoint.endpointId)).details;
+      return d.outstanding_tasks - d.pending_tasks >= 100;
+    }, 'the manager to hold ≥ 100 tasks', 30_000, 50);
+    const [manager] = pgrep(['-f', `${endpoint.stateDir}/blocks/.*/connect.json`]);
+    expect(manager).toBeGreaterThan(0);
+    process.kill(manager!, 'SIGKILL');
+    const docs = await expectNothingLost('manager SIGKILL', ids);
+    expect(docs.some((d) => d.details.attempts >= 2)).toBe(true);
+  }, 240_000);
+
+  it('SIGKILL of a worker after its task has started', async () => {
+    const endpoint = await endpointWithWork('kill-worker');
+    const agent = endpoint.start();
+    await waitOnline(endpoint);
+    // Task 500 runs for 2 s: once the gateway shows it running, its worker is certainly mid-task.
+    const fn = await alice.registerFunction('(x) => { const end = Date.now() + (x === 500 ? 2000 : 8); while (Date.now() < end); return x * 3 }', { name: 'work-with-a-long-one' });
+    const { task_ids: ids } = await alice.submitBatch(endpoint.endpointId, fn, Array.from({ length: N }, (_, i) => [i]));
+    await eventually(async () => (await alice.getTask(ids[500]!)).status === 'running', 'task 500 to be running', 60_000, 50);
+    const [manager] = pgrep(['-f', `${endpoint.stateDir}/blocks/.*/connect.json`]);
+    const workers = pgrep(['-P', String(manager), '-f', 'worker/main.ts']);
+    expect(workers.length).toBe(2);
+    for (const w of workers) process.kill(w, 'SIGKILL');
+    const docs = await expectNothingLost('worker SIGKILL', ids);
+    expect(agent.output()).toMatch(/"msg":"executions lost".*"reason":"worker \d+ exited \(SIGKILL\)"/);
+    expect(docs[500]!.details.attempts).toBeGreaterThanOrEqual(2);
+  }, 240_000);
+
+  it('10 s of silently dropped traffic between agent and gateway', async () => {
+    const proxy = await startBlackholeProxy(stack.gateway.port);
+    try {
+      const endpoint = await endpointWithWork('blackholed', { heartbeat_s: 1 });
+      endpoint.setConnectionUrl(`ws://127.0.0.1:${proxy.port}/v3/endpoints/${endpoint.endpointId}/ws`);
+      const agent = endpoint.start();
+      await waitOnline(endpoint);
+      const ids = await startBatch(endpoint);
+      await eventually(async () => (await successes(ids)) >= 100, 'results flowing', 30_000, 50);
+      await proxy.blackhole(10_000);
+      await expectNothingLost('10 s blackhole', ids);
+      expect(proxy.droppedBytes()).toBeGreaterThan(0);
+      expect(agent.output()).toMatch(/gateway connection silent; dropping it/);
+      console.log(`blackhole: ${proxy.droppedBytes()} bytes dropped; the agent noticed the silence and reconnected`);
+    } finally {
+      await proxy.close();
+    }
+  }, 240_000);
+
+  it('SIGKILL of the gateway, started again on the same state', async () => {
+    const endpoint = await endpointWithWork('gateway-crash');
+    const agent = endpoint.start();
+    await waitOnline(endpoint);
+    const ids = await startBatch(endpoint);
+    await eventually(async () => (await successes(ids)) >= 100, 'results flowing', 30_000, 50);
+    const before = await successes(ids);
+    await stack.restartGateway('SIGKILL');
+    alice = await stack.client('alice');
+    // Stored results survived the kill.
+    expect(await successes(ids)).toBeGreaterThanOrEqual(before);
+    await expectNothingLost('gateway SIGKILL', ids);
+    expect((agent.output().match(/connected to gateway/g) ?? []).length).toBeGreaterThanOrEqual(2);
+  }, 240_000);
+
+  it.skipIf(!slurm)('scancel of a running block', async () => {
+    cluster = await ensureSlurm();
+    process.env.SLURM_CONF = cluster.env.SLURM_CONF;
+    const endpoint = await endpointWithWork('scancelled', {
+      provider: { type: 'slurm', init_blocks: 1, min_blocks: 0, max_blocks: 1, max_workers_per_node: 2, max_idletime_s: 60, exclusive: false, cpus_per_node: 1, walltime: '00:10:00' },
+      strategy_period_s: 1,
+    });
+    endpoint.start();
+    await waitOnline(endpoint);
+    const ids = await startBatch(endpoint);
+    await eventually(async () => (await successes(ids)) >= 100, 'results flowing', 60_000, 50);
+    const jobs = execFileSync('squeue', ['-h', '-t', 'RUNNING', '-o', '%i %j'], { env: cluster.env, encoding: 'utf8' })
+      .split('\n').filter((l) => l.includes('ferry-')).map((l) => l.split(' ')[0]!);
+    expect(jobs).toHaveLength(1);
+    execFileSync('scancel', [jobs[0]!], { env: cluster.env });
+    const docs = await expectNothingLost('scancel', ids);
+    expect(docs.some((d) => d.details.attempts >= 2)).toBe(true);
+  }, 240_000);
+});
