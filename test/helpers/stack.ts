@@ -75,9 +75,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack & { 
   const redis = taskStore === 'redis' ? await startRedisWithProxy() : null;
   const storeVars: Record<string, string> = redis ? { TASK_STORE: 'redis', UPSTASH_REDIS_REST_URL: redis.url, UPSTASH_REDIS_REST_TOKEN: redis.token } : {};
   // One bundle per stack: edits to the sources while tests run do not reload the gateway under them.
-  await bundleGateway(join(dir, 'bundle'));
+  const bundled = process.env.FERRY_TEST_BUNDLE !== '0';
+  if (bundled) await bundleGateway(join(dir, 'bundle'));
   const gatewayOptions = {
-    bundleDir: join(dir, 'bundle'),
+    ...(bundled ? { bundleDir: join(dir, 'bundle') } : {}),
     persistTo: join(dir, 'state'),
     vars: { HEARTBEAT_S: '1', ...storeVars, ...(options.vars ?? {}) },
     ...(options.quiet === false ? { onOutput: (t: string) => process.stderr.write(t) } : {}),

@@ -21,6 +21,10 @@ import { Journal } from './journal';
 
 export const AGENT_VERSION = '0.1.0';
 
+/** At most FLUSH_BURST flushes of results and credits to the gateway in any FLUSH_WINDOW_MS. */
+const FLUSH_BURST = 3;
+const FLUSH_WINDOW_MS = 30;
+
 /** Frames stay under 1 MiB; leave room for the envelope. */
 const FRAME_BUDGET = 900_000;
 
@@ -53,6 +57,7 @@ export class Agent {
   private pendingRunning: string[] = [];
   private pendingCredit = 0;
   private flushScheduled = false;
+  private readonly recentFlushes: number[] = [];
   private timers: NodeJS.Timeout[] = [];
   private blockSeq = 0;
   private readonly address: string;
@@ -235,13 +240,25 @@ export class Agent {
     if (failed.length) this.onResults(failed);
   }
 
+  /**
+   * Frames to the gateway go out at once while the link is quiet (a single task's result is not
+   * delayed), and at most FLUSH_BURST times per FLUSH_WINDOW_MS under load, so that the endpoint's
+   * Durable Object, which handles frames one at a time, gets a few large frames rather than a
+   * flood of small ones that would queue its other requests.
+   */
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    setImmediate(() => {
+    const now = Date.now();
+    while (this.recentFlushes.length && now - this.recentFlushes[0]! >= FLUSH_WINDOW_MS) this.recentFlushes.shift();
+    const wait = this.recentFlushes.length < FLUSH_BURST ? 0 : this.recentFlushes[0]! + FLUSH_WINDOW_MS - now;
+    const run = () => {
       this.flushScheduled = false;
+      this.recentFlushes.push(Date.now());
       this.flush();
-    });
+    };
+    if (wait <= 0) setImmediate(run);
+    else setTimeout(run, wait);
   }
 
   private flush(): void {
