@@ -7,7 +7,7 @@ import type {
   EndpointDoc, EndpointStatus, FunctionDoc, Json, Payload, RegisterEndpointRequest, RegisterEndpointResponse, SubmitResponse, TaskDoc,
 } from '../protocol/api';
 import { LIMITS } from '../protocol/api';
-import { FerryApiError, TaskCancelledError, TaskFailedError, WaitTimeoutError } from './errors';
+import { FerryApiError, TaskCancelledError, TaskFailedError, WaitTimeoutError, apiErrorFromBody } from './errors';
 import type { ObjectMeta, ObjectRef, ObjectStats } from '../protocol/api';
 import { deleteObject, getObject, getObjectStream, headObject, objectMeta, objectStats, putObject, type GetOptions, type ObjectHead, type ObjectTransport, type PutData, type PutOptions } from './objects';
 
@@ -307,18 +307,7 @@ export class Client {
     }
     const text = await res.text();
     if (res.ok && (res.status === 200 || okStatuses.includes(res.status))) return (text ? JSON.parse(text) : undefined) as T;
-    let code = `HTTP_${res.status}`;
-    let message = text.slice(0, 500);
-    let details: unknown;
-    try {
-      const err = JSON.parse(text) as { code?: string; message?: string; details?: unknown };
-      if (err.code) code = err.code;
-      if (err.message) message = err.message;
-      details = err.details;
-    } catch {
-      // not a Ferry error body (a proxy's page): keep the text
-    }
-    throw new FerryApiError(res.status, code, message, details);
+    throw apiErrorFromBody(res.status, text);
   }
 }
 

@@ -14,6 +14,22 @@ export class FerryApiError extends Error {
   }
 }
 
+/** Builds the error of a non-OK answer from its body: a Ferry error body, or a proxy's page. */
+export function apiErrorFromBody(status: number, text: string): FerryApiError {
+  let code = `HTTP_${status}`;
+  let message = text.slice(0, 500);
+  let details: unknown;
+  try {
+    const err = JSON.parse(text) as { code?: string; message?: string; details?: unknown };
+    if (err.code) code = err.code;
+    if (err.message) message = err.message;
+    details = err.details;
+  } catch {
+    // not a Ferry error body: keep the text
+  }
+  return new FerryApiError(status, code, message, details);
+}
+
 /** The task ended `failed`; `exception` is what the function (or the endpoint) reported. */
 export class TaskFailedError extends Error {
   override readonly name = 'TaskFailedError';

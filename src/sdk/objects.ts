@@ -4,7 +4,7 @@
 
 import type { Json, ObjectFilter, ObjectMeta, ObjectRef, ObjectStats } from '../protocol/api';
 import { OBJECT_LIMITS } from '../protocol/api';
-import { FerryApiError } from './errors';
+import { FerryApiError, apiErrorFromBody } from './errors';
 
 /** What `Client` hands to these functions. */
 export interface ObjectTransport {
@@ -86,19 +86,7 @@ function asciiJson(value: unknown): string {
 }
 
 async function failure(res: Response): Promise<FerryApiError> {
-  const text = await res.text().catch(() => '');
-  let code = `HTTP_${res.status}`;
-  let message = text.slice(0, 500);
-  let details: unknown;
-  try {
-    const err = JSON.parse(text) as { code?: string; message?: string; details?: unknown };
-    if (err.code) code = err.code;
-    if (err.message) message = err.message;
-    details = err.details;
-  } catch {
-    // not a Ferry error body
-  }
-  return new FerryApiError(res.status, code, message, details);
+  return apiErrorFromBody(res.status, await res.text().catch(() => ''));
 }
 
 async function call(t: ObjectTransport, method: string, path: string, init: { body?: BodyInit; headers?: Record<string, string>; signal?: AbortSignal | undefined } = {}): Promise<Response> {

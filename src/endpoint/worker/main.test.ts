@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { FromWorker, ToWorker, WorkerLimits } from '../../protocol/interchange';
 import type { TaskResult } from '../../protocol/wire';
 import { forkWorker } from './fork';
+import { isAlive, untilDead } from '../../../test/helpers/processes';
 
 const INC = '00000000-0000-4000-8000-0000000000a1';
 const HANG = '00000000-0000-4000-8000-0000000000a2';
@@ -128,29 +129,6 @@ describe('worker process', () => {
   });
 });
 
-/** Alive, not a zombie: a killed process whose parent died waits for a reaper that may never come. */
-function isAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Resolves once `pid` is dead or a zombie. SIGKILL is certain but not instant: a process closes its
- * files (which ends the runner's wait on the pipes) a moment before it turns into a zombie.
- */
-async function untilDead(pid: number, ms = 2000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (isAlive(pid)) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  return true;
-}
 
 describe('worker process, shell functions', () => {
   const ARGV = '00000000-0000-4000-8000-0000000000b1';

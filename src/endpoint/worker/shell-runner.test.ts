@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Json } from '../../protocol/api';
 import type { SandboxOutcome } from './sandbox';
 import { ShellRunner, type ShellRunnerOptions } from './shell-runner';
+import { isAlive, untilDead } from '../../../test/helpers/processes';
 
 const UUID = '00000000-0000-4000-8000-00000000005e';
 const shellFn = (code: string) => ({ function_uuid: UUID, runtime: 'shell' as const, code });
@@ -36,29 +37,6 @@ function success(outcome: SandboxOutcome) {
   return outcome.result as { cmd: string; stdout: string; stderr: string; returncode: number };
 }
 
-/** Alive, not a zombie: a killed process whose parent died waits for a reaper that may never come. */
-function isAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Resolves once `pid` is dead or a zombie. SIGKILL is certain but not instant: a process closes its
- * files (which ends the runner's wait on the pipes) a moment before it turns into a zombie.
- */
-async function untilDead(pid: number, ms = 2000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (isAlive(pid)) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  return true;
-}
 function readPid(name: string): number {
   const pid = Number(readFileSync(join(dir, name), 'utf8').trim());
   expect(pid).toBeGreaterThan(1);
