@@ -184,7 +184,10 @@ export class Agent {
         this.link.send({ type: 'ack', task_ids: frame.tasks.map((t) => t.task_id) });
         // A task delivered twice used a credit but adds no work: give the credit back.
         this.pendingCredit += frame.tasks.length - fresh.length;
-        this.interchange.submit(fresh);
+        const allowed = this.opts.config.allowed_functions;
+        const refused = allowed ? fresh.filter((t) => !allowed.includes(t.function_uuid)) : [];
+        if (refused.length) this.refuse(refused);
+        this.interchange.submit(refused.length ? fresh.filter((t) => !refused.includes(t)) : fresh);
         if (this.pendingCredit) this.scheduleFlush();
         this.opts.log.debug('tasks received', { count: frame.tasks.length, fresh: fresh.length });
         break;
@@ -214,6 +217,17 @@ export class Agent {
     this.pendingResults.push(...results);
     this.pendingCredit += fresh.length;
     this.scheduleFlush();
+  }
+
+  /** Fails tasks of functions outside the config's allowed_functions without running them. */
+  private refuse(tasks: TaskMessage[]): void {
+    const now = Date.now() / 1000;
+    this.opts.log.warn('tasks refused: function not in allowed_functions', { count: tasks.length, function_uuid: tasks[0]!.function_uuid });
+    this.onResults(tasks.map((t) => ({
+      task_id: t.task_id, status: 'failed',
+      exception: { code: 'FUNCTION_NOT_PERMITTED', name: 'FunctionNotPermitted', message: `function ${t.function_uuid} is not in this endpoint's allowed_functions` },
+      execution: { attempt: 1, started_at: now, ended_at: now, host: 'agent', worker_pid: process.pid },
+    })));
   }
 
   /** Retries executions lost to system failures, up to max_retries_on_system_failure each. */

@@ -75,6 +75,11 @@ export const EndpointConfigSchema = z
      * or block) before it fails with FERRY_WORKER_LOST. A task that breaks its own worker is not retried.
      */
     max_retries_on_system_failure: z.number().int().min(0).max(100).default(2),
+    /**
+     * Functions this endpoint runs, checked by the agent as well as by the gateway (which has its
+     * own list from registration); absent: any function its owner registers.
+     */
+    allowed_functions: z.array(z.string().regex(/^[0-9a-f-]{36}$/, 'must be a function UUID')).optional(),
     /** Run shell functions (command templates) on this endpoint's workers. */
     allow_shell_functions: z.boolean().default(false),
     /** Lines of output a shell function returns (the last N of stdout and of stderr). */
