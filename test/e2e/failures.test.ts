@@ -130,10 +130,11 @@ describe('no task lost', () => {
     const before = await successes(ids);
     await stack.restartGateway('SIGKILL');
     alice = await stack.client('alice');
-    // Stored results survived the kill.
+    // Stored results survived the kill, and the agent found the new gateway by itself.
     expect(await successes(ids)).toBeGreaterThanOrEqual(before);
+    await agent.waitForOutput(/connected to gateway[\s\S]*connected to gateway/, 60_000);
     await expectNothingLost('gateway SIGKILL', ids);
-    expect((agent.output().match(/connected to gateway/g) ?? []).length).toBeGreaterThanOrEqual(2);
+    console.log(`gateway SIGKILL: ${before} of ${N} had succeeded before the kill`);
   }, 240_000);
 
   it.skipIf(!slurm)('scancel of a running block', async () => {
