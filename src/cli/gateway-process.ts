@@ -3,7 +3,8 @@
 // benchmark, so all three run the same real gateway.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -59,11 +60,17 @@ export async function startGatewayProcess(options: GatewayProcessOptions): Promi
   ];
   if (options.envFile) args.push('--env-file', options.envFile);
   for (const [k, v] of Object.entries(options.vars ?? {})) args.push('--var', `${k}:${v}`);
+  const registry = mkdtempSync(join(tmpdir(), 'ferry-dev-registry-'));
   const child = spawn(process.execPath, args, {
     cwd: PROJECT_ROOT,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', NO_COLOR: '1', FORCE_COLOR: '0' },
+    env: {
+      ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', NO_COLOR: '1', FORCE_COLOR: '0',
+      // Each gateway gets a dev registry of its own: wrangler dev reloads its runtime whenever
+      // another `wrangler dev` on the machine starts or stops, failing requests in flight.
+      WRANGLER_REGISTRY_PATH: registry, MINIFLARE_REGISTRY_PATH: registry,
+    },
   });
   let output = '';
   const onData = (chunk: Buffer) => {
