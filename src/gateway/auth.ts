@@ -1,10 +1,12 @@
 // Bearer tokens (jose). User tokens: HS256 with the gateway's own key (dev issuer) or, when OIDC is
 // configured, RS256/ES256 from the institution's issuer through its JWKS. Endpoint tokens: minted
-// here, HS256, a different audience, so neither kind opens the other's doors.
+// here, HS256, a different audience, so neither kind opens the other's doors. An endpoint's SECRET
+// (long-lived) is only exchanged for short-lived ACCESS tokens (a third audience) at
+// POST /v3/endpoints/{id}/token; both carry the secret generation, which the endpoint's hub checks.
 
 import { SignJWT, createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from 'jose';
 import { FerryError } from '../protocol/errors';
-import { DEV_ISSUER, ENDPOINT_AUDIENCE, GATEWAY_ISSUER, USER_AUDIENCE, type EndpointTokenClaims } from '../protocol/tokens';
+import { DEV_ISSUER, ENDPOINT_ACCESS_AUDIENCE, ENDPOINT_AUDIENCE, GATEWAY_ISSUER, USER_AUDIENCE, type EndpointTokenClaims } from '../protocol/tokens';
 import type { GatewayEnv } from './env';
 
 // Per-isolate caches, filled on first use from the request's env (never at module load).
@@ -72,26 +74,51 @@ export async function authenticateUser(env: GatewayEnv, authorization: string | 
   }
 }
 
-/** The claims of a valid endpoint token. */
-export async function authenticateEndpoint(env: GatewayEnv, authorization: string | undefined): Promise<EndpointTokenClaims> {
+async function verifyEndpointToken(env: GatewayEnv, authorization: string | undefined, audience: string): Promise<EndpointTokenClaims> {
   const token = bearerToken(authorization);
   try {
-    const { payload } = await jwtVerify(token, await hmacKey(env), { algorithms: ['HS256'], audience: ENDPOINT_AUDIENCE, issuer: GATEWAY_ISSUER });
+    const { payload } = await jwtVerify(token, await hmacKey(env), { algorithms: ['HS256'], audience, issuer: GATEWAY_ISSUER });
     if (payload.scope !== 'endpoint' || typeof payload.endpoint_id !== 'string') throw new FerryError('UNAUTHORIZED', 'not an endpoint token');
-    return { sub: subjectOf(payload), endpoint_id: payload.endpoint_id, scope: 'endpoint' };
+    const gen = payload.gen === undefined ? 0 : payload.gen;
+    if (typeof gen !== 'number' || !Number.isInteger(gen) || gen < 0) throw new FerryError('UNAUTHORIZED', 'the endpoint token carries a malformed generation');
+    return { sub: subjectOf(payload), endpoint_id: payload.endpoint_id, scope: 'endpoint', gen };
   } catch (err) {
     rethrowAsAuthError(err);
   }
 }
 
-/** A fresh endpoint token; earlier ones stay valid (no expiry yet, no revocation list yet). */
-export async function mintEndpointToken(env: GatewayEnv, owner: string, endpointId: string): Promise<string> {
-  return new SignJWT({ endpoint_id: endpointId, scope: 'endpoint' })
+/** The claims of a valid (unexpired) endpoint ACCESS token; its generation is the hub's to check. */
+export async function authenticateEndpoint(env: GatewayEnv, authorization: string | undefined): Promise<EndpointTokenClaims> {
+  return verifyEndpointToken(env, authorization, ENDPOINT_ACCESS_AUDIENCE);
+}
+
+/** The claims of a valid endpoint SECRET token; its generation is the hub's to check. */
+export async function authenticateEndpointSecret(env: GatewayEnv, authorization: string | undefined): Promise<EndpointTokenClaims> {
+  return verifyEndpointToken(env, authorization, ENDPOINT_AUDIENCE);
+}
+
+/** A fresh endpoint secret of generation `gen`; it stays valid until the generation is bumped (revoke). */
+export async function mintEndpointToken(env: GatewayEnv, owner: string, endpointId: string, gen: number): Promise<string> {
+  return new SignJWT({ endpoint_id: endpointId, scope: 'endpoint', gen })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
     .setSubject(owner)
     .setAudience(ENDPOINT_AUDIENCE)
     .setIssuer(GATEWAY_ISSUER)
     .setIssuedAt()
+    .setJti(crypto.randomUUID())
+    .sign(await hmacKey(env));
+}
+
+/** A short-lived access token of generation `gen`, valid for `ttlSeconds`. */
+export async function mintEndpointAccessToken(env: GatewayEnv, owner: string, endpointId: string, gen: number, ttlSeconds: number): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({ endpoint_id: endpointId, scope: 'endpoint', gen })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject(owner)
+    .setAudience(ENDPOINT_ACCESS_AUDIENCE)
+    .setIssuer(GATEWAY_ISSUER)
+    .setIssuedAt(now)
+    .setExpirationTime(now + ttlSeconds)
     .setJti(crypto.randomUUID())
     .sign(await hmacKey(env));
 }

@@ -16,6 +16,8 @@ export interface GatewayEnv {
   /** HS256 key of user tokens (dev issuer) and of the endpoint tokens the gateway mints. */
   JWT_SECRET?: string;
   HEARTBEAT_S?: string;
+  /** Lifetime in seconds of the endpoint access tokens POST /v3/endpoints/{id}/token mints (default 3600). */
+  ENDPOINT_ACCESS_TTL_S?: string;
   MAX_REQUEST_BYTES?: string;
   AUTH_JWKS_URL?: string;
   AUTH_ISSUER?: string;
@@ -41,6 +43,10 @@ function positiveNumber(raw: string | undefined, fallback: number): number {
 
 export function heartbeatSeconds(env: GatewayEnv): number {
   return positiveNumber(env.HEARTBEAT_S, 5);
+}
+
+export function endpointAccessTtlSeconds(env: GatewayEnv): number {
+  return Math.ceil(positiveNumber(env.ENDPOINT_ACCESS_TTL_S, 3600));
 }
 
 export function maxRequestBytes(env: GatewayEnv): number {

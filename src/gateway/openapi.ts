@@ -89,7 +89,7 @@ export function buildOpenApiDocument(specs: readonly RouteSpec[], version: strin
     const operation: JsonObject = {
       operationId: operationId(spec),
       summary: spec.summary,
-      security: spec.auth === 'none' ? [] : spec.auth === 'reader' ? [{ userToken: [] }, { endpointToken: [] }] : [{ [spec.auth === 'user' ? 'userToken' : 'endpointToken']: [] }],
+      security: spec.auth === 'none' ? [] : spec.auth === 'reader' ? [{ userToken: [] }, { endpointToken: [] }] : [{ [spec.auth === 'user' ? 'userToken' : spec.auth === 'endpoint-secret' ? 'endpointSecret' : 'endpointToken']: [] }],
       'x-ferry-auth': spec.auth,
       parameters: parameters(spec),
       responses,
@@ -110,7 +110,8 @@ export function buildOpenApiDocument(specs: readonly RouteSpec[], version: strin
       schemas: components,
       securitySchemes: {
         userToken: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A user token (the gateway key or the OIDC issuer).' },
-        endpointToken: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'An endpoint token from POST /v3/endpoints.' },
+        endpointToken: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A short-lived endpoint access token from POST /v3/endpoints/{endpoint_id}/token.' },
+        endpointSecret: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: "An endpoint's secret token from POST /v3/endpoints (only exchanged for access tokens)." },
       },
     },
   };

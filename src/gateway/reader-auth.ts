@@ -1,11 +1,14 @@
 // Read access for routes an endpoint agent also calls on its owner's behalf (object bytes): a user
-// token reads as its owner; an endpoint token reads as the owner who registered the endpoint.
+// token reads as its owner; an endpoint access token reads as the owner who registered the endpoint.
 // The token's audience (read unverified, only to pick the verifier) decides which check runs.
 
 import { decodeJwt } from 'jose';
-import { ENDPOINT_AUDIENCE } from '../protocol/tokens';
+import { ENDPOINT_ACCESS_AUDIENCE, ENDPOINT_AUDIENCE } from '../protocol/tokens';
+import { FerryError } from '../protocol/errors';
 import { authenticateEndpoint, authenticateUser } from './auth';
+import { hubOf } from './endpoint-hub/endpoint-hub';
 import type { GatewayEnv } from './env';
+import { unwrap } from './hub-reply';
 
 export interface ReaderPrincipal {
   owner: string;
@@ -25,8 +28,15 @@ function audienceOf(authorization: string | undefined): string[] {
 }
 
 export async function authenticateReader(env: GatewayEnv, authorization: string | undefined): Promise<ReaderPrincipal> {
-  if (audienceOf(authorization).includes(ENDPOINT_AUDIENCE)) {
+  const audiences = audienceOf(authorization);
+  // The endpoint secret opens nothing but its own exchange route.
+  if (audiences.includes(ENDPOINT_AUDIENCE)) throw new FerryError('UNAUTHORIZED', 'an endpoint secret is only accepted by POST /v3/endpoints/{endpoint_id}/token');
+  if (audiences.includes(ENDPOINT_ACCESS_AUDIENCE)) {
     const claims = await authenticateEndpoint(env, authorization);
+    // A revoked secret's access tokens stop reading at once, like they stop opening the socket.
+    const check = await hubOf(env, claims.endpoint_id).checkSecret(claims.sub, claims.endpoint_id, claims.gen);
+    if (!check.ok && check.error.code === 'NOT_FOUND') throw new FerryError('UNAUTHORIZED', 'the endpoint of this token no longer exists');
+    unwrap(check);
     return { owner: claims.sub, reader: `endpoint:${claims.endpoint_id}` };
   }
   return { owner: await authenticateUser(env, authorization), reader: 'user' };

@@ -5,16 +5,17 @@ import type { Context, Hono } from 'hono';
 import { z } from 'zod';
 import { FerryError, type ErrorCode } from '../protocol/errors';
 import type { EndpointTokenClaims } from '../protocol/tokens';
-import { authenticateEndpoint, authenticateUser } from './auth';
+import { authenticateEndpoint, authenticateEndpointSecret, authenticateUser } from './auth';
 import { maxRequestBytes, type GatewayEnv } from './env';
 import { authenticateReader, type ReaderPrincipal } from './reader-auth';
 import { validationError } from './http-errors';
 import { parseJsonText, readBodyText } from './request-body';
 
 export type HttpMethod = 'get' | 'post' | 'put' | 'delete';
-/** Who may call: anyone, a user token's owner, or an endpoint agent with its endpoint token;
- * `reader`: a user token, or an endpoint token reading for the endpoint's owner. */
-export type AuthKind = 'none' | 'user' | 'endpoint' | 'reader';
+/** Who may call: anyone, a user token's owner, or an endpoint agent with an endpoint access token;
+ * `endpoint-secret`: the endpoint's secret (only to exchange it for access tokens);
+ * `reader`: a user token, or an endpoint access token reading for the endpoint's owner. */
+export type AuthKind = 'none' | 'user' | 'endpoint' | 'endpoint-secret' | 'reader';
 
 export type GatewayHono = Hono<{ Bindings: GatewayEnv }>;
 export type GatewayContext = Context<{ Bindings: GatewayEnv }>;
@@ -45,6 +46,7 @@ export interface RouteSpec<A extends AuthKind = AuthKind, P extends Schema | und
 export interface Principal {
   user: { owner: string };
   endpoint: EndpointTokenClaims;
+  'endpoint-secret': EndpointTokenClaims;
   reader: ReaderPrincipal;
   none: null;
 }
@@ -70,7 +72,8 @@ export function errorCodesOf(spec: RouteSpec): ErrorCode[] {
   const codes = new Set<ErrorCode>(spec.errors);
   if (spec.auth !== 'none') {
     codes.add('UNAUTHORIZED');
-    if (spec.auth === 'user' || spec.auth === 'reader') codes.add('TOKEN_EXPIRED');
+    if (spec.auth === 'user' || spec.auth === 'reader' || spec.auth === 'endpoint') codes.add('TOKEN_EXPIRED');
+    if (spec.auth === 'endpoint' || spec.auth === 'endpoint-secret') codes.add('TOKEN_REVOKED');
   }
   if (spec.params) codes.add('NOT_FOUND');
   if (spec.query) codes.add('VALIDATION_ERROR');
@@ -90,6 +93,7 @@ async function principalOf(c: GatewayContext, auth: AuthKind): Promise<Principal
   const header = c.req.header('authorization');
   if (auth === 'user') return { owner: await authenticateUser(c.env, header) };
   if (auth === 'endpoint') return authenticateEndpoint(c.env, header);
+  if (auth === 'endpoint-secret') return authenticateEndpointSecret(c.env, header);
   if (auth === 'reader') return authenticateReader(c.env, header);
   return null;
 }

@@ -76,6 +76,14 @@ export const EndpointList = z.array(EndpointDoc);
 
 export const DeleteEndpointResponse = z.object({ result: z.literal(302) });
 
+/** POST /v3/endpoints/{endpoint_id}/token: a short-lived access token for the agent socket. */
+export const EndpointAccessTokenResponse = z.object({ access_token: z.string(), expires_in: z.number().int().positive() });
+export type EndpointAccessTokenResponse = z.infer<typeof EndpointAccessTokenResponse>;
+
+/** POST /v3/endpoints/{endpoint_id}/revoke: the secret generation now current. */
+export const RevokeEndpointSecretResponse = z.object({ endpoint_id: Uuid, secret_generation: z.number().int().nonnegative() });
+export type RevokeEndpointSecretResponse = z.infer<typeof RevokeEndpointSecretResponse>;
+
 export const StatusReport = z.object({
   total_workers: z.number().int().nonnegative(),
   idle_workers: z.number().int().nonnegative(),

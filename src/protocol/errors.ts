@@ -20,6 +20,7 @@ export const ERROR_CODES = {
   INVALID_ID: { status: 400, kind: 'user', retryable: false, message: 'The id is malformed' },
   UNAUTHORIZED: { status: 401, kind: 'user', retryable: false, message: 'A valid bearer token is required' },
   TOKEN_EXPIRED: { status: 401, kind: 'user', retryable: false, message: 'The bearer token has expired' },
+  TOKEN_REVOKED: { status: 401, kind: 'user', retryable: false, message: 'The endpoint secret was revoked' },
   FORBIDDEN: { status: 403, kind: 'user', retryable: false, message: 'This token may not do that' },
   FUNCTION_NOT_PERMITTED: { status: 403, kind: 'user', retryable: false, message: 'The function is not in the endpoint\'s allowed_functions' },
   NOT_FOUND: { status: 404, kind: 'user', retryable: false, message: 'Not found' },

@@ -3,10 +3,10 @@
 // WebSocket to the hub.
 
 import { env, exports } from 'cloudflare:workers';
-import { SignJWT } from 'jose';
+import { SignJWT, decodeJwt } from 'jose';
 import { expect } from 'vitest';
 import { SubmitResponse, TaskDoc } from '../../src/protocol/api';
-import { DEV_ISSUER, ENDPOINT_AUDIENCE, GATEWAY_ISSUER, USER_AUDIENCE } from '../../src/protocol/tokens';
+import { DEV_ISSUER, ENDPOINT_ACCESS_AUDIENCE, ENDPOINT_AUDIENCE, GATEWAY_ISSUER, USER_AUDIENCE } from '../../src/protocol/tokens';
 import { PROTOCOL_VERSION } from '../../src/protocol/wire';
 
 export const BASE = 'https://gw.test';
@@ -33,6 +33,32 @@ export async function mintEndpointToken(sub: string, endpointId: string): Promis
     .setAudience(ENDPOINT_AUDIENCE)
     .setIssuer(GATEWAY_ISSUER)
     .sign(secret());
+}
+
+/** An endpoint access token minted by hand (generation 0 unless told; `expiresIn` may be in the past: a negative number of seconds). */
+export async function mintEndpointAccessToken(sub: string, endpointId: string, options: { gen?: number; expiresIn?: number } = {}): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({ endpoint_id: endpointId, scope: 'endpoint', gen: options.gen ?? 0 })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(sub)
+    .setAudience(ENDPOINT_ACCESS_AUDIENCE)
+    .setIssuer(GATEWAY_ISSUER)
+    .setIssuedAt(now - 3600)
+    .setExpirationTime(now + (options.expiresIn ?? 3600))
+    .sign(secret());
+}
+
+/** POST /v3/endpoints/{id}/token with the endpoint's secret: the raw answer. */
+export async function exchangeSecret(endpointId: string, endpointSecret: string): Promise<Answer<{ access_token: string; expires_in: number; code?: string }>> {
+  return call('post', `/v3/endpoints/${endpointId}/token`, { token: endpointSecret });
+}
+
+function isEndpointSecret(token: string): boolean {
+  try {
+    return decodeJwt(token).aud === ENDPOINT_AUDIENCE;
+  } catch {
+    return false;
+  }
 }
 
 export interface Answer<T = any> {
@@ -124,12 +150,25 @@ export class FakeAgent {
     });
   }
 
+  /** Opens the socket; an endpoint secret (from registerEndpoint) is exchanged for an access token first. */
   static async open(endpointId: string, token: string): Promise<Response> {
+    let access = token;
+    if (isEndpointSecret(token)) {
+      // As the agent does: a refused exchange is the answer (404 for another endpoint's secret, 401 revoked).
+      const exchange = await exports.default.fetch(`${BASE}/v3/endpoints/${endpointId}/token`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+      if (!exchange.ok) return exchange;
+      access = ((await exchange.json()) as { access_token: string }).access_token;
+    }
+    return FakeAgent.openRaw(endpointId, access);
+  }
+
+  /** Opens the socket with exactly this token. */
+  static async openRaw(endpointId: string, token: string): Promise<Response> {
     return exports.default.fetch(`${BASE}/v3/endpoints/${endpointId}/ws`, { headers: { upgrade: 'websocket', authorization: `Bearer ${token}` } });
   }
 
-  static async connect(endpointId: string, token: string): Promise<FakeAgent> {
-    const res = await FakeAgent.open(endpointId, token);
+  static async connect(endpointId: string, token: string, raw = false): Promise<FakeAgent> {
+    const res = raw ? await FakeAgent.openRaw(endpointId, token) : await FakeAgent.open(endpointId, token);
     expect(res.status).toBe(101);
     const ws = res.webSocket!;
     ws.accept();

@@ -4,7 +4,7 @@
 
 import { env, exports } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
-import { BASE, mintEndpointToken, newUser, registerEndpoint, type User } from './helpers';
+import { BASE, exchangeSecret, mintEndpointAccessToken, newUser, registerEndpoint, type User } from './helpers';
 
 const MiB = 1024 * 1024;
 
@@ -166,10 +166,11 @@ describe('reads', () => {
     const alice = await newUser('alice');
     const ref = await put(alice, pattern(1000, 4));
     const ep = await registerEndpoint(alice);
+    const epAccess = (await exchangeSecret(ep.endpoint_id, ep.token)).body.access_token;
     await (await raw('GET', `/v3/objects/${ref.$ref}`, alice.token)).arrayBuffer();
     await (await raw('GET', `/v3/objects/${ref.$ref}`, alice.token, { headers: { range: 'bytes=0-99' } })).arrayBuffer();
     await (await raw('HEAD', `/v3/objects/${ref.$ref}`, alice.token)).arrayBuffer();
-    await (await raw('GET', `/v3/objects/${ref.$ref}`, ep.token, { headers: { range: 'bytes=-10' } })).arrayBuffer();
+    await (await raw('GET', `/v3/objects/${ref.$ref}`, epAccess, { headers: { range: 'bytes=-10' } })).arrayBuffer();
     const stats = await json(await raw('GET', '/v3/objects/stats', alice.token));
     expect(stats.bytes_served).toBe(1110);
     expect(stats.requests).toBe(4);
@@ -251,18 +252,21 @@ describe('who may read', () => {
     const mine = await put(alice, pattern(500, 10));
     const bobs = await put(bob, pattern(500, 11));
     const ep = await registerEndpoint(alice);
-    const ranged = await raw('GET', `/v3/objects/${mine.$ref}`, ep.token, { headers: { range: 'bytes=100-199' } });
+    const epAccess = (await exchangeSecret(ep.endpoint_id, ep.token)).body.access_token;
+    // The endpoint's secret itself reads nothing: only its access tokens do.
+    expect((await raw('GET', `/v3/objects/${mine.$ref}`, ep.token)).status).toBe(401);
+    const ranged = await raw('GET', `/v3/objects/${mine.$ref}`, epAccess, { headers: { range: 'bytes=100-199' } });
     expect(ranged.status).toBe(206);
     expect(new Uint8Array(await ranged.arrayBuffer())).toEqual(pattern(500, 10).slice(100, 200));
-    expect((await raw('HEAD', `/v3/objects/${mine.$ref}`, ep.token)).status).toBe(200);
-    expect((await raw('GET', `/v3/objects/${mine.$ref}/meta`, ep.token)).status).toBe(200);
+    expect((await raw('HEAD', `/v3/objects/${mine.$ref}`, epAccess)).status).toBe(200);
+    expect((await raw('GET', `/v3/objects/${mine.$ref}/meta`, epAccess)).status).toBe(200);
     // Another owner's object, even with a forged claim of another endpoint of the same key: 404.
-    expect((await raw('GET', `/v3/objects/${bobs.$ref}`, ep.token)).status).toBe(404);
-    expect((await raw('GET', `/v3/objects/${bobs.$ref}`, await mintEndpointToken(alice.sub, ep.endpoint_id))).status).toBe(404);
+    expect((await raw('GET', `/v3/objects/${bobs.$ref}`, epAccess)).status).toBe(404);
+    expect((await raw('GET', `/v3/objects/${bobs.$ref}`, await mintEndpointAccessToken(alice.sub, ep.endpoint_id))).status).toBe(404);
     // Endpoint tokens cannot write, delete or list.
-    expect((await raw('DELETE', `/v3/objects/${mine.$ref}`, ep.token)).status).toBe(401);
-    expect((await raw('PUT', '/v3/objects', ep.token, { body: 'x' })).status).toBe(401);
-    expect((await raw('GET', '/v3/objects/stats', ep.token)).status).toBe(401);
+    expect((await raw('DELETE', `/v3/objects/${mine.$ref}`, epAccess)).status).toBe(401);
+    expect((await raw('PUT', '/v3/objects', epAccess, { body: 'x' })).status).toBe(401);
+    expect((await raw('GET', '/v3/objects/stats', epAccess)).status).toBe(401);
     expect((await raw('GET', `/v3/objects/${mine.$ref}`, null)).status).toBe(401);
   });
 });

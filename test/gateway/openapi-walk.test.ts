@@ -3,7 +3,7 @@
 // A route added later is covered without touching this test.
 
 import { expect, it } from 'vitest';
-import { call, FakeAgent, newUser, registerEndpoint, registerFunction, submit, success, taskStatus } from './helpers';
+import { call, exchangeSecret, FakeAgent, newUser, registerEndpoint, registerFunction, submit, success, taskStatus } from './helpers';
 
 function substitute(value: unknown, values: Record<string, string>): unknown {
   const fill = (s: string) => s.replace(/\{([a-z_]+)\}/g, (whole, name: string) => values[name] ?? whole);
@@ -27,6 +27,7 @@ it("every route answers 404 (or nothing of theirs) to another user's token", asy
   await agent.next('results_ack');
 
   const bobEndpoint = await registerEndpoint(bob, { endpoint_name: 'bobs' });
+  const bobAccess = (await exchangeSecret(bobEndpoint.endpoint_id, bobEndpoint.token)).body.access_token;
   // An object and an open upload of alice's, for the objects routes.
   const object = await call('put', '/v3/objects', { token: alice.token, rawBody: 'alice-secret-bytes' });
   const upload = await alice.call('post', '/v3/objects/uploads', {});
@@ -50,7 +51,7 @@ it("every route answers 404 (or nothing of theirs) to another user's token", asy
       });
       const example = op.requestBody?.content?.['application/json']?.example;
       const body = example === undefined ? undefined : substitute(example, values);
-      const token = auth === 'endpoint' ? bobEndpoint.token : bob.token;
+      const token = auth === 'endpoint' ? bobAccess : auth === 'endpoint-secret' ? bobEndpoint.token : bob.token;
       const headers: Record<string, string> = auth === 'endpoint' ? { upgrade: 'websocket' } : {};
       const res = await call(method, url, { token, body, headers });
       const where = `${method.toUpperCase()} ${path} → ${res.status} ${res.text.slice(0, 200)}`;

@@ -14,6 +14,7 @@ import { Interchange } from '../interchange/interchange';
 import type { Logger } from '../log';
 import { writeConnectFile } from '../manager/connect-file';
 import type { Provider } from '../providers/provider';
+import { AccessTokens } from './access-tokens';
 import { BlockScaler } from './block-scaler';
 import { GatewayLink } from './gateway-link';
 import { resolveInterchangeAddress } from './interchange-address';
@@ -50,6 +51,8 @@ export class Agent {
   private readonly journal: Journal;
   private readonly interchange: Interchange;
   private readonly link: GatewayLink;
+  /** Short-lived access tokens exchanged for the endpoint's secret (credentials.token). */
+  private readonly accessTokens: AccessTokens;
   private readonly scaler: BlockScaler;
   private interchangePort = 0;
   private welcomed = false;
@@ -88,13 +91,24 @@ export class Agent {
         onManagersChanged: () => this.sendStatus(),
       },
     });
-    this.link = new GatewayLink(opts.credentials.connection_url, () => opts.credentials.token, {
+    this.accessTokens = new AccessTokens({
+      gatewayUrl: opts.credentials.gateway_url,
+      endpointId: opts.credentials.endpoint_id,
+      secret: opts.credentials.token,
+      log: log.child({ component: 'access-tokens' }),
+      onFatal: (error) => opts.onFatal?.(error),
+    });
+    this.link = new GatewayLink(opts.credentials.connection_url, () => this.accessTokens.current(), {
       onOpen: () => this.hello(),
       onFrame: (frame) => this.onFrame(frame),
       onClose: () => {
         this.welcomed = false;
       },
-      onRefused: (error) => opts.onFatal?.(error),
+      onRefused: (error) => {
+        this.accessTokens.stop();
+        opts.onFatal?.(error);
+      },
+      onTokenExpired: () => this.accessTokens.renewNow(),
     }, log.child({ component: 'gateway-link' }), (opts.config.heartbeat_threshold_s ?? opts.config.heartbeat_s * 3) * 1000);
     this.scaler = new BlockScaler(opts.config.provider, {
       provider: opts.provider,
@@ -117,6 +131,14 @@ export class Agent {
     }
     this.interchange.submit(replay);
     await this.scaler.init();
+    // The first connect needs an access token: the secret itself does not open the socket.
+    try {
+      await this.accessTokens.start();
+    } catch (err) {
+      // The secret was refused (revoked, unknown): leave no blocks or listener behind.
+      await this.stop();
+      throw err;
+    }
     this.link.connect();
     this.timers.push(setInterval(() => this.sendStatus(), this.opts.config.heartbeat_s * 1000));
     this.timers.push(setInterval(() => void this.scaler.tick(), this.opts.config.strategy_period_s * 1000));
@@ -124,6 +146,7 @@ export class Agent {
 
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
+    this.accessTokens.stop();
     this.link.close();
     await this.scaler.cancelAll();
     await this.interchange.stop();

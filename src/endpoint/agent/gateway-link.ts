@@ -12,8 +12,10 @@ export interface GatewayLinkHandlers {
   onOpen(): void;
   onFrame(frame: GatewayFrame): void;
   onClose(): void;
-  /** The gateway refused this agent for good (bad token, protocol mismatch). */
+  /** The gateway refused this agent for good (bad token, revoked secret, protocol mismatch). */
   onRefused(error: FerryError): void;
+  /** The gateway said the access token had expired (a long sleep): renew it; the link dials again. */
+  onTokenExpired?(): void;
 }
 
 const MIN_BACKOFF_MS = 250;
@@ -74,7 +76,8 @@ export class GatewayLink {
       if (frame.type === 'refuse') {
         this.log.error('gateway refused this agent', { code: frame.code, message: frame.message });
         this.closed = true;
-        this.handlers.onRefused(new FerryError(frame.code === 'UNSUPPORTED_PROTOCOL' ? 'UNSUPPORTED_PROTOCOL' : 'FORBIDDEN', frame.message));
+        const code = frame.code === 'UNSUPPORTED_PROTOCOL' || frame.code === 'TOKEN_REVOKED' ? frame.code : 'FORBIDDEN';
+        this.handlers.onRefused(new FerryError(code, frame.message));
         ws.close();
         return;
       }
@@ -82,14 +85,21 @@ export class GatewayLink {
     });
     ws.on('unexpected-response', (_req, res) => {
       const status = res.statusCode ?? 0;
-      if (status === 401 || status === 403 || status === 404) {
-        this.log.error('gateway rejected the endpoint credentials', { status });
-        this.closed = true;
-        this.handlers.onRefused(new FerryError(status === 404 ? 'NOT_FOUND' : 'UNAUTHORIZED', `gateway answered ${status} to the agent's connection`));
-      } else {
-        this.log.warn('gateway connection failed', { status });
-      }
-      ws.terminate();
+      const chunks: Buffer[] = [];
+      let decided = false;
+      const decide = () => {
+        if (decided) return;
+        decided = true;
+        clearTimeout(fallback);
+        this.onUpgradeRefused(ws, status, Buffer.concat(chunks).toString('utf8'));
+      };
+      // The error body names the reason (TOKEN_EXPIRED, TOKEN_REVOKED, …); do not wait long for it.
+      const fallback = setTimeout(decide, 2000);
+      res.on('data', (chunk: Buffer) => {
+        if (chunks.length < 16) chunks.push(chunk);
+      });
+      res.on('end', decide);
+      res.on('error', decide);
     });
     ws.on('error', (err) => this.log.debug('gateway socket error', { error: err.message }));
     ws.on('close', () => {
@@ -98,6 +108,28 @@ export class GatewayLink {
       this.handlers.onClose();
       this.scheduleReconnect();
     });
+  }
+
+  private onUpgradeRefused(ws: WebSocket, status: number, text: string): void {
+    let body: { code?: unknown; message?: unknown } = {};
+    try {
+      body = JSON.parse(text);
+    } catch {
+      // not JSON: the status decides
+    }
+    const message = typeof body.message === 'string' ? body.message : `gateway answered ${status} to the agent's connection`;
+    if (status === 401 && body.code === 'TOKEN_EXPIRED') {
+      this.log.warn('the gateway found the access token expired; renewing it and reconnecting', { status });
+      this.handlers.onTokenExpired?.();
+    } else if (status === 401 || status === 403 || status === 404) {
+      this.log.error('gateway rejected the endpoint credentials', { status, code: body.code, message });
+      this.closed = true;
+      const code = body.code === 'TOKEN_REVOKED' ? 'TOKEN_REVOKED' : status === 404 ? 'NOT_FOUND' : 'UNAUTHORIZED';
+      this.handlers.onRefused(new FerryError(code, code === 'TOKEN_REVOKED' ? message : `gateway answered ${status} to the agent's connection: ${message}`));
+    } else {
+      this.log.warn('gateway connection failed', { status });
+    }
+    ws.terminate();
   }
 
   send(frame: AgentFrame): boolean {

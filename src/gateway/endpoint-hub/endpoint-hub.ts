@@ -19,17 +19,19 @@ import { SqliteTaskStore } from '../task-store/sqlite-task-store';
 import type { TaskOutcome, TaskRecord, TaskStore } from '../task-store/port';
 import { isOverBytes } from '../text-size';
 import { AgentSessionStore, type AgentSession } from './agent-session';
-import { allowListOf, createEndpointSchema, endpointDoc, hasEndpointSchema, readEndpoint, writeEndpoint, type EndpointFields, type EndpointRecord } from './endpoint-record';
+import { allowListOf, createEndpointSchema, endpointDoc, hasEndpointSchema, migrateEndpointSchema, readEndpoint, writeEndpoint, type EndpointFields, type EndpointRecord } from './endpoint-record';
 import { Outbox } from './outbox';
 import { buildTaskFrames, TASK_FRAME_BUDGET } from './task-frames';
 import { TaskWaiters } from './task-waiters';
 import { resultObjectKey, taskDocJson } from './task-doc-json';
 
 /** Headers by which the gateway tells the hub who opens the agent socket (already authenticated). */
-export const AGENT_SOCKET_HEADERS = { endpointId: 'x-ferry-endpoint-id', owner: 'x-ferry-owner' } as const;
+export const AGENT_SOCKET_HEADERS = { endpointId: 'x-ferry-endpoint-id', owner: 'x-ferry-owner', generation: 'x-ferry-secret-gen' } as const;
+
+const REVOKED_MESSAGE = 'the endpoint secret was revoked; register the endpoint again for a new secret';
 
 /** Close codes the hub uses (4000–4999 are the application's). */
-const CLOSE = { unsupportedProtocol: 4000, replaced: 4001, endpointDeleted: 4004, badFrame: 1008, normal: 1000 } as const;
+const CLOSE = { unsupportedProtocol: 4000, replaced: 4001, revoked: 4003, endpointDeleted: 4004, badFrame: 1008, normal: 1000 } as const;
 
 /** A batch of tasks the gateway has validated; the hub checks ownership and the allow-list. */
 export interface Submission {
@@ -57,7 +59,7 @@ export interface RunOutcome {
 }
 
 /** What routes call on a hub. Declared plainly: the RPC stub's mapped types recurse without end on JsonValue. */
-export type HubApi = Pick<EndpointHub, 'register' | 'update' | 'describe' | 'status' | 'remove' | 'submit' | 'run' | 'taskDoc' | 'taskDocs' | 'taskGroup' | 'cancel' | 'fetch'>;
+export type HubApi = Pick<EndpointHub, 'register' | 'update' | 'secretGeneration' | 'checkSecret' | 'revokeSecret' | 'describe' | 'status' | 'remove' | 'submit' | 'run' | 'taskDoc' | 'taskDocs' | 'taskGroup' | 'cancel' | 'fetch'>;
 
 export function hubOf(env: GatewayEnv, endpointId: string): HubApi {
   return env.ENDPOINT_HUB.get(env.ENDPOINT_HUB.idFromName(endpointId)) as unknown as HubApi;
@@ -112,6 +114,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     this.sessions = new AgentSessionStore(this.sql);
     // An id nobody registered gets no tables: probing random ids leaves nothing behind.
     this.schemaReady = hasEndpointSchema(this.sql);
+    if (this.schemaReady) migrateEndpointSchema(this.sql);
   }
 
   /** The TaskStore the configuration names; a Redis store is scoped to this hub's endpoint. */
@@ -167,6 +170,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       metadata: fields.metadata ?? {},
       created_at: existing?.created_at ?? new Date().toISOString(),
       deleted: false,
+      secret_gen: existing?.secret_gen ?? 0,
     };
     writeEndpoint(this.sql, record);
     this.record = record;
@@ -177,6 +181,35 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     const existing = this.owned(owner);
     if (!existing) return fail('NOT_FOUND');
     return this.register(owner, existing.endpoint_id, fields);
+  }
+
+  /** The current secret generation, which a freshly minted secret carries. */
+  async secretGeneration(owner: string): Promise<HubReply<number>> {
+    const record = this.owned(owner);
+    return record ? ok(record.secret_gen) : fail('NOT_FOUND', 'endpoint not found');
+  }
+
+  /** Whether a secret or access token of generation `gen` is still good for this endpoint. */
+  async checkSecret(owner: string, endpointId: string, gen: number): Promise<HubReply<number>> {
+    const record = this.owned(owner);
+    if (!record || record.endpoint_id !== endpointId) return fail('NOT_FOUND', 'endpoint not found');
+    if (gen !== record.secret_gen) return fail('TOKEN_REVOKED', REVOKED_MESSAGE);
+    return ok(record.secret_gen);
+  }
+
+  /**
+   * Bumps the secret generation: the old secret and every access token minted from it stop working
+   * now, and the connected agent (authenticated with one of them) is refused and disconnected.
+   */
+  async revokeSecret(owner: string): Promise<HubReply<number>> {
+    const record = this.owned(owner);
+    if (!record) return fail('NOT_FOUND', 'endpoint not found');
+    const bumped = { ...record, secret_gen: record.secret_gen + 1 };
+    writeEndpoint(this.sql, bumped);
+    this.record = bumped;
+    for (const ws of this.ctx.getWebSockets()) this.refuse(ws, 'TOKEN_REVOKED', REVOKED_MESSAGE, CLOSE.revoked);
+    this.agentSocket = null;
+    return ok(bumped.secret_gen);
   }
 
   async describe(owner: string): Promise<HubReply<EndpointDoc>> {
@@ -347,6 +380,10 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     const record = this.owned(owner);
     if (!record || record.endpoint_id !== request.headers.get(AGENT_SOCKET_HEADERS.endpointId)) {
       return Response.json({ code: 'NOT_FOUND', message: 'endpoint not found' }, { status: 404 });
+    }
+    // Only access tokens of the current secret generation open the socket.
+    if (Number(request.headers.get(AGENT_SOCKET_HEADERS.generation)) !== record.secret_gen) {
+      return Response.json({ code: 'TOKEN_REVOKED', message: REVOKED_MESSAGE }, { status: 401 });
     }
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];

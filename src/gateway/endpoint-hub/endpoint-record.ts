@@ -13,6 +13,8 @@ export interface EndpointRecord {
   metadata: Record<string, Json>;
   created_at: string;
   deleted: boolean;
+  /** Generation of the endpoint's secret: its secret and access tokens carry it; revoke bumps it. */
+  secret_gen: number;
 }
 
 export interface EndpointFields {
@@ -25,10 +27,16 @@ export interface EndpointFields {
 const SCHEMA = `CREATE TABLE IF NOT EXISTS endpoint (
   singleton INTEGER PRIMARY KEY CHECK (singleton = 1), endpoint_id TEXT NOT NULL, owner TEXT NOT NULL,
   endpoint_name TEXT NOT NULL, display_name TEXT, allowed_functions TEXT, metadata TEXT NOT NULL,
-  created_at TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0)`;
+  created_at TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, secret_gen INTEGER NOT NULL DEFAULT 0)`;
 
 export function createEndpointSchema(sql: SqlStorage): void {
   sql.exec(SCHEMA);
+}
+
+/** Adds columns later versions brought to a table an older version created. */
+export function migrateEndpointSchema(sql: SqlStorage): void {
+  const columns = sql.exec<{ name: string }>('PRAGMA table_info(endpoint)').toArray().map((c) => c.name);
+  if (!columns.includes('secret_gen')) sql.exec('ALTER TABLE endpoint ADD COLUMN secret_gen INTEGER NOT NULL DEFAULT 0');
 }
 
 export function hasEndpointSchema(sql: SqlStorage): boolean {
@@ -37,8 +45,8 @@ export function hasEndpointSchema(sql: SqlStorage): boolean {
 
 export function readEndpoint(sql: SqlStorage): EndpointRecord | null {
   const row = sql
-    .exec<{ endpoint_id: string; owner: string; endpoint_name: string; display_name: string | null; allowed_functions: string | null; metadata: string; created_at: string; deleted: number }>(
-      'SELECT endpoint_id, owner, endpoint_name, display_name, allowed_functions, metadata, created_at, deleted FROM endpoint WHERE singleton = 1',
+    .exec<{ endpoint_id: string; owner: string; endpoint_name: string; display_name: string | null; allowed_functions: string | null; metadata: string; created_at: string; deleted: number; secret_gen: number }>(
+      'SELECT endpoint_id, owner, endpoint_name, display_name, allowed_functions, metadata, created_at, deleted, secret_gen FROM endpoint WHERE singleton = 1',
     )
     .toArray()[0];
   if (!row) return null;
@@ -51,15 +59,16 @@ export function readEndpoint(sql: SqlStorage): EndpointRecord | null {
     metadata: JSON.parse(row.metadata),
     created_at: row.created_at,
     deleted: row.deleted === 1,
+    secret_gen: row.secret_gen,
   };
 }
 
 export function writeEndpoint(sql: SqlStorage, record: EndpointRecord): void {
   sql.exec(
-    `INSERT INTO endpoint (singleton, endpoint_id, owner, endpoint_name, display_name, allowed_functions, metadata, created_at, deleted)
-     VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)
+    `INSERT INTO endpoint (singleton, endpoint_id, owner, endpoint_name, display_name, allowed_functions, metadata, created_at, deleted, secret_gen)
+     VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT(singleton) DO UPDATE SET endpoint_name = excluded.endpoint_name, display_name = excluded.display_name,
-       allowed_functions = excluded.allowed_functions, metadata = excluded.metadata, deleted = excluded.deleted`,
+       allowed_functions = excluded.allowed_functions, metadata = excluded.metadata, deleted = excluded.deleted, secret_gen = excluded.secret_gen`,
     record.endpoint_id,
     record.owner,
     record.endpoint_name,
@@ -68,6 +77,7 @@ export function writeEndpoint(sql: SqlStorage, record: EndpointRecord): void {
     JSON.stringify(record.metadata),
     record.created_at,
     record.deleted ? 1 : 0,
+    record.secret_gen,
   );
 }
 

@@ -1,9 +1,10 @@
 // Endpoint registration and inspection, and the agent's WebSocket, handed to the endpoint's hub.
 
 import { z } from 'zod';
-import { AllowedFunctions, DeleteEndpointResponse, EndpointDoc, EndpointList, EndpointStatus, RegisterEndpointRequest, RegisterEndpointResponse, Uuid } from '../../protocol/api';
+import { AllowedFunctions, DeleteEndpointResponse, EndpointAccessTokenResponse, EndpointDoc, EndpointList, EndpointStatus, RegisterEndpointRequest, RegisterEndpointResponse, RevokeEndpointSecretResponse, Uuid } from '../../protocol/api';
 import { FerryError } from '../../protocol/errors';
-import { mintEndpointToken } from '../auth';
+import { mintEndpointAccessToken, mintEndpointToken } from '../auth';
+import { endpointAccessTtlSeconds } from '../env';
 import { AGENT_SOCKET_HEADERS, hubOf } from '../endpoint-hub/endpoint-hub';
 import { unwrap } from '../hub-reply';
 import { registryOf } from '../registry';
@@ -25,7 +26,7 @@ export function registerEndpointRoutes(table: RouteTable): void {
     {
       method: 'post',
       path: '/v3/endpoints',
-      summary: 'Register an endpoint (the same name again: the same id, a fresh token)',
+      summary: "Register an endpoint (the same name again: the same id, a fresh secret of the current generation). The token is the endpoint's secret: exchange it at /v3/endpoints/{endpoint_id}/token",
       auth: 'user',
       body: RegisterEndpointRequest,
       response: RegisterEndpointResponse,
@@ -43,9 +44,10 @@ export function registerEndpointRoutes(table: RouteTable): void {
         reply = await hubOf(c.env, claim.endpoint_id).register(owner, claim.endpoint_id, body);
       }
       unwrap(reply);
+      const gen = unwrap(await hubOf(c.env, claim.endpoint_id).secretGeneration(owner));
       return {
         endpoint_id: claim.endpoint_id,
-        token: await mintEndpointToken(c.env, owner, claim.endpoint_id),
+        token: await mintEndpointToken(c.env, owner, claim.endpoint_id, gen),
         task_queue_info: { connection_url: connectionUrl(c.req.url, claim.endpoint_id) },
       };
     },
@@ -140,9 +142,45 @@ export function registerEndpointRoutes(table: RouteTable): void {
   defineRoute(
     table,
     {
+      method: 'post',
+      path: '/v3/endpoints/{endpoint_id}/token',
+      summary: "Exchange the endpoint's secret (Authorization: Bearer <secret>) for a short-lived access token for the agent socket",
+      auth: 'endpoint-secret',
+      params: EndpointParams,
+      response: EndpointAccessTokenResponse,
+      errors: ['NOT_FOUND', 'TOKEN_REVOKED'],
+    },
+    async (c, { principal, params }) => {
+      if (principal.endpoint_id !== params.endpoint_id) throw new FerryError('NOT_FOUND', 'endpoint not found');
+      const gen = unwrap(await hubOf(c.env, params.endpoint_id).checkSecret(principal.sub, params.endpoint_id, principal.gen));
+      const ttl = endpointAccessTtlSeconds(c.env);
+      return { access_token: await mintEndpointAccessToken(c.env, principal.sub, params.endpoint_id, gen, ttl), expires_in: ttl };
+    },
+  );
+
+  defineRoute(
+    table,
+    {
+      method: 'post',
+      path: '/v3/endpoints/{endpoint_id}/revoke',
+      summary: "Revoke the endpoint's secret: it and every access token minted from it stop working at once, the connected agent is refused; register again for a new secret",
+      auth: 'user',
+      params: EndpointParams,
+      response: RevokeEndpointSecretResponse,
+      errors: ['NOT_FOUND'],
+    },
+    async (c, { principal: { owner }, params }) => ({
+      endpoint_id: params.endpoint_id,
+      secret_generation: unwrap(await hubOf(c.env, params.endpoint_id).revokeSecret(owner)),
+    }),
+  );
+
+  defineRoute(
+    table,
+    {
       method: 'get',
       path: '/v3/endpoints/{endpoint_id}/ws',
-      summary: "The agent's WebSocket (frames: src/protocol/wire.ts); needs Upgrade: websocket and this endpoint's token",
+      summary: "The agent's WebSocket (frames: src/protocol/wire.ts); needs Upgrade: websocket and an access token of this endpoint's current secret generation",
       auth: 'endpoint',
       params: EndpointParams,
       otherResponses: [{ status: 101, description: 'Switching Protocols: the agent socket is open' }],
@@ -154,7 +192,12 @@ export function registerEndpointRoutes(table: RouteTable): void {
       if (c.req.header('upgrade')?.toLowerCase() !== 'websocket') throw new FerryError('VALIDATION_ERROR', 'expected Upgrade: websocket');
       return hubOf(c.env, params.endpoint_id).fetch(
         new Request('https://endpoint-hub/agent', {
-          headers: { upgrade: 'websocket', [AGENT_SOCKET_HEADERS.endpointId]: params.endpoint_id, [AGENT_SOCKET_HEADERS.owner]: principal.sub },
+          headers: {
+            upgrade: 'websocket',
+            [AGENT_SOCKET_HEADERS.endpointId]: params.endpoint_id,
+            [AGENT_SOCKET_HEADERS.owner]: principal.sub,
+            [AGENT_SOCKET_HEADERS.generation]: String(principal.gen),
+          },
         }),
       );
     },
