@@ -434,7 +434,18 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     if (this.agentSocket === ws) this.agentSocket = null;
   }
 
-  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+  /** Frames are handled one at a time, in order, even across awaits of a remote store. */
+  private frameChain: Promise<void> = Promise.resolve();
+
+  override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    // Input gates hold new events only while *storage* is awaited; a remote TaskStore (fetch)
+    // would let the next frame (an ack's successor, a sync) run before this one is stored.
+    const run = this.frameChain.then(() => this.handleFrame(ws, message));
+    this.frameChain = run.catch(() => {});
+    return run;
+  }
+
+  private async handleFrame(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     const session = this.isCurrent(ws);
     if (!session) {
       closeQuietly(ws, CLOSE.replaced, 'superseded by a newer agent connection');
