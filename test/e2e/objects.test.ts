@@ -173,7 +173,9 @@ it('puts 200 MiB from a stream in parts and reads it back as a stream with the s
   // holding the 200 MiB.
   for (const m of [up, down]) {
     expect(m.selfPeak - m.selfHalf).toBeLessThan(32 * MiB);
-    expect(m.workerdPeak - m.workerdHalf).toBeLessThan(64 * MiB);
+    // workerd's figure is two processes (Miniflare's entry and the gateway) with allocator slack
+    // of tens of MiB; holding the object would add the whole second 100 MiB.
+    expect(m.workerdPeak - m.workerdHalf).toBeLessThan(80 * MiB);
     expect(m.selfPeak - m.selfBefore).toBeLessThan(128 * MiB);
   }
 }, 60_000);
