@@ -25,7 +25,24 @@ export const ManagerResultsMessage = z.object({ type: z.literal('results'), resu
 export const ManagerLostMessage = z.object({ type: z.literal('lost'), task_ids: z.array(z.string()), reason: z.string() });
 export const ManagerHeartbeatMessage = z.object({ type: z.literal('heartbeat'), idle_workers: z.number().int().nonnegative(), workers: z.number().int().nonnegative() });
 
-export const ManagerMessage = z.discriminatedUnion('type', [RegisterMessage, ManagerStartedMessage, ManagerResultsMessage, ManagerLostMessage, ManagerHeartbeatMessage]);
+/** Longest byte range one `read` may ask for: chunk payloads stay a few MiB per message. */
+export const MAX_READ_BYTES = 4 * 1024 * 1024;
+/**
+ * A worker's read of an object's bytes [start, end) through the agent (compute nodes have no route
+ * out). `start === end` asks for the object's size and digest only. `req_id` is the manager's.
+ */
+export const ManagerReadMessage = z.object({
+  type: z.literal('read'),
+  req_id: z.string().min(1).max(100),
+  object_id: z.string().min(1).max(200),
+  start: z.number().int().nonnegative(),
+  end: z.number().int().nonnegative(),
+}).refine((m) => m.end >= m.start && m.end - m.start <= MAX_READ_BYTES, { message: `end must be ≥ start and at most ${MAX_READ_BYTES} bytes past it` });
+
+export const ManagerMessage = z.union([
+  z.discriminatedUnion('type', [RegisterMessage, ManagerStartedMessage, ManagerResultsMessage, ManagerLostMessage, ManagerHeartbeatMessage]),
+  ManagerReadMessage,
+]);
 export type ManagerMessage = z.infer<typeof ManagerMessage>;
 
 // ---- interchange → manager ----
@@ -40,7 +57,20 @@ export type DispatchMessage = z.infer<typeof DispatchMessage>;
 export const ManagerCancelMessage = z.object({ type: z.literal('cancel'), task_ids: z.array(z.string()) });
 export const ShutdownMessage = z.object({ type: z.literal('shutdown'), reason: z.string() });
 
-export const InterchangeMessage = z.discriminatedUnion('type', [RegisteredMessage, DispatchMessage, ManagerCancelMessage, ShutdownMessage]);
+/**
+ * The agent's answer to a `read`: the bytes (base64) with the object's size and digest, or an error
+ * code (FERRY_DATA_NOT_FOUND: no such object for this endpoint's owner; RANGE_NOT_SATISFIABLE; UNAVAILABLE).
+ */
+export const ReadResultMessage = z.discriminatedUnion('ok', [
+  z.object({ type: z.literal('read_result'), req_id: z.string(), ok: z.literal(true), data: z.string(), size: z.number().int().nonnegative(), sha256: z.string() }),
+  z.object({ type: z.literal('read_result'), req_id: z.string(), ok: z.literal(false), code: z.string(), message: z.string() }),
+]);
+export type ReadResultMessage = z.infer<typeof ReadResultMessage>;
+
+export const InterchangeMessage = z.union([
+  z.discriminatedUnion('type', [RegisteredMessage, DispatchMessage, ManagerCancelMessage, ShutdownMessage]),
+  ReadResultMessage,
+]);
 export type InterchangeMessage = z.infer<typeof InterchangeMessage>;
 
 // ---- manager ↔ worker (Node IPC; both ends are Ferry's own processes) ----
@@ -55,9 +85,12 @@ export interface WorkerLimits {
 
 export type ToWorker =
   | { type: 'tasks'; tasks: Array<TaskMessage & { attempt: number }>; functions: FunctionSpec[] }
-  | { type: 'cancel'; task_ids: string[] };
+  | { type: 'cancel'; task_ids: string[] }
+  | ReadResultMessage;
 
 export type FromWorker =
   | { type: 'ready'; pid: number }
   | { type: 'started'; task_id: string; at: number }
-  | { type: 'results'; results: TaskResult[] };
+  | { type: 'results'; results: TaskResult[] }
+  /** A read through the agent; `req_id` is the worker's own. */
+  | { type: 'read'; req_id: string; object_id: string; start: number; end: number };

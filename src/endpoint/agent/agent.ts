@@ -19,6 +19,7 @@ import { BlockScaler } from './block-scaler';
 import { GatewayLink } from './gateway-link';
 import { resolveInterchangeAddress } from './interchange-address';
 import { Journal } from './journal';
+import { ObjectCache } from './object-cache';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -54,6 +55,8 @@ export class Agent {
   /** Short-lived access tokens exchanged for the endpoint's secret (credentials.token). */
   private readonly accessTokens: AccessTokens;
   private readonly scaler: BlockScaler;
+  /** The site cache workers read data by reference through. */
+  private readonly objects: ObjectCache;
   private interchangePort = 0;
   private welcomed = false;
   private pendingResults: TaskResult[] = [];
@@ -89,6 +92,12 @@ export class Agent {
         onResults: (results) => this.onResults(results),
         onLost: (tasks, reason) => this.onLost(tasks, reason),
         onManagersChanged: () => this.sendStatus(),
+        onRead: async (id, start, end) => {
+          const { info, data } = await this.objects.read(id, start, end);
+          const s = this.objects.stats();
+          log.debug('object read', { object_id: id, start, end, cache_hits: s.hits, cache_misses: s.misses, cache_fetches: s.fetches, cache_bytes: s.bytes });
+          return { data, size: info.size, sha256: info.sha256 };
+        },
       },
     });
     this.accessTokens = new AccessTokens({
@@ -97,6 +106,13 @@ export class Agent {
       secret: opts.credentials.token,
       log: log.child({ component: 'access-tokens' }),
       onFatal: (error) => opts.onFatal?.(error),
+    });
+    this.objects = new ObjectCache({
+      dir: join(opts.stateDir, 'cache'),
+      gatewayUrl: opts.credentials.gateway_url,
+      token: () => this.accessTokens.current(),
+      maxBytes: opts.config.cache_max_bytes,
+      log: log.child({ component: 'object-cache' }),
     });
     this.link = new GatewayLink(opts.credentials.connection_url, () => this.accessTokens.current(), {
       onOpen: () => this.hello(),

@@ -102,6 +102,8 @@ export const EndpointConfigSchema = z
         port: z.number().int().min(0).max(65535).default(0),
       })
       .default({ address: '127.0.0.1', port: 0 }),
+    /** Bytes of object chunks (1 MiB each) the agent's site cache keeps on disk under state_dir/cache; default 1 GiB. */
+    cache_max_bytes: z.number().int().min(1024 * 1024).default(1024 * 1024 * 1024),
     /** Directory for the journal and block secrets; default: the endpoint's folder under FERRY_HOME. */
     state_dir: z.string().optional(),
   })

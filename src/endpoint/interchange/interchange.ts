@@ -6,6 +6,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { INTERCHANGE_VERSION, ManagerMessage, type DispatchMessage } from '../../protocol/interchange';
+import { FerryError } from '../../protocol/errors';
 import type { FunctionSpec, TaskMessage, TaskResult } from '../../protocol/wire';
 import type { Logger } from '../log';
 import { readMessages, sendMessage } from './ndjson';
@@ -20,6 +21,11 @@ export interface InterchangeHooks {
   /** Executions lost with a worker or manager; the agent re-queues (`requeue`) or fails them. */
   onLost(tasks: TaskMessage[], reason: string): void;
   onManagersChanged(): void;
+  /**
+   * A worker's read of object bytes [start, end) (data by reference); rejects with a FerryError
+   * (NOT_FOUND, RANGE_NOT_SATISFIABLE, …). Absent: reads fail with UNAVAILABLE.
+   */
+  onRead?(objectId: string, start: number, end: number): Promise<{ data: Uint8Array; size: number; sha256: string }>;
 }
 
 export interface InterchangeOptions {
@@ -201,6 +207,9 @@ export class Interchange {
           break;
         case 'register':
           break;
+        case 'read':
+          this.read(manager.socket, msg.req_id, msg.object_id, msg.start, msg.end);
+          break;
       }
     });
     socket.on('error', () => {});
@@ -208,6 +217,18 @@ export class Interchange {
       clearTimeout(registerTimer);
       if (manager) this.lose(manager, 'connection closed');
     });
+  }
+
+  private read(socket: Socket, req_id: string, objectId: string, start: number, end: number): void {
+    const reader = this.opts.hooks.onRead;
+    if (!reader) return sendMessage(socket, { type: 'read_result', req_id, ok: false, code: 'UNAVAILABLE', message: 'this agent serves no object reads' });
+    reader(objectId, start, end).then(
+      (r) => sendMessage(socket, { type: 'read_result', req_id, ok: true, data: Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength).toString('base64'), size: r.size, sha256: r.sha256 }),
+      (err: unknown) => {
+        const code = err instanceof FerryError ? (err.code === 'NOT_FOUND' ? 'FERRY_DATA_NOT_FOUND' : err.code) : 'UNAVAILABLE';
+        sendMessage(socket, { type: 'read_result', req_id, ok: false, code, message: err instanceof Error ? err.message : String(err) });
+      },
+    );
   }
 
   private lose(m: ManagerConn, reason: string): void {

@@ -39,6 +39,9 @@ export class Manager {
   private flushScheduled = false;
   private heartbeat: NodeJS.Timeout | null = null;
   private stopping = false;
+  /** Reads in flight through the agent: the manager's req id → the worker and its own req id. */
+  private readonly reads = new Map<string, { slot: WorkerSlot; req_id: string }>();
+  private readSeq = 0;
   readonly id = randomUUID();
 
   constructor(private readonly info: ConnectInfo, private readonly log: Logger, private readonly onExit: (code: number) => void) {}
@@ -104,6 +107,13 @@ export class Manager {
       case 'shutdown':
         this.stop(msg.reason);
         break;
+      case 'read_result': {
+        const pending = this.reads.get(msg.req_id);
+        if (!pending) break;
+        this.reads.delete(msg.req_id);
+        this.send(pending.slot, { ...msg, req_id: pending.req_id });
+        break;
+      }
     }
   }
 
@@ -143,6 +153,16 @@ export class Manager {
         this.scheduleFlush();
         this.assign();
         break;
+      case 'read': {
+        if (!this.socket || this.socket.destroyed) {
+          this.send(slot, { type: 'read_result', req_id: msg.req_id, ok: false, code: 'UNAVAILABLE', message: 'the manager has no connection to the agent' });
+          break;
+        }
+        const req_id = String(++this.readSeq);
+        this.reads.set(req_id, { slot, req_id: msg.req_id });
+        sendMessage(this.socket, { type: 'read', req_id, object_id: msg.object_id, start: msg.start, end: msg.end });
+        break;
+      }
     }
   }
 
@@ -169,6 +189,7 @@ export class Manager {
         sendMessage(this.socket, { type: 'lost', task_ids: [running.task_id], reason: `worker ${slot.child.pid} exited (${signal ?? `code ${code}`})` });
       }
     }
+    for (const [id, r] of this.reads) if (r.slot === slot) this.reads.delete(id);
     this.workers[index] = this.spawnWorker();
     this.assign();
   }

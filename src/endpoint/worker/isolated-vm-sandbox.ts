@@ -15,6 +15,18 @@ export interface IsolatedVmSandboxOptions {
   maxStdoutBytes?: number;
   /** V8 lost control of an isolate: isolated-vm advises ending the process. */
   onCatastrophicError?: (message: string) => void;
+  /**
+   * Reads bytes [start, end) of an object for a DataRef (`start === end`: size and digest only).
+   * Rejects with an Error whose message starts with a code: FERRY_DATA_NOT_FOUND, RANGE_NOT_SATISFIABLE, …
+   * Absent: every DataRef read fails.
+   */
+  readObject?: (objectId: string, start: number, end: number) => Promise<ObjectRead>;
+}
+
+export interface ObjectRead {
+  data: Uint8Array;
+  size: number;
+  sha256: string;
 }
 
 /** What the runner inside the isolate answers; plain strings only, so nothing of the isolate leaks out. */
@@ -30,6 +42,8 @@ interface Warm {
   readonly runner: ivm.Reference<(input: string) => Promise<RunnerAnswer>>;
   /** The running task's capture; the console callback writes here. */
   capture: StdoutCapture | null;
+  /** A DataRef read of the running task named no object this endpoint may read. */
+  dataNotFound: boolean;
 }
 
 // Installs `console` from the host callback, then removes the callback from the global object so
@@ -54,11 +68,76 @@ const CONSOLE_SOURCE = `(function () {
   });
 })();`;
 
+// Data by reference: an argument \`{"$ref": id}\` (top level of args, or a kwargs value) becomes a
+// DataRef. Nothing is fetched until a method is called: size() and sha256() ask the host once for
+// the object's size and digest; slice(start, end) (bytes start..end exclusive) reads only that
+// range, which the agent serves from the chunks covering it; bytes(), text() (UTF-8), json() read
+// all. A range outside the object is a RangeError. The host callback is removed from the global
+// object and captured by the runner (see runnerSource), so user code cannot call it directly.
+const DATAREF_SOURCE = `(function () {
+  'use strict';
+  const read = globalThis.__ferryRead;
+  delete globalThis.__ferryRead;
+  const call = async (id, start, end) => {
+    let r;
+    try {
+      r = await read.apply(undefined, [id, start, end], { arguments: { copy: true }, result: { promise: true, copy: true } });
+    } catch (e) {
+      const m = String((e && e.message) || e);
+      let x;
+      if (m.startsWith('FERRY_DATA_NOT_FOUND')) { x = new Error('data reference ' + id + ' names no object this endpoint may read'); x.name = 'DataNotFound'; }
+      else if (m.startsWith('RANGE_NOT_SATISFIABLE')) x = new RangeError(m);
+      else { x = new Error(m); x.name = 'DataReadError'; }
+      throw x;
+    }
+    return r;
+  };
+  const utf8 = (bytes) => {
+    let s = '';
+    for (let i = 0; i < bytes.length; i += 8192) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192));
+    return decodeURIComponent(escape(s));
+  };
+  class DataRef {
+    #id; #info = null;
+    constructor(id) { this.#id = id; }
+    get id() { return this.#id; }
+    async #meta() {
+      if (!this.#info) { const r = await call(this.#id, 0, 0); this.#info = { size: r.size, sha256: r.sha256 }; }
+      return this.#info;
+    }
+    async size() { return (await this.#meta()).size; }
+    async sha256() { return (await this.#meta()).sha256; }
+    async slice(start, end) {
+      const size = (await this.#meta()).size;
+      if (end === undefined) end = size;
+      if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end < start || end > size) {
+        throw new RangeError('slice(' + start + ', ' + end + ') is outside the object (' + size + ' bytes)');
+      }
+      if (start === end) return new Uint8Array(0);
+      return (await call(this.#id, start, end)).data;
+    }
+    async bytes() { return this.slice(0, (await this.#meta()).size); }
+    async text() { return utf8(await this.bytes()); }
+    async json() { return JSON.parse(await this.text()); }
+    toJSON() { return { $ref: this.#id }; }
+  }
+  const isRef = (v) => v !== null && typeof v === 'object' && !Array.isArray(v) && typeof v.$ref === 'string' && Object.keys(v).length === 1;
+  const toRef = (v) => (isRef(v) ? new DataRef(v.$ref) : v);
+  globalThis.__ferryDataRefs = (payload) => {
+    const args = payload.args.map(toRef);
+    if (payload.kwargs === undefined) return args;
+    const kwargs = {};
+    for (const k of Object.keys(payload.kwargs)) kwargs[k] = toRef(payload.kwargs[k]);
+    return args.concat([kwargs]);
+  };
+})();`;
+
 // The function expression starts on line 1 of the script, so line numbers in stacks match the
 // user's code. Errors are described inside the isolate and cross as plain strings.
 function runnerSource(code: string): string {
-  return `(function (fn) {
+  return `(function (withRefs, fn) {
   'use strict';
+  delete globalThis.__ferryDataRefs;
   const describe = (e) => {
     try {
       if (e !== null && typeof e === 'object' && typeof e.message === 'string') {
@@ -76,7 +155,7 @@ function runnerSource(code: string): string {
     try {
       if (typeof fn !== 'function') throw new TypeError('the function code does not evaluate to a function');
       const payload = JSON.parse(input);
-      const args = payload.kwargs === undefined ? payload.args : payload.args.concat([payload.kwargs]);
+      const args = withRefs(payload);
       value = await fn(...args);
     } catch (e) {
       return describe(e);
@@ -91,7 +170,7 @@ function runnerSource(code: string): string {
     if (typeof json !== 'string') return { kind: 'unserializable', name: 'TypeError', message: 'a ' + typeof value + ' has no JSON form' };
     return { kind: 'ok', json };
   };
-})((${code}
+})(globalThis.__ferryDataRefs, (${code}
 ))`;
 }
 
@@ -152,6 +231,7 @@ export class IsolatedVmSandbox implements Sandbox {
       const built = this.acquire(fn, opts, timeoutMs).then((w) => {
         entry = w;
         w.capture = capture;
+        w.dataNotFound = false;
         return w.runner.apply(undefined, [JSON.stringify(payload)], {
           arguments: { copy: true },
           result: { promise: true, copy: true },
@@ -162,7 +242,7 @@ export class IsolatedVmSandbox implements Sandbox {
       built.catch(() => undefined);
       const answer = await Promise.race([built, expired]);
       if (answer === 'timeout') return timeoutOutcome();
-      const outcome = this.interpret(answer, capture);
+      const outcome = this.interpret(answer, capture, entry?.dataNotFound ?? false);
       if (outcome.status === 'failed') this.drop(fn.function_uuid);
       return outcome;
     } catch (err) {
@@ -176,7 +256,7 @@ export class IsolatedVmSandbox implements Sandbox {
     }
   }
 
-  private interpret(answer: RunnerAnswer, capture: StdoutCapture): SandboxOutcome {
+  private interpret(answer: RunnerAnswer, capture: StdoutCapture, dataNotFound: boolean): SandboxOutcome {
     switch (answer.kind) {
       case 'ok': {
         const bytes = Buffer.byteLength(answer.json);
@@ -191,6 +271,9 @@ export class IsolatedVmSandbox implements Sandbox {
         }
         return failed(capture, { code: 'FERRY_RESULT_NOT_SERIALIZABLE', name: 'ResultNotSerializable', message: `The result cannot be encoded as JSON: ${answer.message}` });
       case 'threw':
+        if (dataNotFound && answer.name === 'DataNotFound') {
+          return failed(capture, { code: 'FERRY_DATA_NOT_FOUND', name: 'DataNotFound', message: answer.message, ...(answer.stack ? { stack: answer.stack } : {}) });
+        }
         if (answer.name === 'RangeError' && ALLOCATION_ERRORS.test(answer.message)) {
           return failed(capture, { code: 'FERRY_MEMORY_LIMIT', name: 'MemoryLimit', message: `The function exceeded its memory limit: ${answer.message}`, ...(answer.stack ? { stack: answer.stack } : {}) });
         }
@@ -223,7 +306,7 @@ export class IsolatedVmSandbox implements Sandbox {
       memoryLimit: opts.memory_mb,
       ...(this.options.onCatastrophicError ? { onCatastrophicError: this.options.onCatastrophicError } : {}),
     });
-    const entry = { code: fn.code, memory_mb: opts.memory_mb, isolate, capture: null } as Omit<Warm, 'runner'> & { runner?: Warm['runner'] };
+    const entry = { code: fn.code, memory_mb: opts.memory_mb, isolate, capture: null, dataNotFound: false } as Omit<Warm, 'runner'> & { runner?: Warm['runner'] };
     // Registered before the first await so the watchdog's drop() can dispose a half-built isolate.
     this.warm.set(fn.function_uuid, entry as Warm);
     this.evict();
@@ -231,6 +314,18 @@ export class IsolatedVmSandbox implements Sandbox {
     const write = new ivm.Callback((text: string): boolean => entry.capture?.append(String(text)) ?? true);
     await context.global.set('__ferryWrite', write);
     await context.eval(CONSOLE_SOURCE, { timeout: timeoutMs });
+    const read = new ivm.Reference(async (id: unknown, start: unknown, end: unknown): Promise<ObjectRead> => {
+      if (!this.options.readObject) throw new Error('UNAVAILABLE: this worker cannot read data references');
+      try {
+        return await this.options.readObject(String(id), Number(start), Number(end));
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        if (message.startsWith('FERRY_DATA_NOT_FOUND')) entry.dataNotFound = true;
+        throw new Error(message);
+      }
+    });
+    await context.global.set('__ferryRead', read);
+    await context.eval(DATAREF_SOURCE, { timeout: timeoutMs });
     const script = await isolate.compileScript(runnerSource(fn.code), { filename: `ferry-function:${fn.function_uuid}` });
     // Evaluating the expression runs user code (e.g. an IIFE), hence the timeout here too.
     entry.runner = (await script.run(context, { reference: true, timeout: timeoutMs })) as Warm['runner'];

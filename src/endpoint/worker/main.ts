@@ -3,9 +3,9 @@
 // its manager goes away or on SIGTERM.
 
 import { hostname } from 'node:os';
-import type { FromWorker, ToWorker, WorkerLimits } from '../../protocol/interchange';
+import { MAX_READ_BYTES, type FromWorker, type ReadResultMessage, type ToWorker, type WorkerLimits } from '../../protocol/interchange';
 import { createLogger } from '../log';
-import { IsolatedVmSandbox } from './isolated-vm-sandbox';
+import { IsolatedVmSandbox, type ObjectRead } from './isolated-vm-sandbox';
 import { ShellRunner } from './shell-runner';
 import { WorkerLoop } from './worker-loop';
 
@@ -40,7 +40,36 @@ const send = (msg: FromWorker): void => {
   // After the manager is gone there is nobody to tell; the disconnect handler ends the process.
   if (process.connected) process.send!(msg);
 };
+// Reads for DataRefs go to the manager, which relays them to the agent's cache; a range larger
+// than MAX_READ_BYTES goes in several requests, in flight together.
+const reads = new Map<string, (msg: ReadResultMessage) => void>();
+let readSeq = 0;
+function readPiece(objectId: string, start: number, end: number): Promise<ObjectRead> {
+  return new Promise((resolve, reject) => {
+    const req_id = String(++readSeq);
+    reads.set(req_id, (msg) => {
+      if (msg.ok) resolve({ data: Buffer.from(msg.data, 'base64'), size: msg.size, sha256: msg.sha256 });
+      else reject(new Error(`${msg.code}: ${msg.message}`));
+    });
+    send({ type: 'read', req_id, object_id: objectId, start, end });
+  });
+}
+async function readObject(objectId: string, start: number, end: number): Promise<ObjectRead> {
+  if (end - start <= MAX_READ_BYTES) return readPiece(objectId, start, end);
+  const parts: Array<Promise<ObjectRead>> = [];
+  for (let a = start; a < end; a += MAX_READ_BYTES) parts.push(readPiece(objectId, a, Math.min(end, a + MAX_READ_BYTES)));
+  const done = await Promise.all(parts);
+  const data = new Uint8Array(end - start);
+  let at = 0;
+  for (const p of done) {
+    data.set(p.data, at);
+    at += p.data.length;
+  }
+  return { data, size: done[0]!.size, sha256: done[0]!.sha256 };
+}
+
 const sandbox = new IsolatedVmSandbox({
+  readObject,
   onCatastrophicError: (message) => {
     // isolated-vm: V8 lost control of an isolate; the process cannot be trusted to continue.
     log.error('isolated-vm catastrophic error; exiting', { message });
@@ -62,7 +91,16 @@ function shutdown(reason: string): void {
 // command's process group along; only a SIGKILL of the worker itself can orphan it.
 process.on('exit', () => shell?.dispose());
 
-process.on('message', (msg) => loop.handle(msg as ToWorker));
+process.on('message', (msg) => {
+  const m = msg as ToWorker;
+  if (m.type === 'read_result') {
+    const settle = reads.get(m.req_id);
+    reads.delete(m.req_id);
+    settle?.(m);
+    return;
+  }
+  loop.handle(m);
+});
 process.on('disconnect', () => shutdown('manager disconnected'));
 process.on('SIGTERM', () => shutdown('SIGTERM'));
 send({ type: 'ready', pid: process.pid });

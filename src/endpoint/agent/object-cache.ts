@@ -1,0 +1,187 @@
+// The agent's site cache of object bytes: every worker of the endpoint reads data by reference
+// through it (compute nodes have no route out). Objects are cut into fixed chunks of CHUNK bytes;
+// a chunk is fetched once from the gateway (`GET /v3/objects/{id}` with `Range`, the agent's access
+// token) and kept on local disk under `<dir>/<object id>/<chunk index>`, bounded in bytes with LRU
+// eviction. Concurrent readers of one chunk share one fetch (single-flight). An object id is derived
+// from its owner and its content, so (id, chunk index) names immutable bytes.
+// The index lives in memory: the directory is emptied when the cache starts.
+
+import { mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FerryError } from '../../protocol/errors';
+import type { Logger } from '../log';
+
+/** Bytes per cached chunk: 1 MiB. A read fetches only the chunks covering its range. */
+export const CHUNK = 1024 * 1024;
+
+export interface ObjectCacheOptions {
+  dir: string;
+  gatewayUrl: string;
+  /** The agent's current access token (endpoint tokens read their owner's objects). */
+  token: () => string;
+  /** Bytes of chunks kept on disk; the least recently used go beyond this. */
+  maxBytes: number;
+  log: Logger;
+  fetch?: typeof fetch;
+}
+
+export interface ObjectInfo {
+  size: number;
+  sha256: string;
+}
+
+export interface ObjectCacheStats {
+  hits: number;
+  misses: number;
+  /** Chunk fetches from the gateway (≤ misses: concurrent misses share one fetch). */
+  fetches: number;
+  bytes: number;
+  chunks: number;
+  evictions: number;
+}
+
+const ID = /^[0-9a-f]{64}$/;
+
+export class ObjectCache {
+  /** Chunk key → its byte length; Map order is recency (last = most recently used). */
+  private readonly lru = new Map<string, number>();
+  private readonly inflight = new Map<string, Promise<Buffer>>();
+  private readonly infos = new Map<string, Promise<ObjectInfo>>();
+  private bytes = 0;
+  private readonly counts = { hits: 0, misses: 0, fetches: 0, evictions: 0 };
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(private readonly opts: ObjectCacheOptions) {
+    this.fetchImpl = opts.fetch ?? fetch;
+    rmSync(opts.dir, { recursive: true, force: true });
+    mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
+  }
+
+  stats(): ObjectCacheStats {
+    return { ...this.counts, bytes: this.bytes, chunks: this.lru.size };
+  }
+
+  /** Size and digest (HEAD, once per object while the agent runs). */
+  info(id: string): Promise<ObjectInfo> {
+    if (!ID.test(id)) return Promise.reject(new FerryError('NOT_FOUND', `not an object id: ${id.slice(0, 80)}`));
+    let p = this.infos.get(id);
+    if (!p) {
+      p = this.head(id);
+      this.infos.set(id, p);
+      p.catch(() => this.infos.delete(id));
+    }
+    return p;
+  }
+
+  /** Bytes [start, end) of an object; RANGE_NOT_SATISFIABLE outside it, NOT_FOUND for no such object. */
+  async read(id: string, start: number, end: number): Promise<{ info: ObjectInfo; data: Buffer }> {
+    const info = await this.info(id);
+    if (!(Number.isInteger(start) && Number.isInteger(end) && 0 <= start && start <= end && end <= info.size)) {
+      throw new FerryError('RANGE_NOT_SATISFIABLE', `bytes ${start}..${end} are outside the object (${info.size} bytes)`);
+    }
+    if (start === end) return { info, data: Buffer.alloc(0) };
+    const first = Math.floor(start / CHUNK);
+    const last = Math.floor((end - 1) / CHUNK);
+    const chunks = await Promise.all(Array.from({ length: last - first + 1 }, (_, i) => this.chunk(id, first + i, info.size)));
+    const whole = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    const offset = start - first * CHUNK;
+    return { info, data: whole.subarray(offset, offset + (end - start)) };
+  }
+
+  private chunk(id: string, index: number, size: number): Promise<Buffer> {
+    const key = `${id}/${index}`;
+    const length = this.lru.get(key);
+    if (length !== undefined) {
+      try {
+        const data = readFileSync(join(this.opts.dir, id, String(index)));
+        this.lru.delete(key);
+        this.lru.set(key, length);
+        this.counts.hits++;
+        this.opts.log.debug('object cache hit', { object_id: id, chunk: index });
+        return Promise.resolve(data);
+      } catch {
+        this.forget(key);
+      }
+    }
+    this.counts.misses++;
+    let p = this.inflight.get(key);
+    if (p) {
+      this.opts.log.debug('object cache miss (joined a fetch)', { object_id: id, chunk: index });
+      return p;
+    }
+    this.opts.log.debug('object cache miss', { object_id: id, chunk: index });
+    p = this.fetchChunk(id, index, size).finally(() => this.inflight.delete(key));
+    this.inflight.set(key, p);
+    return p;
+  }
+
+  private async fetchChunk(id: string, index: number, size: number): Promise<Buffer> {
+    this.counts.fetches++;
+    const a = index * CHUNK;
+    const b = Math.min(size, a + CHUNK) - 1;
+    const res = await this.get(id, 'GET', { range: `bytes=${a}-${b}` });
+    const data = Buffer.from(await res.arrayBuffer());
+    if (data.length !== b - a + 1) throw new FerryError('UNAVAILABLE', `the gateway sent ${data.length} bytes for chunk ${index} of ${id}, expected ${b - a + 1}`);
+    this.store(id, index, data);
+    return data;
+  }
+
+  private store(id: string, index: number, data: Buffer): void {
+    if (data.length > this.opts.maxBytes) return;
+    const key = `${id}/${index}`;
+    try {
+      mkdirSync(join(this.opts.dir, id), { recursive: true });
+      const path = join(this.opts.dir, id, String(index));
+      writeFileSync(`${path}.tmp`, data);
+      renameSync(`${path}.tmp`, path);
+    } catch (err) {
+      this.opts.log.warn('object cache write failed', { object_id: id, chunk: index, error: (err as Error).message });
+      return;
+    }
+    if (this.lru.has(key)) this.forget(key);
+    this.lru.set(key, data.length);
+    this.bytes += data.length;
+    while (this.bytes > this.opts.maxBytes) {
+      const oldest = this.lru.keys().next().value;
+      if (oldest === undefined) break;
+      this.forget(oldest);
+      this.counts.evictions++;
+    }
+  }
+
+  private forget(key: string): void {
+    const length = this.lru.get(key);
+    if (length === undefined) return;
+    this.lru.delete(key);
+    this.bytes -= length;
+    try {
+      unlinkSync(join(this.opts.dir, key));
+    } catch {
+      // already gone
+    }
+  }
+
+  private async head(id: string): Promise<ObjectInfo> {
+    const res = await this.get(id, 'HEAD', {});
+    const size = Number(res.headers.get('x-ferry-size') ?? res.headers.get('content-length'));
+    const sha256 = res.headers.get('x-ferry-sha256') ?? '';
+    if (!Number.isInteger(size) || size < 0) throw new FerryError('UNAVAILABLE', `the gateway gave no size for object ${id}`);
+    return { size, sha256 };
+  }
+
+  private async get(id: string, method: 'GET' | 'HEAD', headers: Record<string, string>): Promise<Response> {
+    const url = `${this.opts.gatewayUrl.replace(/\/+$/, '')}/v3/objects/${id}`;
+    let res: Response;
+    try {
+      res = await this.fetchImpl(url, { method, headers: { authorization: `Bearer ${this.opts.token()}`, ...headers }, signal: AbortSignal.timeout(60_000) });
+    } catch (err) {
+      throw new FerryError('UNAVAILABLE', `could not reach the gateway for object ${id}: ${(err as Error).message}`);
+    }
+    if (res.ok) return res;
+    await res.body?.cancel().catch(() => undefined);
+    // The gateway answers 404 for another owner's object as for a missing one.
+    if (res.status === 404 || res.status === 403) throw new FerryError('NOT_FOUND', `object ${id} not found`);
+    if (res.status === 416) throw new FerryError('RANGE_NOT_SATISFIABLE', `range outside object ${id}`);
+    throw new FerryError('UNAVAILABLE', `the gateway answered ${res.status} for object ${id}`);
+  }
+}
