@@ -8,6 +8,7 @@ import { createRouteTable, type GatewayHono, type RouteTable } from './route-spe
 import { registerEndpointRoutes } from './routes/endpoints';
 import { registerFunctionRoutes } from './routes/functions';
 import { registerObjectRoutes } from './routes/objects';
+import { registerProvenanceRoutes } from './routes/provenance';
 import { registerServiceRoutes } from './routes/service';
 import { registerTaskRoutes } from './routes/tasks';
 
@@ -24,6 +25,7 @@ export function createApp(): GatewayApp {
   registerEndpointRoutes(routes);
   registerTaskRoutes(routes);
   registerObjectRoutes(routes);
+  registerProvenanceRoutes(routes);
   hono.onError(function ferryErrors(err) {
     return errorResponse(toFerryError(err));
   });

@@ -4,7 +4,9 @@
 
 import { DurableObject } from 'cloudflare:workers';
 import type { FunctionDoc, Runtime } from '../protocol/api';
+import type { TaskLineage } from '../provenance/prov-document';
 import type { GatewayEnv, RateLimits } from './env';
+import { LineageIndex, type LineageQuery } from './lineage-index';
 import { fits, type WindowCounts } from './rate-limit/rate-limit';
 
 const SCHEMA = [
@@ -31,11 +33,24 @@ export function registryOf(env: GatewayEnv, owner: string): DurableObjectStub<Re
 
 export class Registry extends DurableObject<GatewayEnv> {
   private readonly sql: SqlStorage;
+  /** Task messages the owner ingested from elsewhere (POST /v3/provenance/events). */
+  private readonly lineageIndex: LineageIndex;
 
   constructor(ctx: DurableObjectState, env: GatewayEnv) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     for (const statement of SCHEMA) this.sql.exec(statement);
+    this.lineageIndex = new LineageIndex(this.sql);
+    this.lineageIndex.createSchema();
+  }
+
+  /** Stores ingested task records (a record sent again replaces the earlier one). */
+  async ingestLineage(records: TaskLineage[]): Promise<void> {
+    this.ctx.storage.transactionSync(() => this.lineageIndex.write(records, true));
+  }
+
+  async lineage(owner: string, query: LineageQuery): Promise<TaskLineage[]> {
+    return this.lineageIndex.query(owner, query);
   }
 
   /** Stores the function (same id: same code); `changed` when the KV cache copy must be rewritten. */

@@ -8,7 +8,9 @@ import { LIMITS, type EndpointDoc, type EndpointStatus, type StatusReport } from
 import { endpointOfId } from '../../protocol/ids';
 import { canTransition, isFinal, transition, type TaskState, type TransitionEvent } from '../../protocol/task-state';
 import { PROTOCOL_VERSION, chunkBySize, parseAgentFrame, type AgentFrame, type FunctionSpec, type TaskResult } from '../../protocol/wire';
+import type { TaskLineage } from '../../provenance/prov-document';
 import { discardProvenance, type ProvenanceSink } from '../../provenance/task-events';
+import { LineageIndex, type LineageQuery } from '../lineage-index';
 import { heartbeatSeconds, redisSettings, taskStoreKind, taskTtlSeconds, type GatewayEnv } from '../env';
 import { fail, ok, type HubReply } from '../hub-reply';
 import { validationError } from '../http-errors';
@@ -20,6 +22,7 @@ import type { TaskOutcome, TaskRecord, TaskStore } from '../task-store/port';
 import { isOverBytes } from '../text-size';
 import { AgentSessionStore, type AgentSession } from './agent-session';
 import { allowListOf, createEndpointSchema, endpointDoc, hasEndpointSchema, migrateEndpointSchema, readEndpoint, writeEndpoint, type EndpointFields, type EndpointRecord } from './endpoint-record';
+import { lineageRecords, type EndingTask } from './lineage-capture';
 import { Outbox } from './outbox';
 import { buildTaskFrames, TASK_FRAME_BUDGET } from './task-frames';
 import { TaskWaiters } from './task-waiters';
@@ -59,7 +62,7 @@ export interface RunOutcome {
 }
 
 /** What routes call on a hub. Declared plainly: the RPC stub's mapped types recurse without end on JsonValue. */
-export type HubApi = Pick<EndpointHub, 'register' | 'update' | 'secretGeneration' | 'checkSecret' | 'revokeSecret' | 'describe' | 'status' | 'remove' | 'submit' | 'run' | 'taskDoc' | 'taskDocs' | 'taskGroup' | 'cancel' | 'fetch'>;
+export type HubApi = Pick<EndpointHub, 'register' | 'update' | 'secretGeneration' | 'checkSecret' | 'revokeSecret' | 'describe' | 'status' | 'remove' | 'submit' | 'run' | 'taskDoc' | 'taskDocs' | 'taskGroup' | 'cancel' | 'lineage' | 'fetch'>;
 
 export function hubOf(env: GatewayEnv, endpointId: string): HubApi {
   return env.ENDPOINT_HUB.get(env.ENDPOINT_HUB.idFromName(endpointId)) as unknown as HubApi;
@@ -96,6 +99,8 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   private readonly remoteStore: boolean;
   private readonly outbox: Outbox;
   private readonly sessions: AgentSessionStore;
+  /** Lineage records of this endpoint's ended tasks, written with their outcomes. */
+  private readonly lineageIndex: LineageIndex;
   private readonly waiters = new TaskWaiters();
   private readonly provenance: ProvenanceSink = discardProvenance;
   /** Tasks whose large result is being written to the object store by an earlier frame. */
@@ -112,9 +117,14 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     this.remoteStore = taskStoreKind(env) === 'redis';
     this.outbox = new Outbox(this.sql);
     this.sessions = new AgentSessionStore(this.sql);
+    this.lineageIndex = new LineageIndex(this.sql);
     // An id nobody registered gets no tables: probing random ids leaves nothing behind.
     this.schemaReady = hasEndpointSchema(this.sql);
-    if (this.schemaReady) migrateEndpointSchema(this.sql);
+    if (this.schemaReady) {
+      migrateEndpointSchema(this.sql);
+      // Endpoints registered before lineage existed get its tables on wake (IF NOT EXISTS).
+      this.lineageIndex.createSchema();
+    }
   }
 
   /** The TaskStore the configuration names; a Redis store is scoped to this hub's endpoint. */
@@ -153,6 +163,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       this.sqliteStore.createSchema();
       this.outbox.createSchema();
       this.sessions.createSchema();
+      this.lineageIndex.createSchema();
     });
     this.schemaReady = true;
   }
@@ -338,7 +349,9 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     if (isFinal(state.state)) return fail('TASK_ALREADY_FINISHED', `task ${taskId} is already ${state.state}`);
     const moved = transition(taskId, state.state, state.transitions, 'cancelled', nowSeconds());
     const delivered = this.outbox.lookup([taskId]).get(taskId) === true;
-    const report = await this.store.finishTasks([{ ...emptyOutcome(taskId), state: moved.state, transitions: moved.transitions, completion_t: moved.event.at }], [], (finished) => this.outbox.remove(finished));
+    const outcome: TaskOutcome = { ...emptyOutcome(taskId), state: moved.state, transitions: moved.transitions, completion_t: moved.event.at };
+    const lineage = await this.lineageOf([{ outcome, resultText: null, result: undefined }]);
+    const report = await this.store.finishTasks([outcome], [], (finished) => this.finishAlongside(finished, lineage));
     // A result stored between the read above and this write wins: the cancel is refused.
     if (report.finished.length === 0) {
       const now = (await this.store.readStates([taskId])).get(taskId);
@@ -353,6 +366,37 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     }
     const { doc } = await this.awaitDoc(taskId, 0);
     return doc === null ? fail('NOT_FOUND') : ok(doc);
+  }
+
+  // ---- lineage ----
+
+  /** Lineage records of tasks about to end; read before the outcome's transaction removes their outbox rows. */
+  private async lineageOf(ending: readonly EndingTask[]): Promise<Map<string, TaskLineage>> {
+    const out = new Map<string, TaskLineage>();
+    const record = this.endpoint();
+    if (ending.length === 0 || !record) return out;
+    const ids = ending.map((e) => e.outcome.task_id);
+    const tasks = await this.store.readTasks(ids);
+    const records = await lineageRecords(record.owner, record.endpoint_id, ending, new Map(tasks.map((t) => [t.task_id, t])), this.outbox.messages(ids));
+    for (const r of records) out.set(r.task_id, r);
+    return out;
+  }
+
+  /** Inside the outcomes' transaction: outbox rows go, lineage records of the stored outcomes come. */
+  private finishAlongside(finished: readonly string[], lineage: ReadonlyMap<string, TaskLineage>): void {
+    this.outbox.remove(finished);
+    const records: TaskLineage[] = [];
+    for (const id of finished) {
+      const r = lineage.get(id);
+      if (r) records.push(r);
+    }
+    this.lineageIndex.write(records);
+  }
+
+  /** Lineage records of this endpoint's ended tasks (the owner's only). */
+  async lineage(owner: string, query: LineageQuery): Promise<TaskLineage[]> {
+    if (!this.owned(owner, true)) return [];
+    return this.lineageIndex.query(owner, query);
   }
 
   private async awaitDoc(taskId: string, waitMs: number): Promise<{ record: TaskRecord | null; doc: string | null }> {
@@ -604,6 +648,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     const states = await this.store.readStates(results.map((r) => r.task_id));
     const at = nowSeconds();
     const outcomes: TaskOutcome[] = [];
+    const ending: EndingTask[] = [];
     const extraAttempts: string[] = [];
     const events: TransitionEvent[] = [];
     for (let i = 0; i < results.length; i++) {
@@ -630,9 +675,11 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
         counts_attempt: true,
         reported_attempt: r.execution?.attempt ?? 0,
       });
+      ending.push({ outcome: outcomes[outcomes.length - 1]!, resultText: encoded[i]!, result: r.result });
       events.push(moved.event);
     }
-    const report = await this.store.finishTasks(outcomes, extraAttempts, (stored) => this.outbox.remove(stored));
+    const lineage = await this.lineageOf(ending);
+    const report = await this.store.finishTasks(outcomes, extraAttempts, (stored) => this.finishAlongside(stored, lineage));
     for (const id of storedLarge) this.largeResultsInFlight.delete(id);
     // Another frame (or a cancel) may have ended a task meanwhile: only the stored outcomes count.
     const stored = new Set(report.finished);
