@@ -7,7 +7,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, 
 import { join } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { loadEndpointConfig } from '../endpoint/config/endpoint-config';
-import { credentialsPath, endpointDir, ferryHome, readCredentials, writeCredentials } from '../endpoint/ferry-home';
+import { configFilePath, credentialsPath, endpointDir, ferryHome, readCredentials, writeCredentials } from '../endpoint/ferry-home';
 import { createLogger } from '../endpoint/log';
 import { resolveConfigPath, startEndpoint } from '../endpoint/main';
 import type { EndpointDoc, EndpointStatus } from '../protocol/api';
@@ -82,7 +82,7 @@ function readLocalEndpoint(name: string, home: string): LocalEndpoint | null {
       endpointId = null;
     }
   }
-  const configPath = join(dir, 'config.yaml');
+  const configPath = configFilePath(name, home);
   let provider: string | null = null;
   if (existsSync(configPath)) {
     try {
@@ -134,7 +134,7 @@ function table(rows: string[][]): string {
 async function configure(name: string, opts: AccessFlags & { provider: ProviderType; force?: boolean }): Promise<void> {
   const home = ferryHome();
   const dir = endpointDir(name, home);
-  const configPath = join(dir, 'config.yaml');
+  const configPath = configFilePath(name, home);
   const credsPath = credentialsPath(name, home);
   if ((existsSync(configPath) || existsSync(credsPath)) && !opts.force) {
     throw new CliError(

@@ -24,6 +24,11 @@ const Credentials = z.object({
   token: z.string(),
 });
 
+/** The endpoint's own config, written by `ferry endpoint configure`. */
+export function configFilePath(name: string, home = ferryHome()): string {
+  return join(endpointDir(name, home), 'config.yaml');
+}
+
 export function credentialsPath(name: string, home = ferryHome()): string {
   return join(endpointDir(name, home), 'credentials.json');
 }

@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import type { FerryError } from '../protocol/errors';
 import { Agent } from './agent/agent';
 import { loadEndpointConfig, type EndpointConfig } from './config/endpoint-config';
-import { endpointDir, ferryHome, readCredentials } from './ferry-home';
+import { configFilePath, endpointDir, ferryHome, readCredentials } from './ferry-home';
 import type { Logger } from './log';
 import { LocalProvider } from './providers/local-provider';
 import { PbsProvider } from './providers/pbs-provider';
@@ -23,7 +23,7 @@ export interface StartEndpointOptions {
 
 export function resolveConfigPath(name: string, explicit?: string): string {
   if (explicit) return resolve(explicit);
-  const candidates = [resolve(endpointDir(name), 'config.yaml'), resolve('endpoint-config', `${name}.yaml`)];
+  const candidates = [configFilePath(name), resolve('endpoint-config', `${name}.yaml`)];
   return candidates.find((p) => existsSync(p)) ?? candidates[0]!;
 }
 

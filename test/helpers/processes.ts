@@ -26,3 +26,14 @@ export async function untilDead(pid: number, ms = 2000): Promise<boolean> {
   }
   return true;
 }
+
+/** SIGKILLs every pid in the list and empties it (processes a test left behind; gone ones are fine). */
+export function killAll(pids: number[]): void {
+  for (const pid of pids.splice(0)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}

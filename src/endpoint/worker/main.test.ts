@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { FromWorker, ToWorker, WorkerLimits } from '../../protocol/interchange';
 import type { TaskResult } from '../../protocol/wire';
 import { forkWorker } from './fork';
-import { isAlive, untilDead } from '../../../test/helpers/processes';
+import { isAlive, killAll, untilDead } from '../../../test/helpers/processes';
 
 const INC = '00000000-0000-4000-8000-0000000000a1';
 const HANG = '00000000-0000-4000-8000-0000000000a2';
@@ -149,13 +149,7 @@ describe('worker process, shell functions', () => {
     return pid;
   };
   afterEach(() => {
-    for (const pid of leftovers.splice(0)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
+    killAll(leftovers);
     rmSync(dir, { recursive: true, force: true });
   });
   const fresh = () => {

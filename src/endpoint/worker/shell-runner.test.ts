@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Json } from '../../protocol/api';
 import type { SandboxOutcome } from './sandbox';
 import { ShellRunner, type ShellRunnerOptions } from './shell-runner';
-import { isAlive, untilDead } from '../../../test/helpers/processes';
+import { isAlive, killAll, untilDead } from '../../../test/helpers/processes';
 
 const UUID = '00000000-0000-4000-8000-00000000005e';
 const shellFn = (code: string) => ({ function_uuid: UUID, runtime: 'shell' as const, code });
@@ -16,13 +16,7 @@ beforeEach(() => {
   dir = realpathSync(mkdtempSync(join(tmpdir(), 'ferry-shell-')));
 });
 afterEach(() => {
-  for (const pid of leftovers.splice(0)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
+  killAll(leftovers);
   rmSync(dir, { recursive: true, force: true });
 });
 
