@@ -34,6 +34,8 @@ export interface GatewayEnv {
   RATE_LIMIT_REQUESTS?: string;
   RATE_LIMIT_TASKS?: string;
   RATE_LIMIT_WINDOW_S?: string;
+  /** Lineage recording: `on` (the default) or `off` (no provenance records; for overhead measurements). */
+  LINEAGE?: string;
 }
 
 function positiveNumber(raw: string | undefined, fallback: number): number {
@@ -60,6 +62,13 @@ export function taskStoreKind(env: GatewayEnv): TaskStoreKind {
   if (kind === '' || kind === 'sqlite') return 'sqlite';
   if (kind === 'redis') return 'redis';
   throw new Error(`TASK_STORE: must be "sqlite" or "redis", got ${JSON.stringify(env.TASK_STORE)}`);
+}
+
+export function lineageEnabled(env: GatewayEnv): boolean {
+  const v = (env.LINEAGE ?? '').trim().toLowerCase();
+  if (v === '' || v === 'on') return true;
+  if (v === 'off') return false;
+  throw new Error(`LINEAGE: must be "on" or "off", got ${JSON.stringify(env.LINEAGE)}`);
 }
 
 export const DEFAULT_TASK_TTL_S = 14 * 24 * 3600;

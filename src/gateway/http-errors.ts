@@ -4,6 +4,7 @@
 
 import { z } from 'zod';
 import { FerryError, type ErrorBody } from '../protocol/errors';
+import { logEvent } from './log';
 
 const MAX_ISSUES_IN_DETAILS = 20;
 
@@ -38,6 +39,6 @@ export function validationError(err: z.ZodError, prefix = ''): FerryError {
 export function toFerryError(err: unknown): FerryError {
   if (err instanceof FerryError) return err;
   if (err instanceof z.ZodError) return validationError(err);
-  console.error('gateway: unhandled error', err);
+  logEvent('error', 'unhandled error', { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
   return new FerryError('INTERNAL');
 }

@@ -105,17 +105,25 @@ describe('no task lost', () => {
   it('10 s of silently dropped traffic between agent and gateway', async () => {
     const proxy = await startBlackholeProxy(stack.gateway.port);
     try {
-      const endpoint = await endpointWithWork('blackholed', { heartbeat_s: 1 });
+      // Credits to spare: the gateway sends the tasks submitted during the outage at once, into it.
+      const endpoint = await endpointWithWork('blackholed', { heartbeat_s: 1, prefetch_tasks: 2000 });
       endpoint.setConnectionUrl(`ws://127.0.0.1:${proxy.port}/v3/endpoints/${endpoint.endpointId}/ws`);
       const agent = endpoint.start();
       await waitOnline(endpoint);
-      const ids = await startBatch(endpoint);
-      await eventually(async () => (await successes(ids)) >= 100, 'results flowing', 30_000, 50);
-      await proxy.blackhole(10_000);
-      await expectNothingLost('10 s blackhole', ids);
+      const fn = await alice.registerFunction(WORK, { name: 'work' });
+      const first = (await alice.submitBatch(endpoint.endpointId, fn, Array.from({ length: 800 }, (_, i) => [i]))).task_ids;
+      await eventually(async () => (await successes(first)) >= 100, 'results flowing', 30_000, 50);
+      const outage = proxy.blackhole(10_000);
+      // Submitted to the gateway directly while the agent's link is silent: delivered into the void.
+      const during = (await alice.submitBatch(endpoint.endpointId, fn, Array.from({ length: N - 800 }, (_, i) => [800 + i]))).task_ids;
+      await outage;
+      const docs = await expectNothingLost('10 s blackhole', [...first, ...during]);
       expect(proxy.droppedBytes()).toBeGreaterThan(0);
       expect(agent.output()).toMatch(/gateway connection silent; dropping it/);
-      console.log(`blackhole: ${proxy.droppedBytes()} bytes dropped; the agent noticed the silence and reconnected`);
+      // The gateway re-sent what the outage swallowed once the agent was back: 2 deliveries.
+      const resent = docs.slice(800).filter((d) => d.details.attempts >= 2).length;
+      console.log(`blackhole: ${proxy.droppedBytes()} bytes dropped; ${resent} of ${N - 800} tasks sent during the outage were delivered again`);
+      expect(resent).toBeGreaterThan(0);
     } finally {
       await proxy.close();
     }
@@ -133,8 +141,12 @@ describe('no task lost', () => {
     // Stored results survived the kill, and the agent found the new gateway by itself.
     expect(await successes(ids)).toBeGreaterThanOrEqual(before);
     await agent.waitForOutput(/connected to gateway[\s\S]*connected to gateway/, 60_000);
-    await expectNothingLost('gateway SIGKILL', ids);
-    console.log(`gateway SIGKILL: ${before} of ${N} had succeeded before the kill`);
+    const docs = await expectNothingLost('gateway SIGKILL', ids);
+    // Work in flight when the gateway died: results finished while it was down, kept in the agent's
+    // journal and sent again after the reconnect. Each task still ran once and is stored once.
+    const resent = [...agent.output().matchAll(/re-sending unacknowledged results".*?"count":(\d+)/g)].map((m) => Number(m[1]));
+    console.log(`gateway SIGKILL: ${before} of ${N} had succeeded before the kill; ${resent.join(' + ') || 0} result(s) re-sent from the journal after the restart; max attempts ${Math.max(...docs.map((d) => d.details.attempts))}`);
+    expect(resent.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
   }, 240_000);
 
   it.skipIf(!slurm)('scancel of a running block', async () => {

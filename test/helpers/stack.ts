@@ -21,6 +21,8 @@ export interface Stack {
   client(sub?: string): Promise<Client>;
   /** Registers an endpoint for `owner` and writes its credentials and config; does not start it. */
   createEndpoint(name: string, owner?: string, config?: Record<string, unknown>): Promise<EndpointHandle>;
+  /** What the gateway (wrangler dev and workerd) has printed, across restarts (the last 1 MB). */
+  gatewayOutput(): string;
   /** Stops the gateway (SIGKILL by default: workerd dies mid-write) and starts it on the same state and port. */
   restartGateway(signal?: NodeJS.Signals): Promise<void>;
   stop(): Promise<void>;
@@ -34,7 +36,8 @@ export interface EndpointHandle {
   stateDir: string;
   /** Points the agent at another WebSocket URL (a proxy in front of the gateway). */
   setConnectionUrl(url: string): void;
-  start(): AgentProcess;
+  /** Starts `ferry endpoint start` as a process; `env` adds to its environment. */
+  start(options?: { env?: Record<string, string> }): AgentProcess;
 }
 
 export interface AgentProcess {
@@ -77,11 +80,15 @@ export async function startStack(options: StackOptions = {}): Promise<Stack & { 
   // One bundle per stack: edits to the sources while tests run do not reload the gateway under them.
   const bundled = process.env.FERRY_TEST_BUNDLE !== '0';
   if (bundled) await bundleGateway(join(dir, 'bundle'));
+  let gatewayLog = '';
   const gatewayOptions = {
     ...(bundled ? { bundleDir: join(dir, 'bundle') } : {}),
     persistTo: join(dir, 'state'),
     vars: { HEARTBEAT_S: '1', ...storeVars, ...(options.vars ?? {}) },
-    ...(options.quiet === false ? { onOutput: (t: string) => process.stderr.write(t) } : {}),
+    onOutput: (t: string) => {
+      gatewayLog = (gatewayLog + t).slice(-1_000_000);
+      if (options.quiet === false) process.stderr.write(t);
+    },
   };
   let gateway: GatewayProcess;
   try {
@@ -106,6 +113,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack & { 
     clientWith,
     taskStore,
     redis,
+    gatewayOutput: () => gatewayLog,
     async createEndpoint(name, owner = 'alice', config = {}) {
       const c = await client(owner);
       const reg = await c.registerEndpoint({ endpoint_name: name });
@@ -123,8 +131,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack & { 
         setConnectionUrl(url: string) {
           writeCredentials({ ...creds, connection_url: url }, home);
         },
-        start() {
-          const agent = startAgent(name, configPath, home);
+        start(startOptions = {}) {
+          const agent = startAgent(name, configPath, home, startOptions.env);
           agents.push(agent);
           return agent;
         },
@@ -143,11 +151,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack & { 
   };
 }
 
-function startAgent(name: string, configPath: string, home: string): AgentProcess {
+function startAgent(name: string, configPath: string, home: string, extraEnv: Record<string, string> = {}): AgentProcess {
   const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'ferry.js'), 'endpoint', 'start', name, '--config', configPath], {
     cwd: PROJECT_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, FERRY_HOME: home, FERRY_LOG: process.env.FERRY_LOG ?? 'info' },
+    env: { ...process.env, FERRY_HOME: home, FERRY_LOG: process.env.FERRY_LOG ?? 'info', ...extraEnv },
   });
   let out = '';
   const listeners = new Set<() => void>();

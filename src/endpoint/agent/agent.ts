@@ -221,6 +221,7 @@ export class Agent {
       case 'tasks': {
         const fresh = this.journal.addTasks(frame.tasks, frame.functions);
         this.link.send({ type: 'ack', task_ids: frame.tasks.map((t) => t.task_id) });
+        if (this.pendingResults.length > 0) this.opts.log.info('re-sending unacknowledged results', { count: this.pendingResults.length });
         // A task delivered twice used a credit but adds no work: give the credit back.
         this.pendingCredit += frame.tasks.length - fresh.length;
         const allowed = this.opts.config.allowed_functions;

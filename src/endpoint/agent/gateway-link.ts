@@ -4,7 +4,7 @@
 
 import WebSocket from 'ws';
 import { FerryError } from '../../protocol/errors';
-import { parseGatewayFrame, type AgentFrame, type GatewayFrame } from '../../protocol/wire';
+import { PROTOCOL_VERSION, parseGatewayFrame, type AgentFrame, type GatewayFrame } from '../../protocol/wire';
 import type { Logger } from '../log';
 
 export interface GatewayLinkHandlers {
@@ -78,6 +78,15 @@ export class GatewayLink {
         this.closed = true;
         const code = frame.code === 'UNSUPPORTED_PROTOCOL' || frame.code === 'TOKEN_REVOKED' ? frame.code : 'FORBIDDEN';
         this.handlers.onRefused(new FerryError(code, frame.message));
+        ws.close();
+        return;
+      }
+      if (frame.type === 'welcome' && frame.protocol_version !== PROTOCOL_VERSION) {
+        // A gateway that accepted our hello yet speaks another version: refuse it from this side.
+        const message = `the gateway speaks protocol version ${frame.protocol_version}, this agent speaks version ${PROTOCOL_VERSION}`;
+        this.log.error('refusing the gateway', { code: 'UNSUPPORTED_PROTOCOL', message });
+        this.closed = true;
+        this.handlers.onRefused(new FerryError('UNSUPPORTED_PROTOCOL', message));
         ws.close();
         return;
       }

@@ -11,9 +11,10 @@ import { PROTOCOL_VERSION, chunkBySize, parseAgentFrame, type AgentFrame, type F
 import type { TaskLineage } from '../../provenance/prov-document';
 import { discardProvenance, type ProvenanceSink } from '../../provenance/task-events';
 import { LineageIndex, type LineageQuery } from '../lineage-index';
-import { heartbeatSeconds, redisSettings, taskStoreKind, taskTtlSeconds, type GatewayEnv } from '../env';
+import { heartbeatSeconds, lineageEnabled, redisSettings, taskStoreKind, taskTtlSeconds, type GatewayEnv } from '../env';
 import { fail, ok, type HubReply } from '../hub-reply';
 import { validationError } from '../http-errors';
+import { logEvent } from '../log';
 import { randomSuffix, randomSuffixes } from '../random-ids';
 import { redisClient } from '../task-store/redis-client';
 import { RedisTaskStore } from '../task-store/redis-task-store';
@@ -101,6 +102,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   private readonly sessions: AgentSessionStore;
   /** Lineage records of this endpoint's ended tasks, written with their outcomes. */
   private readonly lineageIndex: LineageIndex;
+  private readonly lineageOn: boolean;
   private readonly waiters = new TaskWaiters();
   private readonly provenance: ProvenanceSink = discardProvenance;
   /** Tasks whose large result is being written to the object store by an earlier frame. */
@@ -118,10 +120,12 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     this.outbox = new Outbox(this.sql);
     this.sessions = new AgentSessionStore(this.sql);
     this.lineageIndex = new LineageIndex(this.sql);
+    this.lineageOn = lineageEnabled(env);
     // An id nobody registered gets no tables: probing random ids leaves nothing behind.
     this.schemaReady = hasEndpointSchema(this.sql);
     if (this.schemaReady) {
       migrateEndpointSchema(this.sql);
+      this.outbox.migrate();
       // Endpoints registered before lineage existed get its tables on wake (IF NOT EXISTS).
       this.lineageIndex.createSchema();
     }
@@ -374,7 +378,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   private async lineageOf(ending: readonly EndingTask[]): Promise<Map<string, TaskLineage>> {
     const out = new Map<string, TaskLineage>();
     const record = this.endpoint();
-    if (ending.length === 0 || !record) return out;
+    if (ending.length === 0 || !record || !this.lineageOn) return out;
     const ids = ending.map((e) => e.outcome.task_id);
     const tasks = await this.store.readTasks(ids);
     const records = await lineageRecords(record.owner, record.endpoint_id, ending, new Map(tasks.map((t) => [t.task_id, t])), this.outbox.messages(ids));
@@ -471,6 +475,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   }
 
   private refuse(ws: WebSocket, code: string, message: string, closeCode: number): void {
+    logEvent('warn', 'agent refused', { endpoint_id: this.endpoint()?.endpoint_id, code, message });
     this.sendQuietly(ws, JSON.stringify({ type: 'refuse', code, message }));
     closeQuietly(ws, closeCode, message);
     const session = this.sessions.current();
@@ -646,6 +651,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     const encoded = results.map((r) => (r.result === undefined ? null : JSON.stringify(r.result)));
     const storedLarge = await this.storeLargeResults(results, encoded);
     const states = await this.store.readStates(results.map((r) => r.task_id));
+    const deliveries = this.outbox.deliveries(results.map((r) => r.task_id));
     const at = nowSeconds();
     const outcomes: TaskOutcome[] = [];
     const ending: EndingTask[] = [];
@@ -673,7 +679,8 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
         completion_t: at,
         execution_json: r.execution ? JSON.stringify(r.execution) : null,
         counts_attempt: true,
-        reported_attempt: r.execution?.attempt ?? 0,
+        // Executions the endpoint counted, or deliveries the gateway made, whichever is more.
+        reported_attempt: Math.max(r.execution?.attempt ?? 0, deliveries.get(r.task_id) ?? 0),
       });
       ending.push({ outcome: outcomes[outcomes.length - 1]!, resultText: encoded[i]!, result: r.result });
       events.push(moved.event);

@@ -8,7 +8,7 @@ import { forEachIdChunk, insertRows } from '../sql-batches';
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS outbox (
      seq INTEGER PRIMARY KEY AUTOINCREMENT, task_id TEXT NOT NULL UNIQUE, function_uuid TEXT NOT NULL,
-     message TEXT NOT NULL, delivered INTEGER NOT NULL DEFAULT 0)`,
+     message TEXT NOT NULL, delivered INTEGER NOT NULL DEFAULT 0, deliveries INTEGER NOT NULL DEFAULT 0)`,
   `CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(delivered, seq)`,
   `CREATE TABLE IF NOT EXISTS outbox_functions (function_uuid TEXT PRIMARY KEY, spec TEXT NOT NULL)`,
 ];
@@ -29,6 +29,12 @@ export class Outbox {
 
   createSchema(): void {
     for (const statement of SCHEMA) this.sql.exec(statement);
+  }
+
+  /** Outboxes created before deliveries were counted get the column (at 0) on wake. */
+  migrate(): void {
+    const columns = this.sql.exec<{ name: string }>('PRAGMA table_info(outbox)').toArray().map((c) => c.name);
+    if (columns.length > 0 && !columns.includes('deliveries')) this.sql.exec('ALTER TABLE outbox ADD COLUMN deliveries INTEGER NOT NULL DEFAULT 0');
   }
 
   enqueue(rows: ReadonlyArray<{ task_id: string; function_uuid: string; message: string }>): void {
@@ -61,11 +67,12 @@ export class Outbox {
     return this.sql.exec<{ seq: number; task_id: string; function_uuid: string; message: string }>('SELECT seq, task_id, function_uuid, message FROM outbox WHERE delivered = 0 ORDER BY seq LIMIT ?', limit).toArray();
   }
 
-  /** Marks every undelivered row up to `seq` delivered: exactly the rows `pending()` just gave. */
+  /** Marks every undelivered row up to `seq` sent: exactly the rows `pending()` just gave; each counts a delivery. */
   markDeliveredThrough(seq: number): void {
-    this.sql.exec('UPDATE outbox SET delivered = 1 WHERE delivered = 0 AND seq <= ?', seq);
+    this.sql.exec('UPDATE outbox SET delivered = 1, deliveries = deliveries + 1 WHERE delivered = 0 AND seq <= ?', seq);
   }
 
+  /** The agent holds these (reconcile): delivered, without counting another delivery. */
   markDelivered(taskIds: readonly string[]): void {
     forEachIdChunk(taskIds, (placeholders, chunk) => this.sql.exec(`UPDATE outbox SET delivered = 1 WHERE task_id IN (${placeholders})`, ...chunk));
   }
@@ -92,6 +99,18 @@ export class Outbox {
       for (const [taskId, delivered] of this.sql.exec(`SELECT task_id, delivered FROM outbox WHERE task_id IN (${placeholders})`, ...chunk).raw<[string, number]>()) {
         found.set(taskId, delivered === 1);
       }
+    });
+    return found;
+  }
+
+  /**
+   * Times each task was sent to an agent. A task sent again after a reconcile found it missing (lost
+   * in transit, or with a crashed agent) counts 2: the gateway's own evidence of a lost delivery.
+   */
+  deliveries(taskIds: readonly string[]): Map<string, number> {
+    const found = new Map<string, number>();
+    forEachIdChunk(taskIds, (placeholders, chunk) => {
+      for (const [taskId, n] of this.sql.exec(`SELECT task_id, deliveries FROM outbox WHERE task_id IN (${placeholders})`, ...chunk).raw<[string, number]>()) found.set(taskId, n);
     });
     return found;
   }
