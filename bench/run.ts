@@ -6,7 +6,9 @@ import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { PROJECT_ROOT } from '../src/cli/gateway-process';
-import { eventually, startStack, type TestTaskStore } from '../test/helpers/stack';
+import { eventually, startStack, type Stack, type TestTaskStore } from '../test/helpers/stack';
+import { generated } from '../test/helpers/generated-bytes';
+import { treeCpuSeconds } from './cpu';
 import { interchangeThroughput } from './interchange';
 
 interface Figure {
@@ -77,6 +79,8 @@ async function main() {
   }
   if (wants('slurm')) await scaleOutFigures();
   if (wants('stores')) await storesSection();
+  if (wants('provenance')) await provenanceSection();
+  if (wants('data')) await dataSection();
   if (!wants('latency') && !wants('throughput')) return report();
   process.stderr.write('bench: starting gateway (workerd) and a local endpoint …\n');
   const stack = await startStack();
@@ -202,9 +206,170 @@ async function storesSection() {
   figures['stores_batch_status_1000_p99_redis'] = { value: redis.p99, unit: 'ms', baseline: sqlite.p99, baseline_name: 'TASK_STORE=sqlite p99' };
 }
 
+/**
+ * `provenance`: what recording lineage costs. Two gateways side by side, LINEAGE=on and off, each
+ * with its own local endpoint; five interleaved on/off pairs of the 20,000-task run. With recording
+ * on, the clock stops only when all the run's records can be queried. CPU-seconds are those of the
+ * gateway's and the endpoint's process trees over the run (the client's own are not counted).
+ */
+async function provenanceSection() {
+  const n = Number(process.env.BENCH_TASKS) || 20_000;
+  const pairs = Number(process.env.BENCH_PAIRS) || 5;
+  type Mode = 'on' | 'off';
+  const setups = {} as Record<Mode, { stack: Awaited<ReturnType<typeof startStack>>; client: Awaited<ReturnType<Stack['client']>>; endpointId: string; agentPid: number; fn: string }>;
+  try {
+    for (const mode of ['on', 'off'] as const) {
+      process.stderr.write(`bench: provenance, starting a gateway with LINEAGE=${mode} …\n`);
+      const stack = await startStack({ vars: { LINEAGE: mode } });
+      const client = await stack.client('bench');
+      const defaults = parse(readFileSync(join(PROJECT_ROOT, 'endpoint-config', 'local.yaml'), 'utf8')) as Record<string, unknown>;
+      const endpoint = await stack.createEndpoint(`prov-${mode}`, 'bench', defaults);
+      const agent = endpoint.start();
+      setups[mode] = { stack, client, endpointId: endpoint.endpointId, agentPid: agent.child.pid!, fn: '' };
+      await eventually(async () => (await client.endpointStatus(endpoint.endpointId)).details.total_workers >= 1, 'workers', 60_000);
+      const fn = await client.registerFunction((x: number) => x + 1, { name: 'inc' });
+      await client.waitAll((await client.submitBatch(endpoint.endpointId, fn, [[0], [1], [2], [3]])).task_ids);
+      setups[mode].fn = fn;
+    }
+    const runs: Record<Mode, Array<{ rate: number; cpuPerTask: number }>> = { on: [], off: [] };
+    const payloads = Array.from({ length: n }, (_, i) => [i]);
+    for (let pair = 0; pair < pairs; pair++) {
+      for (const mode of (pair % 2 === 0 ? ['on', 'off'] : ['off', 'on']) as Mode[]) {
+        const { stack, client, endpointId, agentPid, fn } = setups[mode];
+        const roots = [stack.gateway.child.pid!, agentPid];
+        const workflow = `bench-${mode}-${pair}`;
+        const finished = progress(`pair ${pair + 1}/${pairs} lineage ${mode}`);
+        const cpu0 = treeCpuSeconds(roots);
+        const t0 = performance.now();
+        const sub = await client.submitBatch(endpointId, fn, payloads, { workflow_id: workflow });
+        const docs = await client.waitAll(sub.task_ids, { timeout: 600, onProgress: (p) => finished(p.done, p.total) });
+        if (mode === 'on') {
+          const token = await stack.tokenFor('bench');
+          const count = async () => {
+            const res = await fetch(`${stack.gateway.url}/v3/provenance?workflow_id=${workflow}&format=count`, { headers: { authorization: `Bearer ${token}` } });
+            if (!res.ok) throw new Error(`provenance count: ${res.status} ${await res.text()}`);
+            return ((await res.json()) as { count: number }).count;
+          };
+          await eventually(async () => (await count()) >= n, 'every record to be queryable', 120_000, 20);
+        }
+        const t1 = performance.now();
+        const cpu1 = treeCpuSeconds(roots);
+        const wrong = docs.filter((d, i) => d.status !== 'success' || d.result !== i + 1).length;
+        if (wrong) throw new Error(`lineage ${mode}: ${wrong} of ${n} results wrong or missing`);
+        runs[mode].push({ rate: n / ((t1 - t0) / 1000), cpuPerTask: (cpu1 - cpu0) / n });
+        process.stderr.write(`  lineage ${mode}: ${(n / ((t1 - t0) / 1000)).toFixed(0)} tasks/s, ${(((cpu1 - cpu0) / n) * 1e3).toFixed(3)} CPU-ms/task\n`);
+      }
+    }
+    const median = (xs: number[]) => {
+      const s = [...xs].sort((a, b) => a - b);
+      return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+    };
+    const ratios = runs.on.map((r, i) => r.rate / runs.off[i]!.rate);
+    figures['provenance_throughput_on'] = {
+      value: median(runs.on.map((r) => r.rate)), unit: 'tasks/s', baseline: median(runs.off.map((r) => r.rate)), baseline_name: 'LINEAGE=off (median)',
+      note: `${pairs} interleaved pairs of ${n} tasks; clock stops when all records are queryable; median pair ratio ${median(ratios).toFixed(3)} (pairs: ${ratios.map((r) => r.toFixed(3)).join(' ')})`,
+    };
+    figures['provenance_cpu_ms_per_task_on'] = {
+      value: median(runs.on.map((r) => r.cpuPerTask * 1e3)), unit: 'CPU-ms/task', baseline: median(runs.off.map((r) => r.cpuPerTask * 1e3)), baseline_name: 'LINEAGE=off (median)',
+      note: 'gateway (wrangler + workerd) and endpoint (agent, managers, workers) process trees',
+    };
+  } finally {
+    for (const s of Object.values(setups)) await s.stack.stop();
+  }
+}
+
+/**
+ * `data`: data by reference. A 1 MiB slice of a 1 GiB object read by a task, cold and warm site
+ * cache (bytes the gateway served, counted by the gateway), beside downloading the whole object with
+ * the same client; and a 200 MB put + get round trip beside a plain loopback HTTP transfer of the
+ * same bytes (workerd's R2 is a local simulation: a local figure, not R2's).
+ */
+async function dataSection() {
+  const MiB = 1024 * 1024;
+  const GiB = 1024 * MiB;
+  process.stderr.write('bench: data by reference, starting a gateway and an endpoint …\n');
+  const stack = await startStack();
+  try {
+    const client = await stack.client('bench');
+    const endpoint = await stack.createEndpoint('data', 'bench', { task_timeout_s: 60, task_memory_mb: 256 });
+    endpoint.start();
+    await eventually(async () => (await client.endpointStatus(endpoint.endpointId)).details.total_workers >= 1, 'workers', 60_000);
+    const reader = `endpoint:${endpoint.endpointId}`;
+    const served = async () => (await client.objectStats()).readers[reader] ?? { bytes_served: 0, requests: 0 };
+
+    process.stderr.write('bench: uploading 1 GiB in 16 MiB parts …\n');
+    const upload = progress('uploaded MiB');
+    const big = await client.put(generated(GiB, 11).stream, { partSize: 16 * MiB, multipartThreshold: 16 * MiB, onProgress: (p) => upload(Math.round(p.sent / MiB), 1024) });
+    const slice = await client.registerFunction('async (ref, start) => (await ref.slice(start, start + 1048576)).length', { name: 'slice' });
+    const readSlice = async () => {
+      const before = await served();
+      const t0 = performance.now();
+      const doc = await client.run(endpoint.endpointId, slice, [{ $ref: big.$ref }, 512 * MiB], undefined, 60);
+      const ms = performance.now() - t0;
+      if (doc.status !== 'success' || doc.result !== MiB) throw new Error(`slice task: ${doc.status} ${JSON.stringify(doc.exception ?? doc.result)}`);
+      return { ms, bytes: (await served()).bytes_served - before.bytes_served };
+    };
+    const cold = await readSlice();
+    const warm = await readSlice();
+    const t0 = performance.now();
+    let whole = 0;
+    const stream = await client.getStream(big.$ref);
+    for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) whole += chunk.byteLength;
+    const wholeMs = performance.now() - t0;
+    if (whole !== GiB) throw new Error(`whole download: ${whole} bytes`);
+    figures['data_slice_1MiB_of_1GiB_cold'] = { value: cold.ms, unit: 'ms', baseline: wholeMs, baseline_name: 'GET the whole 1 GiB, same client', note: `gateway served ${(cold.bytes / MiB).toFixed(2)} MiB for the task (whole object: 1024 MiB)` };
+    figures['data_slice_1MiB_of_1GiB_warm'] = { value: warm.ms, unit: 'ms', baseline: cold.ms, baseline_name: 'cold cache', note: `gateway served ${warm.bytes} bytes (site cache)` };
+    await client.deleteObject(big.$ref);
+
+    process.stderr.write('bench: 200 MB round trip …\n');
+    const size = 200_000_000;
+    const payload = new Uint8Array(size);
+    for (let i = 0; i < size; i += 4096) payload[i] = i & 255;
+    const r0 = performance.now();
+    const ref = await client.put(payload, { partSize: 16 * MiB, multipartThreshold: 16 * MiB });
+    const back = await client.get(ref.$ref);
+    const roundMs = performance.now() - r0;
+    if (back.byteLength !== size) throw new Error(`round trip: ${back.byteLength} bytes back`);
+    const plainMs = await plainHttpRoundTrip(payload);
+    figures['data_roundtrip_200MB'] = { value: (2 * size) / 1e6 / (roundMs / 1000), unit: 'MB/s', baseline: (2 * size) / 1e6 / (plainMs / 1000), baseline_name: 'plain loopback HTTP PUT + GET', note: 'put (16 MiB parts, sha256 read-back) + get through the gateway; workerd R2 is a local simulation' };
+  } finally {
+    await stack.stop();
+  }
+}
+
+/** PUT then GET of the same bytes to a bare Node HTTP server on loopback (kept in memory): milliseconds. */
+async function plainHttpRoundTrip(bytes: Uint8Array): Promise<number> {
+  let stored: Buffer = Buffer.alloc(0);
+  const server = createServer((req, res) => {
+    if (req.method === 'PUT') {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        stored = Buffer.concat(chunks);
+        res.end('ok');
+      });
+    } else {
+      res.writeHead(200, { 'content-length': String(stored.length) });
+      res.end(stored);
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/blob`;
+  try {
+    const t0 = performance.now();
+    await (await fetch(url, { method: 'PUT', body: bytes as Uint8Array<ArrayBuffer> })).text();
+    const back = new Uint8Array(await (await fetch(url)).arrayBuffer());
+    const ms = performance.now() - t0;
+    if (back.byteLength !== bytes.byteLength) throw new Error('plain HTTP round trip lost bytes');
+    return ms;
+  } finally {
+    server.close();
+  }
+}
+
 function report() {
   const rows = Object.entries(figures).map(([name, f]) => [
-    name, `${f.value.toFixed(f.unit === 'tasks/s' ? 0 : 2)} ${f.unit}`, f.baseline !== undefined ? `${f.baseline.toFixed(f.unit === 'tasks/s' ? 0 : 2)} ${f.unit} (${f.baseline_name})` : '', f.baseline ? `${(f.value / f.baseline).toFixed(1)}×` : '', f.note ?? '',
+    name, `${f.value.toFixed(f.unit === 'tasks/s' ? 0 : 2)} ${f.unit}`, f.baseline !== undefined ? `${f.baseline.toFixed(f.unit === 'tasks/s' ? 0 : 2)} ${f.unit} (${f.baseline_name})` : '', f.baseline ? `${(f.value / f.baseline).toFixed(f.value / f.baseline < 10 ? 2 : 1)}×` : '', f.note ?? '',
   ]);
   const header = ['figure', 'value', 'baseline (same run)', 'ratio', 'note'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

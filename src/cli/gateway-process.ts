@@ -56,7 +56,7 @@ export async function startGatewayProcess(options: GatewayProcessOptions): Promi
   const args = [
     wrangler, 'dev', ...(options.bundleDir ? [join(options.bundleDir, 'index.js'), '--no-bundle'] : []),
     '--config', join(options.bundleDir ?? PROJECT_ROOT, 'wrangler.toml'), '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', '0',
-    '--persist-to', options.persistTo, '--show-interactive-dev-session=false', '--log-level', 'warn',
+    '--persist-to', options.persistTo, '--show-interactive-dev-session=false', '--log-level', process.env.FERRY_GATEWAY_LOG_LEVEL ?? 'warn',
   ];
   if (options.envFile) args.push('--env-file', options.envFile);
   for (const [k, v] of Object.entries(options.vars ?? {})) args.push('--var', `${k}:${v}`);

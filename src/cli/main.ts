@@ -6,6 +6,7 @@ import { fail } from './cli-error';
 import { runDev } from './dev';
 import { registerEndpointCommands } from './endpoint-commands';
 import { PROJECT_ROOT } from './gateway-process';
+import { registerLineageCommand } from './lineage-command';
 import { login } from './login';
 import { registerPutCommand } from './put-command';
 import { mintUserToken, readDevSecret } from './tokens';
@@ -29,6 +30,7 @@ program
 
 registerEndpointCommands(program);
 registerPutCommand(program);
+registerLineageCommand(program);
 
 program
   .command('login')

@@ -55,6 +55,15 @@ export class LineageIndex {
     if (objectRows.length > 0) insertRows(this.sql, 'INSERT OR IGNORE INTO lineage_objects (object_id, task_id, role)', 3, objectRows);
   }
 
+  /** How many records a workflow (and/or campaign) query would find, without reading them. */
+  count(owner: string, workflowId: string | null, campaignId: string | null): number {
+    const where = ['owner = ?'];
+    const args: SqlStorageValue[] = [owner];
+    if (workflowId !== null) (where.push('workflow_id = ?'), args.push(workflowId));
+    if (campaignId !== null) (where.push('campaign_id = ?'), args.push(campaignId));
+    return this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM lineage WHERE ${where.join(' AND ')}`, ...args).one().n;
+  }
+
   query(owner: string, q: LineageQuery): TaskLineage[] {
     const out: TaskLineage[] = [];
     const take = (cursor: SqlStorageCursor<Record<string, SqlStorageValue>>) => {

@@ -89,7 +89,7 @@ export function buildOpenApiDocument(specs: readonly RouteSpec[], version: strin
     const operation: JsonObject = {
       operationId: operationId(spec),
       summary: spec.summary,
-      security: spec.auth === 'none' ? [] : spec.auth === 'reader' ? [{ userToken: [] }, { endpointToken: [] }] : [{ [spec.auth === 'user' ? 'userToken' : spec.auth === 'endpoint-secret' ? 'endpointSecret' : 'endpointToken']: [] }],
+      security: spec.auth === 'none' ? [] : spec.auth === 'reader' || spec.auth === 'writer' ? [{ userToken: [] }, { endpointToken: [] }] : [{ [spec.auth === 'user' ? 'userToken' : spec.auth === 'endpoint-secret' ? 'endpointSecret' : 'endpointToken']: [] }],
       'x-ferry-auth': spec.auth,
       parameters: parameters(spec),
       responses,

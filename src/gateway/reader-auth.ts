@@ -1,6 +1,7 @@
-// Read access for routes an endpoint agent also calls on its owner's behalf (object bytes): a user
-// token reads as its owner; an endpoint access token reads as the owner who registered the endpoint.
-// The token's audience (read unverified, only to pick the verifier) decides which check runs.
+// Access for routes an endpoint agent also calls on its owner's behalf: reading object bytes
+// (`reader`), and storing objects (`writer`: the results an agent stores by reference). A user token
+// acts as its owner; an endpoint access token as the owner who registered the endpoint. The token's
+// audience (read unverified, only to pick the verifier) decides which check runs.
 
 import { decodeJwt } from 'jose';
 import { ENDPOINT_ACCESS_AUDIENCE, ENDPOINT_AUDIENCE } from '../protocol/tokens';
@@ -40,4 +41,16 @@ export async function authenticateReader(env: GatewayEnv, authorization: string 
     return { owner: claims.sub, reader: `endpoint:${claims.endpoint_id}` };
   }
   return { owner: await authenticateUser(env, authorization), reader: 'user' };
+}
+
+export interface WriterPrincipal {
+  owner: string;
+  /** `user`, or `endpoint:<endpoint_id>`: who stored, for the owner's counters. */
+  writer: string;
+}
+
+/** Storing objects for the owner: the same tokens as reads, the same checks (a revoked secret's tokens stop at once). */
+export async function authenticateWriter(env: GatewayEnv, authorization: string | undefined): Promise<WriterPrincipal> {
+  const { owner, reader } = await authenticateReader(env, authorization);
+  return { owner, writer: reader };
 }

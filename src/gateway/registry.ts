@@ -49,6 +49,10 @@ export class Registry extends DurableObject<GatewayEnv> {
     this.ctx.storage.transactionSync(() => this.lineageIndex.write(records, true));
   }
 
+  async lineageCount(owner: string, workflowId: string | null, campaignId: string | null): Promise<number> {
+    return this.lineageIndex.count(owner, workflowId, campaignId);
+  }
+
   async lineage(owner: string, query: LineageQuery): Promise<TaskLineage[]> {
     return this.lineageIndex.query(owner, query);
   }

@@ -7,15 +7,16 @@ import { FerryError, type ErrorCode } from '../protocol/errors';
 import type { EndpointTokenClaims } from '../protocol/tokens';
 import { authenticateEndpoint, authenticateEndpointSecret, authenticateUser } from './auth';
 import { maxRequestBytes, type GatewayEnv } from './env';
-import { authenticateReader, type ReaderPrincipal } from './reader-auth';
+import { authenticateReader, authenticateWriter, type ReaderPrincipal, type WriterPrincipal } from './reader-auth';
 import { validationError } from './http-errors';
 import { parseJsonText, readBodyText } from './request-body';
 
 export type HttpMethod = 'get' | 'post' | 'put' | 'delete';
 /** Who may call: anyone, a user token's owner, or an endpoint agent with an endpoint access token;
  * `endpoint-secret`: the endpoint's secret (only to exchange it for access tokens);
- * `reader`: a user token, or an endpoint access token reading for the endpoint's owner. */
-export type AuthKind = 'none' | 'user' | 'endpoint' | 'endpoint-secret' | 'reader';
+ * `reader`: a user token, or an endpoint access token reading for the endpoint's owner;
+ * `writer`: the same, storing objects for the owner (an agent's results by reference). */
+export type AuthKind = 'none' | 'user' | 'endpoint' | 'endpoint-secret' | 'reader' | 'writer';
 
 export type GatewayHono = Hono<{ Bindings: GatewayEnv }>;
 export type GatewayContext = Context<{ Bindings: GatewayEnv }>;
@@ -48,6 +49,7 @@ export interface Principal {
   endpoint: EndpointTokenClaims;
   'endpoint-secret': EndpointTokenClaims;
   reader: ReaderPrincipal;
+  writer: WriterPrincipal;
   none: null;
 }
 
@@ -72,7 +74,7 @@ export function errorCodesOf(spec: RouteSpec): ErrorCode[] {
   const codes = new Set<ErrorCode>(spec.errors);
   if (spec.auth !== 'none') {
     codes.add('UNAUTHORIZED');
-    if (spec.auth === 'user' || spec.auth === 'reader' || spec.auth === 'endpoint') codes.add('TOKEN_EXPIRED');
+    if (spec.auth === 'user' || spec.auth === 'reader' || spec.auth === 'writer' || spec.auth === 'endpoint') codes.add('TOKEN_EXPIRED');
     if (spec.auth === 'endpoint' || spec.auth === 'endpoint-secret') codes.add('TOKEN_REVOKED');
   }
   if (spec.params) codes.add('NOT_FOUND');
@@ -95,6 +97,7 @@ async function principalOf(c: GatewayContext, auth: AuthKind): Promise<Principal
   if (auth === 'endpoint') return authenticateEndpoint(c.env, header);
   if (auth === 'endpoint-secret') return authenticateEndpointSecret(c.env, header);
   if (auth === 'reader') return authenticateReader(c.env, header);
+  if (auth === 'writer') return authenticateWriter(c.env, header);
   return null;
 }
 

@@ -141,7 +141,9 @@ export const TaskExceptionDoc = z.object({
 export const TaskDoc = z.object({
   task_id: z.string(),
   status: TaskStatus,
-  result: JsonValue.optional(),
+  result: JsonValue.optional().describe(
+    'The function\'s return value; with details.result_ref, a ResultRef naming the object the endpoint stored it as',
+  ),
   exception: TaskExceptionDoc.optional(),
   completion_t: z.number().optional(),
   stdout: z.string().optional(),
@@ -151,6 +153,9 @@ export const TaskDoc = z.object({
     function_uuid: Uuid,
     task_group_id: z.string(),
     attempts: z.number().int().nonnegative(),
+    result_ref: z.literal(true).optional().describe(
+      'Present when the result was stored as an object of the task\'s owner (bytes, or JSON over LIMITS.maxInlineResultBytes): `result` is then a ResultRef, read with GET /v3/objects/{id}',
+    ),
   }),
 });
 export type TaskDoc = z.infer<typeof TaskDoc>;
@@ -199,9 +204,13 @@ export const LIMITS = {
   defaultMaxRequestBytes: 10 * 1024 * 1024,
   /** One task's encoded payload; larger data goes by reference. */
   maxPayloadBytes: 512 * 1024,
-  /** One task's encoded result; larger results fail with FERRY_RESULT_TOO_LARGE until results by reference. */
-  maxResultBytes: 512 * 1024,
-  /** Results larger than this are kept in R2 and served as if inline. */
+  /**
+   * A result whose JSON is at most this many bytes travels inline, in the task doc's `result`. A
+   * larger one, and bytes (a Uint8Array or ArrayBuffer) of any size, the endpoint stores as an
+   * object of the task's owner: the task doc's `result` is then a ResultRef (details.result_ref).
+   */
+  maxInlineResultBytes: 512 * 1024,
+  /** Inline results larger than this are kept by the gateway in R2 and served as if inline. */
   inlineResultBytes: 64 * 1024,
   /** Captured console output per task. */
   maxStdoutBytes: 64 * 1024,
@@ -231,6 +240,18 @@ export const ObjectFilters = z.array(ObjectFilter).max(32);
 /** What a client passes instead of the bytes: `{"$ref": id, size, sha256}`. */
 export const ObjectRef = z.object({ $ref: ObjectId, size: z.number().int().nonnegative(), sha256: Sha256Hex });
 export type ObjectRef = z.infer<typeof ObjectRef>;
+
+/** The two encodings of a result stored as an object: bytes as they are, anything else as its JSON text. */
+export const RESULT_CONTENT_TYPES = ['application/octet-stream', 'application/json'] as const;
+export type ResultContentType = (typeof RESULT_CONTENT_TYPES)[number];
+
+/**
+ * A task result stored as an object of the task's owner (results by reference): bytes the function
+ * returned (`application/octet-stream`), or JSON over LIMITS.maxInlineResultBytes (`application/json`,
+ * the JSON text). The task doc's `result` when `details.result_ref` is true.
+ */
+export const ResultRef = ObjectRef.extend({ content_type: z.enum(RESULT_CONTENT_TYPES) });
+export type ResultRef = z.infer<typeof ResultRef>;
 
 export const ObjectTtlQuery = z.object({ ttl_s: z.coerce.number().int().positive().max(10 * 365 * 86_400).optional() });
 
@@ -272,6 +293,11 @@ export const ObjectStats = z.object({
   requests: z.number().int().nonnegative(),
   /** The same counts per reader: `user`, or `endpoint:<endpoint_id>` for an agent's reads. */
   readers: z.record(z.string(), z.object({ bytes_served: z.number().int().nonnegative(), requests: z.number().int().nonnegative() })),
+  /**
+   * Objects stored per writer (`user`, or `endpoint:<endpoint_id>` for results an agent stored):
+   * every committed upload and its bytes, a duplicate of bytes already held included.
+   */
+  writers: z.record(z.string(), z.object({ objects: z.number().int().nonnegative(), bytes: z.number().int().nonnegative() })),
 });
 export type ObjectStats = z.infer<typeof ObjectStats>;
 

@@ -39,12 +39,14 @@ export const ERROR_CODES = {
   // Task execution outcomes, reported in a task's `exception.code`.
   FERRY_TASK_TIMEOUT: { status: 500, kind: 'user', retryable: false, message: 'The task exceeded its wall-time limit' },
   FERRY_MEMORY_LIMIT: { status: 500, kind: 'user', retryable: false, message: 'The task exceeded its memory limit' },
-  FERRY_RESULT_TOO_LARGE: { status: 500, kind: 'user', retryable: false, message: 'The task result is over the inline limit' },
+  FERRY_RESULT_TOO_LARGE: { status: 500, kind: 'user', retryable: false, message: 'The task result is too large to encode in the sandbox' },
+  FERRY_RESULT_NOT_STORED: { status: 500, kind: 'system', retryable: false, message: 'The endpoint could not store the task result as an object' },
   FERRY_RESULT_NOT_SERIALIZABLE: { status: 500, kind: 'user', retryable: false, message: 'The task result cannot be encoded as JSON' },
   FERRY_FUNCTION_ERROR: { status: 500, kind: 'user', retryable: false, message: 'The function threw an error' },
   FERRY_FUNCTION_UNAVAILABLE: { status: 500, kind: 'system', retryable: true, message: 'The endpoint does not have the function code' },
   FERRY_WORKER_LOST: { status: 500, kind: 'system', retryable: true, message: 'The worker running the task was lost' },
   FERRY_DATA_NOT_FOUND: { status: 500, kind: 'user', retryable: false, message: 'A data reference names no object this endpoint may read' },
+  FERRY_DATA_PATH_REFUSED: { status: 500, kind: 'user', retryable: false, message: 'A file:// data reference is outside the endpoint\'s data_roots or not a regular file' },
   FERRY_SHELL_NOT_ALLOWED: { status: 500, kind: 'user', retryable: false, message: 'This endpoint does not run shell functions' },
 } as const satisfies Record<string, CodeInfo>;
 

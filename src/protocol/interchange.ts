@@ -1,10 +1,13 @@
 // Messages inside an endpoint: between the agent's interchange and a manager (newline-delimited
-// JSON over TCP), and between a manager and its worker processes (Node IPC). Version 1.
+// JSON over TCP), and between a manager and its worker processes (Node IPC). Version 2: results
+// sent in parts (`result_part`, `result_body`); an agent refuses a version-1 manager left running
+// by an older agent, whose tasks then run again on managers it starts.
 
 import { z } from 'zod';
+import { RESULT_CONTENT_TYPES, Sha256Hex } from './api';
 import { FunctionSpec, TaskMessage, TaskResult } from './wire';
 
-export const INTERCHANGE_VERSION = 1;
+export const INTERCHANGE_VERSION = 2;
 
 // ---- manager → interchange ----
 export const RegisterMessage = z.object({
@@ -20,7 +23,43 @@ export const RegisterMessage = z.object({
   prefetch: z.number().int().nonnegative(),
 });
 export const ManagerStartedMessage = z.object({ type: z.literal('started'), task_ids: z.array(z.string()), at: z.number() });
-export const ManagerResultsMessage = z.object({ type: z.literal('results'), results: z.array(TaskResult) });
+
+// Results by reference: a result that does not travel inline (bytes, or JSON over
+// LIMITS.maxInlineResultBytes) goes from the worker to the agent as `result_part` messages of at
+// most RESULT_PART_BYTES, in order, ahead of its entry in `results`, which then carries
+// `result_body` instead of `result`. The agent spools the parts to disk and stores them as an
+// object of the task's owner. A worker has at most RESULT_PARTS_IN_FLIGHT parts unacknowledged by
+// its manager, which acknowledges a part once it is written to the agent's socket: no process on
+// the way holds more than a few parts of a result. Parts are small on purpose: a part's message
+// (~87 KB of base64) stays a young object for V8, collected within a few MiB of traffic, where
+// megabyte strings would wait in the old generation for a full collection while the agent's
+// memory grew with the result.
+export const RESULT_PART_BYTES = 64 * 1024;
+export const RESULT_PARTS_IN_FLIGHT = 16;
+
+/** What a result sent in parts is: its size, sha256 and encoding (raw bytes or JSON text). */
+export const ResultBody = z.object({
+  size: z.number().int().nonnegative(),
+  sha256: Sha256Hex,
+  content_type: z.enum(RESULT_CONTENT_TYPES),
+});
+export type ResultBody = z.infer<typeof ResultBody>;
+
+/** A worker's result as it reaches the agent: inline (`result`), or sent in parts (`result_body`). */
+export const WorkerTaskResult = TaskResult.extend({ result_body: ResultBody.optional() });
+export type WorkerTaskResult = z.infer<typeof WorkerTaskResult>;
+
+/** Bytes [offset, offset + decoded length) of a result sent in parts; `data` is base64. */
+export const ResultPartMessage = z.object({
+  type: z.literal('result_part'),
+  task_id: z.string(),
+  attempt: z.number().int().positive(),
+  offset: z.number().int().nonnegative(),
+  data: z.string().max(Math.ceil(RESULT_PART_BYTES / 3) * 4),
+});
+export type ResultPartMessage = z.infer<typeof ResultPartMessage>;
+
+export const ManagerResultsMessage = z.object({ type: z.literal('results'), results: z.array(WorkerTaskResult) });
 /** Tasks whose execution was lost with a worker (killed, crashed): the agent decides to retry or fail. */
 export const ManagerLostMessage = z.object({ type: z.literal('lost'), task_ids: z.array(z.string()), reason: z.string() });
 export const ManagerHeartbeatMessage = z.object({ type: z.literal('heartbeat'), idle_workers: z.number().int().nonnegative(), workers: z.number().int().nonnegative() });
@@ -34,13 +73,14 @@ export const MAX_READ_BYTES = 4 * 1024 * 1024;
 export const ManagerReadMessage = z.object({
   type: z.literal('read'),
   req_id: z.string().min(1).max(100),
-  object_id: z.string().min(1).max(200),
+  /** An object id, a `file://` URL, or a JSON ref key with `locations` (src/endpoint/agent/data-sources.ts). */
+  object_id: z.string().min(1).max(64 * 1024),
   start: z.number().int().nonnegative(),
   end: z.number().int().nonnegative(),
 }).refine((m) => m.end >= m.start && m.end - m.start <= MAX_READ_BYTES, { message: `end must be ≥ start and at most ${MAX_READ_BYTES} bytes past it` });
 
 export const ManagerMessage = z.union([
-  z.discriminatedUnion('type', [RegisterMessage, ManagerStartedMessage, ManagerResultsMessage, ManagerLostMessage, ManagerHeartbeatMessage]),
+  z.discriminatedUnion('type', [RegisterMessage, ManagerStartedMessage, ManagerResultsMessage, ResultPartMessage, ManagerLostMessage, ManagerHeartbeatMessage]),
   ManagerReadMessage,
 ]);
 export type ManagerMessage = z.infer<typeof ManagerMessage>;
@@ -59,7 +99,8 @@ export const ShutdownMessage = z.object({ type: z.literal('shutdown'), reason: z
 
 /**
  * The agent's answer to a `read`: the bytes (base64) with the object's size and digest, or an error
- * code (FERRY_DATA_NOT_FOUND: no such object for this endpoint's owner; RANGE_NOT_SATISFIABLE; UNAVAILABLE).
+ * code (FERRY_DATA_NOT_FOUND: no such object for this endpoint's owner, or no such file; FERRY_DATA_PATH_REFUSED:
+ * a file outside the data_roots; RANGE_NOT_SATISFIABLE; UNAVAILABLE).
  */
 export const ReadResultMessage = z.discriminatedUnion('ok', [
   z.object({ type: z.literal('read_result'), req_id: z.string(), ok: z.literal(true), data: z.string(), size: z.number().int().nonnegative(), sha256: z.string() }),
@@ -86,11 +127,14 @@ export interface WorkerLimits {
 export type ToWorker =
   | { type: 'tasks'; tasks: Array<TaskMessage & { attempt: number }>; functions: FunctionSpec[] }
   | { type: 'cancel'; task_ids: string[] }
+  /** The manager has passed this part of a result on (or dropped it: the task was cancelled). */
+  | { type: 'result_part_ack'; task_id: string; attempt: number; offset: number }
   | ReadResultMessage;
 
 export type FromWorker =
   | { type: 'ready'; pid: number }
   | { type: 'started'; task_id: string; at: number }
-  | { type: 'results'; results: TaskResult[] }
+  | { type: 'results'; results: WorkerTaskResult[] }
+  | ResultPartMessage
   /** A read through the agent; `req_id` is the worker's own. */
   | { type: 'read'; req_id: string; object_id: string; start: number; end: number };

@@ -1,11 +1,12 @@
-// WebSocket frames between an endpoint agent and the gateway, version 1. Both sides parse every
-// frame on receipt with `parseGatewayFrame` / `parseAgentFrame`; an unknown or malformed frame is
-// an error, never ignored. Frames stay under LIMITS.maxFrameBytes and carry batches.
+// WebSocket frames between an endpoint agent and the gateway, version 2 (since 1: a result may be a
+// stored object, `result_object`). Both sides parse every frame on receipt with `parseGatewayFrame`
+// / `parseAgentFrame`; an unknown or malformed frame is an error, never ignored. Frames stay under
+// LIMITS.maxFrameBytes and carry batches.
 
 import { z } from 'zod';
-import { JsonValue, Payload, Runtime, StatusReport, TaskExceptionDoc, Uuid } from './api';
+import { JsonValue, Payload, ResultRef, Runtime, StatusReport, TaskExceptionDoc, Uuid } from './api';
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** The code of one function as an endpoint needs it. The gateway sends it along with tasks. */
 export const FunctionSpec = z.object({
@@ -39,6 +40,11 @@ export const TaskResult = z.object({
   task_id: z.string(),
   status: z.enum(['success', 'failed']),
   result: JsonValue.optional(),
+  /**
+   * A result the endpoint stored as an object of the task's owner (bytes, or JSON over
+   * LIMITS.maxInlineResultBytes) before reporting it; `result` is then absent.
+   */
+  result_object: ResultRef.optional(),
   exception: TaskExceptionDoc.optional(),
   /** Captured console output of the function, capped. */
   stdout: z.string().optional(),

@@ -9,7 +9,10 @@ import type {
 import { LIMITS } from '../protocol/api';
 import { FerryApiError, TaskCancelledError, TaskFailedError, WaitTimeoutError, apiErrorFromBody } from './errors';
 import type { ObjectMeta, ObjectRef, ObjectStats } from '../protocol/api';
-import { deleteObject, getObject, getObjectStream, headObject, objectMeta, objectStats, putObject, type GetOptions, type ObjectHead, type ObjectTransport, type PutData, type PutOptions } from './objects';
+import {
+  deleteObject, getObject, getObjectStream, headObject, objectMeta, objectStats, putObject, readResultObject, resultRefOf,
+  type GetOptions, type ObjectHead, type ObjectTransport, type PutData, type PutOptions,
+} from './objects';
 
 export interface ClientOptions {
   /** The gateway's base URL, e.g. http://127.0.0.1:8787 */
@@ -64,6 +67,17 @@ export interface SubmitBatchOptions extends SubmitOptions {
 export interface BatchSubmission {
   task_group_id: string;
   task_ids: string[];
+}
+
+export interface ResultOptions {
+  /** Seconds to wait for the task; default 300. */
+  timeout?: number;
+  /**
+   * A result the endpoint stored as an object (bytes, or JSON over 512 KiB; `details.result_ref`)
+   * is downloaded by default: bytes as a Uint8Array, JSON parsed. `false` answers the reference
+   * `{$ref, size, sha256, content_type}` itself, for `getStream()` or to pass on to another task.
+   */
+  resolve?: boolean;
 }
 
 export interface WaitOptions {
@@ -191,18 +205,30 @@ export class Client {
     return this.request('GET', `/v2/tasks/${enc(taskId)}${q}`);
   }
 
-  /** Waits for a task and returns its result; throws TaskFailedError / TaskCancelledError. */
-  async result(taskId: string, options: { timeout?: number } = {}): Promise<Json> {
+  /**
+   * Waits for a task and returns its result (read from the objects API when the endpoint stored it
+   * as an object, see ResultOptions.resolve); throws TaskFailedError / TaskCancelledError.
+   */
+  async result(taskId: string, options: ResultOptions = {}): Promise<Json | Uint8Array> {
     const timeout = options.timeout ?? 300;
     const deadline = Date.now() + timeout * 1000;
     for (;;) {
       const left = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
       const doc = await this.getTask(taskId, { wait: Math.min(left, LIMITS.maxWaitSeconds) });
-      if (doc.status === 'success') return doc.result ?? null;
+      if (doc.status === 'success') return options.resolve === false ? (doc.result ?? null) : this.resolveResult(doc);
       if (doc.status === 'failed') throw new TaskFailedError(taskId, doc.exception ?? { code: 'UNKNOWN', name: 'Error', message: 'no exception recorded' });
       if (doc.status === 'cancelled') throw new TaskCancelledError(taskId);
       if (Date.now() >= deadline) throw new WaitTimeoutError([taskId], timeout);
     }
+  }
+
+  /**
+   * The result of a finished task's doc (from getTask, batchStatus, waitAll, run): its value, or for
+   * a result stored as an object (`details.result_ref`) the object's bytes, or its JSON parsed.
+   */
+  async resolveResult(doc: TaskDoc): Promise<Json | Uint8Array> {
+    const ref = resultRefOf(doc);
+    return ref ? readResultObject(this.objectTransport(), ref) : (doc.result ?? null);
   }
 
   /** Task docs of many tasks (unknown ids are absent from the answer). */

@@ -2,8 +2,8 @@
 // read from a stream part by part so the whole object is never held), read them back whole, by
 // range or as a stream, and apply ingest filters before upload, recorded with the object.
 
-import type { Json, ObjectFilter, ObjectMeta, ObjectRef, ObjectStats } from '../protocol/api';
-import { OBJECT_LIMITS } from '../protocol/api';
+import type { Json, ObjectFilter, ObjectMeta, ObjectRef, ObjectStats, ResultRef, TaskDoc } from '../protocol/api';
+import { OBJECT_LIMITS, ResultRef as ResultRefSchema } from '../protocol/api';
 import { FerryApiError, apiErrorFromBody } from './errors';
 
 /** What `Client` hands to these functions. */
@@ -316,4 +316,41 @@ export async function deleteObject(t: ObjectTransport, ref: RefLike): Promise<vo
 
 export function objectStats(t: ObjectTransport): Promise<ObjectStats> {
   return callJson(t, 'GET', '/v3/objects/stats');
+}
+
+// ── Results by reference ──
+
+/** The reference of a result the endpoint stored as an object (`details.result_ref`), else null. */
+export function resultRefOf(doc: TaskDoc): ResultRef | null {
+  if (doc.details.result_ref !== true) return null;
+  const parsed = ResultRefSchema.safeParse(doc.result);
+  if (!parsed.success) throw new FerryApiError(0, 'INVALID_RESULT_REF', `task ${doc.task_id}: details.result_ref is set but the result is not a reference`);
+  return parsed.data;
+}
+
+/**
+ * A result stored as an object, read through the objects API into one buffer of its size (no
+ * copies on the way) and checked against its size and sha256: bytes as a Uint8Array, JSON parsed.
+ */
+export async function readResultObject(t: ObjectTransport, ref: ResultRef, options: { signal?: AbortSignal } = {}): Promise<Json | Uint8Array> {
+  const res = await call(t, 'GET', `/v3/objects/${idOf(ref)}`, { signal: options.signal });
+  const out = new Uint8Array(ref.size);
+  let at = 0;
+  if (res.body) {
+    const reader = res.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (at + value.byteLength > out.byteLength) {
+        await reader.cancel();
+        throw new FerryApiError(0, 'DIGEST_MISMATCH', `object ${ref.$ref} is longer than the result's ${ref.size} bytes`);
+      }
+      out.set(value, at);
+      at += value.byteLength;
+    }
+  }
+  const sha256 = at === ref.size ? hex(await crypto.subtle.digest('SHA-256', out)) : '';
+  if (sha256 !== ref.sha256) throw new FerryApiError(0, 'DIGEST_MISMATCH', `object ${ref.$ref}: read ${at} bytes (sha256 ${sha256 || 'not computed'}), the result has ${ref.size} (sha256 ${ref.sha256})`);
+  if (ref.content_type === 'application/json') return JSON.parse(new TextDecoder().decode(out)) as Json;
+  return out;
 }

@@ -2,7 +2,6 @@
 // the real gateway: configure, start --detach, status, list, logs, stop, refusals, config errors,
 // delete. FERRY_HOME is a temp dir; the gateway and the token come from FERRY_URL / FERRY_TOKEN.
 
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,36 +11,16 @@ import { EndpointConfigSchema } from '../../src/endpoint/config/endpoint-config'
 import { PROJECT_ROOT } from '../../src/cli/gateway-process';
 import type { Client } from '../../src/sdk/client';
 import { FerryApiError } from '../../src/sdk/errors';
+import { runFerry } from '../helpers/ferry-cli';
 import { eventually, startStack, type Stack } from '../helpers/stack';
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 let stack: Stack;
 let alice: Client;
 let home: string;
 let env: NodeJS.ProcessEnv;
 
-/** `ferry ARGS` as a user runs it: its own process, stdin not a terminal. */
-function ferry(args: string[], extraEnv: NodeJS.ProcessEnv = env): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'ferry.js'), ...args], { cwd: PROJECT_ROOT, env: extraEnv, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.stdin.end();
-    const timer = setTimeout(() => child.kill('SIGKILL'), 45_000);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const ferry = (args: string[], extraEnv: NodeJS.ProcessEnv = env) => runFerry(args, extraEnv);
 
 const NAME = 'cli-ep';
 const dir = () => join(home, 'endpoints', NAME);

@@ -4,16 +4,17 @@
 
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../src/cli/gateway-process';
 import type { Client } from '../../src/sdk/client';
+import { generated } from '../helpers/generated-bytes';
+import { vmRssBytes, workerdPids } from '../helpers/processes';
 import { startStack, type Stack } from '../helpers/stack';
 
 const MiB = 1024 * 1024;
 const TOTAL = 200 * MiB;
-const CHUNK = MiB;
 
 let stack: Stack;
 let alice: Client;
@@ -27,56 +28,6 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-/** A stream of `total` pseudo-random bytes made chunk by chunk, hashed as it is read. */
-function generated(total: number, seed: number): { stream: ReadableStream<Uint8Array>; digest: () => string } {
-  const hash = createHash('sha256');
-  let made = 0;
-  let x = seed >>> 0 || 1;
-  const stream = new ReadableStream<Uint8Array>({
-    pull(controller) {
-      if (made >= total) return controller.close();
-      const n = Math.min(CHUNK, total - made);
-      const words = new Uint32Array(Math.ceil(n / 4));
-      for (let i = 0; i < words.length; i++) {
-        x ^= x << 13;
-        x ^= x >>> 17;
-        x ^= x << 5;
-        words[i] = x >>> 0;
-      }
-      const bytes = new Uint8Array(words.buffer, 0, n);
-      hash.update(bytes);
-      made += n;
-      controller.enqueue(bytes);
-    },
-  });
-  return { stream, digest: () => hash.digest('hex') };
-}
-
-function vmRssBytes(pid: number): number {
-  try {
-    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return match ? Number(match[1]) * 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
-
-/** workerd processes of the gateway's process group (wrangler dev spawns them). */
-function workerdPids(groupId: number): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const comm = /\(([^)]*)\)/.exec(stat)?.[1] ?? '';
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) === groupId && comm.includes('workerd')) pids.push(Number(entry));
-    } catch {
-      // gone
-    }
-  }
-  return pids;
-}
 
 interface Memory {
   selfBefore: number;

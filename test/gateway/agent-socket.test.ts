@@ -208,6 +208,41 @@ describe('delivery', () => {
   });
 });
 
+describe('results by reference', () => {
+  it('keeps a result the endpoint stored as an object as its ResultRef, marked details.result_ref, in the task doc and batch_status', async () => {
+    const { user, fn, ep } = await setup();
+    const agent = await FakeAgent.ready(ep.endpoint_id, ep.token);
+    agent.send({ type: 'credit', n: 2 });
+    const { task_ids } = await submit(user, ep.endpoint_id, fn, [{ args: [1] }, { args: [2] }]);
+    const [byRef, lookalike] = task_ids as [string, string];
+    await agent.tasks(2);
+    const ref = { $ref: 'c'.repeat(64), size: 50 * 1024 * 1024, sha256: 'd'.repeat(64), content_type: 'application/octet-stream' };
+    // A function may also return a value shaped like a reference: that stays a plain result.
+    agent.send({ type: 'results', results: [{ task_id: byRef, status: 'success', result_object: { ...ref } }, success(lookalike, { ...ref })] });
+    await agent.next('results_ack');
+    const doc = await taskStatus(user, byRef);
+    expect(doc).toMatchObject({ status: 'success', result: ref, details: { result_ref: true } });
+    const plain = await taskStatus(user, lookalike);
+    expect(plain).toMatchObject({ status: 'success', result: ref });
+    expect(plain.details).not.toHaveProperty('result_ref');
+    const batch = await user.call('post', '/v2/batch_status', { task_ids });
+    expect(batch.body.results[byRef]).toMatchObject({ result: ref, details: { result_ref: true } });
+    expect(batch.body.results[lookalike].details).not.toHaveProperty('result_ref');
+    agent.close();
+  });
+
+  it('refuses a result_object that is not a reference (a malformed frame closes the socket)', async () => {
+    const { user, fn, ep } = await setup();
+    const agent = await FakeAgent.ready(ep.endpoint_id, ep.token);
+    agent.send({ type: 'credit', n: 1 });
+    const { task_ids } = await submit(user, ep.endpoint_id, fn);
+    await agent.tasks(1);
+    agent.send({ type: 'results', results: [{ task_id: task_ids[0], status: 'success', result_object: { $ref: 'not-an-id', size: 1, sha256: 'd'.repeat(64), content_type: 'text/html' } }] });
+    expect(await agent.closed()).toBe(1008);
+    expect((await taskStatus(user, task_ids[0]!)).status).not.toBe('success');
+  });
+});
+
 describe('reconcile', () => {
   it('re-queues a delivered task the agent does not hold, and resends it', async () => {
     const { user, fn, ep } = await setup();

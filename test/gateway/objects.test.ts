@@ -263,11 +263,63 @@ describe('who may read', () => {
     // Another owner's object, even with a forged claim of another endpoint of the same key: 404.
     expect((await raw('GET', `/v3/objects/${bobs.$ref}`, epAccess)).status).toBe(404);
     expect((await raw('GET', `/v3/objects/${bobs.$ref}`, await mintEndpointAccessToken(alice.sub, ep.endpoint_id))).status).toBe(404);
-    // Endpoint tokens cannot write, delete or list.
+    // Endpoint tokens cannot delete or list.
     expect((await raw('DELETE', `/v3/objects/${mine.$ref}`, epAccess)).status).toBe(401);
-    expect((await raw('PUT', '/v3/objects', epAccess, { body: 'x' })).status).toBe(401);
     expect((await raw('GET', '/v3/objects/stats', epAccess)).status).toBe(401);
     expect((await raw('GET', `/v3/objects/${mine.$ref}`, null)).status).toBe(401);
+  });
+
+  it("lets an endpoint access token store objects for its owner (results by reference), counted per writer and invisible to others", async () => {
+    const alice = await newUser('alice');
+    const bob = await newUser('bob');
+    const ep = await registerEndpoint(alice);
+    const epAccess = (await exchangeSecret(ep.endpoint_id, ep.token)).body.access_token;
+    const bytes = pattern(3000, 20);
+    const res = await raw('PUT', '/v3/objects', epAccess, { body: bytes, headers: { 'content-type': 'application/octet-stream' } });
+    const ref = await json(res);
+    expect(res.status, JSON.stringify(ref)).toBe(200);
+    expect(ref).toEqual({ $ref: expect.stringMatching(/^[0-9a-f]{64}$/), size: 3000, sha256: await sha256Hex(bytes) });
+    // Alice's object: she reads it with her own token, and the same bytes from her are the same id.
+    const mine = await raw('GET', `/v3/objects/${ref.$ref}`, alice.token);
+    expect(mine.status).toBe(200);
+    expect(mine.headers.get('content-type')).toBe('application/octet-stream');
+    expect(new Uint8Array(await mine.arrayBuffer())).toEqual(bytes);
+    expect((await put(alice, bytes)).$ref).toBe(ref.$ref);
+    // Bob sees nothing, and his own copy of the bytes is another id.
+    expect((await raw('GET', `/v3/objects/${ref.$ref}`, bob.token)).status).toBe(404);
+    expect((await raw('HEAD', `/v3/objects/${ref.$ref}`, bob.token)).status).toBe(404);
+    expect((await put(bob, bytes)).$ref).not.toBe(ref.$ref);
+
+    // In parts too.
+    const partSize = 5 * MiB;
+    const big = pattern(partSize + 100, 21);
+    const start = await raw('POST', '/v3/objects/uploads', epAccess, { body: JSON.stringify({ part_size: partSize, content_type: 'application/json' }), headers: { 'content-type': 'application/json' } });
+    const upload = await json(start);
+    expect(start.status, JSON.stringify(upload)).toBe(200);
+    for (const n of [1, 2]) {
+      const part = await raw('PUT', `/v3/objects/uploads/${upload.upload_id}/${n}`, epAccess, { body: big.slice((n - 1) * partSize, n * partSize) });
+      expect(part.status).toBe(200);
+      await part.arrayBuffer();
+    }
+    const done = await raw('POST', `/v3/objects/uploads/${upload.upload_id}/complete`, epAccess, { body: JSON.stringify({}) });
+    const bigRef = await json(done);
+    expect(done.status, JSON.stringify(bigRef)).toBe(200);
+    expect(bigRef.sha256).toBe(await sha256Hex(big));
+    expect((await raw('GET', `/v3/objects/${bigRef.$ref}`, bob.token)).status).toBe(404);
+    const meta = await json(await raw('GET', `/v3/objects/${bigRef.$ref}/meta`, alice.token));
+    expect(meta).toMatchObject({ size: partSize + 100, content_type: 'application/json' });
+
+    const stats = await json(await raw('GET', '/v3/objects/stats', alice.token));
+    expect(stats.writers).toEqual({ user: { objects: 1, bytes: 3000 }, [`endpoint:${ep.endpoint_id}`]: { objects: 2, bytes: 3000 + partSize + 100 } });
+    expect(stats.objects).toBe(2);
+
+    // The endpoint's secret stores nothing; a revoked secret's access tokens stop storing at once.
+    expect((await raw('PUT', '/v3/objects', ep.token, { body: 'x' })).status).toBe(401);
+    const revoke = await alice.call('post', `/v3/endpoints/${ep.endpoint_id}/revoke`);
+    expect(revoke.status).toBe(200);
+    const after = await raw('PUT', '/v3/objects', epAccess, { body: 'y' });
+    expect(after.status).toBe(401);
+    expect((await json(after)).code).toBe('TOKEN_REVOKED');
   });
 });
 

@@ -2,7 +2,15 @@
 // outcome; workflows, endpoints and ingested task messages join one graph by data object id.
 
 import { describe, expect, it } from 'vitest';
-import { FakeAgent, newUser, registerEndpoint, registerFunction, submit, success, type User } from './helpers';
+import { exports } from 'cloudflare:workers';
+import { ADD, BASE, FakeAgent, newUser, registerEndpoint, registerFunction, submit, success, type User } from './helpers';
+
+const qname = (name: string) => ({ $: name, type: 'prov:QUALIFIED_NAME' });
+
+async function sha256Hex(data: string | Uint8Array): Promise<string> {
+  const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data;
+  return Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', bytes)), (b) => b.toString(16).padStart(2, '0')).join('');
+}
 
 function hex(): string {
   return (crypto.randomUUID() + crypto.randomUUID()).replace(/-/g, '').padEnd(64, '0').slice(0, 64);
@@ -42,7 +50,11 @@ describe('provenance', () => {
     expect(activity['ferry:transition_waiting_for_ep']).toMatchObject({ type: 'xsd:dateTime' });
     expect(activity['ferry:transition_success'].$).toMatch(/Z$/);
     expect(doc.entity[`ferry:function/${fn}`]).toBeDefined();
-    expect(doc.entity[`ferry:object/${R}`]).toMatchObject({ 'prov:type': 'ferry:DataObject' });
+    expect(doc.entity[`ferry:object/${R}`]).toMatchObject({ 'prov:type': qname('ferry:DataObject') });
+    expect(doc.entity[`ferry:function/${fn}`]).toMatchObject({ 'prov:label': 'add', 'ferry:code_sha256': await sha256Hex(ADD), 'prov:type': [qname('ferry:Function'), qname('prov:Plan')] });
+    expect(doc.agent[`ferry:endpoint/${ep.endpoint_id}`]['prov:type']).toEqual(qname('prov:SoftwareAgent'));
+    expect(activity['prov:type']).toEqual(qname('ferry:Task'));
+    expect(activity['ferry:host']).toBe('node1');
     const values = Object.entries(doc.entity).filter(([id]) => id.startsWith('ferry:value/'));
     expect(values).toHaveLength(2); // 7 and scale=2, by sha256
     expect(values[0]![0]).toMatch(/^ferry:value\/[0-9a-f]{64}$/);
@@ -87,6 +99,43 @@ describe('provenance', () => {
     expect(listed.body.records.map((r: any) => r.status).sort()).toEqual(['cancelled', 'failed']);
   });
 
+  it("shows an object's ingest filters as activities of their own, and the object by id and content digest", async () => {
+    const alice = await newUser('alice');
+    const fn = await registerFunction(alice);
+    const ep = await registerEndpoint(alice);
+    const bytes = new TextEncoder().encode('filtered bytes');
+    const filters = [
+      { name: 'crop', params: { x: [0, 10] }, source_sha256: 'a'.repeat(64) },
+      { name: 'gzip', source_sha256: 'b'.repeat(64) },
+    ];
+    const put = await exports.default.fetch(`${BASE}/v3/objects`, { method: 'PUT', headers: { authorization: `Bearer ${alice.token}`, 'content-type': 'text/plain', 'x-ferry-filters': JSON.stringify(filters) }, body: bytes });
+    expect(put.status).toBe(200);
+    const ref = (await put.json()) as { $ref: string; sha256: string };
+    const taskId = await runTask(alice, ep, fn, { args: [{ $ref: ref.$ref }] }, { workflow_id: 'wf-filters' }, (id) => success(id, 1));
+
+    const doc = (await alice.call('get', `/v3/provenance/tasks/${taskId}`)).body;
+    const object = `ferry:object/${ref.$ref}`;
+    expect(doc.entity[object]).toMatchObject({ 'ferry:object_id': ref.$ref, 'ferry:sha256': ref.sha256, 'ferry:size': bytes.length, 'ferry:content_type': 'text/plain', 'ferry:created_at': { type: 'xsd:dateTime' } });
+    const f1 = `ferry:ingest/${ref.$ref}/filter/1`;
+    const f2 = `ferry:ingest/${ref.$ref}/filter/2`;
+    expect(Object.keys(doc.activity).sort()).toEqual([f1, f2, `ferry:task/${taskId}`].sort());
+    expect(doc.activity[f1]).toMatchObject({ 'prov:type': qname('ferry:IngestFilter'), 'ferry:filter_name': 'crop', 'ferry:position': 1, 'ferry:params': '{"x":[0,10]}', 'ferry:source_sha256': 'a'.repeat(64) });
+    expect(doc.activity[f2]).toMatchObject({ 'ferry:filter_name': 'gzip', 'ferry:position': 2 });
+    const rel = (kind: string, activity: string) => (Object.values(doc[kind]) as any[]).filter((r) => r['prov:activity'] === activity);
+    expect(rel('used', f1).map((u) => u['prov:entity'])).toEqual([`ferry:ingest/${ref.$ref}/stage/0`]);
+    expect(rel('wasGeneratedBy', f1).map((g) => g['prov:entity'])).toEqual([`ferry:ingest/${ref.$ref}/stage/1`]);
+    expect(rel('used', f2).map((u) => u['prov:entity'])).toEqual([`ferry:ingest/${ref.$ref}/stage/1`]);
+    expect(rel('wasGeneratedBy', f2).map((g) => g['prov:entity'])).toEqual([object]);
+    expect(rel('wasAssociatedWith', f1)).toEqual([expect.objectContaining({ 'prov:agent': `ferry:user/${encodeURIComponent(alice.sub)}`, 'prov:plan': `ferry:filter_source/${'a'.repeat(64)}` })]);
+    expect(doc.entity[`ferry:filter_source/${'a'.repeat(64)}`]).toBeDefined();
+    // The task used the filters' output.
+    expect(rel('used', `ferry:task/${taskId}`).map((u) => u['prov:entity'])).toContain(object);
+
+    // Only the owner's index is asked: for bob the same object id names nothing.
+    const bob = await newUser('bob');
+    expect((await bob.call('get', `/v3/provenance/tasks/${taskId}`)).status).toBe(404);
+  });
+
   it('joins two workflows on two endpoints and an ingested event into one lineage graph', async () => {
     const alice = await newUser('alice');
     const fn = await registerFunction(alice);
@@ -126,6 +175,8 @@ describe('provenance', () => {
     expect(bundle.body.activity['ferry:task/ext-1']['prov:startTime']).toBe('2024-01-01T00:00:00.000Z');
     const wfB = await alice.call('get', '/v3/provenance?workflow_id=wf-B');
     expect(wfB.body.records.map((r: any) => r.task_id)).toEqual([taskB]);
+    expect((await alice.call('get', '/v3/provenance?campaign_id=camp&format=count')).body).toEqual({ count: 3 });
+    expect((await alice.call('get', '/v3/provenance?workflow_id=wf-B&format=count')).body).toEqual({ count: 1 });
     expect((await alice.call('get', '/v3/provenance/tasks/ext-1')).body.agent['ferry:host/laptop']).toBeDefined();
 
     const bob = await newUser('bob');
@@ -134,5 +185,6 @@ describe('provenance', () => {
     expect((await bob.call('get', '/v3/provenance/tasks/ext-1')).status).toBe(404);
     expect((await bob.call('get', `/v3/provenance/tasks/${taskA}`)).status).toBe(404);
     expect((await bob.call('get', '/v3/provenance?campaign_id=camp')).body).toEqual({ records: [] });
+    expect((await bob.call('get', '/v3/provenance?campaign_id=camp&format=count')).body).toEqual({ count: 0 });
   });
 });

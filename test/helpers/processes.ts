@@ -1,7 +1,7 @@
 // Process liveness for tests that kill processes: a killed child whose parent died stays a zombie
 // until something reaps it, and `kill(pid, 0)` still says it exists.
 
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** Alive, not a zombie: a killed process whose parent died waits for a reaper that may never come. */
 export function isAlive(pid: number): boolean {
@@ -36,4 +36,31 @@ export function killAll(pids: number[]): void {
       // already gone
     }
   }
+}
+
+/** Resident memory of a process, bytes (0 once it is gone). */
+export function vmRssBytes(pid: number): number {
+  try {
+    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** workerd processes of the gateway's process group (wrangler dev spawns them). */
+export function workerdPids(groupId: number): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const comm = /\(([^)]*)\)/.exec(stat)?.[1] ?? '';
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[2]) === groupId && comm.includes('workerd')) pids.push(Number(entry));
+    } catch {
+      // gone
+    }
+  }
+  return pids;
 }

@@ -1,7 +1,8 @@
 // The endpoint agent: the long-running process on the login node. It holds one socket to the
 // gateway, journals every task before acknowledging it, runs an interchange that managers dial,
 // keeps its blocks alive through a provider, and sends results back in batches, journaled until
-// the gateway acknowledges them. Restarted after a crash, it replays its journal: nothing is lost.
+// the gateway acknowledges them (a result too large to go inline is first stored as an object of the
+// owner: result-objects.ts). Restarted after a crash, it replays its journal: nothing is lost.
 
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
@@ -9,6 +10,7 @@ import { join } from 'node:path';
 import type { StatusReport } from '../../protocol/api';
 import { PROTOCOL_VERSION, chunkBySize, type GatewayFrame, type TaskMessage, type TaskResult } from '../../protocol/wire';
 import type { FerryError } from '../../protocol/errors';
+import type { ResultBody, WorkerTaskResult } from '../../protocol/interchange';
 import type { EndpointConfig } from '../config/endpoint-config';
 import { Interchange } from '../interchange/interchange';
 import type { Logger } from '../log';
@@ -16,10 +18,12 @@ import { writeConnectFile } from '../manager/connect-file';
 import type { Provider } from '../providers/provider';
 import { AccessTokens } from './access-tokens';
 import { BlockScaler } from './block-scaler';
+import { DataSources, SiteFiles } from './data-sources';
 import { GatewayLink } from './gateway-link';
 import { resolveInterchangeAddress } from './interchange-address';
 import { Journal } from './journal';
 import { ObjectCache } from './object-cache';
+import { ResultNotStoredError, ResultObjects } from './result-objects';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -57,6 +61,11 @@ export class Agent {
   private readonly scaler: BlockScaler;
   /** The site cache workers read data by reference through. */
   private readonly objects: ObjectCache;
+  /** Where reads are served from: the site's files (data_roots), else the cache → the gateway. */
+  private readonly sources: DataSources;
+  /** Results sent in parts: spooled to disk, then stored as objects of the owner. */
+  private readonly resultObjects: ResultObjects;
+  private stopping = false;
   private interchangePort = 0;
   private welcomed = false;
   private pendingResults: TaskResult[] = [];
@@ -90,13 +99,14 @@ export class Agent {
           this.scheduleFlush();
         },
         onResults: (results) => this.onResults(results),
+        onResultPart: (taskId, attempt, offset, data) => this.resultObjects.part(taskId, attempt, offset, data),
         onLost: (tasks, reason) => this.onLost(tasks, reason),
         onManagersChanged: () => this.sendStatus(),
-        onRead: async (id, start, end) => {
-          const { info, data } = await this.objects.read(id, start, end);
+        onRead: async (ref, start, end) => {
+          const { data, size, sha256, source } = await this.sources.read(ref, start, end);
           const s = this.objects.stats();
-          log.debug('object read', { object_id: id, start, end, cache_hits: s.hits, cache_misses: s.misses, cache_fetches: s.fetches, cache_bytes: s.bytes });
-          return { data, size: info.size, sha256: info.sha256 };
+          log.debug('object read', { ref: ref.slice(0, 300), start, end, source, cache_hits: s.hits, cache_misses: s.misses, cache_fetches: s.fetches, cache_bytes: s.bytes });
+          return { data, size, sha256 };
         },
       },
     });
@@ -107,12 +117,23 @@ export class Agent {
       log: log.child({ component: 'access-tokens' }),
       onFatal: (error) => opts.onFatal?.(error),
     });
+    this.resultObjects = new ResultObjects({
+      dir: join(opts.stateDir, 'results'),
+      gatewayUrl: opts.credentials.gateway_url,
+      token: () => this.accessTokens.current(),
+      log: log.child({ component: 'result-objects' }),
+    });
     this.objects = new ObjectCache({
       dir: join(opts.stateDir, 'cache'),
       gatewayUrl: opts.credentials.gateway_url,
       token: () => this.accessTokens.current(),
       maxBytes: opts.config.cache_max_bytes,
       log: log.child({ component: 'object-cache' }),
+    });
+    this.sources = new DataSources({
+      files: new SiteFiles({ roots: opts.config.data_roots, log: log.child({ component: 'data-sources' }) }),
+      objects: this.objects,
+      log: log.child({ component: 'data-sources' }),
     });
     this.link = new GatewayLink(opts.credentials.connection_url, () => this.accessTokens.current(), {
       onOpen: () => this.hello(),
@@ -161,6 +182,8 @@ export class Agent {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
+    this.resultObjects.stop();
     for (const t of this.timers) clearInterval(t);
     this.accessTokens.stop();
     this.link.close();
@@ -213,6 +236,7 @@ export class Agent {
         const credit = Math.max(0, this.opts.config.prefetch_tasks - this.journal.tasks.size);
         this.link.send({ type: 'credit', n: credit });
         this.pendingResults = [...this.journal.results.values()];
+        if (this.pendingResults.length > 0) this.opts.log.info('re-sending unacknowledged results', { count: this.pendingResults.length });
         this.pendingCredit = 0;
         this.scheduleFlush();
         this.sendStatus();
@@ -221,7 +245,6 @@ export class Agent {
       case 'tasks': {
         const fresh = this.journal.addTasks(frame.tasks, frame.functions);
         this.link.send({ type: 'ack', task_ids: frame.tasks.map((t) => t.task_id) });
-        if (this.pendingResults.length > 0) this.opts.log.info('re-sending unacknowledged results', { count: this.pendingResults.length });
         // A task delivered twice used a credit but adds no work: give the credit back.
         this.pendingCredit += frame.tasks.length - fresh.length;
         const allowed = this.opts.config.allowed_functions;
@@ -236,6 +259,7 @@ export class Agent {
         const held = frame.task_ids.filter((id) => this.journal.tasks.has(id));
         this.journal.drop(held);
         this.interchange.cancel(held);
+        for (const id of held) this.resultObjects.discard(id);
         this.pendingCredit += held.length;
         this.scheduleFlush();
         break;
@@ -248,7 +272,47 @@ export class Agent {
     }
   }
 
-  private onResults(results: TaskResult[]): void {
+  /** Results from the interchange: inline ones go on at once, those sent in parts are stored first. */
+  private onResults(results: WorkerTaskResult[]): void {
+    const inline: TaskResult[] = [];
+    for (const { result_body, ...result } of results) {
+      if (result_body === undefined) inline.push(result);
+      else void this.storeResult(result, result_body);
+    }
+    if (inline.length) this.acceptResults(inline);
+  }
+
+  /**
+   * Stores a result sent in parts as an object of the endpoint's owner, then journals and reports
+   * its reference like any result: the upload comes first, so the journal only ever holds small
+   * references. An agent that stops (or crashes) before that loses only the execution: the journal
+   * still holds the task, which runs again after the restart.
+   */
+  private async storeResult(result: TaskResult, body: ResultBody): Promise<void> {
+    const attempt = result.execution?.attempt ?? 1;
+    if (!this.journal.tasks.has(result.task_id)) {
+      // Cancelled meanwhile, or another execution's result came first: nobody needs these bytes.
+      this.resultObjects.discard(result.task_id);
+      return;
+    }
+    let stored: TaskResult;
+    try {
+      stored = { ...result, result_object: await this.resultObjects.store(result.task_id, attempt, body) };
+    } catch (err) {
+      if (this.stopping) return;
+      const message = err instanceof ResultNotStoredError ? err.message : `could not store the result: ${String(err)}`;
+      this.opts.log.warn('result not stored', { task_id: result.task_id, size: body.size, error: message });
+      stored = {
+        task_id: result.task_id, status: 'failed',
+        exception: { code: 'FERRY_RESULT_NOT_STORED', name: 'ResultNotStored', message },
+        ...(result.stdout !== undefined ? { stdout: result.stdout } : {}),
+        ...(result.execution ? { execution: result.execution } : {}),
+      };
+    }
+    this.acceptResults([stored]);
+  }
+
+  private acceptResults(results: TaskResult[]): void {
     // Only the first result of a held task is journaled and frees a credit. A second execution's
     // result (a lost worker's task that had finished after all) or a cancelled task's late result
     // still goes to the gateway, best effort, which records it as an extra attempt.
@@ -263,7 +327,7 @@ export class Agent {
   private refuse(tasks: TaskMessage[]): void {
     const now = Date.now() / 1000;
     this.opts.log.warn('tasks refused: function not in allowed_functions', { count: tasks.length, function_uuid: tasks[0]!.function_uuid });
-    this.onResults(tasks.map((t) => ({
+    this.acceptResults(tasks.map((t) => ({
       task_id: t.task_id, status: 'failed',
       exception: { code: 'FUNCTION_NOT_PERMITTED', name: 'FunctionNotPermitted', message: `function ${t.function_uuid} is not in this endpoint's allowed_functions` },
       execution: { attempt: 1, started_at: now, ended_at: now, host: 'agent', worker_pid: process.pid },
@@ -272,6 +336,8 @@ export class Agent {
 
   /** Retries executions lost to system failures, up to max_retries_on_system_failure each. */
   private onLost(tasks: TaskMessage[], reason: string): void {
+    // Parts of a result that will not come whole.
+    for (const t of tasks) this.resultObjects.discard(t.task_id);
     const held = tasks.filter((t) => this.journal.tasks.has(t.task_id));
     this.journal.markLost(held.map((t) => t.task_id));
     const max = this.opts.config.max_retries_on_system_failure;
@@ -291,7 +357,7 @@ export class Agent {
     }
     this.opts.log.warn('executions lost', { reason, retried: retry.length, failed: failed.length, task_ids: held.slice(0, 20).map((t) => t.task_id) });
     this.interchange.requeue(retry);
-    if (failed.length) this.onResults(failed);
+    if (failed.length) this.acceptResults(failed);
   }
 
   /**

@@ -35,6 +35,20 @@ describe('Journal', () => {
     expect(again.functions.get(fn.function_uuid)).toEqual(fn);
   });
 
+  it('keeps a result stored as an object (its reference) until acknowledged, across a restart and a compaction', () => {
+    const dir = tmp();
+    const j = new Journal(dir);
+    j.addTasks([task(1)], [fn]);
+    const result_object = { $ref: 'a'.repeat(64), size: 50 * 1024 * 1024, sha256: 'b'.repeat(64), content_type: 'application/octet-stream' as const };
+    j.addResults([{ task_id: 't1', status: 'success', result_object, execution: { attempt: 1, started_at: 1, ended_at: 2, host: 'h', worker_pid: 7 } }]);
+    const again = new Journal(dir); // replays, then rewrites the file with the live entries only
+    expect(again.results.get('t1')).toMatchObject({ status: 'success', result_object });
+    expect(again.results.get('t1')).not.toHaveProperty('result');
+    expect(readFileSync(join(dir, 'journal.jsonl'), 'utf8').length).toBeLessThan(2000); // the reference, not 50 MB
+    again.acknowledge(['t1']);
+    expect(new Journal(dir).results.size).toBe(0);
+  });
+
   it('ignores a task delivered twice and a torn last line', () => {
     const dir = tmp();
     const j = new Journal(dir);

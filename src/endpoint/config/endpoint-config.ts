@@ -104,6 +104,19 @@ export const EndpointConfigSchema = z
       .default({ address: '127.0.0.1', port: 0 }),
     /** Bytes of object chunks (1 MiB each) the agent's site cache keeps on disk under state_dir/cache; default 1 GiB. */
     cache_max_bytes: z.number().int().min(1024 * 1024).default(1024 * 1024 * 1024),
+    /**
+     * Directories whose files tasks may read in place through `{"$ref": "file:///…"}` (and that
+     * `locations` of an object reference may point into). A path is readable when both the path as
+     * written and its real path (symbolic links resolved) lie inside one of these; default: none.
+     */
+    data_roots: z
+      .array(
+        z
+          .string()
+          .regex(/^\//, 'must be an absolute path')
+          .refine((p) => !p.split('/').includes('..'), 'must not contain .. segments'),
+      )
+      .default([]),
     /** Directory for the journal and block secrets; default: the endpoint's folder under FERRY_HOME. */
     state_dir: z.string().optional(),
   })

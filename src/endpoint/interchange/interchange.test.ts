@@ -1,11 +1,11 @@
 // The interchange with real manager processes (started by the local provider) and real workers.
 
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { TaskResult } from '../../protocol/wire';
+import { RESULT_PART_BYTES, type WorkerTaskResult } from '../../protocol/interchange';
 import { createLogger } from '../log';
 import { writeConnectFile } from '../manager/connect-file';
 import { LocalProvider } from '../providers/local-provider';
@@ -19,7 +19,9 @@ afterEach(async () => {
 
 async function setup(workers = 2) {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-ix-'));
-  const results = new Map<string, TaskResult>();
+  const results = new Map<string, WorkerTaskResult>();
+  /** Result parts as they came, and how many results had come before each. */
+  const parts: Array<{ taskId: string; attempt: number; offset: number; data: Buffer; resultsBefore: number }> = [];
   const attempts = new Map<string, number>();
   let managersChanged = 0;
   const listeners = new Set<() => void>();
@@ -32,6 +34,7 @@ async function setup(workers = 2) {
         return attempts.get(id)!;
       }),
       onStarted: () => {},
+      onResultPart: (taskId, attempt, offset, data) => void parts.push({ taskId, attempt, offset, data: Buffer.from(data), resultsBefore: results.size }),
       onResults: (rs) => {
         for (const r of rs) results.set(r.task_id, r);
         for (const l of listeners) l();
@@ -72,7 +75,7 @@ async function setup(workers = 2) {
     const jobId = await provider.submit({ blockId, nodes: 1, connectFile, dir });
     return { blockId, connectFile, jobId };
   };
-  return { ix, provider, results, attempts, until, startBlock, managersChanged: () => managersChanged };
+  return { ix, provider, results, parts, attempts, until, startBlock, managersChanged: () => managersChanged };
 }
 
 const tasks = (n: number, from = 0) => Array.from({ length: n }, (_, i) => ({ task_id: `t${from + i}`, function_uuid: fn.function_uuid, payload: { args: [from + i] } }));
@@ -86,6 +89,29 @@ describe('Interchange with real managers', () => {
     await s.until(() => s.results.size === 500, '500 results');
     for (let i = 0; i < 500; i++) expect(s.results.get(`t${i}`)).toMatchObject({ status: 'success', result: i * i });
     expect(s.ix.stats()).toMatchObject({ managers: 1, total_workers: 2, queued: 0, inflight: 0 });
+  });
+
+  it('brings a bytes result from a worker in ordered parts ahead of its entry, which names their size and sha256', async () => {
+    const s = await setup(1);
+    fn.code = '(n) => { const a = new Uint8Array(n); for (let i = 0; i < n; i++) a[i] = (i * 13 + (i >>> 12)) & 255; return a }';
+    try {
+      await s.startBlock();
+      const n = 2 * RESULT_PART_BYTES + 12345;
+      s.ix.submit([{ task_id: 'big', function_uuid: fn.function_uuid, payload: { args: [n] } }, { task_id: 'small', function_uuid: fn.function_uuid, payload: { args: [3] } }]);
+      await s.until(() => s.results.size === 2, 'both results');
+      const expected = Buffer.from(Uint8Array.from({ length: n }, (_, i) => (i * 13 + (i >>> 12)) & 255));
+      const big = s.parts.filter((p) => p.taskId === 'big');
+      expect(big.map((p) => [p.offset, p.data.length, p.attempt])).toEqual([[0, RESULT_PART_BYTES, 1], [RESULT_PART_BYTES, RESULT_PART_BYTES, 1], [2 * RESULT_PART_BYTES, 12345, 1]]);
+      expect(big.every((p) => p.resultsBefore === 0)).toBe(true);
+      expect(Buffer.compare(Buffer.concat(big.map((p) => p.data)), expected)).toBe(0);
+      expect(s.results.get('big')).toMatchObject({ status: 'success', result_body: { size: n, sha256: createHash('sha256').update(expected).digest('hex'), content_type: 'application/octet-stream' } });
+      expect(s.results.get('big')).not.toHaveProperty('result');
+      // Bytes are a body whatever their size.
+      expect(s.results.get('small')).toMatchObject({ result_body: { size: 3 } });
+      expect(Buffer.concat(s.parts.filter((p) => p.taskId === 'small').map((p) => p.data))).toEqual(Buffer.from([0, 13, 26]));
+    } finally {
+      fn.code = '(x) => x * x';
+    }
   });
 
   it('refuses a manager with a wrong secret', async () => {

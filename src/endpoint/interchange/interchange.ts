@@ -5,9 +5,9 @@
 
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { INTERCHANGE_VERSION, ManagerMessage, type DispatchMessage } from '../../protocol/interchange';
+import { INTERCHANGE_VERSION, ManagerMessage, RESULT_PART_BYTES, type DispatchMessage, type WorkerTaskResult } from '../../protocol/interchange';
 import { FerryError } from '../../protocol/errors';
-import type { FunctionSpec, TaskMessage, TaskResult } from '../../protocol/wire';
+import type { FunctionSpec, TaskMessage } from '../../protocol/wire';
 import type { Logger } from '../log';
 import { readMessages, sendMessage } from './ndjson';
 
@@ -17,7 +17,14 @@ export interface InterchangeHooks {
   /** Called just before tasks go to a manager; returns each task's attempt number. */
   beforeDispatch(taskIds: string[]): number[];
   onStarted(taskIds: string[], at: number): void;
-  onResults(results: TaskResult[]): void;
+  /** Results of tasks this interchange dispatched; one with `result_body` came in parts first. */
+  onResults(results: WorkerTaskResult[]): void;
+  /**
+   * A part of a result sent by reference (bytes [offset, offset + data.length)), in order, for a
+   * task still dispatched. `data` is a scratch buffer, valid only during the call (the parts of a
+   * 50 MB result then leave no 50 MB of buffers behind for the collector). Absent: parts are dropped.
+   */
+  onResultPart?(taskId: string, attempt: number, offset: number, data: Buffer): void;
   /** Executions lost with a worker or manager; the agent re-queues (`requeue`) or fails them. */
   onLost(tasks: TaskMessage[], reason: string): void;
   onManagersChanged(): void;
@@ -69,6 +76,8 @@ export class Interchange {
   private readonly managers = new Map<string, ManagerConn>();
   private readonly queue = new Map<string, TaskMessage>(); // insertion order = dispatch order
   private dispatchScheduled = false;
+  /** Where result parts are decoded, one at a time (ResultPartMessage caps their size). */
+  private readonly partScratch = Buffer.allocUnsafeSlow(RESULT_PART_BYTES);
   private watchdog: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: InterchangeOptions) {}
@@ -188,6 +197,12 @@ export class Interchange {
       switch (msg.type) {
         case 'started':
           this.opts.hooks.onStarted(msg.task_ids.filter((id) => manager!.inflight.has(id)), msg.at);
+          break;
+        case 'result_part':
+          if (manager.inflight.has(msg.task_id) && this.opts.hooks.onResultPart) {
+            const n = this.partScratch.write(msg.data, 'base64');
+            this.opts.hooks.onResultPart(msg.task_id, msg.attempt, msg.offset, this.partScratch.subarray(0, n));
+          }
           break;
         case 'results': {
           const mine = msg.results.filter((r) => manager!.inflight.delete(r.task_id));

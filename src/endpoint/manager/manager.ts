@@ -6,8 +6,8 @@ import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { hostname } from 'node:os';
-import { INTERCHANGE_VERSION, InterchangeMessage, type FromWorker, type ToWorker } from '../../protocol/interchange';
-import type { FunctionSpec, TaskMessage, TaskResult } from '../../protocol/wire';
+import { INTERCHANGE_VERSION, InterchangeMessage, type FromWorker, type ToWorker, type WorkerTaskResult } from '../../protocol/interchange';
+import type { FunctionSpec, TaskMessage } from '../../protocol/wire';
 import { readMessages, sendMessage } from '../interchange/ndjson';
 import type { Logger } from '../log';
 import { forkWorker } from '../worker/fork';
@@ -34,7 +34,7 @@ export class Manager {
   private readonly queue: DispatchedTask[] = [];
   private readonly functions = new Map<string, FunctionSpec>();
   private readonly cancelled = new Set<string>();
-  private pendingResults: TaskResult[] = [];
+  private pendingResults: WorkerTaskResult[] = [];
   private pendingStarted: string[] = [];
   private flushScheduled = false;
   private heartbeat: NodeJS.Timeout | null = null;
@@ -153,6 +153,14 @@ export class Manager {
         this.scheduleFlush();
         this.assign();
         break;
+      case 'result_part': {
+        // Passed on at once (parts precede their result, which waits for a flush); acknowledged
+        // once written, which paces the worker. A cancelled task's parts are dropped.
+        const ack = () => this.send(slot, { type: 'result_part_ack', task_id: msg.task_id, attempt: msg.attempt, offset: msg.offset });
+        if (!slot.assigned.has(msg.task_id) || !this.socket) ack();
+        else sendMessage(this.socket, msg, ack);
+        break;
+      }
       case 'read': {
         if (!this.socket || this.socket.destroyed) {
           this.send(slot, { type: 'read_result', req_id: msg.req_id, ok: false, code: 'UNAVAILABLE', message: 'the manager has no connection to the agent' });

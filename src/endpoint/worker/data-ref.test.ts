@@ -13,6 +13,10 @@ let hang = false;
 async function readObject(id: string, start: number, end: number): Promise<ObjectRead> {
   calls.push([id, start, end]);
   if (hang) return new Promise(() => {});
+  if (id.startsWith('file:///refused')) throw new Error(`FERRY_DATA_PATH_REFUSED: ${id} is refused: it is outside the endpoint's data_roots (/d); no byte of it was read`);
+  if (id === 'file:///d/f') return { data: DATA.slice(start, end), size: DATA.length, sha256: '' };
+  if (id === JSON.stringify({ $ref: 'file:///d/f', digest: true })) return { data: new Uint8Array(0), size: DATA.length, sha256: 'computed' };
+  if (id === JSON.stringify({ $ref: ID, locations: ['file:///d/copy'] })) return { data: DATA.slice(start, end), size: DATA.length, sha256: 'digest' };
   if (id === 'b'.repeat(64)) return { data: new TextEncoder().encode('{"x":[1,"é"]}'), size: 15, sha256: 'json' };
   if (id !== ID) throw new Error('FERRY_DATA_NOT_FOUND: object not found');
   return { data: DATA.slice(start, end), size: DATA.length, sha256: 'digest' };
@@ -49,6 +53,28 @@ describe('DataRef in the sandbox', () => {
     const o = await sandbox.run(fn(`async (r) => (await r.bytes()).length`), { args: [{ $ref: 'c'.repeat(64) }] }, limits);
     expect(o.status).toBe('failed');
     if (o.status === 'failed') expect(o.exception.code).toBe('FERRY_DATA_NOT_FOUND');
+  });
+
+  it('recognises file refs and object refs with locations, and passes them to the host as ref keys', async () => {
+    calls.length = 0;
+    const locations = ['file:///d/copy'];
+    const o = await sandbox.run(fn(`async (f, o, notRef) => [
+      Array.from(await f.slice(3, 6)), await f.size(), await f.sha256(), await f.sha256(),
+      Array.from(await o.slice(0, 2)), await o.sha256(), JSON.stringify([f, o]), typeof notRef.slice]`),
+    { args: [{ $ref: 'file:///d/f' }, { $ref: ID, locations }, { $ref: ID, locations: 'file:///d/copy' }] }, limits);
+    expect(o).toMatchObject({ status: 'success', result: [Array.from(DATA.slice(3, 6)), 10_000, 'computed', 'computed', Array.from(DATA.slice(0, 2)), 'digest', JSON.stringify([{ $ref: 'file:///d/f' }, { $ref: ID, locations }]), 'undefined'] });
+    const objectKey = JSON.stringify({ $ref: ID, locations });
+    // The size answer of a file carries no digest: sha256() asks once more, with digest: true.
+    expect(calls).toEqual([['file:///d/f', 0, 0], ['file:///d/f', 3, 6], [JSON.stringify({ $ref: 'file:///d/f', digest: true }), 0, 0], [objectKey, 0, 0], [objectKey, 0, 2]]);
+  });
+
+  it('fails the task with FERRY_DATA_PATH_REFUSED for a refused path', async () => {
+    const o = await sandbox.run(fn(`async (r) => (await r.slice(0, 1)).length`), { args: [{ $ref: 'file:///refused/x' }] }, limits);
+    expect(o.status).toBe('failed');
+    if (o.status === 'failed') {
+      expect(o.exception).toMatchObject({ code: 'FERRY_DATA_PATH_REFUSED', name: 'DataPathRefused' });
+      expect(o.exception.message).toMatch(/^file:\/\/\/refused\/x is refused: it is outside/);
+    }
   });
 
   it('enforces wall time while a read is pending', async () => {

@@ -3,10 +3,10 @@
 
 import type { Json, Payload } from '../../protocol/api';
 import type { FunctionSpec } from '../../protocol/wire';
-import type { Sandbox, SandboxOutcome, SandboxRunOptions } from './sandbox';
+import { successFromBytes, successFromJson, type Sandbox, type SandboxOutcome, type SandboxRunOptions } from './sandbox';
 
-/** A closure standing in for a function; `log` plays the part of console output. */
-export type FakeFunction = (args: Json[], kwargs: Record<string, Json> | undefined, log: (line: string) => void) => Json | Promise<Json>;
+/** A closure standing in for a function; `log` plays the part of console output. A Uint8Array is a bytes result. */
+export type FakeFunction = (args: Json[], kwargs: Record<string, Json> | undefined, log: (line: string) => void) => Json | Uint8Array | Promise<Json | Uint8Array>;
 
 export class FakeSandbox implements Sandbox {
   /** Every call made, in order, for assertions. */
@@ -27,7 +27,8 @@ export class FakeSandbox implements Sandbox {
     }
     try {
       const result = await impl(payload.args, payload.kwargs, log);
-      return { status: 'success', result: result === undefined ? null : result, stdout };
+      if (result instanceof Uint8Array) return successFromBytes(result, stdout);
+      return successFromJson(JSON.stringify(result === undefined ? null : result), stdout);
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
       return { status: 'failed', exception: { code: 'FERRY_FUNCTION_ERROR', name: e.name, message: e.message, ...(e.stack ? { stack: e.stack } : {}) }, stdout };

@@ -96,9 +96,43 @@ describe('IsolatedVmSandbox: memory', () => {
 });
 
 describe('IsolatedVmSandbox: result encoding', () => {
-  it('fails a result over LIMITS.maxResultBytes', async () => {
-    const e = expectFailed(await run(fn(`() => "x".repeat(${LIMITS.maxResultBytes + 1})`)), 'FERRY_RESULT_TOO_LARGE');
-    expect(e.message).toContain(String(LIMITS.maxResultBytes));
+  const text = (data: Uint8Array) => Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8');
+
+  it('keeps a result of exactly LIMITS.maxInlineResultBytes of JSON inline, and answers one byte more as a JSON body', async () => {
+    const at = await run(fn(`(n) => "x".repeat(n)`), { args: [LIMITS.maxInlineResultBytes - 2] });
+    expect(at).toMatchObject({ status: 'success', result: 'x'.repeat(LIMITS.maxInlineResultBytes - 2) });
+    expect(at.status === 'success' && at.body).toBeFalsy();
+    const over = await run(fn(`(n) => "x".repeat(n)`), { args: [LIMITS.maxInlineResultBytes - 1] });
+    if (over.status !== 'success' || !over.body) throw new Error(`expected a body, got ${JSON.stringify(over).slice(0, 200)}`);
+    expect(over.result).toBeUndefined();
+    expect(over.body.content_type).toBe('application/json');
+    expect(over.body.data.byteLength).toBe(LIMITS.maxInlineResultBytes + 1);
+    expect(JSON.parse(text(over.body.data))).toBe('x'.repeat(LIMITS.maxInlineResultBytes - 1));
+  });
+
+  it('answers bytes (Uint8Array, ArrayBuffer, another typed array, a view on part of a buffer) as a bytes body, whatever the size', async () => {
+    const cases: Array<[string, number[]]> = [
+      ['() => new Uint8Array([1, 2, 3])', [1, 2, 3]],
+      ['() => new Uint8Array([4, 5]).buffer', [4, 5]],
+      ['() => new Uint16Array([0x0201])', [1, 2]],
+      ['() => new Uint8Array([9, 8, 7, 6, 5]).subarray(1, 3)', [8, 7]],
+      ['() => new Uint8Array(0)', []],
+    ];
+    for (const [code, bytes] of cases) {
+      const o = await run(fn(code));
+      if (o.status !== 'success' || !o.body) throw new Error(`${code}: expected a body, got ${JSON.stringify(o)}`);
+      expect(o.body.content_type, code).toBe('application/octet-stream');
+      expect(Array.from(o.body.data), code).toEqual(bytes);
+    }
+    const big = await run(fn('async (n) => { const a = new Uint8Array(n); for (let i = 0; i < n; i++) a[i] = i * 7; return a }'), { args: [3 * 1024 * 1024 + 1] }, { timeout_s: 10, memory_mb: 64 });
+    if (big.status !== 'success' || !big.body) throw new Error(`expected a body, got ${JSON.stringify(big).slice(0, 200)}`);
+    expect(big.body.data.byteLength).toBe(3 * 1024 * 1024 + 1);
+    expect(big.body.data[1000]).toBe((1000 * 7) & 255);
+  });
+
+  it('keeps a DataRef returned as it came: its reference, inline', async () => {
+    const id = 'ab'.repeat(32);
+    expect(await run(fn('(ref) => ref'), { args: [{ $ref: id }] })).toMatchObject({ status: 'success', result: { $ref: id } });
   });
 
   it('fails a BigInt or circular result as not serializable', async () => {

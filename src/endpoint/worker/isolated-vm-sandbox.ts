@@ -1,17 +1,20 @@
 // The Sandbox adapter on isolated-vm: one warm isolate per function (bounded LRU), a host watchdog
 // for wall time, a memory limit per isolate, and console output captured through one host callback.
+// A result is JSON, inline up to LIMITS.maxInlineResultBytes and a JSON body beyond; a returned
+// ArrayBuffer or typed array is a bytes body (src/endpoint/worker/sandbox.ts).
 
 import ivm from 'isolated-vm';
-import { LIMITS, type Json, type Payload } from '../../protocol/api';
+import { LIMITS, type Payload } from '../../protocol/api';
 import type { TaskException } from '../../protocol/errors';
 import type { FunctionSpec } from '../../protocol/wire';
-import type { Sandbox, SandboxOutcome, SandboxRunOptions } from './sandbox';
+import { successFromBytes, successFromJson, type Sandbox, type SandboxOutcome, type SandboxRunOptions } from './sandbox';
 import { StdoutCapture } from './stdout-capture';
 
 export interface IsolatedVmSandboxOptions {
   /** Warm isolates kept at once; the least recently used one is disposed beyond this. */
   maxWarm?: number;
-  maxResultBytes?: number;
+  /** Results whose JSON is larger go to the agent as a body (default LIMITS.maxInlineResultBytes). */
+  maxInlineResultBytes?: number;
   maxStdoutBytes?: number;
   /** V8 lost control of an isolate: isolated-vm advises ending the process. */
   onCatastrophicError?: (message: string) => void;
@@ -32,6 +35,7 @@ export interface ObjectRead {
 /** What the runner inside the isolate answers; plain strings only, so nothing of the isolate leaks out. */
 type RunnerAnswer =
   | { kind: 'ok'; json: string }
+  | { kind: 'bytes'; data: Uint8Array }
   | { kind: 'threw'; name: string; message: string; stack?: string }
   | { kind: 'unserializable'; name: string; message: string };
 
@@ -44,6 +48,8 @@ interface Warm {
   capture: StdoutCapture | null;
   /** A DataRef read of the running task named no object this endpoint may read. */
   dataNotFound: boolean;
+  /** A DataRef read of the running task named a file the endpoint refuses to read. */
+  dataPathRefused: boolean;
 }
 
 // Installs `console` from the host callback, then removes the callback from the global object so
@@ -68,24 +74,33 @@ const CONSOLE_SOURCE = `(function () {
   });
 })();`;
 
-// Data by reference: an argument \`{"$ref": id}\` (top level of args, or a kwargs value) becomes a
+// Data by reference: an argument \`{"$ref": id}\`, \`{"$ref": "file:///abs/path"}\` or
+// \`{"$ref": id, "locations": ["file:///…"]}\` (top level of args, or a kwargs value) becomes a
 // DataRef. Nothing is fetched until a method is called: size() and sha256() ask the host once for
-// the object's size and digest; slice(start, end) (bytes start..end exclusive) reads only that
-// range, which the agent serves from the chunks covering it; bytes(), text() (UTF-8), json() read
-// all. A range outside the object is a RangeError. The host callback is removed from the global
+// the size and digest; slice(start, end) (bytes start..end exclusive) reads only that range, which
+// the agent serves from a site file or the chunks covering it; bytes(), text() (UTF-8), json() read
+// all. A range outside the data is a RangeError. The agent decides where bytes come from and which
+// paths may be read; what goes to the host is a ref key (src/endpoint/agent/data-sources.ts): the
+// \`$ref\` alone, or JSON with the locations and/or \`digest: true\` (a file's sha256 is computed only
+// when asked for, so the size answer may carry none). The host callback is removed from the global
 // object and captured by the runner (see runnerSource), so user code cannot call it directly.
 const DATAREF_SOURCE = `(function () {
   'use strict';
   const read = globalThis.__ferryRead;
   delete globalThis.__ferryRead;
-  const call = async (id, start, end) => {
+  const detail = (m, code) => m.slice(code.length).replace(/^: /, '');
+  const call = async (id, key, start, end) => {
     let r;
     try {
-      r = await read.apply(undefined, [id, start, end], { arguments: { copy: true }, result: { promise: true, copy: true } });
+      r = await read.apply(undefined, [key, start, end], { arguments: { copy: true }, result: { promise: true, copy: true } });
     } catch (e) {
       const m = String((e && e.message) || e);
       let x;
-      if (m.startsWith('FERRY_DATA_NOT_FOUND')) { x = new Error('data reference ' + id + ' names no object this endpoint may read'); x.name = 'DataNotFound'; }
+      if (m.startsWith('FERRY_DATA_NOT_FOUND')) {
+        x = new Error(/^[0-9a-f]{64}$/.test(id) ? 'data reference ' + id + ' names no object this endpoint may read' : detail(m, 'FERRY_DATA_NOT_FOUND'));
+        x.name = 'DataNotFound';
+      }
+      else if (m.startsWith('FERRY_DATA_PATH_REFUSED')) { x = new Error(detail(m, 'FERRY_DATA_PATH_REFUSED')); x.name = 'DataPathRefused'; }
       else if (m.startsWith('RANGE_NOT_SATISFIABLE')) x = new RangeError(m);
       else { x = new Error(m); x.name = 'DataReadError'; }
       throw x;
@@ -98,15 +113,26 @@ const DATAREF_SOURCE = `(function () {
     return decodeURIComponent(escape(s));
   };
   class DataRef {
-    #id; #info = null;
-    constructor(id) { this.#id = id; }
+    #id; #locations; #info = null;
+    constructor(id, locations) { this.#id = id; this.#locations = locations; }
     get id() { return this.#id; }
+    #key(digest) {
+      if (!this.#locations && !digest) return this.#id;
+      const k = { $ref: this.#id };
+      if (this.#locations) k.locations = this.#locations;
+      if (digest) k.digest = true;
+      return JSON.stringify(k);
+    }
     async #meta() {
-      if (!this.#info) { const r = await call(this.#id, 0, 0); this.#info = { size: r.size, sha256: r.sha256 }; }
+      if (!this.#info) { const r = await call(this.#id, this.#key(false), 0, 0); this.#info = { size: r.size, sha256: r.sha256 }; }
       return this.#info;
     }
     async size() { return (await this.#meta()).size; }
-    async sha256() { return (await this.#meta()).sha256; }
+    async sha256() {
+      const info = await this.#meta();
+      if (!info.sha256) info.sha256 = (await call(this.#id, this.#key(true), 0, 0)).sha256;
+      return info.sha256;
+    }
     async slice(start, end) {
       const size = (await this.#meta()).size;
       if (end === undefined) end = size;
@@ -114,15 +140,17 @@ const DATAREF_SOURCE = `(function () {
         throw new RangeError('slice(' + start + ', ' + end + ') is outside the object (' + size + ' bytes)');
       }
       if (start === end) return new Uint8Array(0);
-      return (await call(this.#id, start, end)).data;
+      return (await call(this.#id, this.#key(false), start, end)).data;
     }
     async bytes() { return this.slice(0, (await this.#meta()).size); }
     async text() { return utf8(await this.bytes()); }
     async json() { return JSON.parse(await this.text()); }
-    toJSON() { return { $ref: this.#id }; }
+    toJSON() { return this.#locations ? { $ref: this.#id, locations: this.#locations.slice() } : { $ref: this.#id }; }
   }
-  const isRef = (v) => v !== null && typeof v === 'object' && !Array.isArray(v) && typeof v.$ref === 'string' && Object.keys(v).length === 1;
-  const toRef = (v) => (isRef(v) ? new DataRef(v.$ref) : v);
+  const isLocations = (l) => Array.isArray(l) && l.length > 0 && l.every((x) => typeof x === 'string');
+  const isRef = (v) => v !== null && typeof v === 'object' && !Array.isArray(v) && typeof v.$ref === 'string'
+    && (Object.keys(v).length === 1 || (Object.keys(v).length === 2 && isLocations(v.locations)));
+  const toRef = (v) => (isRef(v) ? new DataRef(v.$ref, v.locations ? Object.freeze(v.locations.slice()) : undefined) : v);
   globalThis.__ferryDataRefs = (payload) => {
     const args = payload.args.map(toRef);
     if (payload.kwargs === undefined) return args;
@@ -160,6 +188,13 @@ function runnerSource(code: string): string {
     } catch (e) {
       return describe(e);
     }
+    // Bytes (an ArrayBuffer, a typed array or a DataView) are the result as they are; a view on
+    // part of a buffer is cut out, so only its own bytes are copied to the host.
+    if (value instanceof ArrayBuffer) return { kind: 'bytes', data: new Uint8Array(value) };
+    if (ArrayBuffer.isView(value)) {
+      const whole = value.byteOffset === 0 && value.byteLength === value.buffer.byteLength;
+      return { kind: 'bytes', data: new Uint8Array(whole ? value.buffer : value.buffer.slice(value.byteOffset, value.byteOffset + value.byteLength)) };
+    }
     let json;
     try {
       json = JSON.stringify(value === undefined ? null : value);
@@ -182,12 +217,12 @@ export class IsolatedVmSandbox implements Sandbox {
   private readonly warm = new Map<string, Warm>();
   private tail: Promise<unknown> = Promise.resolve();
   private readonly maxWarm: number;
-  private readonly maxResultBytes: number;
+  private readonly maxInlineResultBytes: number;
   private readonly maxStdoutBytes: number;
 
   constructor(private readonly options: IsolatedVmSandboxOptions = {}) {
     this.maxWarm = options.maxWarm ?? 8;
-    this.maxResultBytes = options.maxResultBytes ?? LIMITS.maxResultBytes;
+    this.maxInlineResultBytes = options.maxInlineResultBytes ?? LIMITS.maxInlineResultBytes;
     this.maxStdoutBytes = options.maxStdoutBytes ?? LIMITS.maxStdoutBytes;
   }
 
@@ -232,6 +267,7 @@ export class IsolatedVmSandbox implements Sandbox {
         entry = w;
         w.capture = capture;
         w.dataNotFound = false;
+        w.dataPathRefused = false;
         return w.runner.apply(undefined, [JSON.stringify(payload)], {
           arguments: { copy: true },
           result: { promise: true, copy: true },
@@ -242,7 +278,7 @@ export class IsolatedVmSandbox implements Sandbox {
       built.catch(() => undefined);
       const answer = await Promise.race([built, expired]);
       if (answer === 'timeout') return timeoutOutcome();
-      const outcome = this.interpret(answer, capture, entry?.dataNotFound ?? false);
+      const outcome = this.interpret(answer, capture, entry?.dataNotFound ?? false, entry?.dataPathRefused ?? false);
       if (outcome.status === 'failed') this.drop(fn.function_uuid);
       return outcome;
     } catch (err) {
@@ -256,15 +292,13 @@ export class IsolatedVmSandbox implements Sandbox {
     }
   }
 
-  private interpret(answer: RunnerAnswer, capture: StdoutCapture, dataNotFound: boolean): SandboxOutcome {
+  private interpret(answer: RunnerAnswer, capture: StdoutCapture, dataNotFound: boolean, dataPathRefused: boolean): SandboxOutcome {
     switch (answer.kind) {
-      case 'ok': {
-        const bytes = Buffer.byteLength(answer.json);
-        if (bytes > this.maxResultBytes) {
-          return failed(capture, { code: 'FERRY_RESULT_TOO_LARGE', name: 'ResultTooLarge', message: `The result is ${bytes} bytes of JSON; the limit is ${this.maxResultBytes}` });
-        }
-        return { status: 'success', result: JSON.parse(answer.json) as Json, stdout: capture.text() };
-      }
+      case 'ok':
+        // Over the inline limit, the JSON text itself goes to the agent, which stores it as an object.
+        return successFromJson(answer.json, capture.text(), this.maxInlineResultBytes);
+      case 'bytes':
+        return successFromBytes(answer.data, capture.text());
       case 'unserializable':
         if (answer.name === 'RangeError' && ALLOCATION_ERRORS.test(answer.message)) {
           return failed(capture, { code: 'FERRY_RESULT_TOO_LARGE', name: 'ResultTooLarge', message: `The result's JSON is too large to build: ${answer.message}` });
@@ -273,6 +307,9 @@ export class IsolatedVmSandbox implements Sandbox {
       case 'threw':
         if (dataNotFound && answer.name === 'DataNotFound') {
           return failed(capture, { code: 'FERRY_DATA_NOT_FOUND', name: 'DataNotFound', message: answer.message, ...(answer.stack ? { stack: answer.stack } : {}) });
+        }
+        if (dataPathRefused && answer.name === 'DataPathRefused') {
+          return failed(capture, { code: 'FERRY_DATA_PATH_REFUSED', name: 'DataPathRefused', message: answer.message, ...(answer.stack ? { stack: answer.stack } : {}) });
         }
         if (answer.name === 'RangeError' && ALLOCATION_ERRORS.test(answer.message)) {
           return failed(capture, { code: 'FERRY_MEMORY_LIMIT', name: 'MemoryLimit', message: `The function exceeded its memory limit: ${answer.message}`, ...(answer.stack ? { stack: answer.stack } : {}) });
@@ -306,7 +343,7 @@ export class IsolatedVmSandbox implements Sandbox {
       memoryLimit: opts.memory_mb,
       ...(this.options.onCatastrophicError ? { onCatastrophicError: this.options.onCatastrophicError } : {}),
     });
-    const entry = { code: fn.code, memory_mb: opts.memory_mb, isolate, capture: null, dataNotFound: false } as Omit<Warm, 'runner'> & { runner?: Warm['runner'] };
+    const entry = { code: fn.code, memory_mb: opts.memory_mb, isolate, capture: null, dataNotFound: false, dataPathRefused: false } as Omit<Warm, 'runner'> & { runner?: Warm['runner'] };
     // Registered before the first await so the watchdog's drop() can dispose a half-built isolate.
     this.warm.set(fn.function_uuid, entry as Warm);
     this.evict();
@@ -321,6 +358,7 @@ export class IsolatedVmSandbox implements Sandbox {
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
         if (message.startsWith('FERRY_DATA_NOT_FOUND')) entry.dataNotFound = true;
+        if (message.startsWith('FERRY_DATA_PATH_REFUSED')) entry.dataPathRefused = true;
         throw new Error(message);
       }
     });

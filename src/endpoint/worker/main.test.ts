@@ -1,9 +1,10 @@
 import type { ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { FromWorker, ToWorker, WorkerLimits } from '../../protocol/interchange';
+import { RESULT_PART_BYTES, RESULT_PARTS_IN_FLIGHT, type FromWorker, type ResultPartMessage, type ToWorker, type WorkerLimits } from '../../protocol/interchange';
 import type { TaskResult } from '../../protocol/wire';
 import { forkWorker } from './fork';
 import { isAlive, killAll, untilDead } from '../../../test/helpers/processes';
@@ -114,6 +115,34 @@ describe('worker process', () => {
     expect(results[2]).toMatchObject({ status: 'failed', exception: { code: 'FERRY_FUNCTION_UNAVAILABLE' } });
     expect(results[3]).toMatchObject({ status: 'success', result: 42 });
     expect(w.messages.filter((m) => m.type === 'started').map((m) => m.type === 'started' && m.task_id)).toEqual(['hang', 'busy']);
+  });
+
+  it('sends a bytes result in parts, paced by the acknowledgements, then names it in its batch', async () => {
+    const w = startWorker({ memory_mb: 64, timeout_s: 5 });
+    await w.until('ready', () => w.messages.some((m) => m.type === 'ready'));
+    const BYTES = '00000000-0000-4000-8000-0000000000a4';
+    const n = (RESULT_PARTS_IN_FLIGHT + 3) * RESULT_PART_BYTES + 10;
+    w.send({ type: 'tasks', tasks: [{ task_id: 'bytes', function_uuid: BYTES, payload: { args: [n] }, attempt: 2 }], functions: [{ function_uuid: BYTES, runtime: 'js', code: '(n) => { const a = new Uint8Array(n); for (let i = 0; i < n; i++) a[i] = i % 251; return a }' }] });
+    const parts = () => w.messages.filter((m): m is ResultPartMessage => m.type === 'result_part');
+    await w.until('a window of parts', () => parts().length >= RESULT_PARTS_IN_FLIGHT);
+    // Nothing acknowledged yet: no more than the window (pacing itself: result-parts.test.ts).
+    expect(parts()).toHaveLength(RESULT_PARTS_IN_FLIGHT);
+    expect(w.results()).toEqual([]);
+    for (let acked = 0; acked < Math.ceil(n / RESULT_PART_BYTES); acked++) {
+      await w.until(`part ${acked}`, () => parts().length > acked);
+      const p = parts()[acked]!;
+      w.send({ type: 'result_part_ack', task_id: p.task_id, attempt: p.attempt, offset: p.offset });
+    }
+    await w.until('the result', () => w.results().length === 1);
+    const data = Buffer.concat(parts().map((p) => Buffer.from(p.data, 'base64')));
+    expect(data.length).toBe(n);
+    expect(data.every((b, i) => b === i % 251)).toBe(true);
+    expect(parts().every((p) => p.task_id === 'bytes' && p.attempt === 2)).toBe(true);
+    const [r] = w.results();
+    expect(r).toMatchObject({ task_id: 'bytes', status: 'success', result_body: { size: n, sha256: createHash('sha256').update(data).digest('hex'), content_type: 'application/octet-stream' }, execution: { attempt: 2 } });
+    expect(r).not.toHaveProperty('result');
+    // The result came after the last part.
+    expect(w.messages.findIndex((m) => m.type === 'results')).toBeGreaterThan(w.messages.lastIndexOf(parts().at(-1)!));
   });
 
   it('exits on SIGTERM and when its manager disconnects', async () => {

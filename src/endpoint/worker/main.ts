@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { MAX_READ_BYTES, type FromWorker, type ReadResultMessage, type ToWorker, type WorkerLimits } from '../../protocol/interchange';
 import { createLogger } from '../log';
 import { IsolatedVmSandbox, type ObjectRead } from './isolated-vm-sandbox';
+import { ResultPartSender } from './result-parts';
 import { ShellRunner } from './shell-runner';
 import { WorkerLoop } from './worker-loop';
 
@@ -78,7 +79,12 @@ const sandbox = new IsolatedVmSandbox({
 });
 // Built only where shell functions are allowed; the loop refuses them anyway without one.
 const shell = limits.allow_shell_functions ? new ShellRunner({ outputLines: limits.shell_output_lines }) : undefined;
-const loop = new WorkerLoop({ sandbox, ...(shell ? { shell } : {}), limits, send, host: hostname(), pid: process.pid, onError: (msg, fields) => log.warn(msg, fields) });
+// Results that do not travel inline go to the manager in parts, paced by its acknowledgements.
+const parts = new ResultPartSender({ send });
+const loop = new WorkerLoop({
+  sandbox, ...(shell ? { shell } : {}), limits, send, sendBody: (taskId, attempt, body) => parts.send(taskId, attempt, body),
+  host: hostname(), pid: process.pid, onError: (msg, fields) => log.warn(msg, fields),
+});
 
 function shutdown(reason: string): void {
   log.debug('worker exiting', { reason });
@@ -99,6 +105,7 @@ process.on('message', (msg) => {
     settle?.(m);
     return;
   }
+  if (m.type === 'result_part_ack') return parts.ack(m.task_id, m.attempt, m.offset);
   loop.handle(m);
 });
 process.on('disconnect', () => shutdown('manager disconnected'));

@@ -1,7 +1,7 @@
 // The Sandbox port: where a worker runs one function call. Adapters: isolated-vm (real) and a
 // fake for tests of the code around it. Failures come back as outcomes, never as rejections.
 
-import type { Json, Payload } from '../../protocol/api';
+import { LIMITS, type Json, type Payload, type ResultContentType } from '../../protocol/api';
 import type { TaskException } from '../../protocol/errors';
 import type { FunctionSpec } from '../../protocol/wire';
 
@@ -10,12 +10,34 @@ export interface SandboxRunOptions {
   memory_mb: number;
 }
 
+/**
+ * A result that does not travel inline: bytes the function returned (`application/octet-stream`),
+ * or the JSON text of a result over LIMITS.maxInlineResultBytes (`application/json`). The worker
+ * sends it to the agent in parts; the agent stores it as an object of the task's owner.
+ */
+export interface EncodedResult {
+  data: Uint8Array;
+  content_type: ResultContentType;
+}
+
 export type SandboxOutcome =
-  | { status: 'success'; result: Json; stdout: string }
+  | { status: 'success'; result: Json; body?: undefined; stdout: string }
+  | { status: 'success'; result?: undefined; body: EncodedResult; stdout: string }
   | { status: 'failed'; exception: TaskException; stdout: string };
 
 export interface Sandbox {
   /** Runs one call. Calls on one sandbox run one at a time, in the order they were made. */
   run(fn: FunctionSpec, payload: Payload, opts: SandboxRunOptions): Promise<SandboxOutcome>;
   dispose(): void;
+}
+
+/** A success from a result's JSON text: inline up to `maxInlineBytes` of UTF-8, else as a JSON body. */
+export function successFromJson(json: string, stdout: string, maxInlineBytes: number = LIMITS.maxInlineResultBytes): SandboxOutcome {
+  if (Buffer.byteLength(json) <= maxInlineBytes) return { status: 'success', result: JSON.parse(json) as Json, stdout };
+  return { status: 'success', body: { data: Buffer.from(json, 'utf8'), content_type: 'application/json' }, stdout };
+}
+
+/** A success returning bytes: always stored as an object, whatever its size. */
+export function successFromBytes(data: Uint8Array, stdout: string): SandboxOutcome {
+  return { status: 'success', body: { data, content_type: 'application/octet-stream' }, stdout };
 }

@@ -130,9 +130,15 @@ describe('ShellRunner', () => {
     expect(endless.stdout).toBe(`${'a'.repeat(1023)}b`);
   });
 
-  it('fails with FERRY_RESULT_TOO_LARGE rather than answer past the result limit', async () => {
-    const outcome = await run(runner({ maxResultBytes: 200, maxOutputBytes: 1000 }), 'seq 1 1000');
-    expect(outcome).toMatchObject({ status: 'failed', exception: { code: 'FERRY_RESULT_TOO_LARGE' } });
+  it('answers a result past the inline limit as a JSON body, to be stored as an object', async () => {
+    const outcome = await run(runner({ maxInlineResultBytes: 200, maxOutputBytes: 1000 }), 'seq 1 1000');
+    expect(outcome.status).toBe('success');
+    if (outcome.status !== 'success' || !outcome.body) throw new Error(`expected a body, got ${JSON.stringify(outcome)}`);
+    expect(outcome.body.content_type).toBe('application/json');
+    const value = JSON.parse(Buffer.from(outcome.body.data).toString('utf8')) as { stdout: string; returncode: number };
+    expect(value.returncode).toBe(0);
+    expect(value.stdout.endsWith('999\n1000\n')).toBe(true);
+    expect(Buffer.byteLength(value.stdout)).toBeLessThanOrEqual(1000);
   });
 
   it('times out by killing the whole process group: the shell, its job and its background job', async () => {

@@ -9,7 +9,7 @@ import { LIMITS, type Json, type Payload } from '../../protocol/api';
 import type { TaskException } from '../../protocol/errors';
 import type { FunctionSpec } from '../../protocol/wire';
 import { OutputTail, tailBytes } from './output-tail';
-import type { Sandbox, SandboxOutcome, SandboxRunOptions } from './sandbox';
+import { successFromJson, type Sandbox, type SandboxOutcome, type SandboxRunOptions } from './sandbox';
 import { appendShellArgs, renderShellTemplate, ShellTemplateError } from './shell-template';
 
 export interface ShellRunnerOptions {
@@ -20,7 +20,8 @@ export interface ShellRunnerOptions {
    * default stay well under the inline result limit.
    */
   maxOutputBytes?: number;
-  maxResultBytes?: number;
+  /** A result whose JSON is larger (a long command line) goes to the agent as a JSON body. */
+  maxInlineResultBytes?: number;
   /**
    * Where commands run. Default: the worker's own working directory (the manager's, which the
    * provider sets for the block), so a command's relative paths and output files land where the
@@ -45,12 +46,12 @@ export class ShellRunner implements Sandbox {
   private tail: Promise<unknown> = Promise.resolve();
   private readonly outputLines: number;
   private readonly maxOutputBytes: number;
-  private readonly maxResultBytes: number;
+  private readonly maxInlineResultBytes: number;
 
   constructor(private readonly options: ShellRunnerOptions = {}) {
     this.outputLines = options.outputLines ?? 1000;
-    this.maxResultBytes = options.maxResultBytes ?? LIMITS.maxResultBytes;
-    this.maxOutputBytes = options.maxOutputBytes ?? Math.floor(this.maxResultBytes / 4);
+    this.maxInlineResultBytes = options.maxInlineResultBytes ?? LIMITS.maxInlineResultBytes;
+    this.maxOutputBytes = options.maxOutputBytes ?? Math.floor(this.maxInlineResultBytes / 4);
   }
 
   run(fn: FunctionSpec, payload: Payload, opts: SandboxRunOptions): Promise<SandboxOutcome> {
@@ -141,13 +142,9 @@ export class ShellRunner implements Sandbox {
           return resolve(failed({ code: 'FERRY_TASK_TIMEOUT', name: 'TaskTimeout', message: `The task exceeded its wall-time limit of ${timeout_s} s` }, partialOutput(stdout.text(), stderr.text())));
         }
         const result = { cmd, stdout: stdout.text(), stderr: stderr.text(), returncode: returncode ?? 0 } satisfies Json;
-        const bytes = Buffer.byteLength(JSON.stringify(result));
-        if (bytes > this.maxResultBytes) {
-          return resolve(failed({ code: 'FERRY_RESULT_TOO_LARGE', name: 'ResultTooLarge', message: `The result is ${bytes} bytes of JSON; the limit is ${this.maxResultBytes}` }));
-        }
         // A non-zero exit is still a success, as with Globus Compute's ShellFunction: the
-        // caller reads returncode.
-        resolve({ status: 'success', result, stdout: '' });
+        // caller reads returncode. Past the inline limit the result is stored as an object.
+        resolve(successFromJson(JSON.stringify(result), '', this.maxInlineResultBytes));
       };
 
       child.on('error', (err) => {

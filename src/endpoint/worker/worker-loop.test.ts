@@ -2,10 +2,10 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { FromWorker, WorkerLimits } from '../../protocol/interchange';
+import type { FromWorker, ResultBody, WorkerLimits } from '../../protocol/interchange';
 import type { TaskResult } from '../../protocol/wire';
 import { FakeSandbox } from './fake-sandbox';
-import type { Sandbox } from './sandbox';
+import type { EncodedResult, Sandbox } from './sandbox';
 import { ShellRunner } from './shell-runner';
 import { WorkerLoop } from './worker-loop';
 
@@ -14,12 +14,15 @@ const GATE = '00000000-0000-4000-8000-000000000002';
 const spec = (function_uuid: string) => ({ function_uuid, runtime: 'js' as const, code: '(unused by the fake)' });
 const task = (task_id: string, function_uuid: string, args: unknown[] = []) => ({ task_id, function_uuid, payload: { args: args as never[] }, attempt: 1 });
 
-function harness(functions: ConstructorParameters<typeof FakeSandbox>[0], extra: { shell?: Sandbox; limits?: Partial<WorkerLimits> } = {}) {
+type SendBody = (taskId: string, attempt: number, body: EncodedResult) => Promise<ResultBody>;
+
+function harness(functions: ConstructorParameters<typeof FakeSandbox>[0], extra: { shell?: Sandbox; limits?: Partial<WorkerLimits>; sendBody?: SendBody } = {}) {
   const sent: FromWorker[] = [];
   const waiters: Array<() => void> = [];
   const loop = new WorkerLoop({
     sandbox: new FakeSandbox(functions),
     ...(extra.shell ? { shell: extra.shell } : {}),
+    ...(extra.sendBody ? { sendBody: extra.sendBody } : {}),
     limits: { memory_mb: 64, timeout_s: 5, ...extra.limits },
     send: (m) => {
       sent.push(m);
@@ -64,6 +67,30 @@ describe('WorkerLoop', () => {
     const results = await h.untilResults(5);
     expect(results.map((r) => r.result)).toEqual([1, 2, 3, 4, 5]);
     expect(h.sent.filter((m) => m.type === 'results').length).toBeGreaterThan(1);
+  });
+
+  it('sends a bytes result through sendBody before naming it in its batch, and fails it when that cannot be done', async () => {
+    const bytes = new Uint8Array([1, 2, 3, 4]);
+    const bodies: Array<{ taskId: string; attempt: number; body: EncodedResult; sentBefore: number }> = [];
+    const info: ResultBody = { size: 4, sha256: 'ab'.repeat(32), content_type: 'application/octet-stream' };
+    const h = harness({ [ADD]: () => bytes }, {
+      sendBody: async (taskId, attempt, body) => {
+        bodies.push({ taskId, attempt, body, sentBefore: h.results().length });
+        if (taskId === 'broken') throw new Error('the manager went away');
+        return info;
+      },
+    });
+    h.loop.handle({ type: 'tasks', tasks: [{ ...task('b1', ADD), attempt: 3 }, task('broken', ADD)], functions: [spec(ADD)] });
+    const [ok, broken] = await h.untilResults(2);
+    expect(bodies.map((b) => [b.taskId, b.attempt, b.body.content_type, Array.from(b.body.data)])).toEqual([['b1', 3, 'application/octet-stream', [1, 2, 3, 4]], ['broken', 1, 'application/octet-stream', [1, 2, 3, 4]]]);
+    expect(bodies[0]!.sentBefore).toBe(0); // the parts went before the result that names them
+    expect(ok).toMatchObject({ task_id: 'b1', status: 'success', result_body: info, execution: { attempt: 3 } });
+    expect(ok).not.toHaveProperty('result');
+    expect(broken).toMatchObject({ task_id: 'broken', status: 'failed', exception: { code: 'FERRY_RESULT_NOT_STORED', message: expect.stringContaining('the manager went away') } });
+
+    const without = harness({ [ADD]: () => bytes });
+    without.loop.handle({ type: 'tasks', tasks: [task('b2', ADD)], functions: [spec(ADD)] });
+    expect((await without.untilResults(1))[0]).toMatchObject({ status: 'failed', exception: { code: 'FERRY_RESULT_NOT_STORED' } });
   });
 
   it('fails a task whose function code it never received', async () => {

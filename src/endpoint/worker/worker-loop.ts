@@ -1,12 +1,13 @@
 // The worker's task loop, apart from the process so tests can drive it with a fake sandbox: a FIFO
 // queue run one task at a time, each on the runner for its function's runtime (JS sandbox or
-// shell), `started` for tasks that run long, results sent in batches.
+// shell), `started` for tasks that run long, results sent in batches; a result that does not
+// travel inline (bytes, large JSON) is sent in parts first (`sendBody`), then named in its batch.
 
 import type { Payload } from '../../protocol/api';
 import type { TaskException } from '../../protocol/errors';
-import type { FromWorker, ToWorker, WorkerLimits } from '../../protocol/interchange';
-import type { FunctionSpec, TaskMessage, TaskResult } from '../../protocol/wire';
-import type { Sandbox, SandboxOutcome } from './sandbox';
+import type { FromWorker, ResultBody, ToWorker, WorkerLimits, WorkerTaskResult } from '../../protocol/interchange';
+import type { FunctionSpec, TaskMessage } from '../../protocol/wire';
+import type { EncodedResult, Sandbox, SandboxOutcome } from './sandbox';
 
 type QueuedTask = TaskMessage & { attempt: number };
 
@@ -20,6 +21,11 @@ export interface WorkerLoopOptions {
   shell?: Sandbox;
   limits: WorkerLimits;
   send: (msg: FromWorker) => void;
+  /**
+   * Sends a result body to the agent in parts (src/endpoint/worker/result-parts.ts) and resolves
+   * once they are on their way. Absent: such results fail with FERRY_RESULT_NOT_STORED.
+   */
+  sendBody?: (taskId: string, attempt: number, body: EncodedResult) => Promise<ResultBody>;
   host: string;
   pid: number;
   /** Unix time in seconds, fractional. */
@@ -37,7 +43,7 @@ export class WorkerLoop {
   private readonly queue: QueuedTask[] = [];
   // Kept for the worker's life: the manager sends each function's code to a worker only once.
   private readonly functions = new Map<string, FunctionSpec>();
-  private pending: TaskResult[] = [];
+  private pending: WorkerTaskResult[] = [];
   private running = false;
   private stopped = false;
   private flushTimer: NodeJS.Timeout | undefined;
@@ -105,7 +111,7 @@ export class WorkerLoop {
     }
   }
 
-  private async execute(task: QueuedTask): Promise<TaskResult> {
+  private async execute(task: QueuedTask): Promise<WorkerTaskResult> {
     const started_at = this.now();
     const announce = setTimeout(() => this.opts.send({ type: 'started', task_id: task.task_id, at: started_at }), this.opts.startedAfterMs ?? 50);
     let outcome: SandboxOutcome;
@@ -118,11 +124,24 @@ export class WorkerLoop {
     } finally {
       clearTimeout(announce);
     }
-    const result: TaskResult = { task_id: task.task_id, status: outcome.status };
-    if (outcome.status === 'success') result.result = outcome.result;
-    else result.exception = outcome.exception;
+    const attempt = task.attempt ?? 1;
+    const ended_at = this.now();
+    let body: ResultBody | undefined;
+    if (outcome.status === 'success' && outcome.body) {
+      try {
+        if (!this.opts.sendBody) throw new Error('this worker cannot send a result by reference (bytes, or JSON over the inline limit)');
+        body = await this.opts.sendBody(task.task_id, attempt, outcome.body);
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        outcome = { status: 'failed', exception: { code: 'FERRY_RESULT_NOT_STORED', name: 'ResultNotStored', message: `the result could not be sent to the agent: ${message}` }, stdout: outcome.stdout };
+      }
+    }
+    const result: WorkerTaskResult = { task_id: task.task_id, status: outcome.status };
+    if (outcome.status === 'failed') result.exception = outcome.exception;
+    else if (body) result.result_body = body;
+    else result.result = outcome.result ?? null;
     if (outcome.stdout) result.stdout = outcome.stdout;
-    result.execution = { attempt: task.attempt ?? 1, started_at, ended_at: this.now(), host: this.opts.host, worker_pid: this.opts.pid };
+    result.execution = { attempt, started_at, ended_at, host: this.opts.host, worker_pid: this.opts.pid };
     return result;
   }
 

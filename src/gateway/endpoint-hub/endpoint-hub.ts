@@ -4,7 +4,7 @@
 
 import { DurableObject } from 'cloudflare:workers';
 import { z } from 'zod';
-import { LIMITS, type EndpointDoc, type EndpointStatus, type StatusReport } from '../../protocol/api';
+import { LIMITS, type EndpointDoc, type EndpointStatus, type ResultRef, type StatusReport } from '../../protocol/api';
 import { endpointOfId } from '../../protocol/ids';
 import { canTransition, isFinal, transition, type TaskState, type TransitionEvent } from '../../protocol/task-state';
 import { PROTOCOL_VERSION, chunkBySize, parseAgentFrame, type AgentFrame, type FunctionSpec, type TaskResult } from '../../protocol/wire';
@@ -27,7 +27,7 @@ import { lineageRecords, type EndingTask } from './lineage-capture';
 import { Outbox } from './outbox';
 import { buildTaskFrames, TASK_FRAME_BUDGET } from './task-frames';
 import { TaskWaiters } from './task-waiters';
-import { resultObjectKey, taskDocJson } from './task-doc-json';
+import { objectResultRef, resultObjectKey, spilledResultKey, taskDocJson } from './task-doc-json';
 
 /** Headers by which the gateway tells the hub who opens the agent socket (already authenticated). */
 export const AGENT_SOCKET_HEADERS = { endpointId: 'x-ferry-endpoint-id', owner: 'x-ferry-owner', generation: 'x-ferry-secret-gen' } as const;
@@ -63,7 +63,7 @@ export interface RunOutcome {
 }
 
 /** What routes call on a hub. Declared plainly: the RPC stub's mapped types recurse without end on JsonValue. */
-export type HubApi = Pick<EndpointHub, 'register' | 'update' | 'secretGeneration' | 'checkSecret' | 'revokeSecret' | 'describe' | 'status' | 'remove' | 'submit' | 'run' | 'taskDoc' | 'taskDocs' | 'taskGroup' | 'cancel' | 'lineage' | 'fetch'>;
+export type HubApi = Pick<EndpointHub, 'register' | 'update' | 'secretGeneration' | 'checkSecret' | 'revokeSecret' | 'describe' | 'status' | 'remove' | 'submit' | 'run' | 'taskDoc' | 'taskDocs' | 'taskGroup' | 'cancel' | 'lineage' | 'lineageCount' | 'fetch'>;
 
 export function hubOf(env: GatewayEnv, endpointId: string): HubApi {
   return env.ENDPOINT_HUB.get(env.ENDPOINT_HUB.idFromName(endpointId)) as unknown as HubApi;
@@ -403,6 +403,11 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     return this.lineageIndex.query(owner, query);
   }
 
+  async lineageCount(owner: string, workflowId: string | null, campaignId: string | null): Promise<number> {
+    if (!this.owned(owner, true)) return 0;
+    return this.lineageIndex.count(owner, workflowId, campaignId);
+  }
+
   private async awaitDoc(taskId: string, waitMs: number): Promise<{ record: TaskRecord | null; doc: string | null }> {
     let record = (await this.store.readTasks([taskId]))[0] ?? null;
     if (record && !isFinal(record.state) && waitMs > 0) {
@@ -414,8 +419,9 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
 
   private async encodeDoc(record: TaskRecord): Promise<string> {
     let result = record.result_json;
-    if (record.result_ref !== null) {
-      const object = await this.env.OBJECTS.get(record.result_ref);
+    const spilled = spilledResultKey(record);
+    if (spilled !== null) {
+      const object = await this.env.OBJECTS.get(spilled);
       result = object ? await object.text() : null;
     }
     return taskDocJson(record, this.endpoint()!.endpoint_id, result);
@@ -648,7 +654,8 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   }
 
   private async onResults(ws: WebSocket, results: TaskResult[]): Promise<void> {
-    const encoded = results.map((r) => (r.result === undefined ? null : JSON.stringify(r.result)));
+    // A result the endpoint stored as an object travels and is kept as its reference.
+    const encoded = results.map((r) => (r.status === 'success' && r.result_object ? JSON.stringify(resultRefDoc(r.result_object)) : r.result === undefined ? null : JSON.stringify(r.result)));
     const storedLarge = await this.storeLargeResults(results, encoded);
     const states = await this.store.readStates(results.map((r) => r.task_id));
     const deliveries = this.outbox.deliveries(results.map((r) => r.task_id));
@@ -661,7 +668,8 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       const r = results[i]!;
       const s = states.get(r.task_id);
       if (!s) continue; // Unknown here: acknowledged below so the agent forgets it.
-      const large = encoded[i] !== null && isOverBytes(encoded[i]!, LIMITS.inlineResultBytes);
+      const object = r.status === 'success' && r.result_object ? r.result_object : null;
+      const large = object === null && encoded[i] !== null && isOverBytes(encoded[i]!, LIMITS.inlineResultBytes);
       if (isFinal(s.state) || (large && !storedLarge.has(r.task_id))) {
         extraAttempts.push(r.task_id);
         continue;
@@ -673,7 +681,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
         state: moved.state,
         transitions: moved.transitions,
         result_json: large ? null : encoded[i]!,
-        result_ref: large ? resultObjectKey(r.task_id) : null,
+        result_ref: object ? objectResultRef(object.$ref) : large ? resultObjectKey(r.task_id) : null,
         exception_json: r.exception ? JSON.stringify(r.exception) : r.status === 'failed' ? JSON.stringify({ code: 'FERRY_FUNCTION_ERROR', name: 'Error', message: 'the task failed without an exception' }) : null,
         stdout: r.stdout === undefined ? null : r.stdout.slice(0, LIMITS.maxStdoutBytes),
         completion_t: at,
@@ -682,7 +690,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
         // Executions the endpoint counted, or deliveries the gateway made, whichever is more.
         reported_attempt: Math.max(r.execution?.attempt ?? 0, deliveries.get(r.task_id) ?? 0),
       });
-      ending.push({ outcome: outcomes[outcomes.length - 1]!, resultText: encoded[i]!, result: r.result });
+      ending.push({ outcome: outcomes[outcomes.length - 1]!, resultText: encoded[i]!, result: r.result, ...(object ? { resultObject: object.$ref } : {}) });
       events.push(moved.event);
     }
     const lineage = await this.lineageOf(ending);
@@ -754,6 +762,11 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     }
     return written;
   }
+}
+
+/** A ResultRef with its fields in a fixed order and nothing else. */
+function resultRefDoc(ref: ResultRef): ResultRef {
+  return { $ref: ref.$ref, size: ref.size, sha256: ref.sha256, content_type: ref.content_type };
 }
 
 function emptyOutcome(taskId: string): TaskOutcome {

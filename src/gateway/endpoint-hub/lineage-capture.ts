@@ -62,16 +62,19 @@ export interface EndingTask {
   /** The result's JSON text and value (absent for failures and cancels). */
   resultText: string | null;
   result: unknown;
+  /** The object the endpoint stored the result as (results by reference): the one thing generated. */
+  resultObject?: string;
 }
 
 export async function lineageRecords(owner: string, endpointId: string, ending: readonly EndingTask[], records: ReadonlyMap<string, TaskRecord>, messages: ReadonlyMap<string, string>): Promise<TaskLineage[]> {
   return Promise.all(
-    ending.map(async ({ outcome: o, resultText, result }) => {
+    ending.map(async ({ outcome: o, resultText, result, resultObject }) => {
       const meta = records.get(o.task_id);
-      const [used, digest] = await Promise.all([payloadItems(messages.get(o.task_id)), resultText === null ? null : sha256Hex(resultText)]);
+      const [used, digest] = await Promise.all([payloadItems(messages.get(o.task_id)), resultText === null || resultObject !== undefined ? null : sha256Hex(resultText)]);
       const generated: LineageItem[] = [];
+      if (resultObject !== undefined) generated.push({ role: 'result', object: resultObject });
       if (digest !== null) generated.push({ role: 'result', digest });
-      if (resultText !== null) for (const object of refsIn(result)) generated.push({ role: 'result', object });
+      if (resultText !== null && resultObject === undefined) for (const object of refsIn(result)) generated.push({ role: 'result', object });
       const execution = o.execution_json === null ? null : (JSON.parse(o.execution_json) as { host?: string; started_at?: number });
       const transitions = { ...(meta ? (JSON.parse(meta.transitions_json) as Record<string, number>) : {}), ...o.transitions } as Record<string, number>;
       return {

@@ -16,6 +16,8 @@
 // - TTL: an expired object answers 404 at once and is deleted by the next alarm (or access).
 // - Counters: every GET answer adds the bytes it was committed to send (its Content-Length),
 //   counted per reader (`user` or `endpoint:<id>`), in the same call that resolves the object.
+//   Every commit counts the object and its bytes per writer: `user`, or `endpoint:<id>` for a
+//   result an endpoint agent stored for the owner (results by reference).
 
 import { DurableObject } from 'cloudflare:workers';
 import { OBJECT_LIMITS, type ObjectFilter, type ObjectMeta, type ObjectStats } from '../../protocol/api';
@@ -34,6 +36,7 @@ const SCHEMA = [
      upload_id TEXT NOT NULL, part_number INTEGER NOT NULL, etag TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL,
      PRIMARY KEY (upload_id, part_number))`,
   `CREATE TABLE IF NOT EXISTS served (reader TEXT PRIMARY KEY, bytes INTEGER NOT NULL, requests INTEGER NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS written (writer TEXT PRIMARY KEY, objects INTEGER NOT NULL, bytes INTEGER NOT NULL)`,
 ];
 
 // Filters cross the RPC boundary as JSON text: their recursive JSON type is too deep for the stub types.
@@ -56,6 +59,8 @@ export interface NewObject {
   content_type: string;
   filters_json: string;
   ttl_s: number | null;
+  /** Who stored it, for the owner's counters: `user` or `endpoint:<endpoint_id>`. */
+  writer: string;
 }
 
 export interface UploadRecord {
@@ -133,6 +138,11 @@ export class ObjectIndex extends DurableObject<GatewayEnv> {
   async commit(obj: NewObject): Promise<ObjectRecord> {
     const now = Date.now();
     const expiresAt = obj.ttl_s === null ? null : now + obj.ttl_s * 1000;
+    this.sql.exec(
+      'INSERT INTO written (writer, objects, bytes) VALUES (?, 1, ?) ON CONFLICT(writer) DO UPDATE SET objects = objects + 1, bytes = bytes + excluded.bytes',
+      obj.writer,
+      obj.size,
+    );
     const existing = this.liveRow(obj.id, now);
     if (existing) {
       if (existing.storage_key !== obj.storage_key) await this.env.OBJECTS.delete(obj.storage_key);
@@ -209,7 +219,11 @@ export class ObjectIndex extends DurableObject<GatewayEnv> {
       bytesServed += row.bytes;
       requests += row.requests;
     }
-    return { objects: stored.n, bytes_stored: stored.bytes ?? 0, bytes_served: bytesServed, requests, readers };
+    const writers: ObjectStats['writers'] = {};
+    for (const row of this.sql.exec<{ writer: string; objects: number; bytes: number }>('SELECT writer, objects, bytes FROM written ORDER BY writer')) {
+      writers[row.writer] = { objects: row.objects, bytes: row.bytes };
+    }
+    return { objects: stored.n, bytes_stored: stored.bytes ?? 0, bytes_served: bytesServed, requests, readers, writers };
   }
 
   async startUpload(upload: Omit<UploadRecord, 'created_at' | 'expires_at'>): Promise<UploadRecord> {

@@ -1,6 +1,7 @@
 // Objects (data by reference): single PUT up to 64 MiB and multipart uploads streamed into R2 with
-// their sha256 computed on the way, ranged reads (also by the owner's endpoint agents), HEAD,
-// metadata, delete, and the owner's served-bytes counters. Design: src/gateway/objects/object-index.ts.
+// their sha256 computed on the way (also by the owner's endpoint agents, storing results by
+// reference), ranged reads (also by those agents), HEAD, metadata, delete, and the owner's counters
+// of bytes served and stored. Design: src/gateway/objects/object-index.ts.
 
 import { z } from 'zod';
 import {
@@ -12,7 +13,7 @@ import type { GatewayContext } from '../route-spec';
 import { defineRoute, type RouteTable } from '../route-spec';
 import { validationError } from '../http-errors';
 import { parseRangeHeader } from '../objects/byte-range';
-import { streamHashed, sha256OfStream } from '../objects/hashing-stream';
+import { sha256OfObject, streamHashed } from '../objects/hashing-stream';
 import { metaOf, objectIndexOf, type ObjectRecord } from '../objects/object-index';
 import { base64OfHex, newStorageKey, objectIdOf, randomHex } from '../objects/object-ids';
 
@@ -74,7 +75,7 @@ export function registerObjectRoutes(table: RouteTable): void {
   // Static paths first: `/v3/objects/stats` must not be read as an object id.
   defineRoute(
     table,
-    { method: 'get', path: '/v3/objects/stats', summary: "The caller's objects: count, bytes stored, bytes the gateway served (per reader)", auth: 'user', response: ObjectStats, errors: [] },
+    { method: 'get', path: '/v3/objects/stats', summary: "The caller's objects: count, bytes stored, bytes the gateway served (per reader), objects stored (per writer)", auth: 'user', response: ObjectStats, errors: [] },
     async (c, { principal: { owner } }) => objectIndexOf(c.env, owner).stats(),
   );
 
@@ -83,20 +84,20 @@ export function registerObjectRoutes(table: RouteTable): void {
     {
       method: 'put',
       path: '/v3/objects',
-      summary: 'Store raw bytes (≤ 64 MiB, Content-Length required, Content-Type kept; ?ttl_s=, x-ferry-filters); the id derives from owner and content',
-      auth: 'user',
+      summary: "Store raw bytes (≤ 64 MiB, Content-Length required, Content-Type kept; ?ttl_s=, x-ferry-filters); the id derives from owner and content. Endpoint tokens store for their owner (results by reference)",
+      auth: 'writer',
       query: ObjectTtlQuery,
       response: ObjectRef,
       errors: ['LENGTH_REQUIRED', 'PAYLOAD_TOO_LARGE', 'VALIDATION_ERROR'],
     },
-    async (c, { principal: { owner }, query }) => {
+    async (c, { principal: { owner, writer }, query }) => {
       const length = declaredLength(c, OBJECT_LIMITS.maxSinglePutBytes);
       const filters = filtersHeader(c);
       const contentType = c.req.header('content-type') || DEFAULT_CONTENT_TYPE;
       const storageKey = newStorageKey();
       const hashed = await streamHashed(c.req.raw.body, length, (stream) => c.env.OBJECTS.put(storageKey, stream, { httpMetadata: { contentType } }));
       const id = await objectIdOf(owner, hashed.sha256);
-      const record = await objectIndexOf(c.env, owner).commit({ id, storage_key: storageKey, size: hashed.size, sha256: hashed.sha256, content_type: contentType, filters_json: JSON.stringify(filters), ttl_s: query.ttl_s ?? null });
+      const record = await objectIndexOf(c.env, owner).commit({ id, storage_key: storageKey, size: hashed.size, sha256: hashed.sha256, content_type: contentType, filters_json: JSON.stringify(filters), ttl_s: query.ttl_s ?? null, writer });
       return refOf(record);
     },
   );
@@ -107,7 +108,7 @@ export function registerObjectRoutes(table: RouteTable): void {
       method: 'post',
       path: '/v3/objects/uploads',
       summary: 'Start a multipart upload; every part but the last is part_size bytes; an upload never completed expires',
-      auth: 'user',
+      auth: 'writer',
       body: StartUploadRequest,
       response: StartUploadResponse,
       errors: [],
@@ -137,7 +138,7 @@ export function registerObjectRoutes(table: RouteTable): void {
       method: 'put',
       path: '/v3/objects/uploads/{upload_id}/{n}',
       summary: 'Store part n (1 … 10000) of an upload: raw bytes, Content-Length required; sending a part again replaces it',
-      auth: 'user',
+      auth: 'writer',
       params: PartParams,
       response: UploadPartResponse,
       errors: ['LENGTH_REQUIRED', 'PAYLOAD_TOO_LARGE', 'VALIDATION_ERROR', 'NOT_FOUND'],
@@ -165,14 +166,14 @@ export function registerObjectRoutes(table: RouteTable): void {
       method: 'post',
       path: '/v3/objects/uploads/{upload_id}/complete',
       summary: 'Complete an upload; the gateway reads the object once to compute its sha256 (and checks the one given, if any)',
-      auth: 'user',
+      auth: 'writer',
       params: UploadParams,
       body: CompleteUploadRequest,
       response: ObjectRef,
       errors: ['NOT_FOUND', 'VALIDATION_ERROR', 'DIGEST_MISMATCH'],
       example: {},
     },
-    async (c, { principal: { owner }, params, body }) => {
+    async (c, { principal: { owner, writer }, params, body }) => {
       const index = objectIndexOf(c.env, owner);
       const upload = await index.upload(params.upload_id);
       if (!upload) throw new FerryError('NOT_FOUND', 'upload not found (completed, aborted, expired, or never started)');
@@ -189,22 +190,22 @@ export function registerObjectRoutes(table: RouteTable): void {
       await multipart.complete(parts.map((p) => ({ partNumber: p.part_number, etag: p.etag })));
       await index.endUpload(params.upload_id, false);
       // The whole-object digest cannot be derived from the parts' digests: read it back once.
-      const stored = await c.env.OBJECTS.get(upload.storage_key);
+      const stored = await c.env.OBJECTS.head(upload.storage_key);
       if (!stored) throw new FerryError('INTERNAL', 'the completed upload is missing from storage');
-      const hashed = await sha256OfStream(stored.body);
+      const hashed = await sha256OfObject(c.env.OBJECTS, upload.storage_key, stored.size);
       if (body.sha256 !== undefined && body.sha256 !== hashed.sha256) {
         await c.env.OBJECTS.delete(upload.storage_key);
         throw new FerryError('DIGEST_MISMATCH', `the stored bytes have sha256 ${hashed.sha256}, not ${body.sha256}; nothing was kept`, { sha256: hashed.sha256 });
       }
       const id = await objectIdOf(owner, hashed.sha256);
-      const record = await index.commit({ id, storage_key: upload.storage_key, size: hashed.size, sha256: hashed.sha256, content_type: upload.content_type, filters_json: upload.filters_json, ttl_s: upload.ttl_s });
+      const record = await index.commit({ id, storage_key: upload.storage_key, size: hashed.size, sha256: hashed.sha256, content_type: upload.content_type, filters_json: upload.filters_json, ttl_s: upload.ttl_s, writer });
       return refOf(record);
     },
   );
 
   defineRoute(
     table,
-    { method: 'delete', path: '/v3/objects/uploads/{upload_id}', summary: 'Abort an upload: its parts are dropped', auth: 'user', params: UploadParams, response: DeletedResponse, errors: ['NOT_FOUND'] },
+    { method: 'delete', path: '/v3/objects/uploads/{upload_id}', summary: 'Abort an upload: its parts are dropped', auth: 'writer', params: UploadParams, response: DeletedResponse, errors: ['NOT_FOUND'] },
     async (c, { principal: { owner }, params }) => {
       if (!(await objectIndexOf(c.env, owner).endUpload(params.upload_id, true))) throw new FerryError('NOT_FOUND', 'upload not found');
       return { deleted: true as const };

@@ -11,17 +11,21 @@ import { z } from 'zod';
 import { JsonValue } from '../../protocol/api';
 import { FerryError } from '../../protocol/errors';
 import { endpointOfId } from '../../protocol/ids';
-import { provDocument, type LineageItem, type TaskLineage } from '../../provenance/prov-document';
+import { provDocument, type FunctionInfo, type LineageItem, type ObjectInfo, type ProvDocument, type TaskLineage } from '../../provenance/prov-document';
 import { hubOf } from '../endpoint-hub/endpoint-hub';
-import { itemsOf } from '../endpoint-hub/lineage-capture';
+import { itemsOf, sha256Hex } from '../endpoint-hub/lineage-capture';
 import type { GatewayEnv } from '../env';
 import type { LineageQuery } from '../lineage-index';
+import { objectIndexOf } from '../objects/object-index';
 import { registryOf } from '../registry';
 import { defineRoute, type RouteTable } from '../route-spec';
 
 const MAX_RECORDS = 10_000;
 const MAX_DEPTH = 20;
 const MAX_FRONTIER = 1_000;
+/** Functions and objects looked up per PROV-JSON document (names, digests, ingest filters); more are named by id only. */
+const MAX_LOOKUPS = 1_000;
+const OBJECT_ID = /^[0-9a-f]{64}$/;
 
 const LineageItemSchema = z.object({ role: z.string(), object: z.string().optional(), digest: z.string().optional() });
 const LineageRecord = z
@@ -43,6 +47,7 @@ const LineageRecord = z
     hostname: z.string().nullable(),
     used: z.array(LineageItemSchema),
     generated: z.array(LineageItemSchema),
+    telemetry: z.object({ wall_time_s: z.number().optional(), cpu_time_s: z.number().optional(), peak_memory_bytes: z.number().optional() }).nullable().optional(),
   });
 const ProvJson = z
   .object({ prefix: z.record(z.string(), z.string()) })
@@ -55,7 +60,8 @@ const Format = z.enum(['records', 'prov-json']).default('records');
 const WorkflowQuery = z.object({
   workflow_id: z.string().min(1).max(256).optional(),
   campaign_id: z.string().min(1).max(256).optional(),
-  format: Format,
+  /** `count`: only how many records there are (`{"count": n}`), e.g. to wait until a batch's records are all written. */
+  format: z.enum(['records', 'prov-json', 'count']).default('records'),
   limit: z.coerce.number().int().min(1).max(MAX_RECORDS).default(1_000),
 });
 const ObjectQuery = z.object({
@@ -84,6 +90,13 @@ const EventsRequest = z.object({ messages: z.array(FlowceptTask).min(1).max(1_00
 const EventsResponse = z.object({ accepted: z.number().int() });
 
 /** Every record source of the owner: each endpoint's hub, and the registry (ingested messages). */
+async function countAll(env: GatewayEnv, owner: string, workflowId: string | null, campaignId: string | null): Promise<number> {
+  const registry = registryOf(env, owner);
+  const endpointIds = await registry.endpointIds();
+  const counts = await Promise.all([...endpointIds.map((id) => hubOf(env, id).lineageCount(owner, workflowId, campaignId)), registry.lineageCount(owner, workflowId, campaignId)]);
+  return counts.reduce((a, b) => a + b, 0);
+}
+
 async function queryAll(env: GatewayEnv, owner: string, query: LineageQuery): Promise<TaskLineage[]> {
   const registry = registryOf(env, owner);
   const endpointIds = await registry.endpointIds();
@@ -92,6 +105,34 @@ async function queryAll(env: GatewayEnv, owner: string, query: LineageQuery): Pr
     registry.lineage(owner, query) as Promise<TaskLineage[]>,
   ]);
   return parts.flat();
+}
+
+/**
+ * The records as one PROV-JSON document, with what they only name looked up in the owner's
+ * Registry (function names, code digests) and ObjectIndex (content digests, sizes, ingest filters).
+ */
+async function renderProv(env: GatewayEnv, owner: string, records: readonly TaskLineage[]): Promise<ProvDocument> {
+  const functionIds = new Set<string>();
+  const objectIds = new Set<string>();
+  for (const r of records) {
+    if (r.function_uuid !== null && functionIds.size < MAX_LOOKUPS) functionIds.add(r.function_uuid);
+    for (const item of [...r.used, ...r.generated]) if (item.object !== undefined && OBJECT_ID.test(item.object) && objectIds.size < MAX_LOOKUPS) objectIds.add(item.object);
+  }
+  const registry = registryOf(env, owner);
+  const index = objectIndexOf(env, owner);
+  const functions = new Map<string, FunctionInfo>();
+  const objects = new Map<string, ObjectInfo>();
+  await Promise.all([
+    ...[...functionIds].map(async (id) => {
+      const fn = await registry.getFunction(id);
+      if (fn) functions.set(id, { name: fn.function_name, runtime: fn.meta.runtime, code_sha256: await sha256Hex(fn.function_code) });
+    }),
+    ...[...objectIds].map(async (id) => {
+      const meta = await index.meta(id);
+      if (meta) objects.set(id, { owner, sha256: meta.sha256, size: meta.size, content_type: meta.content_type, created_at: meta.created_at / 1000, filters: JSON.parse(meta.filters_json) as ObjectInfo['filters'] });
+    }),
+  ]);
+  return provDocument(records, { functions, objects });
 }
 
 function seconds(time: number | string | undefined): number | null {
@@ -126,7 +167,7 @@ export function registerProvenanceRoutes(table: RouteTable): void {
       let records = endpointId === null ? [] : ((await hubOf(c.env, endpointId).lineage(owner, query)) as TaskLineage[]);
       if (records.length === 0) records = (await registryOf(c.env, owner).lineage(owner, query)) as TaskLineage[];
       if (records.length === 0) throw new FerryError('NOT_FOUND', 'no provenance for this task (not ended, or not yours)');
-      return provDocument(records);
+      return renderProv(c.env, owner, records);
     },
   );
 
@@ -138,13 +179,14 @@ export function registerProvenanceRoutes(table: RouteTable): void {
       summary: "The caller's lineage records of a workflow and/or campaign (all of them without either), or one PROV-JSON bundle",
       auth: 'user',
       query: WorkflowQuery,
-      response: z.union([z.object({ records: z.array(LineageRecord) }), ProvJson]),
+      response: z.union([z.object({ records: z.array(LineageRecord) }), ProvJson, z.object({ count: z.number().int() })]),
       errors: [],
     },
     async (c, { principal: { owner }, query }) => {
+      if (query.format === 'count') return { count: await countAll(c.env, owner, query.workflow_id ?? null, query.campaign_id ?? null) };
       const all = await queryAll(c.env, owner, { kind: 'workflow', workflow_id: query.workflow_id ?? null, campaign_id: query.campaign_id ?? null, limit: query.limit });
       const records = all.slice(0, query.limit);
-      return query.format === 'prov-json' ? provDocument(records) : { records };
+      return query.format === 'prov-json' ? renderProv(c.env, owner, records) : { records };
     },
   );
 
@@ -182,7 +224,7 @@ export function registerProvenanceRoutes(table: RouteTable): void {
         frontier = next;
       }
       if (steps.length === 0) throw new FerryError('NOT_FOUND', 'no task of yours used or generated this object');
-      return query.format === 'prov-json' ? provDocument(steps.map((s) => s.record)) : { object_id: params.id, direction: query.direction, steps };
+      return query.format === 'prov-json' ? renderProv(c.env, owner, steps.map((s) => s.record)) : { object_id: params.id, direction: query.direction, steps };
     },
   );
 

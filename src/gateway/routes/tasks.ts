@@ -10,7 +10,7 @@ import { resolveFunctions } from '../function-cache';
 import { unwrap } from '../hub-reply';
 import { admissionHeaders, admitSubmission } from '../rate-limit/rate-limit';
 import { redisSettings, taskStoreKind, taskTtlSeconds, type GatewayEnv } from '../env';
-import { taskDocJson } from '../endpoint-hub/task-doc-json';
+import { spilledResultKey, taskDocJson } from '../endpoint-hub/task-doc-json';
 import { redisClient } from '../task-store/redis-client';
 import { RedisTaskStore } from '../task-store/redis-task-store';
 import { defineRoute, jsonText, type RouteTable } from '../route-spec';
@@ -43,7 +43,8 @@ async function readDocsFromRedis(env: GatewayEnv, owner: string, ids: readonly s
   const docs = await Promise.all(
     records.map(async (r) => {
       let result = r.result_json;
-      if (r.result_ref !== null) result = (await (await env.OBJECTS.get(r.result_ref))?.text()) ?? null;
+      const spilled = spilledResultKey(r);
+      if (spilled !== null) result = (await (await env.OBJECTS.get(spilled))?.text()) ?? null;
       return taskDocJson(r, endpointOfId(r.task_id)!, result);
     }),
   );

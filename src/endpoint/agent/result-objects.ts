@@ -1,0 +1,325 @@
+// Results by reference, the agent's half. A result that does not travel inline (bytes, or JSON over
+// LIMITS.maxInlineResultBytes) arrives from a worker in parts, which are written to a spool file
+// under the agent's state directory as they come and digested on the way; when the result's entry
+// arrives, the file is checked against the worker's size and sha256 and uploaded to the gateway as
+// an object of the endpoint's owner, with the agent's access token: one `PUT /v3/objects` up to
+// 64 MiB, a multipart upload above. Request bodies are read from the file through one small buffer
+// per request, refilled only once the socket has taken its bytes: the agent never holds a result
+// in memory, nor leaves a result's worth of spent buffers for the collector. The spool is emptied
+// when the agent starts: a result not yet stored belongs to a task its journal still holds, which
+// runs again.
+
+import { createHash, type Hash } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { request as httpRequest, type ClientRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { join } from 'node:path';
+import { OBJECT_LIMITS, type ObjectRef, type ResultRef } from '../../protocol/api';
+import type { ResultBody } from '../../protocol/interchange';
+import type { Logger } from '../log';
+
+export interface ResultObjectsOptions {
+  /** The spool directory; emptied when this is made. */
+  dir: string;
+  gatewayUrl: string;
+  /** The agent's current access token (endpoint access tokens may store objects for their owner). */
+  token: () => string;
+  log: Logger;
+  /** For the JSON requests (multipart start, complete, abort); bodies of bytes go through node:http(s). */
+  fetch?: typeof fetch;
+  /** Objects up to this size go in one PUT; default OBJECT_LIMITS.maxSinglePutBytes (64 MiB). */
+  maxSinglePutBytes?: number;
+  /** Bytes per part of a larger one; default OBJECT_LIMITS.defaultPartSize (16 MiB). */
+  partSize?: number;
+  /** Waits between attempts of an upload the gateway could not take: doubling from min to max. */
+  retryMinMs?: number;
+  retryMaxMs?: number;
+}
+
+/** The result could not be stored, and trying again would not help: the task fails with this code. */
+export class ResultNotStoredError extends Error {
+  readonly code = 'FERRY_RESULT_NOT_STORED';
+  override readonly name = 'ResultNotStored';
+}
+
+/** store() was cut short because the agent is stopping; the task runs again after a restart. */
+export class ResultStoreStoppedError extends Error {
+  override readonly name = 'ResultStoreStopped';
+}
+
+/** A failed answer of the gateway. */
+class GatewayAnswer extends Error {
+  constructor(readonly status: number, readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+/** The spool file could not be read: trying again will not help. */
+class SpoolUnreadable extends Error {}
+
+/** Bytes read from a spool file and written to a request at a time. */
+const SEND_BUFFER_BYTES = 256 * 1024;
+
+interface Spool {
+  path: string;
+  /** Open while parts come; null once closed (or if it could not be opened). */
+  fd: number | null;
+  written: number;
+  hash: Hash;
+  /** Why the parts cannot make the result (a gap, a full disk); null while they can. */
+  broken: string | null;
+  /** store() has taken it: discard() leaves it alone. */
+  storing: boolean;
+}
+
+export class ResultObjects {
+  private readonly spools = new Map<string, Spool>();
+  private readonly stopping = new AbortController();
+  private readonly fetchImpl: typeof fetch;
+  private readonly maxSinglePutBytes: number;
+  private readonly partSize: number;
+  private seq = 0;
+
+  constructor(private readonly opts: ResultObjectsOptions) {
+    this.fetchImpl = opts.fetch ?? fetch;
+    this.maxSinglePutBytes = Math.min(opts.maxSinglePutBytes ?? OBJECT_LIMITS.maxSinglePutBytes, OBJECT_LIMITS.maxSinglePutBytes);
+    this.partSize = opts.partSize ?? OBJECT_LIMITS.defaultPartSize;
+    rmSync(opts.dir, { recursive: true, force: true });
+    mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
+  }
+
+  /** Spools bytes [offset, offset + data.length) of a result; parts come in order. */
+  part(taskId: string, attempt: number, offset: number, data: Uint8Array): void {
+    const key = keyOf(taskId, attempt);
+    let spool = this.spools.get(key);
+    if (!spool) {
+      spool = { path: join(this.opts.dir, `${++this.seq}.part`), fd: null, written: 0, hash: createHash('sha256'), broken: null, storing: false };
+      this.spools.set(key, spool);
+      try {
+        spool.fd = openSync(spool.path, 'w', 0o600);
+      } catch (err) {
+        spool.broken = `the spool file could not be made: ${(err as Error).message}`;
+      }
+    }
+    if (spool.broken !== null || spool.fd === null || spool.storing) return;
+    if (offset !== spool.written) {
+      spool.broken = `a part at byte ${offset} where byte ${spool.written} was due`;
+      return;
+    }
+    try {
+      for (let at = 0; at < data.byteLength; ) at += writeSync(spool.fd, data, at, data.byteLength - at);
+    } catch (err) {
+      spool.broken = `the spool file could not be written: ${(err as Error).message}`;
+      return;
+    }
+    spool.hash.update(data);
+    spool.written += data.byteLength;
+  }
+
+  /** Forgets every spooled result of a task (cancelled, or its execution was lost). */
+  discard(taskId: string): void {
+    for (const [key, spool] of this.spools) {
+      if (!key.startsWith(`${taskId} `) || spool.storing) continue;
+      this.spools.delete(key);
+      remove(spool);
+    }
+  }
+
+  /**
+   * Checks the spooled parts against the worker's account of them and stores them as an object;
+   * answers its reference. Transient failures (no route to the gateway, 5xx, 429, an expired token)
+   * are retried until the agent stops (ResultStoreStoppedError); ResultNotStoredError otherwise.
+   */
+  async store(taskId: string, attempt: number, body: ResultBody): Promise<ResultRef> {
+    const key = keyOf(taskId, attempt);
+    let spool = this.spools.get(key);
+    if (!spool) {
+      if (body.size > 0) throw new ResultNotStoredError(`none of the result's ${body.size} bytes reached the agent`);
+      this.part(taskId, attempt, 0, new Uint8Array(0));
+      spool = this.spools.get(key)!;
+    }
+    if (spool.storing) throw new ResultNotStoredError('the result is already being stored');
+    spool.storing = true;
+    if (spool.fd !== null) closeSync(spool.fd);
+    spool.fd = null;
+    try {
+      if (spool.broken !== null) throw new ResultNotStoredError(`the result's parts do not fit together: ${spool.broken}`);
+      const sha256 = spool.hash.digest('hex');
+      if (spool.written !== body.size || sha256 !== body.sha256) {
+        throw new ResultNotStoredError(`the agent received ${spool.written} bytes (sha256 ${sha256}) of a ${body.size}-byte result (sha256 ${body.sha256})`);
+      }
+      const started = Date.now();
+      const ref = await this.uploadWithRetries(taskId, spool.path, body);
+      if (ref.size !== body.size || ref.sha256 !== body.sha256) {
+        throw new ResultNotStoredError(`the gateway stored ${ref.size} bytes with sha256 ${ref.sha256}, not the result's ${body.size} (sha256 ${body.sha256})`);
+      }
+      this.opts.log.info('result stored as an object', { task_id: taskId, object_id: ref.$ref, size: ref.size, content_type: body.content_type, ms: Date.now() - started });
+      return { $ref: ref.$ref, size: ref.size, sha256: ref.sha256, content_type: body.content_type };
+    } finally {
+      this.spools.delete(key);
+      remove(spool);
+    }
+  }
+
+  /** Cuts uploads short and drops what is spooled. */
+  stop(): void {
+    this.stopping.abort();
+    for (const spool of this.spools.values()) if (!spool.storing) remove(spool); // store() removes its own
+    this.spools.clear();
+  }
+
+  private async uploadWithRetries(taskId: string, path: string, body: ResultBody): Promise<ObjectRef> {
+    const min = this.opts.retryMinMs ?? 250;
+    const max = this.opts.retryMaxMs ?? 10_000;
+    let wait = min;
+    for (;;) {
+      if (this.stopping.signal.aborted) throw new ResultStoreStoppedError('the agent is stopping');
+      try {
+        return await this.upload(path, body);
+      } catch (err) {
+        if (this.stopping.signal.aborted) throw new ResultStoreStoppedError('the agent is stopping');
+        if (!transient(err)) {
+          throw new ResultNotStoredError(`the gateway refused the result: ${err instanceof GatewayAnswer ? `${err.status} ${err.code}: ` : ''}${(err as Error).message}`);
+        }
+        this.opts.log.warn('could not store a result as an object; retrying', { task_id: taskId, error: (err as Error).message, in_ms: wait });
+        await sleep(wait, this.stopping.signal);
+        wait = Math.min(wait * 2, max);
+      }
+    }
+  }
+
+  private async upload(path: string, body: ResultBody): Promise<ObjectRef> {
+    let file: FileHandle;
+    try {
+      file = await open(path, 'r');
+    } catch (err) {
+      throw new SpoolUnreadable(`the spooled result is gone: ${(err as Error).message}`);
+    }
+    try {
+      if (body.size <= this.maxSinglePutBytes) return await this.sendFile<ObjectRef>('PUT', '/v3/objects', file, 0, body.size, body.content_type);
+      const start = await this.call<{ upload_id: string; part_size: number }>('POST', '/v3/objects/uploads', { content_type: body.content_type, part_size: this.partSize });
+      const base = `/v3/objects/uploads/${start.upload_id}`;
+      try {
+        for (let n = 1, at = 0; at < body.size; n++, at += start.part_size) {
+          await this.sendFile('PUT', `${base}/${n}`, file, at, Math.min(at + start.part_size, body.size), 'application/octet-stream');
+        }
+        return await this.call<ObjectRef>('POST', `${base}/complete`, { sha256: body.sha256 });
+      } catch (err) {
+        // Best effort: an upload never completed stores nothing and expires anyway.
+        await this.call('DELETE', base).catch(() => undefined);
+        // The upload itself may be gone (expired, or completed by an answer that was lost): start over.
+        if (err instanceof GatewayAnswer && err.status === 404) throw new GatewayAnswer(503, 'UNAVAILABLE', `the upload went missing: ${err.message}`);
+        throw err;
+      }
+    } finally {
+      await file.close();
+    }
+  }
+
+  /** A JSON request (or none) with the agent's token; the JSON answer, or GatewayAnswer. */
+  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.fetchImpl(this.opts.gatewayUrl + path, {
+      method,
+      headers: { authorization: `Bearer ${this.opts.token()}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      signal: this.stopping.signal,
+    });
+    return answerOf<T>(res.status, await res.text());
+  }
+
+  /** Sends bytes [start, end) of a file as a request body, one buffer at a time; the JSON answer, or GatewayAnswer. */
+  private async sendFile<T>(method: string, path: string, file: FileHandle, start: number, end: number, contentType: string): Promise<T> {
+    const url = new URL(this.opts.gatewayUrl + path);
+    const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
+      method,
+      headers: { authorization: `Bearer ${this.opts.token()}`, 'content-type': contentType, 'content-length': String(end - start) },
+      signal: this.stopping.signal,
+    });
+    const answer = responseOf(req);
+    answer.catch(() => undefined); // awaited below; a failed write may come first
+    const buffer = Buffer.allocUnsafeSlow(Math.min(SEND_BUFFER_BYTES, Math.max(1, end - start)));
+    try {
+      for (let at = start; at < end; ) {
+        let n: number;
+        try {
+          n = (await file.read(buffer, 0, Math.min(buffer.length, end - at), at)).bytesRead;
+        } catch (err) {
+          throw new SpoolUnreadable(`the spooled result could not be read: ${(err as Error).message}`);
+        }
+        if (n === 0) throw new SpoolUnreadable(`the spooled result ends at byte ${at}, before ${end}`);
+        // The buffer is filled again only once the socket has taken these bytes.
+        await new Promise<void>((resolve, reject) => req.write(buffer.subarray(0, n), (err) => (err ? reject(err) : resolve())));
+        at += n;
+      }
+      req.end();
+    } catch (err) {
+      req.destroy();
+      // The gateway may have answered (and closed) before taking the whole body: its answer says why.
+      const early = await answer.catch(() => null);
+      if (early && !(err instanceof SpoolUnreadable)) return answerOf<T>(early.status, early.text);
+      throw err;
+    }
+    const { status, text } = await answer;
+    return answerOf<T>(status, text);
+  }
+}
+
+function responseOf(req: ClientRequest): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    req.once('error', reject);
+    req.once('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.once('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      res.once('error', reject);
+    });
+  });
+}
+
+function answerOf<T>(status: number, text: string): T {
+  if (status >= 200 && status < 300) return (text ? JSON.parse(text) : undefined) as T;
+  let code = `HTTP_${status}`;
+  let message = text.slice(0, 300);
+  try {
+    const parsed = JSON.parse(text) as { code?: unknown; message?: unknown };
+    if (typeof parsed.code === 'string') code = parsed.code;
+    if (typeof parsed.message === 'string') message = parsed.message;
+  } catch {
+    // not JSON: keep the text
+  }
+  throw new GatewayAnswer(status, code, message);
+}
+
+/** Worth trying again: the gateway was out of reach or overloaded, or the token had just expired. */
+function transient(err: unknown): boolean {
+  if (err instanceof GatewayAnswer) return err.status >= 500 || err.status === 429 || err.code === 'TOKEN_EXPIRED';
+  // No answer at all (refused, reset, timed out, DNS) may mend; an unreadable spool will not.
+  return !(err instanceof SpoolUnreadable);
+}
+
+function keyOf(taskId: string, attempt: number): string {
+  return `${taskId} ${attempt}`;
+}
+
+function remove(spool: Spool): void {
+  if (spool.fd !== null) closeSync(spool.fd);
+  spool.fd = null;
+  try {
+    unlinkSync(spool.path);
+  } catch {
+    // already gone
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
