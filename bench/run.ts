@@ -231,7 +231,7 @@ async function provenanceSection() {
       await client.waitAll((await client.submitBatch(endpoint.endpointId, fn, [[0], [1], [2], [3]])).task_ids);
       setups[mode].fn = fn;
     }
-    const runs: Record<Mode, Array<{ rate: number; cpuPerTask: number }>> = { on: [], off: [] };
+    const runs: Record<Mode, Array<{ rate: number; cpuPerTask: number; gatewayCpuPerTask: number }>> = { on: [], off: [] };
     const payloads = Array.from({ length: n }, (_, i) => [i]);
     for (let pair = 0; pair < pairs; pair++) {
       for (const mode of (pair % 2 === 0 ? ['on', 'off'] : ['off', 'on']) as Mode[]) {
@@ -240,6 +240,7 @@ async function provenanceSection() {
         const workflow = `bench-${mode}-${pair}`;
         const finished = progress(`pair ${pair + 1}/${pairs} lineage ${mode}`);
         const cpu0 = treeCpuSeconds(roots);
+        const gw0 = treeCpuSeconds([stack.gateway.child.pid!]);
         const t0 = performance.now();
         const sub = await client.submitBatch(endpointId, fn, payloads, { workflow_id: workflow });
         const docs = await client.waitAll(sub.task_ids, { timeout: 600, onProgress: (p) => finished(p.done, p.total) });
@@ -254,10 +255,11 @@ async function provenanceSection() {
         }
         const t1 = performance.now();
         const cpu1 = treeCpuSeconds(roots);
+        const gatewayCpu = treeCpuSeconds([stack.gateway.child.pid!]) - gw0;
         const wrong = docs.filter((d, i) => d.status !== 'success' || d.result !== i + 1).length;
         if (wrong) throw new Error(`lineage ${mode}: ${wrong} of ${n} results wrong or missing`);
-        runs[mode].push({ rate: n / ((t1 - t0) / 1000), cpuPerTask: (cpu1 - cpu0) / n });
-        process.stderr.write(`  lineage ${mode}: ${(n / ((t1 - t0) / 1000)).toFixed(0)} tasks/s, ${(((cpu1 - cpu0) / n) * 1e3).toFixed(3)} CPU-ms/task\n`);
+        runs[mode].push({ rate: n / ((t1 - t0) / 1000), cpuPerTask: (cpu1 - cpu0) / n, gatewayCpuPerTask: gatewayCpu / n });
+        process.stderr.write(`  lineage ${mode}: ${(n / ((t1 - t0) / 1000)).toFixed(0)} tasks/s, ${(((cpu1 - cpu0) / n) * 1e3).toFixed(3)} CPU-ms/task (gateway ${((gatewayCpu / n) * 1e3).toFixed(3)})\n`);
       }
     }
     const median = (xs: number[]) => {
@@ -272,6 +274,10 @@ async function provenanceSection() {
     figures['provenance_cpu_ms_per_task_on'] = {
       value: median(runs.on.map((r) => r.cpuPerTask * 1e3)), unit: 'CPU-ms/task', baseline: median(runs.off.map((r) => r.cpuPerTask * 1e3)), baseline_name: 'LINEAGE=off (median)',
       note: 'gateway (wrangler + workerd) and endpoint (agent, managers, workers) process trees',
+    };
+    figures['provenance_gateway_cpu_ms_per_task_on'] = {
+      value: median(runs.on.map((r) => r.gatewayCpuPerTask * 1e3)), unit: 'CPU-ms/task', baseline: median(runs.off.map((r) => r.gatewayCpuPerTask * 1e3)), baseline_name: 'LINEAGE=off (median)',
+      note: 'the gateway process tree alone (wrangler + workerd)',
     };
   } finally {
     for (const s of Object.values(setups)) await s.stack.stop();

@@ -73,9 +73,11 @@ describe('ferry lineage', () => {
     expect(out).toContain('workflow wf-cli');
     expect(out).toMatch(new RegExp(`function derive ${ids.fnA} \\(code sha256 [0-9a-f]{12}…\\)`));
     const time = (label: string) => new RegExp(`${label.replace(/[()]/g, '\\$&')} +\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\.\\d{3} UTC`);
-    for (const label of ['waiting-for-ep', 'started (worker)', 'success']) expect(out).toMatch(time(label));
-    expect(lineWith(out, 'waiting-for-ep').index).toBeLessThan(lineWith(out, 'started (worker)').index);
-    expect(lineWith(out, 'started (worker)').index).toBeLessThan(lineWith(out, '─ success').index);
+    // The run's start: the gateway's `running` change, or the worker's own start when the gateway saw none.
+    const started = out.includes('─ running ') ? 'running' : 'started (worker)';
+    for (const label of ['waiting-for-ep', started, 'success']) expect(out).toMatch(time(label));
+    expect(lineWith(out, 'waiting-for-ep').index).toBeLessThan(lineWith(out, started).index);
+    expect(lineWith(out, started).index).toBeLessThan(lineWith(out, '─ success').index);
     expect(lineWith(out, `args.0: object ${ids.R}`).line).toMatch(/sha256 [0-9a-f]{12}…, 16 B, ingest filters: upper\)/);
     expect(out).toMatch(/args\.1: value sha256 [0-9a-f]{12}…/);
     expect(out).toContain(`result: object ${ids.O1}`);

@@ -135,7 +135,9 @@ describe('results by reference', () => {
     expect(measured.value.result).toMatchObject({ size, sha256: digest, content_type: 'application/octet-stream' });
     const agentGrowth = measured.peak.agent! - measured.before.agent!;
     console.log(`results-by-ref: 100 MiB result; agent RSS +${mb(agentGrowth)}, workerd RSS +${mb(measured.peak.workerd! - measured.before.workerd!)}`);
-    expect(agentGrowth).toBeLessThan(16 * MiB);
+    // Far below the result's size: an agent holding the result, or its 1 MiB parts piling up for
+    // the garbage collector (+69 MiB measured), goes over; 16-21 MiB seen under load.
+    expect(agentGrowth).toBeLessThan(32 * MiB);
   }, 180_000);
 
   it('a 1 MiB JSON result round-trips as its value, stored as JSON text', async () => {

@@ -23,7 +23,7 @@ import type { TaskOutcome, TaskRecord, TaskStore } from '../task-store/port';
 import { isOverBytes } from '../text-size';
 import { AgentSessionStore, type AgentSession } from './agent-session';
 import { allowListOf, createEndpointSchema, endpointDoc, hasEndpointSchema, migrateEndpointSchema, readEndpoint, writeEndpoint, type EndpointFields, type EndpointRecord } from './endpoint-record';
-import { lineageRecords, type EndingTask } from './lineage-capture';
+import { lineageRecords } from './lineage-capture';
 import { Outbox } from './outbox';
 import { buildTaskFrames, TASK_FRAME_BUDGET } from './task-frames';
 import { TaskWaiters } from './task-waiters';
@@ -77,6 +77,10 @@ const DISPATCH_ROUND_ROWS = 5_000;
 /** With a remote store: how often the outbox is swept while it holds undelivered rows and an agent is connected. */
 const OUTBOX_SWEEP_MS = 30_000;
 const SWEEP_CHUNK = 2_000;
+/** Lineage records are written this long after the first task of a batch ends (an alarm), off the results path. */
+const LINEAGE_DELAY_MS = 100;
+/** Ended tasks whose records one transaction writes. */
+const LINEAGE_BATCH = 1_000;
 
 const EMPTY_REPORT: StatusReport = { total_workers: 0, idle_workers: 0, pending_tasks: 0, outstanding_tasks: 0, managers: 0, blocks: 0 };
 
@@ -354,8 +358,8 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     const moved = transition(taskId, state.state, state.transitions, 'cancelled', nowSeconds());
     const delivered = this.outbox.lookup([taskId]).get(taskId) === true;
     const outcome: TaskOutcome = { ...emptyOutcome(taskId), state: moved.state, transitions: moved.transitions, completion_t: moved.event.at };
-    const lineage = await this.lineageOf([{ outcome, resultText: null, result: undefined }]);
-    const report = await this.store.finishTasks([outcome], [], (finished) => this.finishAlongside(finished, lineage));
+    const report = await this.store.finishTasks([outcome], [], (finished) => this.finishAlongside(finished));
+    await this.armLineage();
     // A result stored between the read above and this write wins: the cancel is refused.
     if (report.finished.length === 0) {
       const now = (await this.store.readStates([taskId])).get(taskId);
@@ -374,37 +378,94 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
 
   // ---- lineage ----
 
-  /** Lineage records of tasks about to end; read before the outcome's transaction removes their outbox rows. */
-  private async lineageOf(ending: readonly EndingTask[]): Promise<Map<string, TaskLineage>> {
-    const out = new Map<string, TaskLineage>();
-    const record = this.endpoint();
-    if (ending.length === 0 || !record || !this.lineageOn) return out;
-    const ids = ending.map((e) => e.outcome.task_id);
-    const tasks = await this.store.readTasks(ids);
-    const records = await lineageRecords(record.owner, record.endpoint_id, ending, new Map(tasks.map((t) => [t.task_id, t])), this.outbox.messages(ids));
-    for (const r of records) out.set(r.task_id, r);
-    return out;
+  /**
+   * Inside the outcomes' transaction: the outbox rows of the stored outcomes are marked ended (their
+   * lineage records are written off this path, by flushLineage), or go at once with lineage off.
+   */
+  private finishAlongside(finished: readonly string[]): void {
+    this.retire(finished);
   }
 
-  /** Inside the outcomes' transaction: outbox rows go, lineage records of the stored outcomes come. */
-  private finishAlongside(finished: readonly string[], lineage: ReadonlyMap<string, TaskLineage>): void {
-    this.outbox.remove(finished);
-    const records: TaskLineage[] = [];
-    for (const id of finished) {
-      const r = lineage.get(id);
-      if (r) records.push(r);
+  /** Rows of tasks now final: kept for their lineage record, or dropped with lineage off. */
+  private retire(taskIds: readonly string[]): void {
+    if (taskIds.length === 0) return;
+    if (this.lineageOn) this.outbox.markEnded(taskIds);
+    else this.outbox.remove(taskIds);
+  }
+
+  /** When the lineage alarm is set for (ms), as far as this instance knows; 0: not set. */
+  private lineageAlarmAt = 0;
+
+  /** Sets the alarm that writes the records of ended tasks, unless one comes sooner. */
+  private async armLineage(): Promise<void> {
+    if (!this.lineageOn || this.lineageAlarmAt > Date.now()) return;
+    const at = Date.now() + LINEAGE_DELAY_MS;
+    const current = await this.ctx.storage.getAlarm();
+    if (current !== null && current <= at) {
+      this.lineageAlarmAt = current;
+      return;
     }
-    this.lineageIndex.write(records);
+    await this.ctx.storage.setAlarm(at);
+    this.lineageAlarmAt = at;
+  }
+
+  private lineageFlush: Promise<void> | null = null;
+
+  /**
+   * Writes the lineage records of every ended task whose record is not written yet, in batches:
+   * read the final task records, build the records, then in one transaction write them and drop
+   * the outbox rows. A failed batch leaves its rows; the alarm runs again (and queries flush first).
+   */
+  private flushLineage(): Promise<void> {
+    if (!this.lineageOn || !this.schemaReady) return Promise.resolve();
+    if (!this.lineageFlush) {
+      this.lineageFlush = (async () => {
+        try {
+          for (;;) {
+            const rows = this.outbox.ended(LINEAGE_BATCH);
+            if (rows.length === 0) return;
+            await this.writeLineage(rows);
+            if (rows.length < LINEAGE_BATCH) return;
+          }
+        } finally {
+          this.lineageFlush = null;
+        }
+      })();
+    }
+    return this.lineageFlush;
+  }
+
+  private async writeLineage(rows: ReadonlyArray<{ task_id: string; message: string }>): Promise<void> {
+    const record = this.endpoint()!;
+    const ids = rows.map((r) => r.task_id);
+    const tasks = await this.store.readTasks(ids);
+    const spilled = new Map<string, string>();
+    await Promise.all(
+      tasks.map(async (t) => {
+        const key = spilledResultKey(t);
+        const object = key === null ? null : await this.env.OBJECTS.get(key);
+        if (object) spilled.set(t.task_id, await object.text());
+      }),
+    );
+    const records = await lineageRecords(record.owner, record.endpoint_id, tasks, new Map(rows.map((r) => [r.task_id, r.message])), spilled);
+    this.ctx.storage.transactionSync(() => {
+      this.lineageIndex.write(records);
+      // A task gone from the store (expired) has nothing left to record.
+      this.outbox.removeEnded(ids);
+    });
   }
 
   /** Lineage records of this endpoint's ended tasks (the owner's only). */
   async lineage(owner: string, query: LineageQuery): Promise<TaskLineage[]> {
     if (!this.owned(owner, true)) return [];
+    // Read your writes: records of tasks that ended are written before the query answers.
+    await this.flushLineage();
     return this.lineageIndex.query(owner, query);
   }
 
   async lineageCount(owner: string, workflowId: string | null, campaignId: string | null): Promise<number> {
     if (!this.owned(owner, true)) return 0;
+    await this.flushLineage();
     return this.lineageIndex.count(owner, workflowId, campaignId);
   }
 
@@ -611,8 +672,8 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     await this.store.saveTransitions(events, () => {
       this.outbox.markUndelivered(lapsed);
       this.outbox.markDelivered(keep);
-      this.outbox.remove(gone);
-      this.outbox.remove(drop);
+      this.retire(gone);
+      this.retire(drop);
     });
     this.provenance.record(events);
     if (this.remoteStore) await this.sweepOutbox(true);
@@ -661,7 +722,6 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     const deliveries = this.outbox.deliveries(results.map((r) => r.task_id));
     const at = nowSeconds();
     const outcomes: TaskOutcome[] = [];
-    const ending: EndingTask[] = [];
     const extraAttempts: string[] = [];
     const events: TransitionEvent[] = [];
     for (let i = 0; i < results.length; i++) {
@@ -690,17 +750,16 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
         // Executions the endpoint counted, or deliveries the gateway made, whichever is more.
         reported_attempt: Math.max(r.execution?.attempt ?? 0, deliveries.get(r.task_id) ?? 0),
       });
-      ending.push({ outcome: outcomes[outcomes.length - 1]!, resultText: encoded[i]!, result: r.result, ...(object ? { resultObject: object.$ref } : {}) });
       events.push(moved.event);
     }
-    const lineage = await this.lineageOf(ending);
-    const report = await this.store.finishTasks(outcomes, extraAttempts, (stored) => this.finishAlongside(stored, lineage));
+    const report = await this.store.finishTasks(outcomes, extraAttempts, (stored) => this.finishAlongside(stored));
     for (const id of storedLarge) this.largeResultsInFlight.delete(id);
     // Another frame (or a cancel) may have ended a task meanwhile: only the stored outcomes count.
     const stored = new Set(report.finished);
     this.provenance.record(events.filter((e) => stored.has(e.task_id)));
     this.waiters.wake(report.finished);
     for (const ids of chunkBySize(results.map((r) => r.task_id), TASK_FRAME_BUDGET)) this.sendQuietly(ws, JSON.stringify({ type: 'results_ack', task_ids: ids }));
+    await this.armLineage();
   }
 
   // ---- the outbox with a remote store ----
@@ -716,10 +775,14 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
    * and the outbox's leaves them), then re-sends what is still undelivered.
    */
   override async alarm(): Promise<void> {
-    if (!this.remoteStore || !this.schemaReady) return;
+    this.lineageAlarmAt = 0;
+    if (!this.schemaReady) return;
+    await this.flushLineage();
+    if (!this.remoteStore) return;
     await this.sweepOutbox(false);
     this.dispatch();
     await this.armSweep();
+    if (this.outbox.hasEnded()) await this.armLineage();
   }
 
   private async sweepOutbox(pendingOnly: boolean): Promise<void> {
@@ -734,7 +797,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
         const s = states.get(id);
         return !s || isFinal(s.state);
       });
-      if (gone.length > 0) this.outbox.remove(gone);
+      this.retire(gone);
     }
   }
 

@@ -1,9 +1,10 @@
-// Builds the lineage records of tasks entering a final state, from what the hub holds just before
-// storing the outcomes: the task records (function, workflow, group, attempts), the outbox message
-// (the payload, still there until the outcome's transaction removes it) and the result.
+// Builds the lineage records of ended tasks from their final stored records (function, workflow,
+// group, attempts, transitions, execution, result) and their outbox messages (the payload: the
+// outbox keeps a task's row, marked ended, until its record is written).
 
 import type { LineageItem, TaskLineage } from '../../provenance/prov-document';
-import type { TaskOutcome, TaskRecord } from '../task-store/port';
+import type { TaskRecord } from '../task-store/port';
+import { isObjectResult, spilledResultKey } from './task-doc-json';
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 const encoder = new TextEncoder();
@@ -57,44 +58,63 @@ function payloadItems(message: string | undefined): Promise<LineageItem[]> {
   return itemsOf(named);
 }
 
-export interface EndingTask {
-  outcome: TaskOutcome;
-  /** The result's JSON text and value (absent for failures and cancels). */
-  resultText: string | null;
-  result: unknown;
-  /** The object the endpoint stored the result as (results by reference): the one thing generated. */
-  resultObject?: string;
+/** What the endpoint's worker reported of an execution (wire ExecutionInfo), as stored. */
+interface StoredExecution {
+  host?: string;
+  started_at?: number;
+  ended_at?: number;
+  cpu_time_s?: number;
+  peak_memory_bytes?: number;
 }
 
-export async function lineageRecords(owner: string, endpointId: string, ending: readonly EndingTask[], records: ReadonlyMap<string, TaskRecord>, messages: ReadonlyMap<string, string>): Promise<TaskLineage[]> {
+/**
+ * The lineage record of each ended task, from its final stored record, its delivery message (the
+ * payload, kept in the outbox until its record is written) and, for a result the gateway spilled to
+ * R2, that result's text. Runs off the results path, in batches (EndpointHub.flushLineage).
+ */
+export async function lineageRecords(
+  owner: string,
+  endpointId: string,
+  tasks: readonly TaskRecord[],
+  messages: ReadonlyMap<string, string>,
+  spilledResults: ReadonlyMap<string, string>,
+): Promise<TaskLineage[]> {
   return Promise.all(
-    ending.map(async ({ outcome: o, resultText, result, resultObject }) => {
-      const meta = records.get(o.task_id);
-      const [used, digest] = await Promise.all([payloadItems(messages.get(o.task_id)), resultText === null || resultObject !== undefined ? null : sha256Hex(resultText)]);
+    tasks.map(async (t) => {
+      const resultObject = isObjectResult(t.result_ref) ? t.result_ref!.slice('object:'.length) : undefined;
+      const resultText = resultObject !== undefined ? null : spilledResultKey(t) !== null ? (spilledResults.get(t.task_id) ?? null) : t.result_json;
+      const [used, digest] = await Promise.all([payloadItems(messages.get(t.task_id)), resultText === null ? null : sha256Hex(resultText)]);
       const generated: LineageItem[] = [];
       if (resultObject !== undefined) generated.push({ role: 'result', object: resultObject });
-      if (digest !== null) generated.push({ role: 'result', digest });
-      if (resultText !== null && resultObject === undefined) for (const object of refsIn(result)) generated.push({ role: 'result', object });
-      const execution = o.execution_json === null ? null : (JSON.parse(o.execution_json) as { host?: string; started_at?: number });
-      const transitions = { ...(meta ? (JSON.parse(meta.transitions_json) as Record<string, number>) : {}), ...o.transitions } as Record<string, number>;
+      if (digest !== null) {
+        generated.push({ role: 'result', digest });
+        for (const object of refsIn(JSON.parse(resultText!))) generated.push({ role: 'result', object });
+      }
+      const execution = t.execution_json === null ? null : (JSON.parse(t.execution_json) as StoredExecution);
+      const transitions = JSON.parse(t.transitions_json) as Record<string, number>;
+      const telemetry: NonNullable<TaskLineage['telemetry']> = {};
+      if (execution?.started_at !== undefined && execution.ended_at !== undefined) telemetry.wall_time_s = Math.max(0, execution.ended_at - execution.started_at);
+      if (execution?.cpu_time_s !== undefined) telemetry.cpu_time_s = execution.cpu_time_s;
+      if (execution?.peak_memory_bytes !== undefined) telemetry.peak_memory_bytes = execution.peak_memory_bytes;
       return {
-        task_id: o.task_id,
+        task_id: t.task_id,
         source: 'ferry',
         owner,
         endpoint_id: endpointId,
-        function_uuid: meta?.function_uuid ?? null,
+        function_uuid: t.function_uuid,
         activity_id: null,
-        workflow_id: meta?.workflow_id ?? null,
-        campaign_id: meta?.campaign_id ?? null,
-        task_group_id: meta?.task_group_id ?? null,
-        status: o.state,
-        attempts: Math.max((meta?.attempts ?? 0) + (o.counts_attempt ? 1 : 0), o.reported_attempt),
+        workflow_id: t.workflow_id,
+        campaign_id: t.campaign_id,
+        task_group_id: t.task_group_id,
+        status: t.state,
+        attempts: t.attempts,
         transitions,
         started_at: transitions.running ?? execution?.started_at ?? null,
-        ended_at: o.completion_t,
+        ended_at: t.completion_t,
         hostname: execution?.host ?? null,
         used,
         generated,
+        telemetry: Object.keys(telemetry).length > 0 ? telemetry : null,
       } satisfies TaskLineage;
     }),
   );

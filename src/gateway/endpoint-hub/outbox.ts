@@ -1,6 +1,7 @@
 // The hub's outbox: tasks that still need delivery to the agent (or are delivered and unfinished),
 // each with its TaskMessage already encoded, and the code of every function those tasks name.
-// A row leaves the outbox when its task reaches a final state.
+// `delivered`: 0 waiting, 1 sent, 2 ended (final) with its lineage record still to write: the row
+// keeps the payload for it and leaves once the record is written (or at once, lineage off).
 
 import type { FunctionSpec } from '../../protocol/wire';
 import { forEachIdChunk, insertRows } from '../sql-batches';
@@ -74,11 +75,25 @@ export class Outbox {
 
   /** The agent holds these (reconcile): delivered, without counting another delivery. */
   markDelivered(taskIds: readonly string[]): void {
-    forEachIdChunk(taskIds, (placeholders, chunk) => this.sql.exec(`UPDATE outbox SET delivered = 1 WHERE task_id IN (${placeholders})`, ...chunk));
+    forEachIdChunk(taskIds, (placeholders, chunk) => this.sql.exec(`UPDATE outbox SET delivered = 1 WHERE task_id IN (${placeholders}) AND delivered < 2`, ...chunk));
   }
 
   markUndelivered(taskIds: readonly string[]): void {
-    forEachIdChunk(taskIds, (placeholders, chunk) => this.sql.exec(`UPDATE outbox SET delivered = 0 WHERE task_id IN (${placeholders})`, ...chunk));
+    forEachIdChunk(taskIds, (placeholders, chunk) => this.sql.exec(`UPDATE outbox SET delivered = 0 WHERE task_id IN (${placeholders}) AND delivered < 2`, ...chunk));
+  }
+
+  /** Tasks that reached a final state: their rows wait for their lineage records. */
+  markEnded(taskIds: readonly string[]): void {
+    forEachIdChunk(taskIds, (placeholders, chunk) => this.sql.exec(`UPDATE outbox SET delivered = 2 WHERE task_id IN (${placeholders})`, ...chunk));
+  }
+
+  /** The oldest ended rows (task id and payload message), for their lineage records. */
+  ended(limit: number): Array<{ task_id: string; message: string }> {
+    return this.sql.exec<{ task_id: string; message: string }>('SELECT task_id, message FROM outbox WHERE delivered = 2 ORDER BY seq LIMIT ?', limit).toArray();
+  }
+
+  hasEnded(): boolean {
+    return this.sql.exec('SELECT 1 FROM outbox WHERE delivered = 2 LIMIT 1').toArray().length > 0;
   }
 
   deliveredTaskIds(): string[] {
@@ -88,7 +103,7 @@ export class Outbox {
   /** A page of rows after `afterSeq`, oldest first (only undelivered ones with `pendingOnly`). */
   taskIdsAfter(afterSeq: number, limit: number, pendingOnly = false): Array<{ seq: number; task_id: string }> {
     return this.sql
-      .exec<{ seq: number; task_id: string }>(`SELECT seq, task_id FROM outbox WHERE seq > ?${pendingOnly ? ' AND delivered = 0' : ''} ORDER BY seq LIMIT ?`, afterSeq, limit)
+      .exec<{ seq: number; task_id: string }>(`SELECT seq, task_id FROM outbox WHERE seq > ? AND delivered ${pendingOnly ? '= 0' : '< 2'} ORDER BY seq LIMIT ?`, afterSeq, limit)
       .toArray();
   }
 
@@ -124,8 +139,13 @@ export class Outbox {
     return found;
   }
 
+  /** Drops rows of tasks not (yet) marked ended; an ended row leaves with `removeEnded`. */
   remove(taskIds: readonly string[]): void {
-    forEachIdChunk(taskIds, (placeholders, chunk) => this.sql.exec(`DELETE FROM outbox WHERE task_id IN (${placeholders})`, ...chunk));
+    forEachIdChunk(taskIds, (placeholders, chunk) => this.sql.exec(`DELETE FROM outbox WHERE task_id IN (${placeholders}) AND delivered < 2`, ...chunk));
+  }
+
+  removeEnded(taskIds: readonly string[]): void {
+    forEachIdChunk(taskIds, (placeholders, chunk) => this.sql.exec(`DELETE FROM outbox WHERE task_id IN (${placeholders}) AND delivered = 2`, ...chunk));
   }
 
   counts(): { queued: number; delivered: number } {
