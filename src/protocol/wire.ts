@@ -33,6 +33,10 @@ export const ExecutionInfo = z.object({
   ended_at: z.number(),
   host: z.string(),
   worker_pid: z.number().int(),
+  /** CPU-seconds the worker process used for this task (user + system, all its threads). */
+  cpu_time_s: z.number().nonnegative().optional(),
+  /** The worker process's peak resident memory so far (a high-water mark over its tasks), bytes. */
+  peak_rss_bytes: z.number().int().nonnegative().optional(),
 });
 export type ExecutionInfo = z.infer<typeof ExecutionInfo>;
 

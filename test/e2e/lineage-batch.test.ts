@@ -22,6 +22,7 @@ interface Record {
   task_group_id: string | null;
   hostname: string | null;
   transitions: { [state: string]: number };
+  telemetry?: { wall_time_s?: number; cpu_time_s?: number; peak_memory_bytes?: number } | null;
 }
 
 let stack: Stack;
@@ -101,7 +102,12 @@ describe('lineage of a 10,000-task batch', () => {
       expect(r.transitions[r.status], `${id} has the time it became ${r.status}`).toBeGreaterThan(0);
       // A cancelled task never reached a worker; the others name the host they ran on.
       if (r.status === 'cancelled') expect(r.hostname).toBeNull();
-      else expect(r.hostname, id).toEqual(expect.any(String));
+      else {
+        expect(r.hostname, id).toEqual(expect.any(String));
+        // Worker telemetry: wall and CPU time of the run, the worker process's peak memory.
+        expect(r.telemetry, id).toMatchObject({ wall_time_s: expect.any(Number), cpu_time_s: expect.any(Number), peak_memory_bytes: expect.any(Number) });
+        expect(r.telemetry!.peak_memory_bytes!).toBeGreaterThan(1024 * 1024);
+      }
     });
 
     // The same workflow as one PROV-JSON bundle: one activity per task, with its status.

@@ -113,6 +113,7 @@ export class WorkerLoop {
 
   private async execute(task: QueuedTask): Promise<WorkerTaskResult> {
     const started_at = this.now();
+    const cpuBefore = process.cpuUsage();
     const announce = setTimeout(() => this.opts.send({ type: 'started', task_id: task.task_id, at: started_at }), this.opts.startedAfterMs ?? 50);
     let outcome: SandboxOutcome;
     try {
@@ -141,7 +142,11 @@ export class WorkerLoop {
     else if (body) result.result_body = body;
     else result.result = outcome.result ?? null;
     if (outcome.stdout) result.stdout = outcome.stdout;
-    result.execution = { attempt, started_at, ended_at, host: this.opts.host, worker_pid: this.opts.pid };
+    const cpu = process.cpuUsage(cpuBefore);
+    result.execution = {
+      attempt, started_at, ended_at, host: this.opts.host, worker_pid: this.opts.pid,
+      cpu_time_s: (cpu.user + cpu.system) / 1e6, peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
+    };
     return result;
   }
 

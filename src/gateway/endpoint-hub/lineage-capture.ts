@@ -64,7 +64,7 @@ interface StoredExecution {
   started_at?: number;
   ended_at?: number;
   cpu_time_s?: number;
-  peak_memory_bytes?: number;
+  peak_rss_bytes?: number;
 }
 
 /**
@@ -95,7 +95,7 @@ export async function lineageRecords(
       const telemetry: NonNullable<TaskLineage['telemetry']> = {};
       if (execution?.started_at !== undefined && execution.ended_at !== undefined) telemetry.wall_time_s = Math.max(0, execution.ended_at - execution.started_at);
       if (execution?.cpu_time_s !== undefined) telemetry.cpu_time_s = execution.cpu_time_s;
-      if (execution?.peak_memory_bytes !== undefined) telemetry.peak_memory_bytes = execution.peak_memory_bytes;
+      if (execution?.peak_rss_bytes !== undefined) telemetry.peak_memory_bytes = execution.peak_rss_bytes;
       return {
         task_id: t.task_id,
         source: 'ferry',
