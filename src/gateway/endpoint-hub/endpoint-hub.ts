@@ -10,7 +10,7 @@ import { canTransition, isFinal, transition, type TaskState, type TransitionEven
 import { PROTOCOL_VERSION, chunkBySize, parseAgentFrame, type AgentFrame, type FunctionSpec, type TaskResult } from '../../protocol/wire';
 import type { TaskLineage } from '../../provenance/prov-document';
 import { discardProvenance, type ProvenanceSink } from '../../provenance/task-events';
-import { LineageIndex, type LineageQuery } from '../lineage-index';
+import { LineageIndex, type LineageQuery, type SegmentPlacement, type SegmentPointer } from '../lineage-index';
 import { heartbeatSeconds, lineageEnabled, redisSettings, taskStoreKind, taskTtlSeconds, type GatewayEnv } from '../env';
 import { fail, ok, type HubReply } from '../hub-reply';
 import { validationError } from '../http-errors';
@@ -79,8 +79,15 @@ const OUTBOX_SWEEP_MS = 30_000;
 const SWEEP_CHUNK = 2_000;
 /** Lineage records are written this long after the first task of a batch ends (an alarm), off the results path. */
 const LINEAGE_DELAY_MS = 100;
-/** Ended tasks whose records one transaction writes. */
+/** Ended tasks whose records one transaction writes, as one segment in the object store. */
 const LINEAGE_BATCH = 1_000;
+/** Records wanted from one segment up to which each is read by range; beyond, the whole segment once. */
+const SEGMENT_RANGE_READS = 8;
+
+/** The object store key of a lineage segment: per endpoint, ordered by the batch's first outbox row. */
+export function lineageSegmentKey(endpointId: string, firstSeq: number): string {
+  return `lineage/${endpointId}/${String(firstSeq).padStart(12, '0')}.ndjson`;
+}
 
 const EMPTY_REPORT: StatusReport = { total_workers: 0, idle_workers: 0, pending_tasks: 0, outstanding_tasks: 0, managers: 0, blocks: 0 };
 
@@ -435,7 +442,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     return this.lineageFlush;
   }
 
-  private async writeLineage(rows: ReadonlyArray<{ task_id: string; message: string }>): Promise<void> {
+  private async writeLineage(rows: ReadonlyArray<{ seq: number; task_id: string; message: string }>): Promise<void> {
     const record = this.endpoint()!;
     const ids = rows.map((r) => r.task_id);
     const tasks = await this.store.readTasks(ids);
@@ -448,11 +455,55 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       }),
     );
     const records = await lineageRecords(record.owner, record.endpoint_id, tasks, new Map(rows.map((r) => [r.task_id, r.message])), spilled);
+    // The batch's records as one NDJSON segment in the object store, named by the batch's first
+    // outbox row: a retry of a batch whose index write failed overwrites its own segment.
+    const placement = await this.writeSegment(lineageSegmentKey(record.endpoint_id, rows[0]!.seq), records);
     this.ctx.storage.transactionSync(() => {
-      this.lineageIndex.write(records);
+      this.lineageIndex.write(records, false, placement);
       // A task gone from the store (expired) has nothing left to record.
       this.outbox.removeEnded(ids);
     });
+  }
+
+  private async writeSegment(key: string, records: readonly TaskLineage[]): Promise<SegmentPlacement> {
+    const encoder = new TextEncoder();
+    const lines = records.map((r) => encoder.encode(JSON.stringify(r) + '\n'));
+    const body = new Uint8Array(lines.reduce((n, l) => n + l.byteLength, 0));
+    const ranges = new Map<string, { offset: number; length: number }>();
+    let offset = 0;
+    for (let i = 0; i < lines.length; i++) {
+      body.set(lines[i]!, offset);
+      ranges.set(records[i]!.task_id, { offset, length: lines[i]!.byteLength });
+      offset += lines[i]!.byteLength;
+    }
+    if (records.length > 0) await this.env.OBJECTS.put(key, body, { httpMetadata: { contentType: 'application/x-ndjson' } });
+    return { key, ranges };
+  }
+
+  /** Records from their segments: a whole segment when many of its records are wanted, else ranges. */
+  private async loadSegments(pointers: readonly SegmentPointer[]): Promise<Map<string, TaskLineage>> {
+    const bySegment = new Map<string, SegmentPointer[]>();
+    for (const p of pointers) bySegment.set(p.segment, [...(bySegment.get(p.segment) ?? []), p]);
+    const out = new Map<string, TaskLineage>();
+    const decoder = new TextDecoder();
+    await Promise.all(
+      [...bySegment].map(async ([key, wanted]) => {
+        if (wanted.length > SEGMENT_RANGE_READS) {
+          const object = await this.env.OBJECTS.get(key);
+          if (!object) return;
+          const bytes = new Uint8Array(await object.arrayBuffer());
+          for (const p of wanted) out.set(p.task_id, JSON.parse(decoder.decode(bytes.subarray(p.offset, p.offset + p.length))) as TaskLineage);
+          return;
+        }
+        await Promise.all(
+          wanted.map(async (p) => {
+            const object = await this.env.OBJECTS.get(key, { range: { offset: p.offset, length: p.length } });
+            if (object) out.set(p.task_id, JSON.parse(await object.text()) as TaskLineage);
+          }),
+        );
+      }),
+    );
+    return out;
   }
 
   /** Lineage records of this endpoint's ended tasks (the owner's only). */
@@ -460,7 +511,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     if (!this.owned(owner, true)) return [];
     // Read your writes: records of tasks that ended are written before the query answers.
     await this.flushLineage();
-    return this.lineageIndex.query(owner, query);
+    return this.lineageIndex.query(owner, query, (pointers) => this.loadSegments(pointers));
   }
 
   async lineageCount(owner: string, workflowId: string | null, campaignId: string | null): Promise<number> {

@@ -88,8 +88,8 @@ export class Outbox {
   }
 
   /** The oldest ended rows (task id and payload message), for their lineage records. */
-  ended(limit: number): Array<{ task_id: string; message: string }> {
-    return this.sql.exec<{ task_id: string; message: string }>('SELECT task_id, message FROM outbox WHERE delivered = 2 ORDER BY seq LIMIT ?', limit).toArray();
+  ended(limit: number): Array<{ seq: number; task_id: string; message: string }> {
+    return this.sql.exec<{ seq: number; task_id: string; message: string }>('SELECT seq, task_id, message FROM outbox WHERE delivered = 2 ORDER BY seq LIMIT ?', limit).toArray();
   }
 
   hasEnded(): boolean {
