@@ -426,18 +426,18 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   private flushLineage(): Promise<void> {
     if (!this.lineageOn || !this.schemaReady) return Promise.resolve();
     if (!this.lineageFlush) {
-      this.lineageFlush = (async () => {
-        try {
-          for (;;) {
-            const rows = this.outbox.ended(LINEAGE_BATCH);
-            if (rows.length === 0) return;
-            await this.writeLineage(rows);
-            if (rows.length < LINEAGE_BATCH) return;
-          }
-        } finally {
-          this.lineageFlush = null;
+      const run = async () => {
+        for (;;) {
+          const rows = this.outbox.ended(LINEAGE_BATCH);
+          if (rows.length === 0) return;
+          await this.writeLineage(rows);
+          if (rows.length < LINEAGE_BATCH) return;
         }
-      })();
+      };
+      // Cleared in a later microtask: with nothing to write, run() settles before this assignment.
+      this.lineageFlush = run().finally(() => {
+        this.lineageFlush = null;
+      });
     }
     return this.lineageFlush;
   }
