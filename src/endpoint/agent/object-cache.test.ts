@@ -1,7 +1,7 @@
 // The site cache against a local HTTP server standing in for the gateway's objects route.
 
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -99,5 +99,34 @@ describe('ObjectCache', () => {
     await expect(c.read('not-an-id', 0, 1)).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await expect(c.read(ID, 0, DATA.length + 1)).rejects.toMatchObject({ code: 'RANGE_NOT_SATISFIABLE' });
     await expect(c.read(ID, 5, 4)).rejects.toMatchObject({ code: 'RANGE_NOT_SATISFIABLE' });
+  });
+
+  it('checks a whole-object read against the sha256: a damaged cached chunk is fetched again', async () => {
+    const c = cache('verify');
+    expect((await c.read(ID, 0, DATA.length)).data.equals(DATA)).toBe(true);
+    // Damage chunk 2 on disk, same length: a slice of it alone cannot tell, the whole read can.
+    const path = join(dir, 'verify', ID, '2');
+    const damaged = readFileSync(path);
+    damaged[10] = damaged[10]! ^ 0xff;
+    writeFileSync(path, damaged);
+    requests.length = 0;
+    const again = await c.read(ID, 0, DATA.length);
+    expect(again.data.equals(DATA)).toBe(true);
+    expect(gets().length).toBe(6);
+    // The refetched chunks replaced the damaged one.
+    expect(readFileSync(path).equals(DATA.subarray(2 * CHUNK, 3 * CHUNK))).toBe(true);
+  });
+
+  it('keeps its chunks across a restart of the agent: a new cache on the same directory serves them', async () => {
+    const first = cache('reopen');
+    await first.read(ID, 0, 2 * CHUNK);
+    requests.length = 0;
+    const second = cache('reopen');
+    expect(second.stats()).toMatchObject({ chunks: 2, bytes: 2 * CHUNK });
+    expect((await second.read(ID, 10, 2 * CHUNK - 10)).data.equals(DATA.subarray(10, 2 * CHUNK - 10))).toBe(true);
+    // Only the once-per-run HEAD: no chunk was fetched again.
+    expect(requests.map((r) => r.method)).toEqual(['HEAD']);
+    // Under a smaller bound, the reopened cache keeps the most recent chunks only.
+    expect(cache('reopen', CHUNK).stats()).toMatchObject({ chunks: 1, bytes: CHUNK });
   });
 });

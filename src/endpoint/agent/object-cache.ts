@@ -4,9 +4,12 @@
 // token) and kept on local disk under `<dir>/<object id>/<chunk index>`, bounded in bytes with LRU
 // eviction. Concurrent readers of one chunk share one fetch (single-flight). An object id is derived
 // from its owner and its content, so (id, chunk index) names immutable bytes.
-// The index lives in memory: the directory is emptied when the cache starts.
+// A read of a whole object is verified against the object's sha256 (a damaged chunk is fetched
+// again). The index lives in memory and is rebuilt from the directory when the agent starts, so a
+// restarted agent keeps its cache; a hit touches the chunk's mtime, which orders that rebuild.
 
-import { mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FerryError } from '../../protocol/errors';
 import type { Logger } from '../log';
@@ -42,6 +45,8 @@ export interface ObjectCacheStats {
 
 const ID = /^[0-9a-f]{64}$/;
 
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
 export class ObjectCache {
   /** Chunk key → its byte length; Map order is recency (last = most recently used). */
   private readonly lru = new Map<string, number>();
@@ -53,8 +58,45 @@ export class ObjectCache {
 
   constructor(private readonly opts: ObjectCacheOptions) {
     this.fetchImpl = opts.fetch ?? fetch;
-    rmSync(opts.dir, { recursive: true, force: true });
     mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
+    this.reopen();
+  }
+
+  /**
+   * Takes up the chunks a previous run left on disk, least recently used first by mtime (a chunk is
+   * renamed into place whole, so a file is a whole chunk; leftovers of an interrupted write go).
+   * An object is still looked up (HEAD) once per run before its chunks are served: a deleted one
+   * answers NOT_FOUND, whatever is on disk.
+   */
+  private reopen(): void {
+    const found: Array<{ key: string; size: number; mtime: number }> = [];
+    for (const entry of readdirSync(this.opts.dir, { withFileTypes: true })) {
+      const objectDir = join(this.opts.dir, entry.name);
+      if (!entry.isDirectory() || !ID.test(entry.name)) {
+        rmSync(objectDir, { recursive: true, force: true });
+        continue;
+      }
+      for (const file of readdirSync(objectDir)) {
+        const path = join(objectDir, file);
+        if (!/^\d+$/.test(file)) {
+          rmSync(path, { force: true });
+          continue;
+        }
+        const st = statSync(path);
+        found.push({ key: `${entry.name}/${file}`, size: st.size, mtime: st.mtimeMs });
+      }
+    }
+    found.sort((a, b) => a.mtime - b.mtime);
+    for (const f of found) {
+      this.lru.set(f.key, f.size);
+      this.bytes += f.size;
+    }
+    while (this.bytes > this.opts.maxBytes) {
+      const oldest = this.lru.keys().next().value;
+      if (oldest === undefined) break;
+      this.forget(oldest);
+    }
+    if (found.length > 0) this.opts.log.info('site cache reopened', { chunks: this.lru.size, bytes: this.bytes });
   }
 
   stats(): ObjectCacheStats {
@@ -84,6 +126,18 @@ export class ObjectCache {
     const last = Math.floor((end - 1) / CHUNK);
     const chunks = await Promise.all(Array.from({ length: last - first + 1 }, (_, i) => this.chunk(id, first + i, info.size)));
     const whole = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    // A read of the whole object is checked against its digest: a damaged cached chunk is dropped
+    // and the object fetched again; bytes that still do not match are never handed to a task.
+    if (start === 0 && end === info.size && info.sha256 !== '' && sha256(whole) !== info.sha256) {
+      this.opts.log.warn('cached object does not match its sha256; fetching it again', { object_id: id });
+      for (let i = first; i <= last; i++) this.forget(`${id}/${i}`);
+      const fresh = Buffer.concat(await Promise.all(Array.from({ length: last - first + 1 }, (_, i) => this.fetchChunk(id, first + i, info.size))));
+      if (sha256(fresh) !== info.sha256) {
+        for (let i = first; i <= last; i++) this.forget(`${id}/${i}`);
+        throw new FerryError('UNAVAILABLE', `the bytes of object ${id} do not match its sha256 ${info.sha256}`);
+      }
+      return { info, data: fresh };
+    }
     const offset = start - first * CHUNK;
     return { info, data: whole.subarray(offset, offset + (end - start)) };
   }
@@ -93,7 +147,10 @@ export class ObjectCache {
     const length = this.lru.get(key);
     if (length !== undefined) {
       try {
-        const data = readFileSync(join(this.opts.dir, id, String(index)));
+        const path = join(this.opts.dir, id, String(index));
+        const data = readFileSync(path);
+        const now = new Date();
+        utimesSync(path, now, now);
         this.lru.delete(key);
         this.lru.set(key, length);
         this.counts.hits++;
