@@ -729,6 +729,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     this.provenance.record(events);
     if (this.remoteStore) await this.sweepOutbox(true);
     for (const ids of chunkBySize(drop, TASK_FRAME_BUDGET)) this.sendQuietly(ws, JSON.stringify({ type: 'cancel', task_ids: ids }));
+    if (gone.length > 0 || drop.length > 0) await this.armLineage();
   }
 
   /** Sends queued tasks, oldest first, never more than the agent's credits. */
