@@ -819,8 +819,13 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   /** With a remote store, keeps an alarm while undelivered rows wait and an agent is connected. */
   private async armSweep(): Promise<void> {
     if (!this.remoteStore || this.currentSocket() === null || this.outbox.counts().queued === 0) return;
-    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + OUTBOX_SWEEP_MS);
+    if (this.sweepDueAt === 0) this.sweepDueAt = Date.now() + OUTBOX_SWEEP_MS;
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > this.sweepDueAt) await this.ctx.storage.setAlarm(this.sweepDueAt);
   }
+
+  /** When the next outbox sweep is due (ms); 0: unknown (after a wake), the next alarm sweeps. */
+  private sweepDueAt = 0;
 
   /**
    * Drops outbox rows whose tasks are final or gone in the remote store (a crash between its write
@@ -831,8 +836,12 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     if (!this.schemaReady) return;
     await this.flushLineage();
     if (!this.remoteStore) return;
-    await this.sweepOutbox(false);
-    this.dispatch();
+    // The alarm also wakes for lineage every 100 ms under load: sweep only when a sweep is due.
+    if (Date.now() >= this.sweepDueAt) {
+      this.sweepDueAt = 0;
+      await this.sweepOutbox(false);
+      this.dispatch();
+    }
     await this.armSweep();
     if (this.outbox.hasEnded()) await this.armLineage();
   }
