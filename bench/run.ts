@@ -6,6 +6,7 @@ import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { PROJECT_ROOT } from '../src/cli/gateway-process';
+import type { Client } from '../src/sdk/client';
 import { eventually, startStack, type Stack, type TestTaskStore } from '../test/helpers/stack';
 import { generated } from '../test/helpers/generated-bytes';
 import { treeCpuSeconds } from './cpu';
@@ -56,6 +57,22 @@ async function bareEcho(): Promise<{ p50: number; p99: number }> {
   return { p50: quantile(t, 0.5), p99: quantile(t, 0.99) };
 }
 
+/** A local endpoint with the shipped defaults (endpoint-config/local.yaml), started, with workers up. */
+async function defaultEndpoint(stack: Stack, client: Client, name: string): Promise<{ endpointId: string; agentPid: number }> {
+  const defaults = parse(readFileSync(join(PROJECT_ROOT, 'endpoint-config', 'local.yaml'), 'utf8')) as Record<string, unknown>;
+  const endpoint = await stack.createEndpoint(name, 'bench', defaults);
+  const agent = endpoint.start();
+  await eventually(async () => (await client.endpointStatus(endpoint.endpointId)).details.total_workers >= 1, 'workers', 60_000);
+  return { endpointId: endpoint.endpointId, agentPid: agent.child.pid! };
+}
+
+/** Registers `(x) => x + 1` and runs it a few times outside any clock, so the workers' isolates are warm. */
+async function warmIncrement(client: Client, endpointId: string): Promise<string> {
+  const inc = await client.registerFunction((x: number) => x + 1, { name: 'inc' });
+  await client.waitAll((await client.submitBatch(endpointId, inc, [[0], [1], [2], [3]])).task_ids);
+  return inc;
+}
+
 function progress(label: string) {
   let last = 0;
   return (done: number, total: number) => {
@@ -97,10 +114,7 @@ async function main() {
   const stack = await startStack();
   try {
     const client = await stack.client('bench');
-    const defaults = parse(readFileSync(join(PROJECT_ROOT, 'endpoint-config', 'local.yaml'), 'utf8')) as Record<string, unknown>;
-    const endpoint = await stack.createEndpoint('bench', 'bench', defaults);
-    endpoint.start();
-    await eventually(async () => (await client.endpointStatus(endpoint.endpointId)).details.total_workers >= 1, 'workers', 60_000);
+    const endpoint = await defaultEndpoint(stack, client, 'bench');
 
     if (wants('latency')) {
       process.stderr.write('bench: round trips …\n');
@@ -119,9 +133,7 @@ async function main() {
     if (wants('throughput')) {
       const n = Number(process.env.BENCH_TASKS) || 20_000;
       process.stderr.write(`bench: throughput of ${n} tasks …\n`);
-      const inc = await client.registerFunction((x: number) => x + 1, { name: 'inc' });
-      // Warm the workers' isolates for this function, outside the clock.
-      await client.waitAll((await client.submitBatch(endpoint.endpointId, inc, [[0], [1], [2], [3]])).task_ids);
+      const inc = await warmIncrement(client, endpoint.endpointId);
       const payloads = Array.from({ length: n }, (_, i) => [i]);
       const t0 = performance.now();
       const submitted = progress('submitted');
@@ -188,12 +200,8 @@ async function storesSection() {
     const stack = await startStack({ taskStore });
     try {
       const client = await stack.client('bench');
-      const defaults = parse(readFileSync(join(PROJECT_ROOT, 'endpoint-config', 'local.yaml'), 'utf8')) as Record<string, unknown>;
-      const endpoint = await stack.createEndpoint(`bench-${taskStore}`, 'bench', defaults);
-      endpoint.start();
-      await eventually(async () => (await client.endpointStatus(endpoint.endpointId)).details.total_workers >= 1, 'workers', 60_000);
-      const inc = await client.registerFunction((x: number) => x + 1, { name: 'inc' });
-      await client.waitAll((await client.submitBatch(endpoint.endpointId, inc, [[0], [1], [2], [3]])).task_ids);
+      const endpoint = await defaultEndpoint(stack, client, `bench-${taskStore}`);
+      const inc = await warmIncrement(client, endpoint.endpointId);
       const finished = progress(`${taskStore} finished`);
       const t0 = performance.now();
       const sub = await client.submitBatch(endpoint.endpointId, inc, Array.from({ length: n }, (_, i) => [i]));
@@ -234,15 +242,9 @@ async function provenanceSection() {
     for (const mode of ['on', 'off'] as const) {
       process.stderr.write(`bench: provenance, starting a gateway with LINEAGE=${mode} …\n`);
       const stack = await startStack({ vars: { LINEAGE: mode } });
-      const client = await stack.client('bench');
-      const defaults = parse(readFileSync(join(PROJECT_ROOT, 'endpoint-config', 'local.yaml'), 'utf8')) as Record<string, unknown>;
-      const endpoint = await stack.createEndpoint(`prov-${mode}`, 'bench', defaults);
-      const agent = endpoint.start();
-      setups[mode] = { stack, client, endpointId: endpoint.endpointId, agentPid: agent.child.pid!, fn: '' };
-      await eventually(async () => (await client.endpointStatus(endpoint.endpointId)).details.total_workers >= 1, 'workers', 60_000);
-      const fn = await client.registerFunction((x: number) => x + 1, { name: 'inc' });
-      await client.waitAll((await client.submitBatch(endpoint.endpointId, fn, [[0], [1], [2], [3]])).task_ids);
-      setups[mode].fn = fn;
+      setups[mode] = { stack, client: await stack.client('bench'), endpointId: '', agentPid: 0, fn: '' };
+      const { endpointId, agentPid } = await defaultEndpoint(stack, setups[mode].client, `prov-${mode}`);
+      setups[mode] = { ...setups[mode], endpointId, agentPid, fn: await warmIncrement(setups[mode].client, endpointId) };
     }
     const runs: Record<Mode, Array<{ rate: number; cpuPerTask: number; gatewayCpuPerTask: number }>> = { on: [], off: [] };
     const payloads = Array.from({ length: n }, (_, i) => [i]);

@@ -365,7 +365,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     const moved = transition(taskId, state.state, state.transitions, 'cancelled', nowSeconds());
     const delivered = this.outbox.lookup([taskId]).get(taskId) === true;
     const outcome: TaskOutcome = { ...emptyOutcome(taskId), state: moved.state, transitions: moved.transitions, completion_t: moved.event.at };
-    const report = await this.store.finishTasks([outcome], [], (finished) => this.finishAlongside(finished));
+    const report = await this.store.finishTasks([outcome], [], (finished) => this.retire(finished));
     await this.armLineage();
     // A result stored between the read above and this write wins: the cancel is refused.
     if (report.finished.length === 0) {
@@ -386,14 +386,9 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   // ---- lineage ----
 
   /**
-   * Inside the outcomes' transaction: the outbox rows of the stored outcomes are marked ended (their
-   * lineage records are written off this path, by flushLineage), or go at once with lineage off.
+   * Rows of tasks now final (inside the outcomes' transaction): marked ended and kept for their
+   * lineage records, which flushLineage writes off the results path; dropped with lineage off.
    */
-  private finishAlongside(finished: readonly string[]): void {
-    this.retire(finished);
-  }
-
-  /** Rows of tasks now final: kept for their lineage record, or dropped with lineage off. */
   private retire(taskIds: readonly string[]): void {
     if (taskIds.length === 0) return;
     if (this.lineageOn) this.outbox.markEnded(taskIds);
@@ -768,7 +763,8 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
 
   private async onResults(ws: WebSocket, results: TaskResult[]): Promise<void> {
     // A result the endpoint stored as an object travels and is kept as its reference.
-    const encoded = results.map((r) => (r.status === 'success' && r.result_object ? JSON.stringify(resultRefDoc(r.result_object)) : r.result === undefined ? null : JSON.stringify(r.result)));
+    const objects = results.map((r) => (r.status === 'success' && r.result_object ? r.result_object : null));
+    const encoded = results.map((r, i) => (objects[i] ? JSON.stringify(resultRefDoc(objects[i])) : r.result === undefined ? null : JSON.stringify(r.result)));
     const storedLarge = await this.storeLargeResults(results, encoded);
     const states = await this.store.readStates(results.map((r) => r.task_id));
     const deliveries = this.outbox.deliveries(results.map((r) => r.task_id));
@@ -780,7 +776,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       const r = results[i]!;
       const s = states.get(r.task_id);
       if (!s) continue; // Unknown here: acknowledged below so the agent forgets it.
-      const object = r.status === 'success' && r.result_object ? r.result_object : null;
+      const object = objects[i] ?? null;
       const large = object === null && encoded[i] !== null && isOverBytes(encoded[i]!, LIMITS.inlineResultBytes);
       if (isFinal(s.state) || (large && !storedLarge.has(r.task_id))) {
         extraAttempts.push(r.task_id);
@@ -804,7 +800,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       });
       events.push(moved.event);
     }
-    const report = await this.store.finishTasks(outcomes, extraAttempts, (stored) => this.finishAlongside(stored));
+    const report = await this.store.finishTasks(outcomes, extraAttempts, (stored) => this.retire(stored));
     for (const id of storedLarge) this.largeResultsInFlight.delete(id);
     // Another frame (or a cancel) may have ended a task meanwhile: only the stored outcomes count.
     const stored = new Set(report.finished);

@@ -3,6 +3,7 @@
 // outbox keeps a task's row, marked ended, until its record is written).
 
 import type { LineageItem, TaskLineage } from '../../provenance/prov-document';
+import type { ExecutionInfo } from '../../protocol/wire';
 import type { TaskRecord } from '../task-store/port';
 import { isObjectResult, spilledResultKey } from './task-doc-json';
 
@@ -58,15 +59,6 @@ function payloadItems(message: string | undefined): Promise<LineageItem[]> {
   return itemsOf(named);
 }
 
-/** What the endpoint's worker reported of an execution (wire ExecutionInfo), as stored. */
-interface StoredExecution {
-  host?: string;
-  started_at?: number;
-  ended_at?: number;
-  cpu_time_s?: number;
-  peak_rss_bytes?: number;
-}
-
 /**
  * The lineage record of each ended task, from its final stored record, its delivery message (the
  * payload, kept in the outbox until its record is written) and, for a result the gateway spilled to
@@ -90,7 +82,7 @@ export async function lineageRecords(
         generated.push({ role: 'result', digest });
         for (const object of refsIn(JSON.parse(resultText!))) generated.push({ role: 'result', object });
       }
-      const execution = t.execution_json === null ? null : (JSON.parse(t.execution_json) as StoredExecution);
+      const execution = t.execution_json === null ? null : (JSON.parse(t.execution_json) as Partial<ExecutionInfo>);
       const transitions = JSON.parse(t.transitions_json) as Record<string, number>;
       const telemetry: NonNullable<TaskLineage['telemetry']> = {};
       if (execution?.started_at !== undefined && execution.ended_at !== undefined) telemetry.wall_time_s = Math.max(0, execution.ended_at - execution.started_at);

@@ -130,15 +130,6 @@ export class Outbox {
     return found;
   }
 
-  /** The delivery messages (TaskMessage JSON text) of the ids still in the outbox. */
-  messages(taskIds: readonly string[]): Map<string, string> {
-    const found = new Map<string, string>();
-    forEachIdChunk(taskIds, (placeholders, chunk) => {
-      for (const [taskId, message] of this.sql.exec(`SELECT task_id, message FROM outbox WHERE task_id IN (${placeholders})`, ...chunk).raw<[string, string]>()) found.set(taskId, message);
-    });
-    return found;
-  }
-
   /** Drops rows of tasks not (yet) marked ended; an ended row leaves with `removeEnded`. */
   remove(taskIds: readonly string[]): void {
     forEachIdChunk(taskIds, (placeholders, chunk) => this.sql.exec(`DELETE FROM outbox WHERE task_id IN (${placeholders}) AND delivered < 2`, ...chunk));
