@@ -53,6 +53,12 @@ export const TaskResult = z.object({
   /** Captured console output of the function, capped. */
   stdout: z.string().optional(),
   execution: ExecutionInfo.optional(),
+  /**
+   * The how-many-th time the agent sends this result, when not the first: a result sent before the
+   * link or the gateway died, and not acknowledged, is sent again after the reconnect. The gateway
+   * counts it as an attempt, as it counts a task it had to deliver twice.
+   */
+  delivery: z.number().int().min(2).optional(),
 });
 export type TaskResult = z.infer<typeof TaskResult>;
 

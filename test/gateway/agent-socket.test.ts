@@ -179,6 +179,20 @@ describe('delivery', () => {
     agent.close();
   });
 
+  it('counts a result the agent had to send again (delivery 2) as 2 attempts, stored once', async () => {
+    const { user, fn, ep } = await setup();
+    const agent = await FakeAgent.ready(ep.endpoint_id, ep.token);
+    agent.send({ type: 'credit', n: 1 });
+    const { task_ids } = await submit(user, ep.endpoint_id, fn);
+    await agent.tasks(1);
+    // The first send died with the old gateway; this one is the second.
+    agent.send({ type: 'results', results: [{ ...success(task_ids[0]!, 3), delivery: 2 }] });
+    expect((await agent.next('results_ack')).task_ids).toEqual(task_ids);
+    const doc = await taskStatus(user, task_ids[0]!);
+    expect(doc).toMatchObject({ status: 'success', result: 3, details: { attempts: 2 } });
+    agent.close();
+  });
+
   it('acknowledges results for unknown tasks without storing anything', async () => {
     const { ep } = await setup();
     const agent = await FakeAgent.ready(ep.endpoint_id, ep.token);

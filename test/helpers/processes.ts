@@ -64,3 +64,27 @@ export function workerdPids(groupId: number): number[] {
   }
   return pids;
 }
+
+/**
+ * Bytes that arrived on loopback TCP connections to `port` and the listening process has not read
+ * yet (the Recv-Q of its established sockets, from /proc/net/tcp): work in flight to a frozen server.
+ */
+export function unreadBytesOnPort(port: number): number {
+  let total = 0;
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 5) continue;
+      const localPort = parseInt(f[1]!.split(':')[1]!, 16);
+      const established = f[3] === '01';
+      if (localPort === port && established) total += parseInt(f[4]!.split(':')[1]!, 16);
+    }
+  }
+  return total;
+}

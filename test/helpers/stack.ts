@@ -25,6 +25,8 @@ export interface Stack {
   gatewayOutput(): string;
   /** Stops the gateway (SIGKILL by default: workerd dies mid-write) and starts it on the same state and port. */
   restartGateway(signal?: NodeJS.Signals): Promise<void>;
+  /** SIGSTOPs the gateway's process group (wrangler and workerd): a hung gateway, sockets open, nothing read. */
+  freezeGateway(): void;
   stop(): Promise<void>;
 }
 
@@ -137,6 +139,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack & { 
           return agent;
         },
       };
+    },
+    freezeGateway() {
+      process.kill(-gateway.child.pid!, 'SIGSTOP');
     },
     async restartGateway(signal: NodeJS.Signals = 'SIGKILL') {
       await gateway.stop(signal);

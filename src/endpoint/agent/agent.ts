@@ -69,6 +69,8 @@ export class Agent {
   private interchangePort = 0;
   private welcomed = false;
   private pendingResults: TaskResult[] = [];
+  /** How many times each result not yet acknowledged was put on a socket. */
+  private readonly resultSends = new Map<string, number>();
   private pendingRunning: string[] = [];
   private pendingCredit = 0;
   private flushScheduled = false;
@@ -266,6 +268,7 @@ export class Agent {
       }
       case 'results_ack':
         this.journal.acknowledge(frame.task_ids);
+        for (const id of frame.task_ids) this.resultSends.delete(id);
         break;
       case 'refuse':
         break; // handled by the link
@@ -388,7 +391,15 @@ export class Agent {
       this.pendingRunning = [];
     }
     if (this.pendingResults.length) {
-      for (const results of chunkBySize(this.pendingResults, FRAME_BUDGET)) this.link.send({ type: 'results', results });
+      // A result sent before and not acknowledged (the link or the gateway died) says how many times it was sent.
+      const numbered = this.pendingResults.map((r) => {
+        const delivery = (this.resultSends.get(r.task_id) ?? 0) + 1;
+        return delivery > 1 ? { ...r, delivery } : r;
+      });
+      for (const results of chunkBySize(numbered, FRAME_BUDGET)) {
+        if (!this.link.send({ type: 'results', results })) continue;
+        for (const r of results) this.resultSends.set(r.task_id, r.delivery ?? 1);
+      }
       this.pendingResults = [];
     }
     if (this.pendingCredit > 0) {
