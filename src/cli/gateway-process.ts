@@ -55,7 +55,7 @@ export async function startGatewayProcess(options: GatewayProcessOptions): Promi
   const wrangler = join(dirname(require.resolve('wrangler/package.json')), 'bin', 'wrangler.js');
   const args = [
     wrangler, 'dev', ...(options.bundleDir ? [join(options.bundleDir, 'index.js'), '--no-bundle'] : []),
-    '--config', join(options.bundleDir ?? PROJECT_ROOT, 'wrangler.toml'), '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', '0',
+    '--config', join(options.bundleDir ?? PROJECT_ROOT, 'wrangler.toml'), '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', process.env.FERRY_GATEWAY_INSPECTOR_PORT ?? '0',
     '--persist-to', options.persistTo, '--show-interactive-dev-session=false', '--log-level', process.env.FERRY_GATEWAY_LOG_LEVEL ?? 'warn',
   ];
   if (options.envFile) args.push('--env-file', options.envFile);

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { functionUuid } from '../../src/gateway/function-id';
 import { buildTaskFrames } from '../../src/gateway/endpoint-hub/task-frames';
-import { randomSuffixes } from '../../src/gateway/random-ids';
+import { randomSuffixes, taskSuffixes } from '../../src/gateway/random-ids';
 import { utf8Length, isOverBytes } from '../../src/gateway/text-size';
 import { endpointOfId } from '../../src/protocol/ids';
 import { parseGatewayFrame } from '../../src/protocol/wire';
@@ -27,6 +27,23 @@ describe('task id suffixes', () => {
       expect(s).toMatch(/^[0-9a-z]{20}$/);
       expect(endpointOfId(`${ep}.${s}`)).toBe(ep);
     }
+  });
+});
+
+describe('task id suffixes in submission order', () => {
+  it('sort by time, then by place in the batch, and make valid task ids', () => {
+    const ep = '0f8e7c1a-3b2d-4e5f-8a9b-0c1d2e3f4a5b';
+    const first = taskSuffixes(5000, 1_790_000_000_000);
+    const later = taskSuffixes(3, 1_790_000_000_001);
+    expect(new Set(first).size).toBe(5000);
+    expect([...first].sort()).toEqual(first);
+    expect(later[0]! > first[4999]!).toBe(true);
+    for (const s of [...first, ...later]) {
+      expect(s).toMatch(/^[0-9a-z]{24}$/);
+      expect(endpointOfId(`${ep}.${s}`)).toBe(ep);
+    }
+    // 11 random characters after the time and the place: two batches in the same ms still differ.
+    expect(taskSuffixes(1, 5)[0]).not.toBe(taskSuffixes(1, 5)[0]);
   });
 });
 

@@ -7,6 +7,7 @@ import { env } from 'cloudflare:workers';
 import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { expect, it } from 'vitest';
 import type { GatewayEnv } from '../../src/gateway/env';
+import { parseSegment, segmentText } from '../../src/gateway/lineage-segments';
 import { FakeAgent, newUser, registerEndpoint, registerFunction, submit, success } from './helpers';
 
 function hubStub(endpointId: string) {
@@ -17,15 +18,15 @@ function hubStub(endpointId: string) {
 async function rows(endpointId: string): Promise<{ ended: number; records: number }> {
   return runInDurableObject(hubStub(endpointId), async (_instance, state) => ({
     ended: state.storage.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM outbox WHERE delivered = 2').one().n,
-    records: state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM lineage WHERE record_json = '' AND segment IS NOT NULL").one().n,
+    records: state.storage.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM lineage_tasks').one().n,
   }));
 }
 
-/** The endpoint's lineage segments in R2, each as its parsed NDJSON lines. */
-async function segments(endpointId: string): Promise<Array<Array<{ task_id: string; status: string }>>> {
+/** The endpoint's lineage segments in R2 (gzip-compressed NDJSON), each as its records. */
+async function segments(endpointId: string) {
   const bucket = (env as unknown as GatewayEnv).OBJECTS;
   const listed = await bucket.list({ prefix: `lineage/${endpointId}/` });
-  return Promise.all(listed.objects.map(async (o) => (await (await bucket.get(o.key))!.text()).trim().split('\n').map((l) => JSON.parse(l))));
+  return Promise.all(listed.objects.map(async (o) => parseSegment(await segmentText(o.key, new Uint8Array(await (await bucket.get(o.key))!.arrayBuffer())))));
 }
 
 it('writes the records of ended tasks from the alarm, then drops their outbox rows', async () => {
@@ -76,5 +77,69 @@ it('a query writes pending records before it answers (read your writes)', async 
   expect((await rows(ep.endpoint_id)).records).toBe(0);
   expect((await alice.call('get', '/v3/provenance?workflow_id=wf-query&format=count')).body).toEqual({ count: 1 });
   expect(await rows(ep.endpoint_id)).toEqual({ ended: 0, records: 1 });
+  agent.close();
+});
+
+/** Ends every task in `tasks` with a success, then runs the hub's alarm: one segment per call. */
+async function endAndFlush(agent: FakeAgent, endpointId: string, taskIds: string[]): Promise<void> {
+  agent.send({ type: 'results', results: taskIds.map((id, i) => success(id, i)) });
+  await agent.next('results_ack');
+  expect(await runDurableObjectAlarm(hubStub(endpointId))).toBe(true);
+}
+
+it('reads a workflow across segments in order, up to the limit, and counts per workflow and campaign', async () => {
+  const alice = await newUser('alice');
+  const fn = await registerFunction(alice);
+  const ep = await registerEndpoint(alice);
+  const first = (await submit(alice, ep.endpoint_id, fn, [{ args: [1] }, { args: [2] }, { args: [3] }], { workflow_id: 'wf-seg', campaign_id: 'c1' })).task_ids;
+  const other = (await submit(alice, ep.endpoint_id, fn, [{ args: [4] }], { workflow_id: 'wf-other', campaign_id: 'c1' })).task_ids;
+  const second = (await submit(alice, ep.endpoint_id, fn, [{ args: [5] }, { args: [6] }], { workflow_id: 'wf-seg' })).task_ids;
+  const agent = await FakeAgent.ready(ep.endpoint_id, ep.token);
+  agent.send({ type: 'credit', n: 6 });
+  await agent.tasks(6);
+  await endAndFlush(agent, ep.endpoint_id, first);
+  await endAndFlush(agent, ep.endpoint_id, [...other, ...second]);
+  expect((await segments(ep.endpoint_id)).map((s) => s.length)).toEqual([3, 3]);
+
+  const count = async (query: string) => (await alice.call('get', `/v3/provenance?${query}&format=count`)).body.count;
+  expect(await count('workflow_id=wf-seg')).toBe(5);
+  expect(await count('workflow_id=wf-other')).toBe(1);
+  expect(await count('campaign_id=c1')).toBe(4);
+  expect(await count('workflow_id=wf-seg&campaign_id=c1')).toBe(3);
+  const page = await alice.call('get', '/v3/provenance?workflow_id=wf-seg&limit=4');
+  expect(page.body.records.map((r: { task_id: string }) => r.task_id)).toEqual([...first, second[0]]);
+  const all = await alice.call('get', '/v3/provenance?workflow_id=wf-seg');
+  expect(all.body.records.map((r: { task_id: string }) => r.task_id)).toEqual([...first, ...second]);
+  // Another user's view of the same workflow: nothing.
+  const bob = await newUser('bob');
+  expect(await (async () => (await bob.call('get', '/v3/provenance?workflow_id=wf-seg&format=count')).body.count)()).toBe(0);
+  expect((await bob.call('get', `/v3/provenance/tasks/${second[1]}`)).status).toBe(404);
+  agent.close();
+});
+
+it('keeps records indexed the older way (a row per record in `lineage`) readable beside new ones', async () => {
+  const alice = await newUser('alice');
+  const fn = await registerFunction(alice);
+  const ep = await registerEndpoint(alice);
+  const [newer] = (await submit(alice, ep.endpoint_id, fn, [{ args: [1] }], { workflow_id: 'wf-mixed' })).task_ids;
+  const agent = await FakeAgent.ready(ep.endpoint_id, ep.token);
+  agent.send({ type: 'credit', n: 1 });
+  await agent.tasks(1);
+  await endAndFlush(agent, ep.endpoint_id, [newer!]);
+  // A record a hub wrote before lineage_tasks existed: its own segment and a pointer row in `lineage`.
+  const older = `${ep.endpoint_id}.olderrecordabcdefgh`;
+  await runInDurableObject(hubStub(ep.endpoint_id), async (_i, state) => {
+    const owner = state.storage.sql.exec<{ owner: string }>('SELECT owner FROM lineage_workflows').one().owner;
+    const record = { task_id: older, source: 'ferry', owner, endpoint_id: ep.endpoint_id, function_uuid: fn, activity_id: null, workflow_id: 'wf-mixed', campaign_id: null, task_group_id: null, status: 'success', attempts: 1, transitions: {}, started_at: null, ended_at: null, hostname: null, used: [], generated: [], telemetry: null };
+    const line = JSON.stringify(record) + '\n';
+    const key = `lineage/${ep.endpoint_id}/000000000000.ndjson`;
+    await (env as unknown as GatewayEnv).OBJECTS.put(key, line);
+    state.storage.sql.exec("INSERT INTO lineage (task_id, owner, workflow_id, campaign_id, record_json, segment, seg_offset, seg_length) VALUES (?, ?, 'wf-mixed', NULL, '', ?, 0, ?)", older, owner, key, new TextEncoder().encode(line).byteLength);
+  });
+  expect((await alice.call('get', '/v3/provenance?workflow_id=wf-mixed&format=count')).body.count).toBe(2);
+  const listed = await alice.call('get', '/v3/provenance?workflow_id=wf-mixed');
+  expect(listed.body.records.map((r: { task_id: string }) => r.task_id)).toEqual([older, newer]);
+  const one = await alice.call('get', `/v3/provenance/tasks/${older}`);
+  expect(one.status, one.text).toBe(200);
   agent.close();
 });

@@ -21,8 +21,11 @@ describe('POST /v3/endpoints/{endpoint_id}/submit', () => {
     expect(res.body.task_group_id).toMatch(new RegExp(`^${ep.endpoint_id}\\.[0-9a-z]{20}$`));
     expect(res.body.tasks[fn]).toHaveLength(2);
     expect(res.body.tasks[double]).toHaveLength(1);
-    for (const id of [...res.body.tasks[fn], ...res.body.tasks[double]]) {
-      expect(id).toMatch(new RegExp(`^${ep.endpoint_id}\\.[0-9a-z]{20}$`));
+    const ids = [...res.body.tasks[fn], ...res.body.tasks[double]];
+    expect([...ids].sort()).toEqual(ids);
+    for (const id of ids) {
+      // Time-ordered: 9 characters of time, 4 of the task's place in the batch, 11 random.
+      expect(id).toMatch(new RegExp(`^${ep.endpoint_id}\\.[0-9a-z]{24}$`));
       const doc = await taskStatus(alice, id);
       expect(doc).toMatchObject({ task_id: id, status: 'waiting-for-ep', details: { endpoint_id: ep.endpoint_id, task_group_id: res.body.task_group_id, attempts: 0 } });
       expect(Object.keys(doc.details.task_transitions)).toEqual(['waiting-for-ep']);

@@ -48,21 +48,26 @@ export function vmRssBytes(pid: number): number {
   }
 }
 
-/** workerd processes of the gateway's process group (wrangler dev spawns them). */
-export function workerdPids(groupId: number): number[] {
-  const pids: number[] = [];
+/** The processes of a process group, with their command names and CPU used so far (user + system ticks). */
+export function groupProcesses(groupId: number): Array<{ pid: number; comm: string; cpuTicks: number }> {
+  const out: Array<{ pid: number; comm: string; cpuTicks: number }> = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
       const comm = /\(([^)]*)\)/.exec(stat)?.[1] ?? '';
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) === groupId && comm.includes('workerd')) pids.push(Number(entry));
+      if (Number(fields[2]) === groupId) out.push({ pid: Number(entry), comm, cpuTicks: Number(fields[11]) + Number(fields[12]) });
     } catch {
       // gone
     }
   }
-  return pids;
+  return out;
+}
+
+/** workerd processes of the gateway's process group (wrangler dev spawns them). */
+export function workerdPids(groupId: number): number[] {
+  return groupProcesses(groupId).filter((p) => p.comm.includes('workerd')).map((p) => p.pid);
 }
 
 /**

@@ -10,12 +10,12 @@ import { canTransition, isFinal, transition, type TaskState, type TransitionEven
 import { PROTOCOL_VERSION, chunkBySize, parseAgentFrame, type AgentFrame, type FunctionSpec, type TaskResult } from '../../protocol/wire';
 import type { TaskLineage } from '../../provenance/prov-document';
 import { discardProvenance, type ProvenanceSink } from '../../provenance/task-events';
-import { LineageIndex, type LineageQuery, type SegmentPlacement, type SegmentPointer } from '../lineage-index';
+import { LineageIndex, type LineageQuery, type SegmentPlacement, type SegmentPointer, type SegmentReader } from '../lineage-index';
 import { heartbeatSeconds, lineageEnabled, redisSettings, taskStoreKind, taskTtlSeconds, type GatewayEnv } from '../env';
 import { fail, ok, type HubReply } from '../hub-reply';
 import { validationError } from '../http-errors';
 import { logEvent } from '../log';
-import { randomSuffix, randomSuffixes } from '../random-ids';
+import { randomSuffix, taskSuffixes } from '../random-ids';
 import { redisClient } from '../task-store/redis-client';
 import { RedisTaskStore } from '../task-store/redis-task-store';
 import { SqliteTaskStore } from '../task-store/sqlite-task-store';
@@ -24,6 +24,7 @@ import { isOverBytes } from '../text-size';
 import { AgentSessionStore, type AgentSession } from './agent-session';
 import { allowListOf, createEndpointSchema, endpointDoc, hasEndpointSchema, migrateEndpointSchema, readEndpoint, writeEndpoint, type EndpointFields, type EndpointRecord } from './endpoint-record';
 import { lineageRecords } from './lineage-capture';
+import { encodeSegment, isCompressedSegment, lineageSegmentKey, parseSegment, segmentText } from '../lineage-segments';
 import { Outbox } from './outbox';
 import { buildTaskFrames, TASK_FRAME_BUDGET } from './task-frames';
 import { TaskWaiters } from './task-waiters';
@@ -81,13 +82,8 @@ const SWEEP_CHUNK = 2_000;
 const LINEAGE_DELAY_MS = 100;
 /** Ended tasks whose records one transaction writes, as one segment in the object store. */
 const LINEAGE_BATCH = 1_000;
-/** Records wanted from one segment up to which each is read by range; beyond, the whole segment once. */
+/** Records wanted from one plain (older) segment up to which each is read by range; beyond, the whole segment once. */
 const SEGMENT_RANGE_READS = 8;
-
-/** The object store key of a lineage segment: per endpoint, ordered by the batch's first outbox row. */
-export function lineageSegmentKey(endpointId: string, firstSeq: number): string {
-  return `lineage/${endpointId}/${String(firstSeq).padStart(12, '0')}.ndjson`;
-}
 
 const EMPTY_REPORT: StatusReport = { total_workers: 0, idle_workers: 0, pending_tasks: 0, outstanding_tasks: 0, managers: 0, blocks: 0 };
 
@@ -288,7 +284,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       newGroup = true;
     }
     const createdAt = nowSeconds();
-    const suffixes = randomSuffixes(submission.tasks.length);
+    const suffixes = taskSuffixes(submission.tasks.length);
     const rs = submission.resource_specification_json;
     const taskIds: string[] = new Array(submission.tasks.length);
     const tasks: Array<{ task_id: string; function_uuid: string }> = new Array(submission.tasks.length);
@@ -440,12 +436,15 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   private async writeLineage(rows: ReadonlyArray<{ seq: number; task_id: string; message: string }>): Promise<void> {
     const record = this.endpoint()!;
     const ids = rows.map((r) => r.task_id);
-    const tasks = await this.store.readTasks(ids);
+    // Records in the order the tasks were submitted (outbox order), whatever order the store reads them in.
+    const order = new Map(ids.map((id, i) => [id, i]));
+    const tasks = (await this.store.readTasks(ids)).sort((a, b) => order.get(a.task_id)! - order.get(b.task_id)!);
     const spilled = new Map<string, string>();
     await Promise.all(
       tasks.map(async (t) => {
         const key = spilledResultKey(t);
-        const object = key === null ? null : await this.env.OBJECTS.get(key);
+        if (key === null) return;
+        const object = await this.env.OBJECTS.get(key);
         if (object) spilled.set(t.task_id, await object.text());
       }),
     );
@@ -461,52 +460,49 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   }
 
   private async writeSegment(key: string, records: readonly TaskLineage[]): Promise<SegmentPlacement> {
-    const encoder = new TextEncoder();
-    const lines = records.map((r) => encoder.encode(JSON.stringify(r) + '\n'));
-    const body = new Uint8Array(lines.reduce((n, l) => n + l.byteLength, 0));
-    const ranges = new Map<string, { offset: number; length: number }>();
-    let offset = 0;
-    for (let i = 0; i < lines.length; i++) {
-      body.set(lines[i]!, offset);
-      ranges.set(records[i]!.task_id, { offset, length: lines[i]!.byteLength });
-      offset += lines[i]!.byteLength;
-    }
+    const { body, ranges } = await encodeSegment(records);
     if (records.length > 0) await this.env.OBJECTS.put(key, body, { httpMetadata: { contentType: 'application/x-ndjson' } });
     return { key, ranges };
   }
 
-  /** Records from their segments: a whole segment when many of its records are wanted, else ranges. */
-  private async loadSegments(pointers: readonly SegmentPointer[]): Promise<Map<string, TaskLineage>> {
-    const bySegment = new Map<string, SegmentPointer[]>();
-    for (const p of pointers) bySegment.set(p.segment, [...(bySegment.get(p.segment) ?? []), p]);
-    const out = new Map<string, TaskLineage>();
-    const decoder = new TextDecoder();
-    await Promise.all(
-      [...bySegment].map(async ([key, wanted]) => {
-        if (wanted.length > SEGMENT_RANGE_READS) {
-          const object = await this.env.OBJECTS.get(key);
-          if (!object) return;
-          const bytes = new Uint8Array(await object.arrayBuffer());
-          for (const p of wanted) out.set(p.task_id, JSON.parse(decoder.decode(bytes.subarray(p.offset, p.offset + p.length))) as TaskLineage);
-          return;
-        }
-        await Promise.all(
-          wanted.map(async (p) => {
-            const object = await this.env.OBJECTS.get(key, { range: { offset: p.offset, length: p.length } });
-            if (object) out.set(p.task_id, JSON.parse(await object.text()) as TaskLineage);
-          }),
-        );
-      }),
-    );
-    return out;
-  }
+  /** Reads records from the hub's segments: whole segments, or ranges when few of a segment's records are wanted. */
+  private readonly segmentReader: SegmentReader = {
+    records: async (pointers) => {
+      const bySegment = new Map<string, SegmentPointer[]>();
+      for (const p of pointers) bySegment.set(p.segment, [...(bySegment.get(p.segment) ?? []), p]);
+      const out = new Map<string, TaskLineage>();
+      const decoder = new TextDecoder();
+      await Promise.all(
+        [...bySegment].map(async ([key, wanted]) => {
+          if (isCompressedSegment(key) || wanted.length > SEGMENT_RANGE_READS) {
+            const object = await this.env.OBJECTS.get(key);
+            if (!object) return;
+            const text = await segmentText(key, new Uint8Array(await object.arrayBuffer()));
+            for (const p of wanted) out.set(p.task_id, JSON.parse(decoder.decode(text.subarray(p.offset, p.offset + p.length))) as TaskLineage);
+            return;
+          }
+          await Promise.all(
+            wanted.map(async (p) => {
+              const object = await this.env.OBJECTS.get(key, { range: { offset: p.offset, length: p.length } });
+              if (object) out.set(p.task_id, JSON.parse(await object.text()) as TaskLineage);
+            }),
+          );
+        }),
+      );
+      return out;
+    },
+    segment: async (key) => {
+      const object = await this.env.OBJECTS.get(key);
+      return object ? parseSegment(await segmentText(key, new Uint8Array(await object.arrayBuffer()))) : [];
+    },
+  };
 
   /** Lineage records of this endpoint's ended tasks (the owner's only). */
   async lineage(owner: string, query: LineageQuery): Promise<TaskLineage[]> {
     if (!this.owned(owner, true)) return [];
     // Read your writes: records of tasks that ended are written before the query answers.
     await this.flushLineage();
-    return this.lineageIndex.query(owner, query, (pointers) => this.loadSegments(pointers));
+    return this.lineageIndex.query(owner, query, this.segmentReader);
   }
 
   async lineageCount(owner: string, workflowId: string | null, campaignId: string | null): Promise<number> {
@@ -795,8 +791,9 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
         completion_t: at,
         execution_json: r.execution ? JSON.stringify(r.execution) : null,
         counts_attempt: true,
-        // Executions the endpoint counted, or deliveries the gateway made, whichever is more.
-        reported_attempt: Math.max(r.execution?.attempt ?? 0, deliveries.get(r.task_id) ?? 0),
+        // Executions the endpoint counted, deliveries the gateway made, or times the agent sent this
+        // result (a re-send after a lost link or a gateway restart), whichever is most.
+        reported_attempt: Math.max(r.execution?.attempt ?? 0, deliveries.get(r.task_id) ?? 0, r.delivery ?? 0),
       });
       events.push(moved.event);
     }

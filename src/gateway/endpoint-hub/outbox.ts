@@ -10,7 +10,10 @@ const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS outbox (
      seq INTEGER PRIMARY KEY AUTOINCREMENT, task_id TEXT NOT NULL UNIQUE, function_uuid TEXT NOT NULL,
      message TEXT NOT NULL, delivered INTEGER NOT NULL DEFAULT 0, deliveries INTEGER NOT NULL DEFAULT 0)`,
-  `CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(delivered, seq)`,
+  // Partial indexes: a row enters one when it is submitted (waiting) and when it ends, and moves
+  // between no others, so marking rows sent or ended rewrites no index entry it does not have to.
+  `CREATE INDEX IF NOT EXISTS outbox_waiting ON outbox(seq) WHERE delivered = 0`,
+  `CREATE INDEX IF NOT EXISTS outbox_ended ON outbox(seq) WHERE delivered = 2`,
   `CREATE TABLE IF NOT EXISTS outbox_functions (function_uuid TEXT PRIMARY KEY, spec TEXT NOT NULL)`,
 ];
 
@@ -32,10 +35,16 @@ export class Outbox {
     for (const statement of SCHEMA) this.sql.exec(statement);
   }
 
-  /** Outboxes created before deliveries were counted get the column (at 0) on wake. */
+  /**
+   * On wake, outboxes of older versions: the deliveries column (at 0) for those created before
+   * deliveries were counted; the partial indexes for those with one index over (delivered, seq).
+   */
   migrate(): void {
     const columns = this.sql.exec<{ name: string }>('PRAGMA table_info(outbox)').toArray().map((c) => c.name);
-    if (columns.length > 0 && !columns.includes('deliveries')) this.sql.exec('ALTER TABLE outbox ADD COLUMN deliveries INTEGER NOT NULL DEFAULT 0');
+    if (columns.length === 0) return;
+    if (!columns.includes('deliveries')) this.sql.exec('ALTER TABLE outbox ADD COLUMN deliveries INTEGER NOT NULL DEFAULT 0');
+    this.sql.exec('DROP INDEX IF EXISTS outbox_pending');
+    for (const statement of SCHEMA.slice(1, 3)) this.sql.exec(statement);
   }
 
   enqueue(rows: ReadonlyArray<{ task_id: string; function_uuid: string; message: string }>): void {
@@ -136,7 +145,9 @@ export class Outbox {
   }
 
   removeEnded(taskIds: readonly string[]): void {
-    forEachIdChunk(taskIds, (placeholders, chunk) => this.sql.exec(`DELETE FROM outbox WHERE task_id IN (${placeholders}) AND delivered = 2`, ...chunk));
+    // `+delivered`: without it SQLite picks the (delivered, seq) index for `delivered = 2` and walks
+    // every ended row per chunk of ids (23 µs a task under load) instead of the task_id index.
+    forEachIdChunk(taskIds, (placeholders, chunk) => this.sql.exec(`DELETE FROM outbox WHERE task_id IN (${placeholders}) AND +delivered = 2`, ...chunk));
   }
 
   counts(): { queued: number; delivered: number } {

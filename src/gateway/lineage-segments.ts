@@ -1,0 +1,56 @@
+// Lineage segments: a batch of records as one NDJSON object in the object store, gzip-compressed.
+// The index keeps each record's byte range in the uncompressed text, so a record is read by
+// fetching its segment (about 150 bytes a record compressed), inflating it and slicing.
+// Segments written before compression (`.ndjson`) are plain text and are still read by range.
+
+import type { TaskLineage } from '../provenance/prov-document';
+
+/** The object store key of a segment: per endpoint, ordered by the batch's first outbox row. */
+export function lineageSegmentKey(endpointId: string, firstSeq: number): string {
+  return `lineage/${endpointId}/${String(firstSeq).padStart(12, '0')}.ndjson.gz`;
+}
+
+/** Whether a segment is stored compressed (read whole), or as plain NDJSON (ranges readable). */
+export function isCompressedSegment(key: string): boolean {
+  return key.endsWith('.gz');
+}
+
+async function through(bytes: Uint8Array, transform: CompressionStream | DecompressionStream): Promise<Uint8Array> {
+  const stream = new Blob([bytes]).stream().pipeThrough(transform);
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+export interface EncodedSegment {
+  /** The gzip-compressed NDJSON. */
+  body: Uint8Array;
+  /** Each record's byte range in the uncompressed text, by task id. */
+  ranges: Map<string, { offset: number; length: number }>;
+}
+
+/** The records as NDJSON, one line each in order, compressed; with each line's range before compression. */
+export async function encodeSegment(records: readonly TaskLineage[]): Promise<EncodedSegment> {
+  const lines = records.map((r) => JSON.stringify(r) + '\n');
+  // Every line's UTF-8 bytes into one buffer (3 bytes per UTF-16 unit at most), no copy per line.
+  const text = new Uint8Array(lines.reduce((n, l) => n + l.length * 3, 0));
+  const encoder = new TextEncoder();
+  const ranges = new Map<string, { offset: number; length: number }>();
+  let offset = 0;
+  for (let i = 0; i < lines.length; i++) {
+    const { written } = encoder.encodeInto(lines[i]!, text.subarray(offset));
+    ranges.set(records[i]!.task_id, { offset, length: written });
+    offset += written;
+  }
+  return { body: await through(text.subarray(0, offset), new CompressionStream('gzip')), ranges };
+}
+
+/** A segment's uncompressed NDJSON bytes, from what the object store holds under `key`. */
+export async function segmentText(key: string, stored: Uint8Array): Promise<Uint8Array> {
+  return isCompressedSegment(key) ? through(stored, new DecompressionStream('gzip')) : stored;
+}
+
+/** Every record of a segment's NDJSON bytes, in order. */
+export function parseSegment(text: Uint8Array): TaskLineage[] {
+  const records: TaskLineage[] = [];
+  for (const line of new TextDecoder().decode(text).split('\n')) if (line.length > 0) records.push(JSON.parse(line) as TaskLineage);
+  return records;
+}
