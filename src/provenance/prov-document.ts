@@ -22,6 +22,11 @@ export interface LineageItem {
   object?: string;
   /** sha256 (hex) of the value's JSON text, for inline values. */
   digest?: string;
+  /**
+   * A small inline value's JSON text itself (at most 64 characters, shorter than its digest), as a
+   * Ferry record stores it; records read back carry its `digest` as well.
+   */
+  value?: string;
 }
 
 /** What the worker measured of the attempt that ended the task. */

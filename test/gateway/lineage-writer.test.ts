@@ -7,6 +7,7 @@ import { env } from 'cloudflare:workers';
 import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { expect, it } from 'vitest';
 import type { GatewayEnv } from '../../src/gateway/env';
+import { sha256Hex, withDigests } from '../../src/gateway/endpoint-hub/lineage-capture';
 import { parseSegment, segmentText } from '../../src/gateway/lineage-segments';
 import { FakeAgent, newUser, registerEndpoint, registerFunction, submit, success } from './helpers';
 
@@ -58,7 +59,13 @@ it('writes the records of ended tasks from the alarm, then drops their outbox ro
   const one = await alice.call('get', `/v3/provenance/tasks/${task_ids[0]}`);
   expect(one.status, one.text).toBe(200);
   expect(one.body.activity[`ferry:task/${task_ids[0]}`]['ferry:status']).toBe('success');
-  expect(written[0]!.find((r) => r.task_id === task_ids[0])).toEqual(listed.body.records.find((r: { task_id: string }) => r.task_id === task_ids[0]));
+  // Small inline values are stored verbatim, without a digest; records read back carry both.
+  const stored = written[0]!.find((r) => r.task_id === task_ids[0])!;
+  expect(stored.used).toEqual([{ role: 'args.0', value: '1' }, { role: 'args.1', value: '2' }]);
+  expect(stored.generated).toEqual([{ role: 'result', value: '3' }]);
+  const served = listed.body.records.find((r: { task_id: string }) => r.task_id === task_ids[0]);
+  expect(served.used).toEqual([{ role: 'args.0', value: '1', digest: await sha256Hex('1') }, { role: 'args.1', value: '2', digest: await sha256Hex('2') }]);
+  expect(served).toEqual(await withDigests([stored]).then((r) => r[0]));
   agent.close();
 });
 
@@ -141,5 +148,23 @@ it('keeps records indexed the older way (a row per record in `lineage`) readable
   expect(listed.body.records.map((r: { task_id: string }) => r.task_id)).toEqual([older, newer]);
   const one = await alice.call('get', `/v3/provenance/tasks/${older}`);
   expect(one.status, one.text).toBe(200);
+  agent.close();
+});
+
+it('stores an inline value over 64 characters of JSON by its digest alone', async () => {
+  const alice = await newUser('alice');
+  const fn = await registerFunction(alice);
+  const ep = await registerEndpoint(alice);
+  const long = 'x'.repeat(100);
+  const { task_ids } = await submit(alice, ep.endpoint_id, fn, [{ args: [long, 'short'] }], { workflow_id: 'wf-long' });
+  const agent = await FakeAgent.ready(ep.endpoint_id, ep.token);
+  agent.send({ type: 'credit', n: 1 });
+  await agent.tasks(1);
+  agent.send({ type: 'results', results: [success(task_ids[0]!, long + long)] });
+  await agent.next('results_ack');
+  expect(await runDurableObjectAlarm(hubStub(ep.endpoint_id))).toBe(true);
+  const [stored] = (await segments(ep.endpoint_id))[0]!;
+  expect(stored!.used).toEqual([{ role: 'args.0', digest: await sha256Hex(JSON.stringify(long)) }, { role: 'args.1', value: '"short"' }]);
+  expect(stored!.generated).toEqual([{ role: 'result', digest: await sha256Hex(JSON.stringify(long + long)) }]);
   agent.close();
 });

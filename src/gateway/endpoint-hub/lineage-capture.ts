@@ -33,7 +33,26 @@ function isRef(value: unknown): value is { $ref: string } {
   return value !== null && typeof value === 'object' && !Array.isArray(value) && typeof (value as Record<string, unknown>).$ref === 'string';
 }
 
-/** One item per argument: a reference as its object, an inline value by digest (plus the references inside it). */
+/**
+ * Inline values whose JSON is at most this long are stored verbatim in records (`value`): shorter
+ * than a digest, and no hashing on the results path; `withDigests` adds their digests when read.
+ */
+export const VERBATIM_MAX_CHARS = 64;
+
+/** An inline value's item: verbatim when small, else by the digest `pending` collects. */
+function inlineItem(role: string, text: string, pending: Array<Promise<void>>): LineageItem {
+  if (text.length <= VERBATIM_MAX_CHARS) return { role, value: text };
+  const item: LineageItem = { role };
+  pending.push(sha256Hex(text).then((d) => void (item.digest = d)));
+  return item;
+}
+
+/** The `$ref`s inside a value's JSON text (parsed only when the text names one). */
+function refsInText(text: string): string[] {
+  return text.includes('"$ref"') ? refsIn(JSON.parse(text)) : [];
+}
+
+/** One item per argument: a reference as its object, an inline value verbatim or by digest (plus the references inside it). */
 export async function itemsOf(named: ReadonlyArray<[string, unknown]>): Promise<LineageItem[]> {
   const items: LineageItem[] = [];
   const pending: Array<Promise<void>> = [];
@@ -42,10 +61,9 @@ export async function itemsOf(named: ReadonlyArray<[string, unknown]>): Promise<
       items.push({ role, object: value.$ref });
       continue;
     }
-    const item: LineageItem = { role };
-    items.push(item);
-    pending.push(sha256Hex(JSON.stringify(value) ?? 'null').then((d) => void (item.digest = d)));
-    for (const object of refsIn(value)) items.push({ role, object });
+    const text = JSON.stringify(value) ?? 'null';
+    items.push(inlineItem(role, text, pending));
+    for (const object of refsInText(text)) items.push({ role, object });
   }
   await Promise.all(pending);
   return items;
@@ -57,6 +75,18 @@ function payloadItems(message: string | undefined): Promise<LineageItem[]> {
   const named: Array<[string, unknown]> = (payload.args ?? []).map((v, i) => [`args.${i}`, v]);
   for (const [k, v] of Object.entries(payload.kwargs ?? {})) named.push([`kwargs.${k}`, v]);
   return itemsOf(named);
+}
+
+/** Records as read back: every verbatim item gets its digest too (in place). */
+export async function withDigests(records: TaskLineage[]): Promise<TaskLineage[]> {
+  const pending: Array<Promise<void>> = [];
+  for (const r of records) {
+    for (const item of [...r.used, ...r.generated]) {
+      if (item.value !== undefined && item.digest === undefined) pending.push(sha256Hex(item.value).then((d) => void (item.digest = d)));
+    }
+  }
+  await Promise.all(pending);
+  return records;
 }
 
 /**
@@ -75,13 +105,15 @@ export async function lineageRecords(
     tasks.map(async (t) => {
       const resultObject = isObjectResult(t.result_ref) ? t.result_ref!.slice('object:'.length) : undefined;
       const resultText = resultObject !== undefined ? null : spilledResultKey(t) !== null ? (spilledResults.get(t.task_id) ?? null) : t.result_json;
-      const [used, digest] = await Promise.all([payloadItems(messages.get(t.task_id)), resultText === null ? null : sha256Hex(resultText)]);
       const generated: LineageItem[] = [];
+      const pending: Array<Promise<void>> = [];
       if (resultObject !== undefined) generated.push({ role: 'result', object: resultObject });
-      if (digest !== null) {
-        generated.push({ role: 'result', digest });
-        for (const object of refsIn(JSON.parse(resultText!))) generated.push({ role: 'result', object });
+      if (resultText !== null) {
+        generated.push(inlineItem('result', resultText, pending));
+        for (const object of refsInText(resultText)) generated.push({ role: 'result', object });
       }
+      const used = await payloadItems(messages.get(t.task_id));
+      await Promise.all(pending);
       const execution = t.execution_json === null ? null : (JSON.parse(t.execution_json) as Partial<ExecutionInfo>);
       const transitions = JSON.parse(t.transitions_json) as Record<string, number>;
       const telemetry: NonNullable<TaskLineage['telemetry']> = {};

@@ -13,7 +13,7 @@ import { FerryError } from '../../protocol/errors';
 import { endpointOfId } from '../../protocol/ids';
 import { provDocument, type FunctionInfo, type LineageItem, type ObjectInfo, type ProvDocument, type TaskLineage } from '../../provenance/prov-document';
 import { hubOf } from '../endpoint-hub/endpoint-hub';
-import { itemsOf, sha256Hex } from '../endpoint-hub/lineage-capture';
+import { itemsOf, sha256Hex, withDigests } from '../endpoint-hub/lineage-capture';
 import type { GatewayEnv } from '../env';
 import type { LineageQuery } from '../lineage-index';
 import { objectIndexOf } from '../objects/object-index';
@@ -27,7 +27,7 @@ const MAX_FRONTIER = 1_000;
 const MAX_LOOKUPS = 1_000;
 const OBJECT_ID = /^[0-9a-f]{64}$/;
 
-const LineageItemSchema = z.object({ role: z.string(), object: z.string().optional(), digest: z.string().optional() });
+const LineageItemSchema = z.object({ role: z.string(), object: z.string().optional(), digest: z.string().optional(), value: z.string().optional().describe('a small inline value\'s JSON text (≤ 64 characters)') });
 const LineageRecord = z
   .object({
     task_id: z.string(),
@@ -104,7 +104,7 @@ async function queryAll(env: GatewayEnv, owner: string, query: LineageQuery): Pr
     ...endpointIds.map((id) => hubOf(env, id).lineage(owner, query) as Promise<TaskLineage[]>),
     registry.lineage(owner, query) as Promise<TaskLineage[]>,
   ]);
-  return parts.flat();
+  return withDigests(parts.flat());
 }
 
 /**
@@ -166,6 +166,7 @@ export function registerProvenanceRoutes(table: RouteTable): void {
       const endpointId = endpointOfId(params.task_id);
       let records = endpointId === null ? [] : ((await hubOf(c.env, endpointId).lineage(owner, query)) as TaskLineage[]);
       if (records.length === 0) records = (await registryOf(c.env, owner).lineage(owner, query)) as TaskLineage[];
+      await withDigests(records);
       if (records.length === 0) throw new FerryError('NOT_FOUND', 'no provenance for this task (not ended, or not yours)');
       return renderProv(c.env, owner, records);
     },
