@@ -56,9 +56,12 @@ export async function runLineage(id: string, flags: LineageFlags, write: (text: 
     write(JSON.stringify(doc, null, 2) + '\n');
     return;
   }
-  const graph = new ProvGraph(doc);
-  const tree = taskDoc ? graph.taskTree(id) : graph.objectTree(id, direction);
-  write(renderTree(tree).join('\n') + '\n');
+  write((taskDoc ? taskLines(doc, id) : renderTree(new ProvGraph(doc).objectTree(id, direction))).join('\n') + '\n');
+}
+
+/** A task's PROV-JSON document as the terminal tree `ferry lineage TASK` prints. */
+export function taskLines(doc: ProvDocument, taskId: string): string[] {
+  return renderTree(new ProvGraph(doc).taskTree(taskId));
 }
 
 /** `├─ ` / `└─ ` lines under each label, `│  ` where a branch goes on. */
@@ -145,6 +148,20 @@ class ProvGraph {
       a['ferry:peak_memory_bytes'] !== undefined ? `peak memory ${bytes(Number(text(a['ferry:peak_memory_bytes'])))}` : null,
     ].filter((s) => s !== null);
     if (attempts !== undefined || telemetry.length > 0) children.push(leaf([attempts !== undefined ? `attempts ${attempts}` : null, ...telemetry].filter((s) => s !== null).join(' · ')));
+    // A task that ran more than once: each execution, the lost ones with why.
+    const history = Object.values(this.doc.activity)
+      .filter((r) => types(r).includes('ferry:Attempt') && text(r['ferry:attempt_of']) === activityId)
+      .sort((x, y) => Number(text(x['ferry:attempt'])) - Number(text(y['ferry:attempt'])));
+    if (history.length > 0) {
+      children.push({
+        label: 'executions',
+        children: history.map((r) => {
+          const at = text(r['prov:endTime']);
+          const where = text(r['ferry:host']);
+          return leaf([`#${text(r['ferry:attempt'])} ${text(r['ferry:outcome'])}`, where ? `on ${where}` : null, at ? `at ${utc(at)}` : null, text(r['ferry:reason']) ?? null].filter((s) => s !== null).join(' · '));
+        }),
+      });
+    }
     const fn = this.functionOf(activityId);
     if (fn) children.push(leaf(`function ${fn.name} ${fn.uuid}${fn.code ? ` (code sha256 ${short(fn.code)})` : ''}`));
     const inputs = this.used.filter((u) => u['prov:activity'] === activityId && bare(text(u['prov:role'])) !== 'function');

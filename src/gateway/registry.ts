@@ -16,6 +16,10 @@ const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS endpoints (endpoint_id TEXT PRIMARY KEY, endpoint_name TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL)`,
   // The owner's submission counters per rate-limit window (src/gateway/rate-limit/).
   `CREATE TABLE IF NOT EXISTS rate_windows (window_start REAL PRIMARY KEY, requests INTEGER NOT NULL, tasks INTEGER NOT NULL)`,
+  // Every endpoint the owner ever registered, deleted ones too: their hubs keep their tasks' lineage.
+  `CREATE TABLE IF NOT EXISTS lineage_endpoints (endpoint_id TEXT PRIMARY KEY, created_at TEXT NOT NULL)`,
+  // Registries from before lineage_endpoints: the endpoints they still list (deleted ones are gone).
+  `INSERT OR IGNORE INTO lineage_endpoints (endpoint_id, created_at) SELECT endpoint_id, created_at FROM endpoints`,
 ];
 
 export interface FunctionRegistration {
@@ -101,7 +105,9 @@ export class Registry extends DurableObject<GatewayEnv> {
     const existing = this.sql.exec<{ endpoint_id: string }>('SELECT endpoint_id FROM endpoints WHERE endpoint_name = ?', name).toArray()[0];
     if (existing) return { endpoint_id: existing.endpoint_id, created: false };
     const endpointId = crypto.randomUUID();
-    this.sql.exec('INSERT INTO endpoints (endpoint_id, endpoint_name, created_at) VALUES (?, ?, ?)', endpointId, name, new Date().toISOString());
+    const now = new Date().toISOString();
+    this.sql.exec('INSERT INTO endpoints (endpoint_id, endpoint_name, created_at) VALUES (?, ?, ?)', endpointId, name, now);
+    this.sql.exec('INSERT OR IGNORE INTO lineage_endpoints (endpoint_id, created_at) VALUES (?, ?)', endpointId, now);
     return { endpoint_id: endpointId, created: true };
   }
 
@@ -116,6 +122,12 @@ export class Registry extends DurableObject<GatewayEnv> {
     return this.sql.exec<{ endpoint_id: string }>('SELECT endpoint_id FROM endpoints ORDER BY created_at, endpoint_id').toArray().map((r) => r.endpoint_id);
   }
 
+  /** Every endpoint the owner ever registered, deleted ones included: where the owner's lineage lives. */
+  async lineageEndpointIds(): Promise<string[]> {
+    return this.sql.exec<{ endpoint_id: string }>('SELECT endpoint_id FROM lineage_endpoints ORDER BY created_at, endpoint_id').toArray().map((r) => r.endpoint_id);
+  }
+
+  /** Drops a deleted endpoint from the owner's list (its name is free again); its lineage stays reachable. */
   async forgetEndpoint(endpointId: string): Promise<void> {
     this.sql.exec('DELETE FROM endpoints WHERE endpoint_id = ?', endpointId);
   }

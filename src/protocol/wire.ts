@@ -40,6 +40,16 @@ export const ExecutionInfo = z.object({
 });
 export type ExecutionInfo = z.infer<typeof ExecutionInfo>;
 
+/** An execution of a task that ended without a result: its worker, manager or block died under it. */
+export const LostAttempt = z.object({
+  attempt: z.number().int().positive(),
+  /** When the endpoint saw it lost (Unix seconds). */
+  lost_at: z.number(),
+  /** What the endpoint saw: `worker 123 exited (SIGKILL)`, `manager … lost`, … */
+  reason: z.string(),
+});
+export type LostAttempt = z.infer<typeof LostAttempt>;
+
 export const TaskResult = z.object({
   task_id: z.string(),
   status: z.enum(['success', 'failed']),
@@ -53,6 +63,8 @@ export const TaskResult = z.object({
   /** Captured console output of the function, capped. */
   stdout: z.string().optional(),
   execution: ExecutionInfo.optional(),
+  /** The executions of this task before this one that were lost, oldest first (none: absent). */
+  lost_attempts: z.array(LostAttempt).optional(),
   /**
    * The how-many-th time the agent sends this result, when not the first: a result sent before the
    * link or the gateway died, and not acknowledged, is sent again after the reconnect. The gateway

@@ -36,6 +36,19 @@ export interface WorkerTelemetry {
   peak_memory_bytes?: number;
 }
 
+/** One execution of a task, as the endpoint reported it. */
+export interface AttemptRecord {
+  attempt: number;
+  /** `lost` for an execution that ended without a result (its worker, manager or block died); else the task's final status. */
+  outcome: string;
+  /** Why it was lost, as the endpoint saw it. */
+  reason?: string;
+  host?: string;
+  started_at?: number;
+  /** For a lost execution: when the endpoint saw it lost. */
+  ended_at?: number;
+}
+
 /** A task's lineage record, close to Flowcept's task record. Times are Unix seconds. */
 export interface TaskLineage {
   task_id: string;
@@ -59,6 +72,12 @@ export interface TaskLineage {
   generated: LineageItem[];
   /** Absent in records written before workers reported it, and for tasks that never ran. */
   telemetry?: WorkerTelemetry | null;
+  /**
+   * Every execution, oldest first, when there was more than one that the endpoint saw start: the
+   * lost ones, then the one that ended the task. Absent for a task that ran once (the record's own
+   * host and times are that execution's).
+   */
+  attempt_history?: AttemptRecord[];
 }
 
 /** A registered function as the document names it (looked up by the caller). */
@@ -144,6 +163,7 @@ export const provIds = {
   filter: (objectId: string, n: number) => `ferry:ingest/${local(objectId)}/filter/${n}`,
   stage: (objectId: string, n: number) => `ferry:ingest/${local(objectId)}/stage/${n}`,
   filterSource: (sha256: string) => `ferry:filter_source/${local(sha256)}`,
+  attempt: (taskId: string, n: number) => `ferry:attempt/${local(taskId)}/${n}`,
 };
 
 export function dateTime(unixSeconds: number): TypedLiteral {
@@ -213,6 +233,15 @@ export function provDocument(records: readonly TaskLineage[], context: ProvConte
     if (t?.peak_memory_bytes !== undefined) attrs['ferry:peak_memory_bytes'] = t.peak_memory_bytes;
     for (const [state, at] of Object.entries(r.transitions)) attrs[`ferry:transition_${state.replace(/[^A-Za-z0-9_]/g, '_')}`] = dateTime(at);
     doc.activity[activity] = attrs;
+    // Each execution of a task that ran more than once: an activity of its own, naming its task.
+    for (const a of r.attempt_history ?? []) {
+      const attempt: ProvRecord = { 'prov:type': qualifiedName('ferry:Attempt'), 'ferry:attempt_of': qualifiedName(activity), 'ferry:attempt': a.attempt, 'ferry:outcome': a.outcome };
+      if (a.reason !== undefined) attempt['ferry:reason'] = a.reason;
+      if (a.host !== undefined) attempt['ferry:host'] = a.host;
+      if (a.started_at !== undefined) attempt['prov:startTime'] = dateTime(a.started_at).$;
+      if (a.ended_at !== undefined) attempt['prov:endTime'] = dateTime(a.ended_at).$;
+      doc.activity[provIds.attempt(r.task_id, a.attempt)] = attempt;
+    }
 
     const user = userAgent(r.owner);
     const submitter = relation('wasAssociatedWith', { 'prov:activity': activity, 'prov:agent': user, 'prov:role': qualifiedName('ferry:submitter') });

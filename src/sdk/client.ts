@@ -7,6 +7,7 @@ import type {
   EndpointDoc, EndpointStatus, FunctionDoc, Json, Payload, RegisterEndpointRequest, RegisterEndpointResponse, SubmitResponse, TaskDoc,
 } from '../protocol/api';
 import { LIMITS } from '../protocol/api';
+import type { ProvDocument, TaskLineage } from '../provenance/prov-document';
 import { FerryApiError, TaskCancelledError, TaskFailedError, WaitTimeoutError, apiErrorFromBody } from './errors';
 import type { ObjectMeta, ObjectRef, ObjectStats } from '../protocol/api';
 import {
@@ -308,6 +309,18 @@ export class Client {
   /** Objects stored and bytes the gateway served from them (per reader). */
   objectStats(): Promise<ObjectStats> {
     return objectStats(this.objectTransport());
+  }
+
+  /** An ended task's lineage as a W3C PROV-JSON document. */
+  taskProvenance(taskId: string): Promise<ProvDocument> {
+    return this.request('GET', `/v3/provenance/tasks/${enc(taskId)}`);
+  }
+
+  /** Lineage records of a workflow and/or campaign (all of yours with neither), oldest first. */
+  async lineageRecords(query: { workflow_id?: string; campaign_id?: string; limit?: number } = {}): Promise<TaskLineage[]> {
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) params.set(k, String(v));
+    return (await this.request<{ records: TaskLineage[] }>('GET', `/v3/provenance?${params}`)).records;
   }
 
   private objectTransport(): ObjectTransport {

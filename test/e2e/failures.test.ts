@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TaskDoc } from '../../src/protocol/api';
 import type { Client } from '../../src/sdk/client';
 import { startBlackholeProxy } from '../helpers/blackhole-proxy';
+import { provJsonSchemaErrors, provStatements, pythonProvInstalled, readStatements, readWithPythonProv } from '../helpers/prov-json';
 import { ensureSlurm, slurmInstalled, type SlurmCluster } from '../helpers/slurm';
 import { unreadBytesOnPort } from '../helpers/processes';
 import { eventually, startStack, type EndpointHandle, type Stack } from '../helpers/stack';
@@ -101,6 +102,14 @@ describe('no task lost', () => {
     const docs = await expectNothingLost('worker SIGKILL', ids);
     expect(agent.output()).toMatch(/"msg":"executions lost".*"reason":"worker \d+ exited \(SIGKILL\)"/);
     expect(docs[500]!.details.attempts).toBeGreaterThanOrEqual(2);
+    // Its lineage keeps every execution: the lost one, with why, then the one that succeeded; the
+    // document still validates and reads back whole in the prov library.
+    const prov = await alice.taskProvenance(ids[500]!);
+    const attempts = Object.values(prov.activity).filter((a) => (a['prov:type'] as { $: string }).$ === 'ferry:Attempt');
+    expect(attempts.map((a) => a['ferry:outcome'])).toEqual([...Array(attempts.length - 1).fill('lost'), 'success']);
+    expect(attempts[0]!['ferry:reason']).toMatch(/^worker \d+ exited \(SIGKILL\)$/);
+    expect(provJsonSchemaErrors(prov)).toEqual([]);
+    if (pythonProvInstalled()) expect(readStatements(await readWithPythonProv(JSON.stringify(prov)))).toEqual(provStatements(prov as unknown as Record<string, unknown>));
   }, 240_000);
 
   it('10 s of silently dropped traffic between agent and gateway', async () => {

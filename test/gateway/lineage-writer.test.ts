@@ -168,3 +168,58 @@ it('stores an inline value over 64 characters of JSON by its digest alone', asyn
   expect(stored!.generated).toEqual([{ role: 'result', digest: await sha256Hex(JSON.stringify(long + long)) }]);
   agent.close();
 });
+
+it('records every execution of a task that ran more than once: the lost ones with why, then the last', async () => {
+  const alice = await newUser('alice');
+  const fn = await registerFunction(alice);
+  const ep = await registerEndpoint(alice);
+  const { task_ids } = await submit(alice, ep.endpoint_id, fn, [{ args: [1] }, { args: [2] }], { workflow_id: 'wf-attempts' });
+  const agent = await FakeAgent.ready(ep.endpoint_id, ep.token);
+  agent.send({ type: 'credit', n: 2 });
+  await agent.tasks(2);
+  const lost_attempts = [
+    { attempt: 1, lost_at: 1_790_000_001, reason: 'worker 41 exited (SIGKILL)' },
+    { attempt: 2, lost_at: 1_790_000_002, reason: 'manager m-1 lost' },
+  ];
+  const rerun = { ...success(task_ids[0]!, 3), execution: { attempt: 3, started_at: 1_790_000_003, ended_at: 1_790_000_004, host: 'node-7', worker_pid: 9 }, lost_attempts };
+  agent.send({ type: 'results', results: [rerun, success(task_ids[1]!, 4)] });
+  await agent.next('results_ack');
+  const records = (await alice.call('get', '/v3/provenance?workflow_id=wf-attempts')).body.records;
+  expect(records[0].attempts).toBe(3);
+  expect(records[0].attempt_history).toEqual([
+    { attempt: 1, outcome: 'lost', reason: 'worker 41 exited (SIGKILL)', ended_at: 1_790_000_001 },
+    { attempt: 2, outcome: 'lost', reason: 'manager m-1 lost', ended_at: 1_790_000_002 },
+    { attempt: 3, outcome: 'success', host: 'node-7', started_at: 1_790_000_003, ended_at: 1_790_000_004 },
+  ]);
+  // A task that ran once: its record's own host and times say it all.
+  expect(records[1]).not.toHaveProperty('attempt_history');
+  const doc = (await alice.call('get', `/v3/provenance/tasks/${task_ids[0]}`)).body;
+  const attempts = Object.entries(doc.activity).filter(([, a]) => (a as Record<string, { $: string }>)['prov:type'].$ === 'ferry:Attempt');
+  expect(attempts.map(([id]) => id.split('/').pop())).toEqual(['1', '2', '3']);
+  expect(attempts[0]![1]).toMatchObject({ 'ferry:outcome': 'lost', 'ferry:reason': 'worker 41 exited (SIGKILL)', 'ferry:attempt_of': { $: `ferry:task/${task_ids[0]}`, type: 'prov:QUALIFIED_NAME' } });
+  agent.close();
+});
+
+it("keeps a deleted endpoint's lineage in workflow, count and object queries", async () => {
+  const alice = await newUser('alice');
+  const fn = await registerFunction(alice);
+  const ep = await registerEndpoint(alice, { endpoint_name: 'ep-gone' });
+  const { task_ids } = await submit(alice, ep.endpoint_id, fn, [{ args: [1] }], { workflow_id: 'wf-gone' });
+  const agent = await FakeAgent.ready(ep.endpoint_id, ep.token);
+  agent.send({ type: 'credit', n: 1 });
+  await agent.tasks(1);
+  await endAndFlush(agent, ep.endpoint_id, task_ids);
+  agent.close();
+  expect((await alice.call('delete', `/v2/endpoints/${ep.endpoint_id}`)).status).toBeLessThan(300);
+  const listed = (await alice.call('get', '/v2/endpoints')).body.map((e: { endpoint_id: string }) => e.endpoint_id);
+  expect(listed.every((id: unknown) => typeof id === 'string')).toBe(true);
+  expect(listed).not.toContain(ep.endpoint_id);
+  // Gone from the list of endpoints; its tasks' lineage is not.
+  expect((await alice.call('get', '/v3/provenance?workflow_id=wf-gone&format=count')).body.count).toBe(1);
+  expect((await alice.call('get', '/v3/provenance?workflow_id=wf-gone')).body.records.map((r: { task_id: string }) => r.task_id)).toEqual(task_ids);
+  expect((await alice.call('get', `/v3/provenance/tasks/${task_ids[0]}`)).status).toBe(200);
+  // A new endpoint under the same name adds its own lineage beside.
+  const again = await registerEndpoint(alice, { endpoint_name: 'ep-gone' });
+  expect(again.endpoint_id).not.toBe(ep.endpoint_id);
+  expect((await alice.call('get', '/v3/provenance?workflow_id=wf-gone&format=count')).body.count).toBe(1);
+});

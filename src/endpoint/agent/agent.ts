@@ -319,9 +319,14 @@ export class Agent {
     // Only the first result of a held task is journaled and frees a credit. A second execution's
     // result (a lost worker's task that had finished after all) or a cancelled task's late result
     // still goes to the gateway, best effort, which records it as an extra attempt.
-    const fresh = results.filter((r) => this.journal.tasks.has(r.task_id));
+    // The executions lost before this one go with the result, into the gateway's record of the task.
+    const withHistory = results.map((r) => {
+      const lost = this.journal.tasks.get(r.task_id)?.lostAttempts ?? [];
+      return lost.length > 0 ? { ...r, lost_attempts: lost } : r;
+    });
+    const fresh = withHistory.filter((r) => this.journal.tasks.has(r.task_id));
     this.journal.addResults(fresh);
-    this.pendingResults.push(...results);
+    this.pendingResults.push(...withHistory);
     this.pendingCredit += fresh.length;
     this.scheduleFlush();
   }
@@ -342,11 +347,11 @@ export class Agent {
     // Parts of a result that will not come whole.
     for (const t of tasks) this.resultObjects.discard(t.task_id);
     const held = tasks.filter((t) => this.journal.tasks.has(t.task_id));
-    this.journal.markLost(held.map((t) => t.task_id));
+    const now = Date.now() / 1000;
+    this.journal.markLost(held.map((t) => t.task_id), reason, now);
     const max = this.opts.config.max_retries_on_system_failure;
     const retry: TaskMessage[] = [];
     const failed: TaskResult[] = [];
-    const now = Date.now() / 1000;
     for (const t of held) {
       const h = this.journal.tasks.get(t.task_id)!;
       if (h.lost <= max) retry.push(t);

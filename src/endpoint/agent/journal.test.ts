@@ -35,6 +35,24 @@ describe('Journal', () => {
     expect(again.functions.get(fn.function_uuid)).toEqual(fn);
   });
 
+  it('replays each lost execution with its attempt, time and reason, across restarts and a compaction', () => {
+    const dir = tmp();
+    const j = new Journal(dir);
+    j.addTasks([task(1)], [fn]);
+    j.markDispatched(['t1']);
+    j.markLost(['t1'], 'worker 41 exited (SIGKILL)', 100);
+    j.markDispatched(['t1']);
+    j.markLost(['t1'], 'manager m-1 lost', 200);
+    j.markDispatched(['t1']);
+    const expected = [
+      { attempt: 1, lost_at: 100, reason: 'worker 41 exited (SIGKILL)' },
+      { attempt: 2, lost_at: 200, reason: 'manager m-1 lost' },
+    ];
+    const again = new Journal(dir); // replays, then compacts: the lost executions are rewritten
+    expect(again.tasks.get('t1')).toMatchObject({ attempts: 3, lost: 2, lostAttempts: expected });
+    expect(new Journal(dir).tasks.get('t1')).toMatchObject({ attempts: 3, lost: 2, lostAttempts: expected });
+  });
+
   it('keeps a result stored as an object (its reference) until acknowledged, across a restart and a compaction', () => {
     const dir = tmp();
     const j = new Journal(dir);

@@ -5,7 +5,7 @@
 
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FunctionSpec, TaskMessage, TaskResult } from '../../protocol/wire';
+import type { FunctionSpec, LostAttempt, TaskMessage, TaskResult } from '../../protocol/wire';
 
 type Entry =
   | { k: 'f'; fns: FunctionSpec[] }
@@ -14,7 +14,8 @@ type Entry =
   | { k: 'r'; results: TaskResult[] }
   | { k: 'a'; ids: string[] }
   | { k: 'x'; ids: string[] }
-  | { k: 'l'; ids: string[] };
+  /** Executions lost: `attempt` is given when compaction rewrites them, else each task's current one. */
+  | { k: 'l'; ids: string[]; reason?: string; at?: number; attempt?: number };
 
 export interface HeldTask {
   task: TaskMessage;
@@ -22,6 +23,8 @@ export interface HeldTask {
   attempts: number;
   /** Executions lost to system failures (a worker, manager or block died under it). */
   lost: number;
+  /** Those executions, oldest first: which attempt, when and why. */
+  lostAttempts: LostAttempt[];
 }
 
 const COMPACT_AFTER_BYTES = 64 * 1024 * 1024;
@@ -62,9 +65,9 @@ export class Journal {
     if (ids.length) this.append({ k: 'd', ids });
   }
 
-  /** Records executions lost to system failures. */
-  markLost(ids: string[]): void {
-    if (ids.length) this.append({ k: 'l', ids });
+  /** Records executions lost to system failures, with why, at `at` (Unix seconds). */
+  markLost(ids: string[], reason: string, at: number): void {
+    if (ids.length) this.append({ k: 'l', ids, reason, at });
   }
 
   addResults(results: TaskResult[]): void {
@@ -103,7 +106,7 @@ export class Journal {
         for (const fn of entry.fns) this.functions.set(fn.function_uuid, fn);
         break;
       case 't':
-        for (const task of entry.tasks) this.tasks.set(task.task_id, { task, attempts: 0, lost: 0 });
+        for (const task of entry.tasks) this.tasks.set(task.task_id, { task, attempts: 0, lost: 0, lostAttempts: [] });
         break;
       case 'd':
         for (const id of entry.ids) {
@@ -114,7 +117,10 @@ export class Journal {
       case 'l':
         for (const id of entry.ids) {
           const held = this.tasks.get(id);
-          if (held) held.lost += 1;
+          if (!held) continue;
+          held.lost += 1;
+          // Journals of older agents name no reason or time.
+          held.lostAttempts.push({ attempt: entry.attempt ?? Math.max(1, held.attempts), lost_at: entry.at ?? 0, reason: entry.reason ?? 'unknown' });
         }
         break;
       case 'r':
@@ -165,7 +171,7 @@ export class Journal {
         attempts.get(h.attempts)!.push(id);
       }
       for (const [n, ids] of attempts) for (let i = 0; i < n; i++) lines.push(JSON.stringify({ k: 'd', ids }));
-      for (const [id, h] of this.tasks) for (let i = 0; i < h.lost; i++) lines.push(JSON.stringify({ k: 'l', ids: [id] }));
+      for (const [id, h] of this.tasks) for (const a of h.lostAttempts) lines.push(JSON.stringify({ k: 'l', ids: [id], reason: a.reason, at: a.lost_at, attempt: a.attempt }));
     }
     if (this.results.size) lines.push(JSON.stringify({ k: 'r', results: [...this.results.values()] }));
     if (lines.length) writeSync(fd, lines.join('\n') + '\n');

@@ -789,7 +789,8 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
         exception_json: r.exception ? JSON.stringify(r.exception) : r.status === 'failed' ? JSON.stringify({ code: 'FERRY_FUNCTION_ERROR', name: 'Error', message: 'the task failed without an exception' }) : null,
         stdout: r.stdout === undefined ? null : r.stdout.slice(0, LIMITS.maxStdoutBytes),
         completion_t: at,
-        execution_json: r.execution ? JSON.stringify(r.execution) : null,
+        // The executions lost before this one are kept with it, for the task's lineage record.
+        execution_json: r.lost_attempts ? JSON.stringify({ ...r.execution, lost_attempts: r.lost_attempts }) : r.execution ? JSON.stringify(r.execution) : null,
         counts_attempt: true,
         // Executions the endpoint counted, deliveries the gateway made, or times the agent sent this
         // result (a re-send after a lost link or a gateway restart), whichever is most.

@@ -2,8 +2,8 @@
 // group, attempts, transitions, execution, result) and their outbox messages (the payload: the
 // outbox keeps a task's row, marked ended, until its record is written).
 
-import type { LineageItem, TaskLineage } from '../../provenance/prov-document';
-import type { ExecutionInfo } from '../../protocol/wire';
+import type { AttemptRecord, LineageItem, TaskLineage } from '../../provenance/prov-document';
+import type { ExecutionInfo, LostAttempt } from '../../protocol/wire';
 import type { TaskRecord } from '../task-store/port';
 import { isObjectResult, spilledResultKey } from './task-doc-json';
 
@@ -89,6 +89,16 @@ export async function withDigests(records: TaskLineage[]): Promise<TaskLineage[]
   return records;
 }
 
+/** The lost executions the endpoint reported, then the one that ended the task. */
+function attemptHistory(execution: Partial<ExecutionInfo> & { lost_attempts?: LostAttempt[] }, state: string): AttemptRecord[] {
+  const history: AttemptRecord[] = (execution.lost_attempts ?? []).map((a) => ({ attempt: a.attempt, outcome: 'lost', reason: a.reason, ended_at: a.lost_at }));
+  // A task the endpoint gave up on (its last execution lost too, FERRY_WORKER_LOST) ran nothing more.
+  if (execution.attempt !== undefined && !history.some((a) => a.attempt === execution.attempt)) {
+    history.push({ attempt: execution.attempt, outcome: state, ...(execution.host !== undefined ? { host: execution.host } : {}), ...(execution.started_at !== undefined ? { started_at: execution.started_at } : {}), ...(execution.ended_at !== undefined ? { ended_at: execution.ended_at } : {}) });
+  }
+  return history;
+}
+
 /**
  * The lineage record of each ended task, from its final stored record, its delivery message (the
  * payload, kept in the outbox until its record is written) and, for a result the gateway spilled to
@@ -114,7 +124,7 @@ export async function lineageRecords(
       }
       const used = await payloadItems(messages.get(t.task_id));
       await Promise.all(pending);
-      const execution = t.execution_json === null ? null : (JSON.parse(t.execution_json) as Partial<ExecutionInfo>);
+      const execution = t.execution_json === null ? null : (JSON.parse(t.execution_json) as Partial<ExecutionInfo> & { lost_attempts?: LostAttempt[] });
       const transitions = JSON.parse(t.transitions_json) as Record<string, number>;
       const telemetry: NonNullable<TaskLineage['telemetry']> = {};
       if (execution?.started_at !== undefined && execution.ended_at !== undefined) telemetry.wall_time_s = Math.max(0, execution.ended_at - execution.started_at);
@@ -139,6 +149,7 @@ export async function lineageRecords(
         used,
         generated,
         telemetry: Object.keys(telemetry).length > 0 ? telemetry : null,
+        ...(execution?.lost_attempts?.length ? { attempt_history: attemptHistory(execution, t.state) } : {}),
       } satisfies TaskLineage;
     }),
   );

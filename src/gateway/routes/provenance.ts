@@ -48,6 +48,10 @@ const LineageRecord = z
     used: z.array(LineageItemSchema),
     generated: z.array(LineageItemSchema),
     telemetry: z.object({ wall_time_s: z.number().optional(), cpu_time_s: z.number().optional(), peak_memory_bytes: z.number().optional() }).nullable().optional(),
+    attempt_history: z
+      .array(z.object({ attempt: z.number(), outcome: z.string(), reason: z.string().optional(), host: z.string().optional(), started_at: z.number().optional(), ended_at: z.number().optional() }))
+      .optional()
+      .describe('every execution, oldest first, when the task ran more than once: lost ones (with why), then the last'),
   });
 const ProvJson = z
   .object({ prefix: z.record(z.string(), z.string()) })
@@ -89,17 +93,17 @@ const FlowceptTask = z.object({
 const EventsRequest = z.object({ messages: z.array(FlowceptTask).min(1).max(1_000) });
 const EventsResponse = z.object({ accepted: z.number().int() });
 
-/** Every record source of the owner: each endpoint's hub, and the registry (ingested messages). */
+/** Every record source of the owner: each endpoint's hub (deleted endpoints too), and the registry (ingested messages). */
 async function countAll(env: GatewayEnv, owner: string, workflowId: string | null, campaignId: string | null): Promise<number> {
   const registry = registryOf(env, owner);
-  const endpointIds = await registry.endpointIds();
+  const endpointIds = await registry.lineageEndpointIds();
   const counts = await Promise.all([...endpointIds.map((id) => hubOf(env, id).lineageCount(owner, workflowId, campaignId)), registry.lineageCount(owner, workflowId, campaignId)]);
   return counts.reduce((a, b) => a + b, 0);
 }
 
 async function queryAll(env: GatewayEnv, owner: string, query: LineageQuery): Promise<TaskLineage[]> {
   const registry = registryOf(env, owner);
-  const endpointIds = await registry.endpointIds();
+  const endpointIds = await registry.lineageEndpointIds();
   const parts = await Promise.all([
     ...endpointIds.map((id) => hubOf(env, id).lineage(owner, query) as Promise<TaskLineage[]>),
     registry.lineage(owner, query) as Promise<TaskLineage[]>,
