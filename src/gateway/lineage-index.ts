@@ -4,8 +4,10 @@
 // batched NDJSON segments. Per task it keeps one narrow row (task id → segment and byte range); per
 // segment, one row for each workflow (and campaign) with its number of records, so recording a task
 // costs one b-tree insert, and a workflow's records are read segment by segment. Each owner's
-// Registry keeps the task messages ingested through POST /v3/provenance/events inline in `lineage`
-// (`record_json`), as do hubs that indexed records before segments were indexed this way.
+// Registry keeps the task messages ingested through POST /v3/provenance/events in segments too, one
+// per request, with one `lineage` row per record (a message sent again replaces its row). Rows of
+// `lineage` may also hold a record inline (`record_json`): events ingested before segments, and
+// hubs' records indexed before lineage_tasks.
 // Queries fan out over the owner's hubs and registry.
 
 import type { LineageItem, TaskLineage } from '../provenance/prov-document';
@@ -80,18 +82,22 @@ export class LineageIndex {
   /**
    * Indexes records (call it inside the caller's transaction): inline, or, with `placement`, as
    * pointers into the segment the caller wrote them to. `replace`: a record may be written again
-   * (ingested events), its old object rows are dropped first; a Ferry task ends only once.
+   * (ingested events): its old rows are replaced, one `lineage` row per record (segment pointer
+   * or inline); without, a Ferry task ends only once, and its segment is indexed per segment.
    */
   write(records: readonly TaskLineage[], replace = false, placement?: SegmentPlacement): void {
     if (records.length === 0) return;
     if (replace) forEachIdChunk(records.map((r) => r.task_id), (placeholders, chunk) => this.sql.exec(`DELETE FROM lineage_objects WHERE task_id IN (${placeholders})`, ...chunk));
-    if (placement) this.writeSegment(records, placement);
+    if (placement && !replace) this.writeSegment(records, placement);
     else {
       insertRows(
         this.sql,
-        'INSERT OR REPLACE INTO lineage (task_id, owner, workflow_id, campaign_id, record_json)',
-        5,
-        records.map((r) => [r.task_id, r.owner, r.workflow_id, r.campaign_id, JSON.stringify(r)]),
+        'INSERT OR REPLACE INTO lineage (task_id, owner, workflow_id, campaign_id, record_json, segment, seg_offset, seg_length)',
+        8,
+        records.map((r) => {
+          const range = placement?.ranges.get(r.task_id);
+          return range ? [r.task_id, r.owner, r.workflow_id, r.campaign_id, '', placement!.key, range.offset, range.length] : [r.task_id, r.owner, r.workflow_id, r.campaign_id, JSON.stringify(r), null, null, null];
+        }),
       );
     }
     const objectRows: string[][] = [];

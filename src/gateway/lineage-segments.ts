@@ -4,6 +4,10 @@
 // Segments written before compression (`.ndjson`) are plain text and are still read by range.
 
 import type { TaskLineage } from '../provenance/prov-document';
+import type { SegmentPointer, SegmentReader } from './lineage-index';
+
+/** Records wanted from one plain (older) segment up to which each is read by range; beyond, the whole segment once. */
+const SEGMENT_RANGE_READS = 8;
 
 /** The object store key of a segment: per endpoint, ordered by the batch's first outbox row. */
 export function lineageSegmentKey(endpointId: string, firstSeq: number): string {
@@ -53,4 +57,38 @@ export function parseSegment(text: Uint8Array): TaskLineage[] {
   const records: TaskLineage[] = [];
   for (const line of new TextDecoder().decode(text).split('\n')) if (line.length > 0) records.push(JSON.parse(line) as TaskLineage);
   return records;
+}
+
+/** Reads records from segments in `bucket`: compressed ones whole, plain ones by range when few of their records are wanted. */
+export function r2SegmentReader(bucket: R2Bucket): SegmentReader {
+  return {
+    async records(pointers: readonly SegmentPointer[]) {
+      const bySegment = new Map<string, SegmentPointer[]>();
+      for (const p of pointers) bySegment.set(p.segment, [...(bySegment.get(p.segment) ?? []), p]);
+      const out = new Map<string, TaskLineage>();
+      const decoder = new TextDecoder();
+      await Promise.all(
+        [...bySegment].map(async ([key, wanted]) => {
+          if (isCompressedSegment(key) || wanted.length > SEGMENT_RANGE_READS) {
+            const object = await bucket.get(key);
+            if (!object) return;
+            const text = await segmentText(key, new Uint8Array(await object.arrayBuffer()));
+            for (const p of wanted) out.set(p.task_id, JSON.parse(decoder.decode(text.subarray(p.offset, p.offset + p.length))) as TaskLineage);
+            return;
+          }
+          await Promise.all(
+            wanted.map(async (p) => {
+              const object = await bucket.get(key, { range: { offset: p.offset, length: p.length } });
+              if (object) out.set(p.task_id, JSON.parse(await object.text()) as TaskLineage);
+            }),
+          );
+        }),
+      );
+      return out;
+    },
+    async segment(key: string) {
+      const object = await bucket.get(key);
+      return object ? parseSegment(await segmentText(key, new Uint8Array(await object.arrayBuffer()))) : [];
+    },
+  };
 }

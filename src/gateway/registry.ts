@@ -7,6 +7,7 @@ import type { FunctionDoc, Runtime } from '../protocol/api';
 import type { TaskLineage } from '../provenance/prov-document';
 import type { GatewayEnv, RateLimits } from './env';
 import { LineageIndex, type LineageQuery } from './lineage-index';
+import { encodeSegment, r2SegmentReader } from './lineage-segments';
 import { fits, type WindowCounts } from './rate-limit/rate-limit';
 
 const SCHEMA = [
@@ -48,9 +49,17 @@ export class Registry extends DurableObject<GatewayEnv> {
     this.lineageIndex.createSchema();
   }
 
-  /** Stores ingested task records (a record sent again replaces the earlier one). */
-  async ingestLineage(records: TaskLineage[]): Promise<void> {
-    this.ctx.storage.transactionSync(() => this.lineageIndex.write(records, true));
+  /**
+   * Stores ingested task records, one segment per request in the object store, indexed here (a
+   * record sent again replaces the earlier one). A failed write indexes nothing: the caller gets
+   * an error and sends the events again.
+   */
+  async ingestLineage(owner: string, records: TaskLineage[]): Promise<void> {
+    if (records.length === 0) return;
+    const key = `lineage/events/${encodeURIComponent(owner)}/${Date.now().toString(36).padStart(9, '0')}-${crypto.randomUUID()}.ndjson.gz`;
+    const { body, ranges } = await encodeSegment(records);
+    await this.env.OBJECTS.put(key, body, { httpMetadata: { contentType: 'application/x-ndjson' } });
+    this.ctx.storage.transactionSync(() => this.lineageIndex.write(records, true, { key, ranges }));
   }
 
   async lineageCount(owner: string, workflowId: string | null, campaignId: string | null): Promise<number> {
@@ -58,8 +67,10 @@ export class Registry extends DurableObject<GatewayEnv> {
   }
 
   async lineage(owner: string, query: LineageQuery): Promise<TaskLineage[]> {
-    return this.lineageIndex.query(owner, query);
+    return this.lineageIndex.query(owner, query, this.segmentReader);
   }
+
+  private readonly segmentReader = r2SegmentReader(this.env.OBJECTS);
 
   /** Stores the function (same id: same code); `changed` when the KV cache copy must be rewritten. */
   async registerFunction(fn: FunctionRegistration): Promise<{ changed: boolean }> {

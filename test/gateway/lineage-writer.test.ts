@@ -223,3 +223,26 @@ it("keeps a deleted endpoint's lineage in workflow, count and object queries", a
   expect(again.endpoint_id).not.toBe(ep.endpoint_id);
   expect((await alice.call('get', '/v3/provenance?workflow_id=wf-gone&format=count')).body.count).toBe(1);
 });
+
+it('stores ingested events as segments in the object store; an event sent again replaces its record', async () => {
+  const alice = await newUser('alice');
+  const events = (status: string) => ({
+    messages: [
+      { task_id: 'ext-a', workflow_id: 'wf-ev', used: { table: { $ref: 'f'.repeat(64) } }, generated: { n: 3 }, status, hostname: 'laptop' },
+      { task_id: 'ext-b', workflow_id: 'wf-ev', status: 'FINISHED' },
+    ],
+  });
+  expect((await alice.call('post', '/v3/provenance/events', events('RUNNING'))).body).toEqual({ accepted: 2 });
+  expect((await alice.call('post', '/v3/provenance/events', events('FINISHED'))).body).toEqual({ accepted: 2 });
+  const bucket = (env as unknown as GatewayEnv).OBJECTS;
+  const listed = (await bucket.list({ prefix: 'lineage/events/' })).objects.filter((o) => o.key.includes(encodeURIComponent(alice.sub)));
+  expect(listed).toHaveLength(2);
+  const stored = await Promise.all(listed.map(async (o) => parseSegment(await segmentText(o.key, new Uint8Array(await (await bucket.get(o.key))!.arrayBuffer())))));
+  expect(stored.map((records) => records.map((r) => r.task_id))).toEqual([['ext-a', 'ext-b'], ['ext-a', 'ext-b']]);
+
+  expect((await alice.call('get', '/v3/provenance?workflow_id=wf-ev&format=count')).body.count).toBe(2);
+  const records = (await alice.call('get', '/v3/provenance?workflow_id=wf-ev')).body.records;
+  expect(records.map((r: { task_id: string; status: string }) => [r.task_id, r.status])).toEqual([['ext-a', 'FINISHED'], ['ext-b', 'FINISHED']]);
+  const users = (await alice.call('get', `/v3/provenance/objects/${'f'.repeat(64)}?direction=down&depth=1`)).body.steps;
+  expect(users.map((s: { record: { task_id: string } }) => s.record.task_id)).toEqual(['ext-a']);
+});

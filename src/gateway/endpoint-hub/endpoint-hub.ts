@@ -10,7 +10,7 @@ import { canTransition, isFinal, transition, type TaskState, type TransitionEven
 import { PROTOCOL_VERSION, chunkBySize, parseAgentFrame, type AgentFrame, type FunctionSpec, type TaskResult } from '../../protocol/wire';
 import type { TaskLineage } from '../../provenance/prov-document';
 import { discardProvenance, type ProvenanceSink } from '../../provenance/task-events';
-import { LineageIndex, type LineageQuery, type SegmentPlacement, type SegmentPointer, type SegmentReader } from '../lineage-index';
+import { LineageIndex, type LineageQuery, type SegmentPlacement, type SegmentReader } from '../lineage-index';
 import { heartbeatSeconds, lineageEnabled, redisSettings, taskStoreKind, taskTtlSeconds, type GatewayEnv } from '../env';
 import { fail, ok, type HubReply } from '../hub-reply';
 import { validationError } from '../http-errors';
@@ -24,7 +24,7 @@ import { isOverBytes } from '../text-size';
 import { AgentSessionStore, type AgentSession } from './agent-session';
 import { allowListOf, createEndpointSchema, endpointDoc, hasEndpointSchema, migrateEndpointSchema, readEndpoint, writeEndpoint, type EndpointFields, type EndpointRecord } from './endpoint-record';
 import { lineageRecords } from './lineage-capture';
-import { encodeSegment, isCompressedSegment, lineageSegmentKey, parseSegment, segmentText } from '../lineage-segments';
+import { encodeSegment, lineageSegmentKey, r2SegmentReader } from '../lineage-segments';
 import { Outbox } from './outbox';
 import { buildTaskFrames, TASK_FRAME_BUDGET } from './task-frames';
 import { TaskWaiters } from './task-waiters';
@@ -82,8 +82,6 @@ const SWEEP_CHUNK = 2_000;
 const LINEAGE_DELAY_MS = 100;
 /** Ended tasks whose records one transaction writes, as one segment in the object store. */
 const LINEAGE_BATCH = 1_000;
-/** Records wanted from one plain (older) segment up to which each is read by range; beyond, the whole segment once. */
-const SEGMENT_RANGE_READS = 8;
 
 const EMPTY_REPORT: StatusReport = { total_workers: 0, idle_workers: 0, pending_tasks: 0, outstanding_tasks: 0, managers: 0, blocks: 0 };
 
@@ -465,37 +463,8 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     return { key, ranges };
   }
 
-  /** Reads records from the hub's segments: whole segments, or ranges when few of a segment's records are wanted. */
-  private readonly segmentReader: SegmentReader = {
-    records: async (pointers) => {
-      const bySegment = new Map<string, SegmentPointer[]>();
-      for (const p of pointers) bySegment.set(p.segment, [...(bySegment.get(p.segment) ?? []), p]);
-      const out = new Map<string, TaskLineage>();
-      const decoder = new TextDecoder();
-      await Promise.all(
-        [...bySegment].map(async ([key, wanted]) => {
-          if (isCompressedSegment(key) || wanted.length > SEGMENT_RANGE_READS) {
-            const object = await this.env.OBJECTS.get(key);
-            if (!object) return;
-            const text = await segmentText(key, new Uint8Array(await object.arrayBuffer()));
-            for (const p of wanted) out.set(p.task_id, JSON.parse(decoder.decode(text.subarray(p.offset, p.offset + p.length))) as TaskLineage);
-            return;
-          }
-          await Promise.all(
-            wanted.map(async (p) => {
-              const object = await this.env.OBJECTS.get(key, { range: { offset: p.offset, length: p.length } });
-              if (object) out.set(p.task_id, JSON.parse(await object.text()) as TaskLineage);
-            }),
-          );
-        }),
-      );
-      return out;
-    },
-    segment: async (key) => {
-      const object = await this.env.OBJECTS.get(key);
-      return object ? parseSegment(await segmentText(key, new Uint8Array(await object.arrayBuffer()))) : [];
-    },
-  };
+  /** Reads records from the hub's segments in the object store. */
+  private readonly segmentReader: SegmentReader = r2SegmentReader(this.env.OBJECTS);
 
   /** Lineage records of this endpoint's ended tasks (the owner's only). */
   async lineage(owner: string, query: LineageQuery): Promise<TaskLineage[]> {

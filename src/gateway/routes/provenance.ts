@@ -277,7 +277,7 @@ export function registerProvenanceRoutes(table: RouteTable): void {
           };
         }),
       );
-      await registryOf(c.env, owner).ingestLineage(records);
+      await registryOf(c.env, owner).ingestLineage(owner, records);
       return { accepted: records.length };
     },
   );
