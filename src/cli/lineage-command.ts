@@ -224,7 +224,10 @@ class ProvGraph {
       if (filters.length > 0) details.push(`ingest filters: ${filters.join(' → ')}`);
       return `object ${text(e?.['ferry:object_id'])}${details.length > 0 ? ` (${details.join(', ')})` : ''}`;
     }
-    if (t.includes('ferry:Value')) return `value sha256 ${short(text(e?.['ferry:sha256']))}`;
+    if (t.includes('ferry:Value')) {
+      const value = text(e?.['prov:value']);
+      return value !== undefined ? `value ${value} (sha256 ${short(text(e?.['ferry:sha256']))})` : `value sha256 ${short(text(e?.['ferry:sha256']))}`;
+    }
     if (t.includes('ferry:IngestInput')) return 'the bytes as uploaded';
     if (t.includes('ferry:IngestStage')) return `output of filter ${id.replace(/^.*\/stage\//, '')}`;
     return id;

@@ -335,5 +335,7 @@ function entityAttrs(item: LineageItem, existing: ProvRecord | undefined): ProvR
     attrs['prov:type'] = qualifiedName('ferry:Value');
   }
   if (item.digest !== undefined) attrs['ferry:sha256'] = item.digest;
+  // A small inline value is its own direct representation (PROV-DM's prov:value), as JSON text.
+  if (item.value !== undefined) attrs['prov:value'] = item.value;
   return attrs;
 }

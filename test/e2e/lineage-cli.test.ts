@@ -79,7 +79,8 @@ describe('ferry lineage', () => {
     expect(lineWith(out, 'waiting-for-ep').index).toBeLessThan(lineWith(out, started).index);
     expect(lineWith(out, started).index).toBeLessThan(lineWith(out, '─ success').index);
     expect(lineWith(out, `args.0: object ${ids.R}`).line).toMatch(/sha256 [0-9a-f]{12}…, 16 B, ingest filters: upper\)/);
-    expect(out).toMatch(/args\.1: value sha256 [0-9a-f]{12}…/);
+    // A small inline value shows itself, with its digest.
+    expect(out).toMatch(/args\.1: value 3 \(sha256 [0-9a-f]{12}…\)/);
     expect(out).toContain(`result: object ${ids.O1}`);
     expect(lineWith(out, 'used').index).toBeLessThan(lineWith(out, 'generated').index);
     expect(out).toContain('submitter: alice');
@@ -98,7 +99,7 @@ describe('ferry lineage', () => {
       expect(steps[i]!.index, steps[i]!.line).toBeGreaterThan(steps[i - 1]!.index);
       expect(steps[i]!.indent, steps[i]!.line).toBe(steps[i - 1]!.indent + 3);
     }
-    expect(out).toMatch(/args\.1: value sha256/);
+    expect(out).toMatch(/args\.1: value false \(sha256 [0-9a-f]{12}…\)/);
     expect(out).not.toContain(ids.C);
 
     const shallow = await ferry(['lineage', ids.O2, '--depth', '1']);
