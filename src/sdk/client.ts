@@ -244,7 +244,9 @@ export class Client {
 
   /**
    * Waits until every task has ended and returns their docs in the order of `taskIds`. Polls only
-   * the tasks still open, with a long-poll on one of them so the wait is driven by results.
+   * the tasks still open, with a long-poll on one of them so the wait is driven by results: the
+   * task a quarter of the way into the open ones (they tend to end in order), so that each poll
+   * finds about a quarter of them ended and a batch costs a few polls, not one per result.
    */
   async waitAll(taskIds: string[], options: WaitOptions = {}): Promise<TaskDoc[]> {
     const timeout = options.timeout ?? 300;
@@ -263,8 +265,8 @@ export class Client {
       options.onProgress?.({ done: done.size, total: taskIds.length });
       if (open.length === 0) return taskIds.map((id) => done.get(id)!);
       if (Date.now() >= deadline) throw new WaitTimeoutError(open, timeout);
-      // Hold until the oldest open task ends (or a second passes), then look at the rest.
-      await this.getTask(open[0]!, { wait: 1 });
+      // Hold until the task a quarter into the open ones ends (or a second passes), then look again.
+      await this.getTask(open[Math.floor(open.length / 4)]!, { wait: 1 });
     }
   }
 
