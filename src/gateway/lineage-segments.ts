@@ -1,10 +1,10 @@
 // Lineage segments: a batch of records as one NDJSON object in the object store, gzip-compressed.
 // The index keeps each record's byte range in the uncompressed text, so a record is read by
-// fetching its segment (about 150 bytes a record compressed), inflating it and slicing.
+// fetching its segment (about 110 bytes a record compressed), inflating it and slicing.
 // Segments written before compression (`.ndjson`) are plain text and are still read by range.
 
 import type { TaskLineage } from '../provenance/prov-document';
-import type { SegmentPointer, SegmentReader } from './lineage-index';
+import type { SegmentPlacement, SegmentPointer, SegmentReader } from './lineage-index';
 
 /** Records wanted from one plain (older) segment up to which each is read by range; beyond, the whole segment once. */
 const SEGMENT_RANGE_READS = 8;
@@ -45,6 +45,13 @@ export async function encodeSegment(records: readonly TaskLineage[]): Promise<En
     offset += written;
   }
   return { body: await through(text.subarray(0, offset), new CompressionStream('gzip')), ranges };
+}
+
+/** Writes the records as one segment under `key`; answers where each record landed, for the index. */
+export async function putSegment(bucket: R2Bucket, key: string, records: readonly TaskLineage[]): Promise<SegmentPlacement> {
+  const { body, ranges } = await encodeSegment(records);
+  if (records.length > 0) await bucket.put(key, body, { httpMetadata: { contentType: 'application/x-ndjson' } });
+  return { key, ranges };
 }
 
 /** A segment's uncompressed NDJSON bytes, from what the object store holds under `key`. */

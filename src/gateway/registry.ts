@@ -7,7 +7,7 @@ import type { FunctionDoc, Runtime } from '../protocol/api';
 import type { TaskLineage } from '../provenance/prov-document';
 import type { GatewayEnv, RateLimits } from './env';
 import { LineageIndex, type LineageQuery } from './lineage-index';
-import { encodeSegment, r2SegmentReader } from './lineage-segments';
+import { putSegment, r2SegmentReader } from './lineage-segments';
 import { fits, type WindowCounts } from './rate-limit/rate-limit';
 
 const SCHEMA = [
@@ -57,9 +57,8 @@ export class Registry extends DurableObject<GatewayEnv> {
   async ingestLineage(owner: string, records: TaskLineage[]): Promise<void> {
     if (records.length === 0) return;
     const key = `lineage/events/${encodeURIComponent(owner)}/${Date.now().toString(36).padStart(9, '0')}-${crypto.randomUUID()}.ndjson.gz`;
-    const { body, ranges } = await encodeSegment(records);
-    await this.env.OBJECTS.put(key, body, { httpMetadata: { contentType: 'application/x-ndjson' } });
-    this.ctx.storage.transactionSync(() => this.lineageIndex.write(records, true, { key, ranges }));
+    const placement = await putSegment(this.env.OBJECTS, key, records);
+    this.ctx.storage.transactionSync(() => this.lineageIndex.write(records, true, placement));
   }
 
   async lineageCount(owner: string, workflowId: string | null, campaignId: string | null): Promise<number> {

@@ -10,7 +10,7 @@ import { canTransition, isFinal, transition, type TaskState, type TransitionEven
 import { PROTOCOL_VERSION, chunkBySize, parseAgentFrame, type AgentFrame, type FunctionSpec, type TaskResult } from '../../protocol/wire';
 import type { TaskLineage } from '../../provenance/prov-document';
 import { discardProvenance, type ProvenanceSink } from '../../provenance/task-events';
-import { LineageIndex, type LineageQuery, type SegmentPlacement, type SegmentReader } from '../lineage-index';
+import { LineageIndex, type LineageQuery, type SegmentReader } from '../lineage-index';
 import { heartbeatSeconds, lineageEnabled, redisSettings, taskStoreKind, taskTtlSeconds, type GatewayEnv } from '../env';
 import { fail, ok, type HubReply } from '../hub-reply';
 import { validationError } from '../http-errors';
@@ -24,7 +24,7 @@ import { isOverBytes } from '../text-size';
 import { AgentSessionStore, type AgentSession } from './agent-session';
 import { allowListOf, createEndpointSchema, endpointDoc, hasEndpointSchema, migrateEndpointSchema, readEndpoint, writeEndpoint, type EndpointFields, type EndpointRecord } from './endpoint-record';
 import { lineageRecords } from './lineage-capture';
-import { encodeSegment, lineageSegmentKey, r2SegmentReader } from '../lineage-segments';
+import { lineageSegmentKey, putSegment, r2SegmentReader } from '../lineage-segments';
 import { Outbox } from './outbox';
 import { buildTaskFrames, TASK_FRAME_BUDGET } from './task-frames';
 import { TaskWaiters } from './task-waiters';
@@ -449,18 +449,12 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     const records = await lineageRecords(record.owner, record.endpoint_id, tasks, new Map(rows.map((r) => [r.task_id, r.message])), spilled);
     // The batch's records as one NDJSON segment in the object store, named by the batch's first
     // outbox row: a retry of a batch whose index write failed overwrites its own segment.
-    const placement = await this.writeSegment(lineageSegmentKey(record.endpoint_id, rows[0]!.seq), records);
+    const placement = await putSegment(this.env.OBJECTS, lineageSegmentKey(record.endpoint_id, rows[0]!.seq), records);
     this.ctx.storage.transactionSync(() => {
       this.lineageIndex.write(records, false, placement);
       // A task gone from the store (expired) has nothing left to record.
       this.outbox.removeEnded(ids);
     });
-  }
-
-  private async writeSegment(key: string, records: readonly TaskLineage[]): Promise<SegmentPlacement> {
-    const { body, ranges } = await encodeSegment(records);
-    if (records.length > 0) await this.env.OBJECTS.put(key, body, { httpMetadata: { contentType: 'application/x-ndjson' } });
-    return { key, ranges };
   }
 
   /** Reads records from the hub's segments in the object store. */
