@@ -4,13 +4,13 @@
 // writes the whole profile to bench/results/gateway-<mode>.cpuprofile (open it in Chrome DevTools →
 // Performance, or speedscope). PROFILE=0: the CPU figures only, without the profiler's overhead.
 
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse } from 'yaml';
 import WebSocket from 'ws';
 import { PROJECT_ROOT, freePort } from '../src/cli/gateway-process';
-import { groupProcesses } from '../test/helpers/processes';
-import { eventually, startStack } from '../test/helpers/stack';
+import { procStats } from '../test/helpers/processes';
+import { startStack } from '../test/helpers/stack';
+import { defaultEndpoint, untilRecordsQueryable, warmIncrement } from './endpoints';
 
 interface ProfileNode {
   id: number;
@@ -61,7 +61,7 @@ function selfTimes(profile: Profile): Array<{ name: string; ms: number }> {
 /** CPU ticks of the processes in `groupId`'s process group, by command name. */
 function processCpu(groupId: number): Map<string, number> {
   const out = new Map<string, number>();
-  for (const p of groupProcesses(groupId)) out.set(p.comm, (out.get(p.comm) ?? 0) + p.cpuTicks);
+  for (const p of procStats()) if (p.pgrp === groupId) out.set(p.comm, (out.get(p.comm) ?? 0) + p.cpuTicks);
   return out;
 }
 
@@ -73,12 +73,8 @@ async function main() {
   const stack = await startStack({ vars: { LINEAGE: mode } });
   try {
     const client = await stack.client('bench');
-    const defaults = parse(readFileSync(join(PROJECT_ROOT, 'endpoint-config', 'local.yaml'), 'utf8')) as Record<string, unknown>;
-    const endpoint = await stack.createEndpoint('profiled', 'bench', defaults);
-    endpoint.start();
-    await eventually(async () => (await client.endpointStatus(endpoint.endpointId)).details.total_workers >= 1, 'workers', 60_000);
-    const fn = await client.registerFunction((x: number) => x + 1, { name: 'inc' });
-    await client.waitAll((await client.submitBatch(endpoint.endpointId, fn, [[0], [1]])).task_ids);
+    const { endpointId } = await defaultEndpoint(stack, client, 'profiled');
+    const fn = await warmIncrement(client, endpointId);
     const profiling = process.env.PROFILE !== '0';
     const send = profiling ? await inspector(port) : async () => ({});
     await send('Profiler.enable');
@@ -87,15 +83,11 @@ async function main() {
     const cpu0 = processCpu(stack.gateway.child.pid!);
     const t0 = performance.now();
     const workflow = `profile-${mode}`;
-    const { task_ids } = await client.submitBatch(endpoint.endpointId, fn, Array.from({ length: n }, (_, i) => [i]), { workflow_id: workflow });
+    const { task_ids } = await client.submitBatch(endpointId, fn, Array.from({ length: n }, (_, i) => [i]), { workflow_id: workflow });
     await client.waitAll(task_ids, { timeout: 600 });
     if (mode === 'on') {
       const results = performance.now();
-      const token = await stack.tokenFor('bench');
-      await eventually(async () => {
-        const res = await fetch(`${stack.gateway.url}/v3/provenance?workflow_id=${workflow}&format=count`, { headers: { authorization: `Bearer ${token}` } });
-        return ((await res.json()) as { count: number }).count >= n;
-      }, 'records', 120_000, 20);
+      await untilRecordsQueryable(stack, workflow, n);
       console.log(`every record queryable ${(performance.now() - results).toFixed(0)} ms after the last result was read`);
     }
     const seconds = (performance.now() - t0) / 1000;

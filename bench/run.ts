@@ -1,15 +1,14 @@
 // `npm run bench`: Ferry's figures on this machine, each beside a baseline measured in the same
 // run (machines here are noisy; only ratios from one run compare). Writes bench/results/latest.json.
 
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
-import { parse } from 'yaml';
 import { PROJECT_ROOT } from '../src/cli/gateway-process';
-import type { Client } from '../src/sdk/client';
-import { eventually, startStack, type Stack, type TestTaskStore } from '../test/helpers/stack';
+import { startStack, type Stack, type TestTaskStore, waitForWorkers } from '../test/helpers/stack';
 import { generated } from '../test/helpers/generated-bytes';
 import { treeCpuSeconds } from './cpu';
+import { defaultEndpoint, untilRecordsQueryable, warmIncrement } from './endpoints';
 import { interchangeThroughput } from './interchange';
 
 interface Figure {
@@ -55,22 +54,6 @@ async function bareEcho(): Promise<{ p50: number; p99: number }> {
   const t = await timeSequential(500, call);
   server.close();
   return { p50: quantile(t, 0.5), p99: quantile(t, 0.99) };
-}
-
-/** A local endpoint with the shipped defaults (endpoint-config/local.yaml), started, with workers up. */
-async function defaultEndpoint(stack: Stack, client: Client, name: string): Promise<{ endpointId: string; agentPid: number }> {
-  const defaults = parse(readFileSync(join(PROJECT_ROOT, 'endpoint-config', 'local.yaml'), 'utf8')) as Record<string, unknown>;
-  const endpoint = await stack.createEndpoint(name, 'bench', defaults);
-  const agent = endpoint.start();
-  await eventually(async () => (await client.endpointStatus(endpoint.endpointId)).details.total_workers >= 1, 'workers', 60_000);
-  return { endpointId: endpoint.endpointId, agentPid: agent.child.pid! };
-}
-
-/** Registers `(x) => x + 1` and runs it a few times outside any clock, so the workers' isolates are warm. */
-async function warmIncrement(client: Client, endpointId: string): Promise<string> {
-  const inc = await client.registerFunction((x: number) => x + 1, { name: 'inc' });
-  await client.waitAll((await client.submitBatch(endpointId, inc, [[0], [1], [2], [3]])).task_ids);
-  return inc;
 }
 
 function progress(label: string) {
@@ -267,15 +250,7 @@ async function provenanceSection() {
         const t0 = performance.now();
         const sub = await client.submitBatch(endpointId, fn, payloads, { workflow_id: workflow });
         const docs = await client.waitAll(sub.task_ids, { timeout: 600, onProgress: (p) => finished(p.done, p.total) });
-        if (mode === 'on') {
-          const token = await stack.tokenFor('bench');
-          const count = async () => {
-            const res = await fetch(`${stack.gateway.url}/v3/provenance?workflow_id=${workflow}&format=count`, { headers: { authorization: `Bearer ${token}` } });
-            if (!res.ok) throw new Error(`provenance count: ${res.status} ${await res.text()}`);
-            return ((await res.json()) as { count: number }).count;
-          };
-          await eventually(async () => (await count()) >= n, 'every record to be queryable', 120_000, 20);
-        }
+        if (mode === 'on') await untilRecordsQueryable(stack, workflow, n);
         const t1 = performance.now();
         const cpu1 = treeCpuSeconds(roots);
         const gatewayCpu = treeCpuSeconds([stack.gateway.child.pid!]) - gw0;
@@ -322,7 +297,7 @@ async function dataSection() {
     const client = await stack.client('bench');
     const endpoint = await stack.createEndpoint('data', 'bench', { task_timeout_s: 60, task_memory_mb: 256 });
     endpoint.start();
-    await eventually(async () => (await client.endpointStatus(endpoint.endpointId)).details.total_workers >= 1, 'workers', 60_000);
+    await waitForWorkers(client, endpoint.endpointId, 1);
     const reader = `endpoint:${endpoint.endpointId}`;
     const served = async () => (await client.objectStats()).readers[reader] ?? { bytes_served: 0, requests: 0 };
 

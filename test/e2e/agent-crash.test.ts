@@ -2,7 +2,7 @@
 // stores each result once: the journal replays what it had accepted.
 
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { eventually, startStack, type Stack } from '../helpers/stack';
+import { eventually, startStack, type Stack, waitForWorkers } from '../helpers/stack';
 
 let stack: Stack;
 
@@ -18,7 +18,7 @@ it('SIGKILL of the agent with ≥ 100 tasks in its hands loses nothing', async (
   const alice = await stack.client('alice');
   const endpoint = await stack.createEndpoint('crashy', 'alice', { prefetch_tasks: 400, manager_prefetch: 64 });
   const first = endpoint.start();
-  await eventually(async () => (await alice.endpointStatus(endpoint.endpointId)).details.total_workers >= 2, 'workers to connect', 60_000);
+  await waitForWorkers(alice, endpoint.endpointId, 2);
   // ~4 ms of work each, so the batch takes seconds and the agent holds hundreds at once.
   const fn = await alice.registerFunction('(x) => { const end = Date.now() + 4; while (Date.now() < end); return x * 3 }');
   const payloads = Array.from({ length: 1000 }, (_, i) => [i]);

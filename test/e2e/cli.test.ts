@@ -12,7 +12,7 @@ import { PROJECT_ROOT } from '../../src/cli/gateway-process';
 import type { Client } from '../../src/sdk/client';
 import { FerryApiError } from '../../src/sdk/errors';
 import { runFerry } from '../helpers/ferry-cli';
-import { eventually, startStack, type Stack } from '../helpers/stack';
+import { eventually, startStack, type Stack, waitForWorkers } from '../helpers/stack';
 
 
 let stack: Stack;
@@ -84,7 +84,7 @@ describe('ferry endpoint', () => {
     expect(Number(readFileSync(join(dir(), 'endpoint.pid'), 'utf8'))).toBe(pid);
     expect(isAlive(pid)).toBe(true);
 
-    await eventually(async () => (await alice.endpointStatus(endpointId)).details.total_workers >= 1, 'the agent to report workers', 30_000);
+    await waitForWorkers(alice, endpointId, 1, 30_000);
     const json = await ferry(['endpoint', 'status', NAME, '--json']);
     expect(json.code, json.stderr).toBe(0);
     const report = JSON.parse(json.stdout);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../src/cli/gateway-process';
 import { PROTOCOL_VERSION } from '../../src/protocol/wire';
-import { eventually, startStack, type Stack } from '../helpers/stack';
+import { eventually, startStack, type Stack, waitForWorkers } from '../helpers/stack';
 
 let stack: Stack;
 
@@ -23,7 +23,7 @@ it('renews 5-s access tokens through a 2-minute batch, then stops at once when t
   const alice = await stack.client('alice');
   const endpoint = await stack.createEndpoint('short-lived-tokens', 'alice');
   const agent = endpoint.start();
-  await eventually(async () => (await alice.endpointStatus(endpoint.endpointId)).details.total_workers >= 2, 'workers to connect', 60_000);
+  await waitForWorkers(alice, endpoint.endpointId, 2);
 
   // 300 tasks of 800 ms on 2 workers: ≥ 120 s of work.
   const fn = await alice.registerFunction('(x) => { const end = Date.now() + 800; while (Date.now() < end); return x + 1 }');

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '../../src/sdk/client';
-import { eventually, startStack, type AgentProcess, type EndpointHandle, type Stack } from '../helpers/stack';
+import { startStack, type AgentProcess, type EndpointHandle, type Stack, waitForWorkers } from '../helpers/stack';
 
 const MiB = 1024 * 1024;
 const DATA = Buffer.alloc(3 * MiB + 99).map((_, i) => (i * 29 + (i >>> 9)) & 255);
@@ -61,7 +61,7 @@ beforeAll(async () => {
     for (const b of s) sum = (sum * 31 + b) >>> 0;
     return [Array.from(s.slice(0, 4)), s.length, sum, await ref.size(), await ref.sha256()];
   }`);
-  await eventually(async () => (await alice.endpointStatus(endpoint.endpointId)).details.total_workers >= 2, 'the endpoint to report 2 workers', 60_000);
+  await waitForWorkers(alice, endpoint.endpointId, 2);
 }, 120_000);
 
 afterAll(async () => {

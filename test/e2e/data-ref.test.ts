@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generated } from '../helpers/generated-bytes';
 import type { Client } from '../../src/sdk/client';
-import { eventually, startStack, type EndpointHandle, type Stack } from '../helpers/stack';
+import { startStack, type EndpointHandle, type Stack, waitForWorkers } from '../helpers/stack';
 
 const MiB = 1024 * 1024;
 const DATA = new Uint8Array(8 * MiB).map((_, i) => (i * 31 + (i >>> 11)) & 255);
@@ -44,7 +44,7 @@ beforeAll(async () => {
     for (const b of s) sum = (sum * 31 + b) >>> 0;
     return Array.from(s.slice(0, 4)).concat([s.length, sum]);
   }`);
-  await eventually(async () => (await alice.endpointStatus(endpoint.endpointId)).details.total_workers >= 2, 'the endpoint to report 2 workers', 60_000);
+  await waitForWorkers(alice, endpoint.endpointId, 2);
 }, 120_000);
 
 afterAll(async () => {
@@ -136,7 +136,7 @@ describe('data by reference', () => {
     const bound = 3 * MiB;
     const small = await stack.createEndpoint('data-small-cache', 'alice', { task_timeout_s: 20, task_memory_mb: 128, cache_max_bytes: bound });
     small.start();
-    await eventually(async () => (await alice.endpointStatus(small.endpointId)).details.total_workers >= 2, 'the small-cache endpoint to report 2 workers', 60_000);
+    await waitForWorkers(alice, small.endpointId, 2);
     const cacheDir = join(small.stateDir, 'cache');
     const diskBytes = (dir: string): number =>
       readdirSync(dir, { withFileTypes: true }).reduce((sum, e) => sum + (e.isDirectory() ? diskBytes(join(dir, e.name)) : e.isFile() ? statSync(join(dir, e.name)).size : 0), 0);

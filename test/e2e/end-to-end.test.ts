@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '../../src/sdk/client';
 import { FerryApiError } from '../../src/sdk/errors';
-import { eventually, startStack, type AgentProcess, type EndpointHandle, type Stack } from '../helpers/stack';
+import { startStack, type AgentProcess, type EndpointHandle, type Stack, waitForWorkers } from '../helpers/stack';
 
 let stack: Stack;
 let alice: Client;
@@ -16,7 +16,7 @@ beforeAll(async () => {
   alice = await stack.client('alice');
   endpoint = await stack.createEndpoint('e2e', 'alice', { task_timeout_s: 3, task_memory_mb: 64 });
   agent = endpoint.start();
-  await eventually(async () => (await alice.endpointStatus(endpoint.endpointId)).details.total_workers >= 2, 'the endpoint to report 2 workers', 60_000);
+  await waitForWorkers(alice, endpoint.endpointId, 2);
 }, 120_000);
 
 afterAll(async () => {

@@ -10,7 +10,7 @@ import { startBlackholeProxy } from '../helpers/blackhole-proxy';
 import { provJsonSchemaErrors, provStatements, pythonProvInstalled, readStatements, readWithPythonProv } from '../helpers/prov-json';
 import { ensureSlurm, slurmInstalled, type SlurmCluster } from '../helpers/slurm';
 import { unreadBytesOnPort } from '../helpers/processes';
-import { eventually, startStack, type EndpointHandle, type Stack } from '../helpers/stack';
+import { eventually, startStack, type EndpointHandle, type Stack, waitForWorkers } from '../helpers/stack';
 
 const N = 1000;
 /** ~8 ms of work each: a batch lasts a few seconds, so a failure lands on work in flight. */
@@ -59,7 +59,7 @@ async function endpointWithWork(name: string, config: Record<string, unknown> = 
 }
 
 async function waitOnline(endpoint: EndpointHandle, workers = 2) {
-  await eventually(async () => (await alice.endpointStatus(endpoint.endpointId)).details.total_workers >= workers, `${endpoint.name}: workers`, 60_000);
+  await waitForWorkers(alice, endpoint.endpointId, workers);
 }
 
 function pgrep(args: string[]): number[] {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '../../src/sdk/client';
 import { runFerry } from '../helpers/ferry-cli';
-import { eventually, startStack, type EndpointHandle, type Stack } from '../helpers/stack';
+import { eventually, startStack, type EndpointHandle, type Stack, waitForWorkers } from '../helpers/stack';
 
 
 let stack: Stack;
@@ -46,7 +46,7 @@ beforeAll(async () => {
   ids.O2 = (await alice.put('final figure')).$ref;
   ids.fnA = await alice.registerFunction(`async (data, scale) => { await data.text(); return { $ref: '${ids.O1}' } }`, { name: 'derive' });
   ids.fnB = await alice.registerFunction(`async (data, fail) => { if (fail) throw new Error('no figure'); await data.text(); return { $ref: '${ids.O2}' } }`, { name: 'plot' });
-  await eventually(async () => (await alice.endpointStatus(endpoint.endpointId)).details.total_workers >= 1, 'the endpoint to report workers', 60_000);
+  await waitForWorkers(alice, endpoint.endpointId, 1);
   const opts = { workflow_id: 'wf-cli' };
   ids.A = await alice.submit(endpoint.endpointId, ids.fnA, [{ $ref: ids.R }, 3], undefined, opts);
   expect(await alice.result(ids.A, { timeout: 30 })).toEqual({ $ref: ids.O1 });

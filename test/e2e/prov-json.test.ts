@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '../../src/sdk/client';
 import { provJsonSchemaErrors, provStatements, pythonProvInstalled, readStatements, readWithPythonProv, type PythonReading, type ReadValue } from '../helpers/prov-json';
-import { eventually, startStack, type EndpointHandle, type Stack } from '../helpers/stack';
+import { eventually, startStack, type EndpointHandle, type Stack, waitForWorkers } from '../helpers/stack';
 
 const PROV = 'http://www.w3.org/ns/prov#';
 const FERRY = 'https://ferry.dev/ns/prov#';
@@ -45,7 +45,7 @@ beforeAll(async () => {
   endpoint = await stack.createEndpoint('prov', 'alice', { task_timeout_s: 10, task_memory_mb: 64 });
   offline = await stack.createEndpoint('prov-offline', 'alice');
   endpoint.start();
-  await eventually(async () => (await alice.endpointStatus(endpoint.endpointId)).details.total_workers >= 1, 'the endpoint to report workers', 60_000);
+  await waitForWorkers(alice, endpoint.endpointId, 1);
 }, 120_000);
 
 afterAll(async () => {

@@ -4,7 +4,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '../../src/sdk/client';
-import { eventually, startStack, type EndpointHandle, type TestTaskStore } from '../helpers/stack';
+import { eventually, startStack, type EndpointHandle, type TestTaskStore, waitForWorkers } from '../helpers/stack';
 
 type StartedStack = Awaited<ReturnType<typeof startStack>>;
 
@@ -22,7 +22,7 @@ describe.each<TestTaskStore>(['sqlite', 'redis'])('TASK_STORE=%s', (taskStore) =
     alice = await stack.client('alice');
     endpoint = await stack.createEndpoint(`kill-${taskStore}`, 'alice', { task_timeout_s: 10 });
     endpoint.start();
-    await eventually(async () => (await alice.endpointStatus(endpoint.endpointId)).details.total_workers >= 2, 'the endpoint to report 2 workers', 60_000);
+    await waitForWorkers(alice, endpoint.endpointId, 2);
   }, 120_000);
 
   afterAll(async () => {

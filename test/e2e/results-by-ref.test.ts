@@ -14,7 +14,7 @@ import { LIMITS, type Json, type ResultRef } from '../../src/protocol/api';
 import { readCredentials, writeCredentials } from '../../src/endpoint/ferry-home';
 import type { Client } from '../../src/sdk/client';
 import { vmRssBytes, workerdPids } from '../helpers/processes';
-import { eventually, startStack, type AgentProcess, type EndpointHandle, type Stack } from '../helpers/stack';
+import { eventually, startStack, type AgentProcess, type EndpointHandle, type Stack, waitForWorkers } from '../helpers/stack';
 
 const MiB = 1024 * 1024;
 const BIG = 50 * MiB;
@@ -70,7 +70,7 @@ beforeAll(async () => {
     alice.registerFunction(JSON_RESULT, { name: 'json_result' }),
     alice.registerFunction('(n) => "x".repeat(n)', { name: 'repeat' }),
   ]);
-  await eventually(async () => (await alice.endpointStatus(endpoint.endpointId)).details.total_workers >= 2, 'the endpoint to report 2 workers', 60_000);
+  await waitForWorkers(alice, endpoint.endpointId, 2);
 }, 120_000);
 
 afterAll(async () => {
@@ -234,7 +234,7 @@ describe('an agent killed while it uploads a result', () => {
       const home = join(stack.dir, 'home');
       writeCredentials({ ...readCredentials(crashy.name, home), gateway_url: proxy.url }, home);
       const first = crashy.start();
-      await eventually(async () => (await alice.endpointStatus(crashy.endpointId)).details.total_workers >= 1, 'the endpoint to report a worker', 60_000);
+      await waitForWorkers(alice, crashy.endpointId, 1);
       const size = 3 * MiB + 5;
       const id = await alice.submit(crashy.endpointId, bytesFn, [size, 21]);
       await eventually(async () => proxy.held() > 0, 'the agent to start uploading the result', 60_000, 20);

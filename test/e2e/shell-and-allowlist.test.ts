@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Client } from '../../src/sdk/client';
-import { eventually, startStack, type Stack } from '../helpers/stack';
+import { startStack, type Stack, waitForWorkers } from '../helpers/stack';
 
 let stack: Stack;
 let alice: Client;
@@ -19,7 +19,7 @@ afterAll(async () => {
 });
 
 async function online(endpointId: string) {
-  await eventually(async () => (await alice.endpointStatus(endpointId)).details.total_workers >= 1, 'workers', 60_000);
+  await waitForWorkers(alice, endpointId, 1);
 }
 
 it('runs a shell function with quoted kwargs where allowed, and refuses it where not', async () => {

@@ -48,16 +48,30 @@ export function vmRssBytes(pid: number): number {
   }
 }
 
-/** The processes of a process group, with their command names and CPU used so far (user + system ticks). */
-export function groupProcesses(groupId: number): Array<{ pid: number; comm: string; cpuTicks: number }> {
-  const out: Array<{ pid: number; comm: string; cpuTicks: number }> = [];
+/** One process as /proc/<pid>/stat describes it. */
+export interface ProcStat {
+  pid: number;
+  ppid: number;
+  /** Process group. */
+  pgrp: number;
+  comm: string;
+  /** User + system CPU so far, in ticks (USER_HZ, 100 a second on Linux). */
+  cpuTicks: number;
+  /** The same for its children that exited and were reaped. */
+  childCpuTicks: number;
+}
+
+/** Every process on the machine, from /proc (those that exit while it is read are left out). */
+export function procStats(): ProcStat[] {
+  const out: ProcStat[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const comm = /\(([^)]*)\)/.exec(stat)?.[1] ?? '';
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) === groupId) out.push({ pid: Number(entry), comm, cpuTicks: Number(fields[11]) + Number(fields[12]) });
+      // Fields after the command (which may hold spaces and parentheses) start after the last ')'.
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      out.push({ pid: Number(entry), ppid: Number(f[1]), pgrp: Number(f[2]), comm, cpuTicks: Number(f[11]) + Number(f[12]), childCpuTicks: Number(f[13]) + Number(f[14]) });
     } catch {
       // gone
     }
@@ -67,7 +81,7 @@ export function groupProcesses(groupId: number): Array<{ pid: number; comm: stri
 
 /** workerd processes of the gateway's process group (wrangler dev spawns them). */
 export function workerdPids(groupId: number): number[] {
-  return groupProcesses(groupId).filter((p) => p.comm.includes('workerd')).map((p) => p.pid);
+  return procStats().filter((p) => p.pgrp === groupId && p.comm.includes('workerd')).map((p) => p.pid);
 }
 
 /**
