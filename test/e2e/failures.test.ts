@@ -112,6 +112,26 @@ describe('no task lost', () => {
     if (pythonProvInstalled()) expect(readStatements(await readWithPythonProv(JSON.stringify(prov)))).toEqual(provStatements(prov as unknown as Record<string, unknown>));
   }, 240_000);
 
+  it('fails a task with FERRY_WORKER_LOST once its executions were lost more than max_retries_on_system_failure times', async () => {
+    const endpoint = await endpointWithWork('no-retries', { max_retries_on_system_failure: 0 });
+    const agent = endpoint.start();
+    await waitOnline(endpoint);
+    const fn = await alice.registerFunction('(x) => { const end = Date.now() + 2000; while (Date.now() < end); return x }', { name: 'two-seconds' });
+    const id = await alice.submit(endpoint.endpointId, fn, [1], undefined, { workflow_id: 'wf-no-retries' });
+    await eventually(async () => (await alice.getTask(id)).status === 'running', 'the task to be running', 60_000, 50);
+    const [manager] = pgrep(['-f', `${endpoint.stateDir}/blocks/.*/connect.json`]);
+    for (const w of pgrep(['-P', String(manager), '-f', 'worker/main.ts'])) process.kill(w, 'SIGKILL');
+    const [doc] = await alice.waitAll([id], { timeout: 60 });
+    expect(doc!.status).toBe('failed');
+    expect(doc!.exception).toMatchObject({ code: 'FERRY_WORKER_LOST' });
+    expect(doc!.exception!.message).toMatch(/lost 1 times \(last: worker \d+ exited \(SIGKILL\)\); max_retries_on_system_failure is 0/);
+    expect(agent.output()).toMatch(/"msg":"executions lost".*"retried":0,"failed":1/);
+    // Its lineage: the one lost execution, and no second one (none ran).
+    const records = await alice.lineageRecords({ workflow_id: 'wf-no-retries' });
+    expect(records.map((r) => r.task_id)).toEqual([id]);
+    expect(records[0]!.attempt_history).toEqual([{ attempt: 1, outcome: 'lost', reason: expect.stringMatching(/^worker \d+ exited \(SIGKILL\)$/), ended_at: expect.any(Number) }]);
+  }, 120_000);
+
   it('10 s of silently dropped traffic between agent and gateway', async () => {
     const proxy = await startBlackholeProxy(stack.gateway.port);
     try {

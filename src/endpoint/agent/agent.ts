@@ -354,11 +354,11 @@ export class Agent {
     const failed: TaskResult[] = [];
     for (const t of held) {
       const h = this.journal.tasks.get(t.task_id)!;
-      if (h.lost <= max) retry.push(t);
+      if (h.lostAttempts.length <= max) retry.push(t);
       else {
         failed.push({
           task_id: t.task_id, status: 'failed',
-          exception: { code: 'FERRY_WORKER_LOST', name: 'WorkerLost', message: `the task's execution was lost ${h.lost} times (last: ${reason}); max_retries_on_system_failure is ${max}` },
+          exception: { code: 'FERRY_WORKER_LOST', name: 'WorkerLost', message: `the task's execution was lost ${h.lostAttempts.length} times (last: ${reason}); max_retries_on_system_failure is ${max}` },
           execution: { attempt: h.attempts, started_at: now, ended_at: now, host: 'agent', worker_pid: process.pid },
         });
       }

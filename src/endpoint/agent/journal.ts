@@ -21,9 +21,7 @@ export interface HeldTask {
   task: TaskMessage;
   /** Executions started on this endpoint so far. */
   attempts: number;
-  /** Executions lost to system failures (a worker, manager or block died under it). */
-  lost: number;
-  /** Those executions, oldest first: which attempt, when and why. */
+  /** Executions lost to system failures (a worker, manager or block died under it), oldest first: which attempt, when and why. */
   lostAttempts: LostAttempt[];
 }
 
@@ -106,7 +104,7 @@ export class Journal {
         for (const fn of entry.fns) this.functions.set(fn.function_uuid, fn);
         break;
       case 't':
-        for (const task of entry.tasks) this.tasks.set(task.task_id, { task, attempts: 0, lost: 0, lostAttempts: [] });
+        for (const task of entry.tasks) this.tasks.set(task.task_id, { task, attempts: 0, lostAttempts: [] });
         break;
       case 'd':
         for (const id of entry.ids) {
@@ -118,7 +116,6 @@ export class Journal {
         for (const id of entry.ids) {
           const held = this.tasks.get(id);
           if (!held) continue;
-          held.lost += 1;
           // Journals of older agents name no reason or time.
           held.lostAttempts.push({ attempt: entry.attempt ?? Math.max(1, held.attempts), lost_at: entry.at ?? 0, reason: entry.reason ?? 'unknown' });
         }
