@@ -60,6 +60,32 @@ export interface SegmentReader {
   segment(key: string): Promise<TaskLineage[]>;
 }
 
+/** A segment's index rows besides its tasks' ranges: [owner, workflow, campaign, records] per workflow; [object, task, role] per object named. */
+export interface SegmentRows {
+  workflows: Array<[string, string | null, string | null, number]>;
+  objects: Array<[string, string, LineageRole]>;
+}
+
+/** The index rows of a segment holding `records`. */
+export function segmentRowsOf(records: readonly TaskLineage[]): SegmentRows {
+  const workflows = new Map<string, [string, string | null, string | null, number]>();
+  const objects: Array<[string, string, LineageRole]> = [];
+  for (const r of records) {
+    const key = `${r.owner}\n${r.workflow_id ?? '\u0000'}\n${r.campaign_id ?? '\u0000'}`;
+    const w = workflows.get(key);
+    if (w) w[3]++;
+    else workflows.set(key, [r.owner, r.workflow_id, r.campaign_id, 1]);
+    objectRowsOf(r, objects);
+  }
+  return { workflows: [...workflows.values()], objects };
+}
+
+/** [object, task, role] for each object a record used or generated. */
+function objectRowsOf(r: TaskLineage, out: Array<[string, string, LineageRole]>): void {
+  for (const id of objectIdsOf(r.used)) out.push([id, r.task_id, 'used']);
+  for (const id of objectIdsOf(r.generated)) out.push([id, r.task_id, 'generated']);
+}
+
 function objectIdsOf(items: readonly LineageItem[]): string[] {
   const ids = new Set<string>();
   for (const item of items) if (item.object !== undefined) ids.add(item.object);
@@ -88,44 +114,38 @@ export class LineageIndex {
   write(records: readonly TaskLineage[], replace = false, placement?: SegmentPlacement): void {
     if (records.length === 0) return;
     if (replace) forEachIdChunk(records.map((r) => r.task_id), (placeholders, chunk) => this.sql.exec(`DELETE FROM lineage_objects WHERE task_id IN (${placeholders})`, ...chunk));
-    if (placement && !replace) this.writeSegment(records, placement);
-    else {
-      insertRows(
-        this.sql,
-        'INSERT OR REPLACE INTO lineage (task_id, owner, workflow_id, campaign_id, record_json, segment, seg_offset, seg_length)',
-        8,
-        records.map((r) => {
-          const range = placement?.ranges.get(r.task_id);
-          return range ? [r.task_id, r.owner, r.workflow_id, r.campaign_id, '', placement!.key, range.offset, range.length] : [r.task_id, r.owner, r.workflow_id, r.campaign_id, JSON.stringify(r), null, null, null];
-        }),
-      );
+    if (placement && !replace) {
+      this.writeSegmentRows(placement, segmentRowsOf(records));
+      return;
     }
-    const objectRows: string[][] = [];
-    for (const r of records) {
-      for (const id of objectIdsOf(r.used)) objectRows.push([id, r.task_id, 'used']);
-      for (const id of objectIdsOf(r.generated)) objectRows.push([id, r.task_id, 'generated']);
-    }
+    insertRows(
+      this.sql,
+      'INSERT OR REPLACE INTO lineage (task_id, owner, workflow_id, campaign_id, record_json, segment, seg_offset, seg_length)',
+      8,
+      records.map((r) => {
+        const range = placement?.ranges.get(r.task_id);
+        return range ? [r.task_id, r.owner, r.workflow_id, r.campaign_id, '', placement!.key, range.offset, range.length] : [r.task_id, r.owner, r.workflow_id, r.campaign_id, JSON.stringify(r), null, null, null];
+      }),
+    );
+    const objectRows: Array<[string, string, LineageRole]> = [];
+    for (const r of records) objectRowsOf(r, objectRows);
     if (objectRows.length > 0) insertRows(this.sql, 'INSERT OR IGNORE INTO lineage_objects (object_id, task_id, role)', 3, objectRows);
   }
 
-  /** One row per task (its byte range), one per workflow in the segment; a segment written again replaces its rows. */
-  private writeSegment(records: readonly TaskLineage[], placement: SegmentPlacement): void {
+  /**
+   * Indexes a segment from rows built when its records were (`segmentRowsOf`), without the records
+   * (call it inside the caller's transaction): its tasks' byte ranges, its workflows' counts and
+   * the objects its records name. A segment written again replaces its rows.
+   */
+  writeSegmentRows(placement: SegmentPlacement, rows: SegmentRows): void {
     this.sql.exec('INSERT OR IGNORE INTO lineage_segments (key) VALUES (?)', placement.key);
     const segment = this.sql.exec<{ id: number }>('SELECT id FROM lineage_segments WHERE key = ?', placement.key).one().id;
-    const rows: SqlStorageValue[][] = [];
-    const workflows = new Map<string, { owner: string; workflow_id: string | null; campaign_id: string | null; records: number }>();
-    for (const r of records) {
-      const range = placement.ranges.get(r.task_id);
-      if (!range) continue;
-      rows.push([r.task_id, segment, range.offset, range.length]);
-      const key = `${r.owner}\n${r.workflow_id ?? '\u0000'}\n${r.campaign_id ?? '\u0000'}`;
-      const w = workflows.get(key);
-      if (w) w.records++;
-      else workflows.set(key, { owner: r.owner, workflow_id: r.workflow_id, campaign_id: r.campaign_id, records: 1 });
-    }
-    insertRows(this.sql, 'INSERT OR REPLACE INTO lineage_tasks (task_id, segment, seg_offset, seg_length)', 4, rows);
+    const tasks: SqlStorageValue[][] = [];
+    for (const [taskId, range] of placement.ranges) tasks.push([taskId, segment, range.offset, range.length]);
+    insertRows(this.sql, 'INSERT OR REPLACE INTO lineage_tasks (task_id, segment, seg_offset, seg_length)', 4, tasks);
     this.sql.exec('DELETE FROM lineage_workflows WHERE segment = ?', segment);
-    insertRows(this.sql, 'INSERT INTO lineage_workflows (owner, workflow_id, campaign_id, segment, records)', 5, [...workflows.values()].map((w) => [w.owner, w.workflow_id, w.campaign_id, segment, w.records]));
+    insertRows(this.sql, 'INSERT INTO lineage_workflows (owner, workflow_id, campaign_id, segment, records)', 5, rows.workflows.map(([owner, workflowId, campaignId, n]) => [owner, workflowId, campaignId, segment, n]));
+    if (rows.objects.length > 0) insertRows(this.sql, 'INSERT OR IGNORE INTO lineage_objects (object_id, task_id, role)', 3, rows.objects);
   }
 
   /** How many records a workflow (and/or campaign) query would find, without reading them. */

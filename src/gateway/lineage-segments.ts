@@ -9,9 +9,12 @@ import type { SegmentPlacement, SegmentPointer, SegmentReader } from './lineage-
 /** Records wanted from one plain (older) segment up to which each is read by range; beyond, the whole segment once. */
 const SEGMENT_RANGE_READS = 8;
 
-/** The object store key of a segment: per endpoint, ordered by the batch's first outbox row. */
-export function lineageSegmentKey(endpointId: string, firstSeq: number): string {
-  return `lineage/${endpointId}/${String(firstSeq).padStart(12, '0')}.ndjson.gz`;
+/**
+ * The object store key of a segment: per endpoint, named by its batch's first row, an outbox row
+ * (records built when written) or, with `prefix` 'r', a row of records built when their tasks ended.
+ */
+export function lineageSegmentKey(endpointId: string, firstSeq: number, prefix: '' | 'r' = ''): string {
+  return `lineage/${endpointId}/${prefix}${String(firstSeq).padStart(12, '0')}.ndjson.gz`;
 }
 
 /** Whether a segment is stored compressed (read whole), or as plain NDJSON (ranges readable). */
@@ -32,25 +35,47 @@ export interface EncodedSegment {
 }
 
 /** The records as NDJSON, one line each in order, compressed; with each line's range before compression. */
-export async function encodeSegment(records: readonly TaskLineage[]): Promise<EncodedSegment> {
-  const lines = records.map((r) => JSON.stringify(r) + '\n');
-  // Every line's UTF-8 bytes into one buffer (3 bytes per UTF-16 unit at most), no copy per line.
-  const text = new Uint8Array(lines.reduce((n, l) => n + l.length * 3, 0));
-  const encoder = new TextEncoder();
+export function encodeSegment(records: readonly TaskLineage[]): Promise<EncodedSegment> {
+  let text = '';
+  for (const r of records) text += JSON.stringify(r) + '\n';
+  return encodeLines(text, records.map((r) => r.task_id));
+}
+
+const NEWLINE = 0x0a;
+
+/**
+ * NDJSON text (`ids[i]`'s record on line i, each line ending in a newline), compressed, with each
+ * line's byte range. JSON text holds no raw newline, so every newline byte ends a line.
+ */
+export async function encodeLines(text: string, ids: readonly string[]): Promise<EncodedSegment> {
+  // UTF-8 takes at most 3 bytes per UTF-16 unit.
+  const buffer = new Uint8Array(text.length * 3);
+  const { written } = new TextEncoder().encodeInto(text, buffer);
+  const bytes = buffer.subarray(0, written);
   const ranges = new Map<string, { offset: number; length: number }>();
   let offset = 0;
-  for (let i = 0; i < lines.length; i++) {
-    const { written } = encoder.encodeInto(lines[i]!, text.subarray(offset));
-    ranges.set(records[i]!.task_id, { offset, length: written });
-    offset += written;
+  for (const id of ids) {
+    const end = bytes.indexOf(NEWLINE, offset);
+    if (end < 0) throw new Error(`lineage segment: ${ids.length} records named, fewer lines`);
+    ranges.set(id, { offset, length: end + 1 - offset });
+    offset = end + 1;
   }
-  return { body: await through(text.subarray(0, offset), new CompressionStream('gzip')), ranges };
+  if (offset !== written) throw new Error(`lineage segment: more lines than the ${ids.length} records named`);
+  return { body: await through(bytes, new CompressionStream('gzip')), ranges };
 }
 
 /** Writes the records as one segment under `key`; answers where each record landed, for the index. */
 export async function putSegment(bucket: R2Bucket, key: string, records: readonly TaskLineage[]): Promise<SegmentPlacement> {
-  const { body, ranges } = await encodeSegment(records);
-  if (records.length > 0) await bucket.put(key, body, { httpMetadata: { contentType: 'application/x-ndjson' } });
+  return putEncoded(bucket, key, await encodeSegment(records), records.length);
+}
+
+/** Writes NDJSON lines already built (`ids[i]`'s record on line i) as one segment under `key`. */
+export async function putLines(bucket: R2Bucket, key: string, text: string, ids: readonly string[]): Promise<SegmentPlacement> {
+  return putEncoded(bucket, key, await encodeLines(text, ids), ids.length);
+}
+
+async function putEncoded(bucket: R2Bucket, key: string, { body, ranges }: EncodedSegment, records: number): Promise<SegmentPlacement> {
+  if (records > 0) await bucket.put(key, body, { httpMetadata: { contentType: 'application/x-ndjson' } });
   return { key, ranges };
 }
 

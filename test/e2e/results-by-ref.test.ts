@@ -117,8 +117,9 @@ describe('results by reference', () => {
     const agentGrowth = measured.peak.agent! - measured.before.agent!;
     const workerdGrowth = measured.peak.workerd! - measured.before.workerd!;
     console.log(`results-by-ref: 50 MiB result in ${seconds.toFixed(1)} s; agent RSS ${mb(measured.before.agent!)} → peak ${mb(measured.peak.agent!)} (+${mb(agentGrowth)}); workerd RSS ${mb(measured.before.workerd!)} → peak ${mb(measured.peak.workerd!)} (+${mb(workerdGrowth)})`);
-    // Holding the result would add its 50 MiB (and its base64 text, 67 MiB more) to the agent.
-    expect(agentGrowth).toBeLessThan(16 * MiB);
+    // Holding the result would add its 50 MiB (and its base64 text, 67 MiB more) to the agent. Its
+    // heap's own growth is a few MiB alone, up to 19 MiB seen in a full suite run on 2 cores.
+    expect(agentGrowth).toBeLessThan(32 * MiB);
     // workerd streams the upload into R2 (objects.test.ts bounds that over 200 MiB) with tens of MiB
     // of allocator slack (about 40 MiB here, run after run): this only catches a gateway that
     // buffers the body, twice over as text and bytes.

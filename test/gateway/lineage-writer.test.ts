@@ -1,13 +1,15 @@
-// The hub writes lineage records off the results path: an ended task's outbox row is kept (marked
-// ended, with its payload) until an alarm, or a provenance query, writes its record in a batch:
-// the records as one NDJSON segment in R2, the index (with each record's byte range) in SQLite.
-// Nothing is lost: the record appears without any query, and the row leaves only with it.
+// The hub writes lineage records off the results path. A frame of results has its tasks' records
+// built in its own transaction and kept in one pending row; a task ended otherwise (a cancel) keeps
+// its outbox row, marked ended, with its payload. An alarm, or a provenance query, writes both in
+// batches: the records as NDJSON segments in R2, the index (each record's byte range) in SQLite.
+// Nothing is lost: the record appears without any query, and the rows leave only with it.
 
 import { env } from 'cloudflare:workers';
 import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { expect, it } from 'vitest';
 import type { GatewayEnv } from '../../src/gateway/env';
 import { sha256Hex, withDigests } from '../../src/gateway/endpoint-hub/lineage-capture';
+import { LineagePending } from '../../src/gateway/endpoint-hub/lineage-pending';
 import { parseSegment, segmentText } from '../../src/gateway/lineage-segments';
 import { FakeAgent, newUser, registerEndpoint, registerFunction, submit, success } from './helpers';
 
@@ -16,9 +18,10 @@ function hubStub(endpointId: string) {
   return ns.get(ns.idFromName(endpointId));
 }
 
-async function rows(endpointId: string): Promise<{ ended: number; records: number }> {
+async function rows(endpointId: string): Promise<{ ended: number; pending: number; records: number }> {
   return runInDurableObject(hubStub(endpointId), async (_instance, state) => ({
     ended: state.storage.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM outbox WHERE delivered = 2').one().n,
+    pending: state.storage.sql.exec<{ n: number }>('SELECT COALESCE(SUM(records), 0) AS n FROM lineage_pending').one().n,
     records: state.storage.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM lineage_tasks').one().n,
   }));
 }
@@ -42,16 +45,17 @@ it('writes the records of ended tasks from the alarm, then drops their outbox ro
   await agent.next('results_ack');
   expect((await alice.call('delete', `/v2/tasks/${task_ids[2]}`)).status).toBeLessThan(300);
 
-  // Ended, not yet recorded: the results path only marked the rows.
-  expect(await rows(ep.endpoint_id)).toEqual({ ended: 3, records: 0 });
+  // Ended, not yet written: the results' two records wait in a pending row, the cancel's outbox row is marked.
+  expect(await rows(ep.endpoint_id)).toEqual({ ended: 1, pending: 2, records: 0 });
+  expect(await runInDurableObject(hubStub(ep.endpoint_id), async (_i, state) => state.storage.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM lineage_pending').one().n)).toBe(1);
   const stub = hubStub(ep.endpoint_id);
   expect(await runInDurableObject(stub, async (_i, state) => (await state.storage.getAlarm()) !== null)).toBe(true);
   expect(await runDurableObjectAlarm(stub)).toBe(true);
-  expect(await rows(ep.endpoint_id)).toEqual({ ended: 0, records: 3 });
-  // One segment holds the batch; the index points into it.
+  expect(await rows(ep.endpoint_id)).toEqual({ ended: 0, pending: 0, records: 3 });
+  // A segment per path: the cancelled task's, and the results' frame; the index points into them.
   const written = await segments(ep.endpoint_id);
-  expect(written).toHaveLength(1);
-  expect(written[0]!.map((r) => r.task_id).sort()).toEqual([...task_ids].sort());
+  expect(written.map((s) => s.length).sort()).toEqual([1, 2]);
+  expect(written.flat().map((r) => r.task_id).sort()).toEqual([...task_ids].sort());
 
   const listed = await alice.call('get', '/v3/provenance?workflow_id=wf-alarm');
   expect(listed.body.records.map((r: { status: string }) => r.status).sort()).toEqual(['cancelled', 'success', 'success']);
@@ -60,12 +64,79 @@ it('writes the records of ended tasks from the alarm, then drops their outbox ro
   expect(one.status, one.text).toBe(200);
   expect(one.body.activity[`ferry:task/${task_ids[0]}`]['ferry:status']).toBe('success');
   // Small inline values are stored verbatim, without a digest; records read back carry both.
-  const stored = written[0]!.find((r) => r.task_id === task_ids[0])!;
+  const stored = written.flat().find((r) => r.task_id === task_ids[0])!;
   expect(stored.used).toEqual([{ role: 'args.0', value: '1' }, { role: 'args.1', value: '2' }]);
   expect(stored.generated).toEqual([{ role: 'result', value: '3' }]);
   const served = listed.body.records.find((r: { task_id: string }) => r.task_id === task_ids[0]);
   expect(served.used).toEqual([{ role: 'args.0', value: '1', digest: await sha256Hex('1') }, { role: 'args.1', value: '2', digest: await sha256Hex('2') }]);
   expect(served).toEqual(await withDigests([stored]).then((r) => r[0]));
+  agent.close();
+});
+
+it('keeps the pending records when their segment cannot be written, and writes them on the next alarm', async () => {
+  const alice = await newUser('alice');
+  const fn = await registerFunction(alice);
+  const ep = await registerEndpoint(alice);
+  const { task_ids } = await submit(alice, ep.endpoint_id, fn, [{ args: [1] }, { args: [2] }], { workflow_id: 'wf-retry' });
+  const agent = await FakeAgent.ready(ep.endpoint_id, ep.token);
+  agent.send({ type: 'credit', n: 2 });
+  await agent.tasks(2);
+  agent.send({ type: 'results', results: task_ids.map((id, i) => success(id, i)) });
+  await agent.next('results_ack');
+  const stub = hubStub(ep.endpoint_id);
+  // The object store refuses every write for one alarm.
+  const failedAlarm = await runInDurableObject(stub, async (instance) => {
+    const hub = instance as unknown as { env: GatewayEnv; alarm(): Promise<void> };
+    const bucket = hub.env.OBJECTS;
+    hub.env = { ...hub.env, OBJECTS: Object.assign(Object.create(bucket), { put: () => Promise.reject(new Error('R2 unavailable')) }) };
+    try {
+      await hub.alarm();
+      return 'written';
+    } catch (err) {
+      return (err as Error).message;
+    } finally {
+      hub.env = { ...hub.env, OBJECTS: bucket };
+    }
+  });
+  expect(failedAlarm).toBe('R2 unavailable');
+  expect(await rows(ep.endpoint_id)).toEqual({ ended: 0, pending: 2, records: 0 });
+  expect(await segments(ep.endpoint_id)).toEqual([]);
+  await runInDurableObject(stub, async (instance) => (instance as unknown as { alarm(): Promise<void> }).alarm());
+  expect(await rows(ep.endpoint_id)).toEqual({ ended: 0, pending: 0, records: 2 });
+  expect((await alice.call('get', '/v3/provenance?workflow_id=wf-retry')).body.records.map((r: { task_id: string }) => r.task_id)).toEqual(task_ids);
+  agent.close();
+});
+
+it('takes pending rows a batch at a time, saying whether more wait, and an alarm writes them all', async () => {
+  const alice = await newUser('alice');
+  const fn = await registerFunction(alice);
+  const ep = await registerEndpoint(alice);
+  const { task_ids } = await submit(alice, ep.endpoint_id, fn, Array.from({ length: 1500 }, (_, i) => ({ args: [i] })), { workflow_id: 'wf-many' });
+  // Rows of 400, 400, 400 and 300 records, which no batch of 1,000 fills exactly.
+  const batches = await runInDurableObject(hubStub(ep.endpoint_id), async (_i, state) => {
+    const pending = new LineagePending(state.storage.sql);
+    pending.createSchema();
+    const record = (task_id: string) => ({ task_id, source: 'ferry' as const, owner: 'o', endpoint_id: ep.endpoint_id, function_uuid: fn, activity_id: null, workflow_id: 'w', campaign_id: null, task_group_id: null, status: 'success', attempts: 1, transitions: {}, started_at: null, ended_at: null, hostname: null, used: [], generated: [] });
+    for (let start = 0; start < 1500; start += 400) pending.append(task_ids.slice(start, start + 400).map(record));
+    const taken: Array<{ records: number; lines: number; more: boolean }> = [];
+    for (let batch = pending.take(1000); batch !== null; batch = pending.take(1000)) {
+      taken.push({ records: batch.ids.length, lines: batch.text.split('\n').length - 1, more: batch.more });
+      pending.remove(batch);
+    }
+    return taken;
+  });
+  expect(batches).toEqual([{ records: 800, lines: 800, more: true }, { records: 700, lines: 700, more: false }]);
+
+  const agent = await FakeAgent.ready(ep.endpoint_id, ep.token);
+  agent.send({ type: 'credit', n: 1500 });
+  await agent.tasks(1500);
+  for (let start = 0; start < 1500; start += 400) {
+    agent.send({ type: 'results', results: task_ids.slice(start, start + 400).map((id, i) => success(id, start + i)) });
+    await agent.next('results_ack');
+  }
+  // One run of the alarm (its own may have run meanwhile) leaves nothing pending.
+  await runInDurableObject(hubStub(ep.endpoint_id), async (instance) => (instance as unknown as { alarm(): Promise<void> }).alarm());
+  expect(await rows(ep.endpoint_id)).toEqual({ ended: 0, pending: 0, records: 1500 });
   agent.close();
 });
 
@@ -83,7 +154,7 @@ it('a query writes pending records before it answers (read your writes)', async 
   await agent.next('results_ack');
   expect((await rows(ep.endpoint_id)).records).toBe(0);
   expect((await alice.call('get', '/v3/provenance?workflow_id=wf-query&format=count')).body).toEqual({ count: 1 });
-  expect(await rows(ep.endpoint_id)).toEqual({ ended: 0, records: 1 });
+  expect(await rows(ep.endpoint_id)).toEqual({ ended: 0, pending: 0, records: 1 });
   agent.close();
 });
 

@@ -23,8 +23,9 @@ import type { TaskOutcome, TaskRecord, TaskStore } from '../task-store/port';
 import { isOverBytes } from '../text-size';
 import { AgentSessionStore, type AgentSession } from './agent-session';
 import { allowListOf, createEndpointSchema, endpointDoc, hasEndpointSchema, migrateEndpointSchema, readEndpoint, writeEndpoint, type EndpointFields, type EndpointRecord } from './endpoint-record';
-import { lineageRecords } from './lineage-capture';
-import { lineageSegmentKey, putSegment, r2SegmentReader } from '../lineage-segments';
+import { lineageRecord, lineageRecords, taskItemsNow } from './lineage-capture';
+import { LineagePending, type PendingBatch } from './lineage-pending';
+import { lineageSegmentKey, putLines, putSegment, r2SegmentReader } from '../lineage-segments';
 import { Outbox } from './outbox';
 import { buildTaskFrames, TASK_FRAME_BUDGET } from './task-frames';
 import { TaskWaiters } from './task-waiters';
@@ -107,6 +108,8 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   private readonly sessions: AgentSessionStore;
   /** Lineage records of this endpoint's ended tasks, written with their outcomes. */
   private readonly lineageIndex: LineageIndex;
+  /** Records built when their tasks ended, until written to a segment. */
+  private readonly lineagePending: LineagePending;
   private readonly lineageOn: boolean;
   private readonly waiters = new TaskWaiters();
   private readonly provenance: ProvenanceSink = discardProvenance;
@@ -125,6 +128,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     this.outbox = new Outbox(this.sql);
     this.sessions = new AgentSessionStore(this.sql);
     this.lineageIndex = new LineageIndex(this.sql);
+    this.lineagePending = new LineagePending(this.sql);
     this.lineageOn = lineageEnabled(env);
     // An id nobody registered gets no tables: probing random ids leaves nothing behind.
     this.schemaReady = hasEndpointSchema(this.sql);
@@ -133,6 +137,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       this.outbox.migrate();
       // Endpoints registered before lineage existed get its tables on wake (IF NOT EXISTS).
       this.lineageIndex.createSchema();
+      this.lineagePending.createSchema();
     }
   }
 
@@ -173,6 +178,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       this.outbox.createSchema();
       this.sessions.createSchema();
       this.lineageIndex.createSchema();
+      this.lineagePending.createSchema();
     });
     this.schemaReady = true;
   }
@@ -380,13 +386,26 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   // ---- lineage ----
 
   /**
-   * Rows of tasks now final (inside the outcomes' transaction): marked ended and kept for their
-   * lineage records, which flushLineage writes off the results path; dropped with lineage off.
+   * Rows of tasks now final (inside the outcomes' transaction). With lineage on, the tasks whose
+   * lineage records are built (`records`: a frame of results through the SQLite store) have them
+   * kept in one pending row and their outbox rows dropped; any other task keeps its row, marked
+   * ended, until flushLineage builds its record from the store. With lineage off, rows are dropped.
    */
-  private retire(taskIds: readonly string[]): void {
+  private retire(taskIds: readonly string[], records?: ReadonlyMap<string, TaskLineage>): void {
     if (taskIds.length === 0) return;
-    if (this.lineageOn) this.outbox.markEnded(taskIds);
-    else this.outbox.remove(taskIds);
+    if (!this.lineageOn) return this.outbox.remove(taskIds);
+    const built: TaskLineage[] = [];
+    const later: string[] = [];
+    for (const id of taskIds) {
+      const record = records?.get(id);
+      if (record) built.push(record);
+      else later.push(id);
+    }
+    if (built.length > 0) {
+      this.lineagePending.append(built);
+      this.outbox.remove(built.map((r) => r.task_id));
+    }
+    if (later.length > 0) this.outbox.markEnded(later);
   }
 
   /** When the lineage alarm is set for (ms), as far as this instance knows; 0: not set. */
@@ -418,9 +437,15 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       const run = async () => {
         for (;;) {
           const rows = this.outbox.ended(LINEAGE_BATCH);
-          if (rows.length === 0) return;
+          if (rows.length === 0) break;
           await this.writeLineage(rows);
-          if (rows.length < LINEAGE_BATCH) return;
+          if (rows.length < LINEAGE_BATCH) break;
+        }
+        for (;;) {
+          const batch = this.lineagePending.take(LINEAGE_BATCH);
+          if (batch === null) break;
+          await this.writePending(batch);
+          if (!batch.more) break;
         }
       };
       // Cleared in a later microtask: with nothing to write, run() settles before this assignment.
@@ -454,6 +479,15 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       this.lineageIndex.write(records, false, placement);
       // A task gone from the store (expired) has nothing left to record.
       this.outbox.removeEnded(ids);
+    });
+  }
+
+  /** Writes records built when their tasks ended as one segment, then indexes it and drops their pending rows. */
+  private async writePending(batch: PendingBatch): Promise<void> {
+    const placement = await putLines(this.env.OBJECTS, lineageSegmentKey(this.endpoint()!.endpoint_id, batch.firstId, 'r'), batch.text, batch.ids);
+    this.ctx.storage.transactionSync(() => {
+      this.lineageIndex.writeSegmentRows(placement, batch.rows);
+      this.lineagePending.remove(batch);
     });
   }
 
@@ -725,12 +759,17 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     const objects = results.map((r) => (r.status === 'success' && r.result_object ? r.result_object : null));
     const encoded = results.map((r, i) => (objects[i] ? JSON.stringify(resultRefDoc(objects[i])) : r.result === undefined ? null : JSON.stringify(r.result)));
     const storedLarge = await this.storeLargeResults(results, encoded);
-    const states = await this.store.readStates(results.map((r) => r.task_id));
-    const deliveries = this.outbox.deliveries(results.map((r) => r.task_id));
+    const states = await this.store.readStates(results.map((r) => r.task_id), this.lineageOn);
+    // With lineage on, the tasks' delivery messages too: their payloads are what the records used.
+    const messages = this.lineageOn ? new Map<string, string>() : undefined;
+    const deliveries = this.outbox.deliveries(results.map((r) => r.task_id), messages);
     const at = nowSeconds();
     const outcomes: TaskOutcome[] = [];
     const extraAttempts: string[] = [];
     const events: TransitionEvent[] = [];
+    // Lineage records built with the outcomes, from what this frame read: kept with them in one row.
+    const records = new Map<string, TaskLineage>();
+    const endpoint = messages ? this.endpoint() : null;
     for (let i = 0; i < results.length; i++) {
       const r = results[i]!;
       const s = states.get(r.task_id);
@@ -743,7 +782,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       }
       const moved = transition(r.task_id, s.state, s.transitions, r.status, at);
       states.set(r.task_id, { task_id: r.task_id, state: moved.state, transitions: moved.transitions });
-      outcomes.push({
+      const outcome: TaskOutcome = {
         task_id: r.task_id,
         state: moved.state,
         transitions: moved.transitions,
@@ -758,10 +797,20 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
         // Executions the endpoint counted, deliveries the gateway made, or times the agent sent this
         // result (a re-send after a lost link or a gateway restart), whichever is most.
         reported_attempt: Math.max(r.execution?.attempt ?? 0, deliveries.get(r.task_id) ?? 0, r.delivery ?? 0),
-      });
+      };
+      outcomes.push(outcome);
       events.push(moved.event);
+      // Built here only when no value needs a digest (an await); otherwise by flushLineage, from the store.
+      const message = messages?.get(r.task_id);
+      const items = endpoint && s.facts && message !== undefined ? taskItemsNow(message, object?.$ref, object ? null : encoded[i]!) : null;
+      if (items && s.facts && endpoint) {
+        // The task's record as finishTasks will leave it: no await between this frame's reads and its writes.
+        const execution = r.execution || r.lost_attempts ? { ...r.execution, ...(r.lost_attempts ? { lost_attempts: r.lost_attempts } : {}) } : null;
+        const source = { ...s.facts, task_id: r.task_id, state: moved.state, attempts: Math.max(s.facts.attempts + 1, outcome.reported_attempt), transitions: moved.transitions, completion_t: at, execution };
+        records.set(r.task_id, lineageRecord(endpoint.owner, endpoint.endpoint_id, source, items));
+      }
     }
-    const report = await this.store.finishTasks(outcomes, extraAttempts, (stored) => this.retire(stored));
+    const report = await this.store.finishTasks(outcomes, extraAttempts, (stored) => this.retire(stored, records));
     for (const id of storedLarge) this.largeResultsInFlight.delete(id);
     // Another frame (or a cancel) may have ended a task meanwhile: only the stored outcomes count.
     const stored = new Set(report.finished);
@@ -800,7 +849,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       this.dispatch();
     }
     await this.armSweep();
-    if (this.outbox.hasEnded()) await this.armLineage();
+    if (this.outbox.hasEnded() || this.lineagePending.hasAny()) await this.armLineage();
   }
 
   private async sweepOutbox(pendingOnly: boolean): Promise<void> {

@@ -39,9 +39,13 @@ function isRef(value: unknown): value is { $ref: string } {
  */
 export const VERBATIM_MAX_CHARS = 64;
 
-/** An inline value's item: verbatim when small, else by the digest `pending` collects. */
-function inlineItem(role: string, text: string, pending: Array<Promise<void>>): LineageItem {
+/**
+ * An inline value's item: verbatim when small, else by the digest `pending` collects; null when a
+ * digest is needed and `pending` is null (the caller cannot wait).
+ */
+function inlineItem(role: string, text: string, pending: Array<Promise<void>> | null): LineageItem | null {
   if (text.length <= VERBATIM_MAX_CHARS) return { role, value: text };
+  if (pending === null) return null;
   const item: LineageItem = { role };
   pending.push(sha256Hex(text).then((d) => void (item.digest = d)));
   return item;
@@ -52,29 +56,41 @@ function refsInText(text: string): string[] {
   return text.includes('"$ref"') ? refsIn(JSON.parse(text)) : [];
 }
 
-/** One item per argument: a reference as its object, an inline value verbatim or by digest (plus the references inside it). */
-export async function itemsOf(named: ReadonlyArray<[string, unknown]>): Promise<LineageItem[]> {
-  const items: LineageItem[] = [];
-  const pending: Array<Promise<void>> = [];
+/**
+ * Items (appended to `items`) of named values: a reference as its object, an inline value verbatim
+ * or by digest (plus the references inside it). False when a digest is needed and `pending` is null.
+ */
+function pushItems(items: LineageItem[], named: ReadonlyArray<[string, unknown]>, pending: Array<Promise<void>> | null): boolean {
   for (const [role, value] of named) {
     if (isRef(value)) {
       items.push({ role, object: value.$ref });
       continue;
     }
     const text = JSON.stringify(value) ?? 'null';
-    items.push(inlineItem(role, text, pending));
+    const item = inlineItem(role, text, pending);
+    if (item === null) return false;
+    items.push(item);
     for (const object of refsInText(text)) items.push({ role, object });
   }
+  return true;
+}
+
+/** One item per argument: a reference as its object, an inline value verbatim or by digest (plus the references inside it). */
+export async function itemsOf(named: ReadonlyArray<[string, unknown]>): Promise<LineageItem[]> {
+  const items: LineageItem[] = [];
+  const pending: Array<Promise<void>> = [];
+  pushItems(items, named, pending);
   await Promise.all(pending);
   return items;
 }
 
-function payloadItems(message: string | undefined): Promise<LineageItem[]> {
-  if (message === undefined) return Promise.resolve([]);
+/** A delivery message's arguments, named `args.<i>` and `kwargs.<name>`. */
+function payloadArguments(message: string | undefined): Array<[string, unknown]> {
+  if (message === undefined) return [];
   const payload = (JSON.parse(message) as { payload?: { args?: unknown[]; kwargs?: Record<string, unknown> } }).payload ?? {};
   const named: Array<[string, unknown]> = (payload.args ?? []).map((v, i) => [`args.${i}`, v]);
   for (const [k, v] of Object.entries(payload.kwargs ?? {})) named.push([`kwargs.${k}`, v]);
-  return itemsOf(named);
+  return named;
 }
 
 /** Records as read back: every verbatim item gets its digest too (in place). */
@@ -89,8 +105,11 @@ export async function withDigests(records: TaskLineage[]): Promise<TaskLineage[]
   return records;
 }
 
+/** A task's execution as the endpoint reported it, with the executions lost before it. */
+type Execution = Partial<ExecutionInfo> & { lost_attempts?: LostAttempt[] };
+
 /** The lost executions the endpoint reported, then the one that ended the task. */
-function attemptHistory(execution: Partial<ExecutionInfo> & { lost_attempts?: LostAttempt[] }, state: string): AttemptRecord[] {
+function attemptHistory(execution: Execution, state: string): AttemptRecord[] {
   const history: AttemptRecord[] = (execution.lost_attempts ?? []).map((a) => ({ attempt: a.attempt, outcome: 'lost', reason: a.reason, ended_at: a.lost_at }));
   // A task the endpoint gave up on (its last execution lost too, FERRY_WORKER_LOST) ran nothing more.
   if (execution.attempt !== undefined && !history.some((a) => a.attempt === execution.attempt)) {
@@ -99,10 +118,95 @@ function attemptHistory(execution: Partial<ExecutionInfo> & { lost_attempts?: Lo
   return history;
 }
 
+/** What a task's record names as used (its payload's arguments) and generated (its result). */
+export interface TaskItems {
+  used: LineageItem[];
+  generated: LineageItem[];
+}
+
+/**
+ * A task's items from its delivery message (the payload) and its result: an object reference
+ * (`resultObject`), or the result's JSON text (`resultText`, also a result the gateway spilled to R2).
+ */
+export async function taskItems(message: string | undefined, resultObject: string | undefined, resultText: string | null): Promise<TaskItems> {
+  const pending: Array<Promise<void>> = [];
+  const items = collectItems(message, resultObject, resultText, pending)!;
+  await Promise.all(pending);
+  return items;
+}
+
+/** `taskItems` without waiting: null when a value is long enough to be named by its digest. */
+export function taskItemsNow(message: string | undefined, resultObject: string | undefined, resultText: string | null): TaskItems | null {
+  return collectItems(message, resultObject, resultText, null);
+}
+
+function collectItems(message: string | undefined, resultObject: string | undefined, resultText: string | null, pending: Array<Promise<void>> | null): TaskItems | null {
+  const generated: LineageItem[] = [];
+  if (resultObject !== undefined) generated.push({ role: 'result', object: resultObject });
+  if (resultText !== null) {
+    const item = inlineItem('result', resultText, pending);
+    if (item === null) return null;
+    generated.push(item);
+    for (const object of refsInText(resultText)) generated.push({ role: 'result', object });
+  }
+  const used: LineageItem[] = [];
+  return pushItems(used, payloadArguments(message), pending) ? { used, generated } : null;
+}
+
+/** The object a result stored as a reference names, if it is one. */
+export function resultObjectOf(resultRef: string | null): string | undefined {
+  return isObjectResult(resultRef) ? resultRef!.slice('object:'.length) : undefined;
+}
+
+/** What a task's lineage record is built from: its final record's fields, parsed. */
+export interface LineageSource {
+  task_id: string;
+  function_uuid: string;
+  workflow_id: string | null;
+  campaign_id: string | null;
+  task_group_id: string;
+  state: string;
+  attempts: number;
+  transitions: Record<string, number>;
+  completion_t: number | null;
+  execution: Execution | null;
+}
+
+/** A task's lineage record, from its final record and its items. */
+export function lineageRecord(owner: string, endpointId: string, t: LineageSource, { used, generated }: TaskItems): TaskLineage {
+  const { execution, transitions } = t;
+  const telemetry: NonNullable<TaskLineage['telemetry']> = {};
+  if (execution?.started_at !== undefined && execution.ended_at !== undefined) telemetry.wall_time_s = Math.max(0, execution.ended_at - execution.started_at);
+  if (execution?.cpu_time_s !== undefined) telemetry.cpu_time_s = execution.cpu_time_s;
+  if (execution?.peak_rss_bytes !== undefined) telemetry.peak_memory_bytes = execution.peak_rss_bytes;
+  return {
+    task_id: t.task_id,
+    source: 'ferry',
+    owner,
+    endpoint_id: endpointId,
+    function_uuid: t.function_uuid,
+    activity_id: null,
+    workflow_id: t.workflow_id,
+    campaign_id: t.campaign_id,
+    task_group_id: t.task_group_id,
+    status: t.state,
+    attempts: t.attempts,
+    transitions,
+    started_at: transitions.running ?? execution?.started_at ?? null,
+    ended_at: t.completion_t,
+    hostname: execution?.host ?? null,
+    used,
+    generated,
+    telemetry: Object.keys(telemetry).length > 0 ? telemetry : null,
+    ...(execution?.lost_attempts?.length ? { attempt_history: attemptHistory(execution, t.state) } : {}),
+  } satisfies TaskLineage;
+}
+
 /**
  * The lineage record of each ended task, from its final stored record, its delivery message (the
  * payload, kept in the outbox until its record is written) and, for a result the gateway spilled to
- * R2, that result's text. Runs off the results path, in batches (EndpointHub.flushLineage).
+ * R2, that result's text. The hub's way for tasks retired without their records built (cancels,
+ * a remote store, rows swept after a crash), in batches (EndpointHub.flushLineage).
  */
 export async function lineageRecords(
   owner: string,
@@ -113,44 +217,14 @@ export async function lineageRecords(
 ): Promise<TaskLineage[]> {
   return Promise.all(
     tasks.map(async (t) => {
-      const resultObject = isObjectResult(t.result_ref) ? t.result_ref!.slice('object:'.length) : undefined;
+      const resultObject = resultObjectOf(t.result_ref);
       const resultText = resultObject !== undefined ? null : spilledResultKey(t) !== null ? (spilledResults.get(t.task_id) ?? null) : t.result_json;
-      const generated: LineageItem[] = [];
-      const pending: Array<Promise<void>> = [];
-      if (resultObject !== undefined) generated.push({ role: 'result', object: resultObject });
-      if (resultText !== null) {
-        generated.push(inlineItem('result', resultText, pending));
-        for (const object of refsInText(resultText)) generated.push({ role: 'result', object });
-      }
-      const used = await payloadItems(messages.get(t.task_id));
-      await Promise.all(pending);
-      const execution = t.execution_json === null ? null : (JSON.parse(t.execution_json) as Partial<ExecutionInfo> & { lost_attempts?: LostAttempt[] });
-      const transitions = JSON.parse(t.transitions_json) as Record<string, number>;
-      const telemetry: NonNullable<TaskLineage['telemetry']> = {};
-      if (execution?.started_at !== undefined && execution.ended_at !== undefined) telemetry.wall_time_s = Math.max(0, execution.ended_at - execution.started_at);
-      if (execution?.cpu_time_s !== undefined) telemetry.cpu_time_s = execution.cpu_time_s;
-      if (execution?.peak_rss_bytes !== undefined) telemetry.peak_memory_bytes = execution.peak_rss_bytes;
-      return {
-        task_id: t.task_id,
-        source: 'ferry',
-        owner,
-        endpoint_id: endpointId,
-        function_uuid: t.function_uuid,
-        activity_id: null,
-        workflow_id: t.workflow_id,
-        campaign_id: t.campaign_id,
-        task_group_id: t.task_group_id,
-        status: t.state,
-        attempts: t.attempts,
-        transitions,
-        started_at: transitions.running ?? execution?.started_at ?? null,
-        ended_at: t.completion_t,
-        hostname: execution?.host ?? null,
-        used,
-        generated,
-        telemetry: Object.keys(telemetry).length > 0 ? telemetry : null,
-        ...(execution?.lost_attempts?.length ? { attempt_history: attemptHistory(execution, t.state) } : {}),
-      } satisfies TaskLineage;
+      const source: LineageSource = {
+        ...t,
+        transitions: JSON.parse(t.transitions_json) as Record<string, number>,
+        execution: t.execution_json === null ? null : (JSON.parse(t.execution_json) as Execution),
+      };
+      return lineageRecord(owner, endpointId, source, await taskItems(messages.get(t.task_id), resultObject, resultText));
     }),
   );
 }

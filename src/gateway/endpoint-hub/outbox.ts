@@ -135,10 +135,15 @@ export class Outbox {
    * Times each task was sent to an agent. A task sent again after a reconcile found it missing (lost
    * in transit, or with a crashed agent) counts 2: the gateway's own evidence of a lost delivery.
    */
-  deliveries(taskIds: readonly string[]): Map<string, number> {
+  deliveries(taskIds: readonly string[], messages?: Map<string, string>): Map<string, number> {
     const found = new Map<string, number>();
+    // With `messages`, each row's TaskMessage too, in the same read.
+    const columns = messages ? 'task_id, deliveries, message' : 'task_id, deliveries';
     forEachIdChunk(taskIds, (placeholders, chunk) => {
-      for (const [taskId, n] of this.sql.exec(`SELECT task_id, deliveries FROM outbox WHERE task_id IN (${placeholders})`, ...chunk).raw<[string, number]>()) found.set(taskId, n);
+      for (const [taskId, n, message] of this.sql.exec(`SELECT ${columns} FROM outbox WHERE task_id IN (${placeholders})`, ...chunk).raw<[string, number, string]>()) {
+        found.set(taskId, n);
+        if (messages) messages.set(taskId, message);
+      }
     });
     return found;
   }

@@ -1,0 +1,81 @@
+// Lineage records built when their tasks ended, waiting to be written to a segment: one row per
+// frame of results, holding the frame's records as NDJSON lines and the index rows they will need.
+// A row is written in the same transaction as its tasks' outcomes, so a record is never lost, and
+// costs one insert however many tasks it holds; the flush turns rows into a segment and index rows,
+// then deletes them (EndpointHub.flushLineage).
+
+import type { TaskLineage } from '../../provenance/prov-document';
+import { segmentRowsOf, type SegmentRows } from '../lineage-index';
+
+// AUTOINCREMENT: ids never come back after rows are deleted; a segment is named by its first row.
+const SCHEMA = [`CREATE TABLE IF NOT EXISTS lineage_pending (id INTEGER PRIMARY KEY AUTOINCREMENT, lines TEXT NOT NULL, meta TEXT NOT NULL, records INTEGER NOT NULL)`];
+
+/** A pending row's index material, as JSON. */
+interface PendingMeta extends SegmentRows {
+  ids: string[];
+}
+
+/** Rows taken for one segment: their records' lines in order, the ids of those records, their index rows. */
+export interface PendingBatch {
+  firstId: number;
+  lastId: number;
+  text: string;
+  ids: string[];
+  rows: SegmentRows;
+  /** Rows wait beyond these. */
+  more: boolean;
+}
+
+export class LineagePending {
+  constructor(private readonly sql: SqlStorage) {}
+
+  createSchema(): void {
+    for (const statement of SCHEMA) this.sql.exec(statement);
+  }
+
+  /** Keeps records to write (call it inside the transaction that ended their tasks). */
+  append(records: readonly TaskLineage[]): void {
+    if (records.length === 0) return;
+    let lines = '';
+    for (const r of records) lines += JSON.stringify(r) + '\n';
+    const meta: PendingMeta = { ids: records.map((r) => r.task_id), ...segmentRowsOf(records) };
+    this.sql.exec('INSERT INTO lineage_pending (lines, meta, records) VALUES (?, ?, ?)', lines, JSON.stringify(meta), records.length);
+  }
+
+  /** The oldest rows, as many as hold about `limit` records (at least one row); null if none wait. */
+  take(limit: number): PendingBatch | null {
+    // Which rows first (ids and counts only), then their lines: every cursor read to its end.
+    const counts = [...this.sql.exec('SELECT id, records FROM lineage_pending ORDER BY id').raw<[number, number]>()];
+    if (counts.length === 0) return null;
+    let records = 0;
+    let last = 0;
+    while (last < counts.length && (last === 0 || records + counts[last]![1] <= limit)) records += counts[last++]![1];
+    const firstId = counts[0]![0];
+    const lastId = counts[last - 1]![0];
+    const taken = this.sql.exec<{ lines: string; meta: string }>('SELECT lines, meta FROM lineage_pending WHERE id BETWEEN ? AND ? ORDER BY id', firstId, lastId).toArray();
+    const ids: string[] = [];
+    const workflows = new Map<string, SegmentRows['workflows'][number]>();
+    const objects: SegmentRows['objects'] = [];
+    for (const row of taken) {
+      const meta = JSON.parse(row.meta) as PendingMeta;
+      ids.push(...meta.ids);
+      objects.push(...meta.objects);
+      for (const w of meta.workflows) {
+        const key = JSON.stringify(w.slice(0, 3));
+        const seen = workflows.get(key);
+        if (seen) seen[3] += w[3];
+        else workflows.set(key, [...w]);
+      }
+    }
+    return { firstId, lastId, text: taken.map((r) => r.lines).join(''), ids, rows: { workflows: [...workflows.values()], objects }, more: last < counts.length };
+  }
+
+  /** Drops the rows a batch took (call it inside the transaction that indexes their segment). */
+  remove(batch: PendingBatch): void {
+    this.sql.exec('DELETE FROM lineage_pending WHERE id BETWEEN ? AND ?', batch.firstId, batch.lastId);
+  }
+
+  hasAny(): boolean {
+    return this.sql.exec('SELECT 1 FROM lineage_pending LIMIT 1').toArray().length > 0;
+  }
+}
