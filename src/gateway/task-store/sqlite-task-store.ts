@@ -19,14 +19,6 @@ const SCHEMA = [
 const RECORD_COLUMNS = `t.task_id, t.task_group_id, t.function_uuid, t.state, t.transitions, t.attempts, t.created_at,
   t.result, t.result_ref, t.exception, t.stdout, t.completion_t, t.execution, r.workflow_id, r.campaign_id, r.resource_specification`;
 
-interface RequestInfo {
-  workflow_id: string | null;
-  campaign_id: string | null;
-}
-
-/** Requests whose workflow and campaign the store keeps in memory (the oldest leaves first). */
-const REQUESTS_KEPT = 256;
-
 type RecordRow = [string, string, string, string, string, number, number, string | null, string | null, string | null, string | null, number | null, string | null, string | null, string | null, string | null];
 
 export class SqliteTaskStore implements TaskStore {
@@ -63,9 +55,12 @@ export class SqliteTaskStore implements TaskStore {
     const states = new Map<string, TaskStateRow>();
     if (withFacts) {
       forEachIdChunk(taskIds, (placeholders, chunk) => {
-        const cursor = this.sql.exec(`SELECT task_id, state, transitions, task_group_id, function_uuid, attempts, request_id FROM tasks WHERE task_id IN (${placeholders})`, ...chunk);
-        for (const [task_id, state, transitions, task_group_id, function_uuid, attempts, request_id] of cursor.raw<[string, string, string, string, string, number, string]>()) {
-          const { workflow_id, campaign_id } = this.request(request_id);
+        const cursor = this.sql.exec(
+          `SELECT t.task_id, t.state, t.transitions, t.task_group_id, t.function_uuid, t.attempts, r.workflow_id, r.campaign_id
+             FROM tasks t JOIN task_requests r ON r.request_id = t.request_id WHERE t.task_id IN (${placeholders})`,
+          ...chunk,
+        );
+        for (const [task_id, state, transitions, task_group_id, function_uuid, attempts, workflow_id, campaign_id] of cursor.raw<[string, string, string, string, string, number, string | null, string | null]>()) {
           states.set(task_id, { task_id, state: state as TaskState, transitions: JSON.parse(transitions), facts: { task_group_id, function_uuid, attempts, workflow_id, campaign_id } });
         }
       });
@@ -78,19 +73,6 @@ export class SqliteTaskStore implements TaskStore {
     });
     return states;
   }
-
-  /** A request's workflow and campaign, kept for recent requests (they never change). */
-  private request(requestId: string): RequestInfo {
-    let info = this.requests.get(requestId);
-    if (!info) {
-      info = this.sql.exec<RequestInfo & Record<string, SqlStorageValue>>('SELECT workflow_id, campaign_id FROM task_requests WHERE request_id = ?', requestId).toArray()[0] ?? { workflow_id: null, campaign_id: null };
-      if (this.requests.size >= REQUESTS_KEPT) this.requests.delete(this.requests.keys().next().value!);
-      this.requests.set(requestId, info);
-    }
-    return info;
-  }
-
-  private readonly requests = new Map<string, RequestInfo>();
 
   async readTasks(taskIds: readonly string[]): Promise<TaskRecord[]> {
     const records: TaskRecord[] = [];
