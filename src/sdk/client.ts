@@ -236,7 +236,8 @@ export class Client {
   async batchStatus(taskIds: string[]): Promise<Record<string, TaskDoc>> {
     const out: Record<string, TaskDoc> = {};
     for (let i = 0; i < taskIds.length; i += BATCH_STATUS_CHUNK) {
-      const res = await this.request<{ results: Record<string, TaskDoc> }>('POST', '/v2/batch_status', { task_ids: taskIds.slice(i, i + BATCH_STATUS_CHUNK) });
+      // A read sent as POST (the id list is long): safe to send again.
+      const res = await this.request<{ results: Record<string, TaskDoc> }>('POST', '/v2/batch_status', { task_ids: taskIds.slice(i, i + BATCH_STATUS_CHUNK) }, [], true);
       Object.assign(out, res.results);
     }
     return out;
@@ -329,7 +330,12 @@ export class Client {
     return { url: this.url, token: this.token, fetch: this.fetchImpl };
   }
 
-  private async request<T>(method: string, path: string, body?: unknown, okStatuses: number[] = []): Promise<T> {
+  /**
+   * One API call. 429s are retried (nothing was stored). A read (GET, or `read`) is also retried on
+   * 503 with Retry-After, a gateway briefly unavailable (wrangler dev answers so when the hop to its
+   * runtime drops a request), a few times; a write is not, as it may have been stored.
+   */
+  private async request<T>(method: string, path: string, body?: unknown, okStatuses: number[] = [], read = method === 'GET'): Promise<T> {
     const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
     let payload: string | undefined;
     if (body !== undefined) {
@@ -346,11 +352,21 @@ export class Client {
       await new Promise((r) => setTimeout(r, waitS * 1000));
       res = await this.fetchImpl(this.url + path, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
     }
+    for (let attempt = 1; read && res.status === 503 && res.headers.has('retry-after') && attempt <= UNAVAILABLE_READ_RETRIES; attempt++) {
+      const waitS = Math.min(retryAfterSeconds(res.headers.get('retry-after')), 30);
+      await res.body?.cancel();
+      this.onRetry?.({ method, path, status: 503, attempt, waitS });
+      await new Promise((r) => setTimeout(r, waitS * 1000));
+      res = await this.fetchImpl(this.url + path, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
+    }
     const text = await res.text();
     if (res.ok && (res.status === 200 || okStatuses.includes(res.status))) return (text ? JSON.parse(text) : undefined) as T;
     throw apiErrorFromBody(res.status, text);
   }
 }
+
+/** Times a read answered 503 with Retry-After is sent again. */
+const UNAVAILABLE_READ_RETRIES = 3;
 
 /** Seconds from a Retry-After header (seconds or an HTTP date), with a little jitter so clients spread out. */
 function retryAfterSeconds(header: string | null): number {
