@@ -84,8 +84,10 @@ it('keeps the pending records when their segment cannot be written, and writes t
   agent.send({ type: 'results', results: task_ids.map((id, i) => success(id, i)) });
   await agent.next('results_ack');
   const stub = hubStub(ep.endpoint_id);
-  // The object store refuses every write for one alarm.
-  const failedAlarm = await runInDurableObject(stub, async (instance) => {
+  // The object store refuses every write for one run of the alarm; the hub's own alarm is cleared
+  // first, so nothing writes the records before the test looks.
+  const failedAlarm = await runInDurableObject(stub, async (instance, state) => {
+    await state.storage.deleteAlarm();
     const hub = instance as unknown as { env: GatewayEnv; alarm(): Promise<void> };
     const bucket = hub.env.OBJECTS;
     hub.env = { ...hub.env, OBJECTS: Object.assign(Object.create(bucket), { put: () => Promise.reject(new Error('R2 unavailable')) }) };
