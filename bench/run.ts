@@ -239,16 +239,35 @@ async function provenanceSection() {
       const finished = progress(`warm-up, lineage ${mode}`);
       await client.waitAll((await client.submitBatch(endpointId, fn, payloads, { workflow_id: `bench-${mode}-warm-up` })).task_ids, { timeout: 600, onProgress: (p) => finished(p.done, p.total) });
     }
+    let resubmitted = 0;
     for (let pair = 0; pair < pairs; pair++) {
       for (const mode of (pair % 2 === 0 ? ['on', 'off'] : ['off', 'on']) as Mode[]) {
         const { stack, client, endpointId, agentPid, fn } = setups[mode];
         const roots = [stack.gateway.child.pid!, agentPid];
-        const workflow = `bench-${mode}-${pair}`;
+        let workflow = `bench-${mode}-${pair}`;
         const finished = progress(`pair ${pair + 1}/${pairs} lineage ${mode}`);
-        const cpu0 = treeCpuSeconds(roots);
-        const gw0 = treeCpuSeconds([stack.gateway.child.pid!]);
-        const t0 = performance.now();
-        const sub = await client.submitBatch(endpointId, fn, payloads, { workflow_id: workflow });
+        let cpu0 = treeCpuSeconds(roots);
+        let gw0 = treeCpuSeconds([stack.gateway.child.pid!]);
+        let t0 = performance.now();
+        let sub: Awaited<ReturnType<typeof client.submitBatch>>;
+        for (let attempt = 1; ; attempt++) {
+          try {
+            sub = await client.submitBatch(endpointId, fn, payloads, { workflow_id: workflow });
+            break;
+          } catch (err) {
+            // wrangler dev's proxy now and then answers a POST 503 when the hop to its runtime drops it
+            // (workers-sdk#14641); the submit may have been stored. Let whatever it stored finish, then
+            // run again under a new workflow name, with the clocks started afresh.
+            if ((err as { status?: number }).status !== 503 || attempt > 3) throw err;
+            resubmitted++;
+            process.stderr.write(`\n  lineage ${mode}: submit answered 503 (wrangler dev's proxy); settling, then running again\n`);
+            await untilEndpointIdle(client, endpointId);
+            workflow = `bench-${mode}-${pair}-again${attempt}`;
+            cpu0 = treeCpuSeconds(roots);
+            gw0 = treeCpuSeconds([stack.gateway.child.pid!]);
+            t0 = performance.now();
+          }
+        }
         const docs = await client.waitAll(sub.task_ids, { timeout: 600, onProgress: (p) => finished(p.done, p.total) });
         if (mode === 'on') await untilRecordsQueryable(stack, workflow, n);
         const t1 = performance.now();
@@ -267,7 +286,7 @@ async function provenanceSection() {
     const ratios = runs.on.map((r, i) => r.rate / runs.off[i]!.rate);
     figures['provenance_throughput_on'] = {
       value: median(runs.on.map((r) => r.rate)), unit: 'tasks/s', baseline: median(runs.off.map((r) => r.rate)), baseline_name: 'LINEAGE=off (median)',
-      note: `${pairs} interleaved pairs of ${n} tasks; clock stops when all records are queryable; median pair ratio ${median(ratios).toFixed(3)} (pairs: ${ratios.map((r) => r.toFixed(3)).join(' ')})`,
+      note: `${pairs} interleaved pairs of ${n} tasks; clock stops when all records are queryable; median pair ratio ${median(ratios).toFixed(3)} (pairs: ${ratios.map((r) => r.toFixed(3)).join(' ')})${resubmitted ? `; ${resubmitted} run(s) run again after a 503 from wrangler dev's proxy` : ''}`,
     };
     figures['provenance_cpu_ms_per_task_on'] = {
       value: median(runs.on.map((r) => r.cpuPerTask * 1e3)), unit: 'CPU-ms/task', baseline: median(runs.off.map((r) => r.cpuPerTask * 1e3)), baseline_name: 'LINEAGE=off (median)',
@@ -280,6 +299,20 @@ async function provenanceSection() {
   } finally {
     for (const s of Object.values(setups)) await s.stack.stop();
   }
+}
+
+/** Waits until the endpoint has reported no outstanding or pending task three times running, over at least 2.5 s. */
+async function untilEndpointIdle(client: Awaited<ReturnType<Stack['client']>>, endpointId: string): Promise<void> {
+  let quietSince: number | null = null;
+  const deadline = Date.now() + 600_000;
+  while (Date.now() < deadline) {
+    const { details } = await client.endpointStatus(endpointId);
+    const idle = details.outstanding_tasks === 0 && details.pending_tasks === 0;
+    quietSince = idle ? (quietSince ?? Date.now()) : null;
+    if (quietSince !== null && Date.now() - quietSince >= 2500) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error('the endpoint did not settle within 10 minutes');
 }
 
 /**

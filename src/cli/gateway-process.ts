@@ -3,7 +3,7 @@
 // benchmark, so all three run the same real gateway.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
@@ -80,7 +80,8 @@ export async function startGatewayProcess(options: GatewayProcessOptions): Promi
   };
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // The registry directory goes with the gateway, however it exits.
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve())).then(() => rmSync(registry, { recursive: true, force: true }));
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
   for (;;) {
