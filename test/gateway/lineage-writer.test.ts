@@ -142,6 +142,26 @@ it('takes pending rows a batch at a time, saying whether more wait, and an alarm
   agent.close();
 });
 
+it('counts in the record every attempt the task doc counts, a second result in the same frame included', async () => {
+  const alice = await newUser('alice');
+  const fn = await registerFunction(alice);
+  const ep = await registerEndpoint(alice);
+  const { task_ids } = await submit(alice, ep.endpoint_id, fn, [{ args: [1] }, { args: [2] }], { workflow_id: 'wf-dup' });
+  const agent = await FakeAgent.ready(ep.endpoint_id, ep.token);
+  agent.send({ type: 'credit', n: 2 });
+  await agent.tasks(2);
+  // The first task's result twice in one frame (an agent re-sending after a lost link), the second's once.
+  agent.send({ type: 'results', results: [success(task_ids[0]!, 2), success(task_ids[0]!, 2), success(task_ids[1]!, 3)] });
+  await agent.next('results_ack');
+  const records = (await alice.call('get', '/v3/provenance?workflow_id=wf-dup')).body.records as Array<{ task_id: string; attempts: number }>;
+  for (const id of task_ids) {
+    const doc = (await alice.call('get', `/v2/tasks/${id}`)).body;
+    expect(records.find((r) => r.task_id === id)!.attempts, id).toBe(doc.details.attempts);
+  }
+  expect(records.find((r) => r.task_id === task_ids[0])!.attempts).toBe(2);
+  agent.close();
+});
+
 it('a query writes pending records before it answers (read your writes)', async () => {
   const alice = await newUser('alice');
   const fn = await registerFunction(alice);

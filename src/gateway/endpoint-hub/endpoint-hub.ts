@@ -810,6 +810,11 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
         records.set(r.task_id, lineageRecord(endpoint.owner, endpoint.endpoint_id, source, items));
       }
     }
+    // A task with two results in this frame: the second counts one more attempt after the first's outcome.
+    for (const id of extraAttempts) {
+      const record = records.get(id);
+      if (record) record.attempts++;
+    }
     const report = await this.store.finishTasks(outcomes, extraAttempts, (stored) => this.retire(stored, records));
     for (const id of storedLarge) this.largeResultsInFlight.delete(id);
     // Another frame (or a cancel) may have ended a task meanwhile: only the stored outcomes count.
