@@ -68,22 +68,30 @@ export interface SegmentRows {
 
 /** The index rows of a segment holding `records`. */
 export function segmentRowsOf(records: readonly TaskLineage[]): SegmentRows {
+  return mergeSegmentRows(records.map((r) => ({ workflows: [[r.owner, r.workflow_id, r.campaign_id, 1]], objects: objectRowsOf(r, []) })));
+}
+
+/** The index rows of one segment made of parts: their objects, and one count per workflow. */
+export function mergeSegmentRows(parts: readonly SegmentRows[]): SegmentRows {
   const workflows = new Map<string, [string, string | null, string | null, number]>();
   const objects: Array<[string, string, LineageRole]> = [];
-  for (const r of records) {
-    const key = `${r.owner}\n${r.workflow_id ?? '\u0000'}\n${r.campaign_id ?? '\u0000'}`;
-    const w = workflows.get(key);
-    if (w) w[3]++;
-    else workflows.set(key, [r.owner, r.workflow_id, r.campaign_id, 1]);
-    objectRowsOf(r, objects);
+  for (const part of parts) {
+    for (const [owner, workflowId, campaignId, n] of part.workflows) {
+      const key = `${owner}\n${workflowId ?? '\u0000'}\n${campaignId ?? '\u0000'}`;
+      const w = workflows.get(key);
+      if (w) w[3] += n;
+      else workflows.set(key, [owner, workflowId, campaignId, n]);
+    }
+    for (const o of part.objects) objects.push(o);
   }
   return { workflows: [...workflows.values()], objects };
 }
 
-/** [object, task, role] for each object a record used or generated. */
-function objectRowsOf(r: TaskLineage, out: Array<[string, string, LineageRole]>): void {
+/** [object, task, role] for each object a record used or generated, appended to `out`. */
+function objectRowsOf(r: TaskLineage, out: Array<[string, string, LineageRole]>): Array<[string, string, LineageRole]> {
   for (const id of objectIdsOf(r.used)) out.push([id, r.task_id, 'used']);
   for (const id of objectIdsOf(r.generated)) out.push([id, r.task_id, 'generated']);
+  return out;
 }
 
 function objectIdsOf(items: readonly LineageItem[]): string[] {

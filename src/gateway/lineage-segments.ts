@@ -34,11 +34,16 @@ export interface EncodedSegment {
   ranges: Map<string, { offset: number; length: number }>;
 }
 
-/** The records as NDJSON, one line each in order, compressed; with each line's range before compression. */
-export function encodeSegment(records: readonly TaskLineage[]): Promise<EncodedSegment> {
+/** The records as NDJSON text, one line each in order. */
+export function ndjson(records: readonly TaskLineage[]): string {
   let text = '';
   for (const r of records) text += JSON.stringify(r) + '\n';
-  return encodeLines(text, records.map((r) => r.task_id));
+  return text;
+}
+
+/** The records as NDJSON, one line each in order, compressed; with each line's range before compression. */
+export function encodeSegment(records: readonly TaskLineage[]): Promise<EncodedSegment> {
+  return encodeLines(ndjson(records), records.map((r) => r.task_id));
 }
 
 const NEWLINE = 0x0a;
@@ -47,7 +52,7 @@ const NEWLINE = 0x0a;
  * NDJSON text (`ids[i]`'s record on line i, each line ending in a newline), compressed, with each
  * line's byte range. JSON text holds no raw newline, so every newline byte ends a line.
  */
-export async function encodeLines(text: string, ids: readonly string[]): Promise<EncodedSegment> {
+async function encodeLines(text: string, ids: readonly string[]): Promise<EncodedSegment> {
   // UTF-8 takes at most 3 bytes per UTF-16 unit.
   const buffer = new Uint8Array(text.length * 3);
   const { written } = new TextEncoder().encodeInto(text, buffer);

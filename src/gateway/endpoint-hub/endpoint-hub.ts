@@ -800,14 +800,16 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       };
       outcomes.push(outcome);
       events.push(moved.event);
-      // Built here only when no value needs a digest (an await); otherwise by flushLineage, from the store.
       const message = messages?.get(r.task_id);
-      const items = endpoint && s.facts && message !== undefined ? taskItemsNow(message, object?.$ref, object ? null : encoded[i]!) : null;
-      if (items && s.facts && endpoint) {
-        // The task's record as finishTasks will leave it: no await between this frame's reads and its writes.
-        const execution = r.execution || r.lost_attempts ? { ...r.execution, ...(r.lost_attempts ? { lost_attempts: r.lost_attempts } : {}) } : null;
-        const source = { ...s.facts, task_id: r.task_id, state: moved.state, attempts: Math.max(s.facts.attempts + 1, outcome.reported_attempt), transitions: moved.transitions, completion_t: at, execution };
-        records.set(r.task_id, lineageRecord(endpoint.owner, endpoint.endpoint_id, source, items));
+      if (endpoint && s.facts && message !== undefined) {
+        // Built here only when no value needs a digest (an await); otherwise by flushLineage, from the store.
+        const items = taskItemsNow(message, object?.$ref, object ? null : encoded[i]!);
+        if (items) {
+          // The task's record as finishTasks will leave it: no await between this frame's reads and its writes.
+          const execution = r.execution || r.lost_attempts ? { ...r.execution, ...(r.lost_attempts ? { lost_attempts: r.lost_attempts } : {}) } : null;
+          const source = { ...s.facts, task_id: r.task_id, state: moved.state, attempts: Math.max(s.facts.attempts + 1, outcome.reported_attempt), transitions: moved.transitions, completion_t: at, execution };
+          records.set(r.task_id, lineageRecord(endpoint.owner, endpoint.endpoint_id, source, items));
+        }
       }
     }
     // A task with two results in this frame: the second counts one more attempt after the first's outcome.

@@ -154,7 +154,7 @@ function collectItems(message: string | undefined, resultObject: string | undefi
 }
 
 /** The object a result stored as a reference names, if it is one. */
-export function resultObjectOf(resultRef: string | null): string | undefined {
+function resultObjectOf(resultRef: string | null): string | undefined {
   return isObjectResult(resultRef) ? resultRef!.slice('object:'.length) : undefined;
 }
 

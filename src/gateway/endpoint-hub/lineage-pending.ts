@@ -5,7 +5,8 @@
 // then deletes them (EndpointHub.flushLineage).
 
 import type { TaskLineage } from '../../provenance/prov-document';
-import { segmentRowsOf, type SegmentRows } from '../lineage-index';
+import { mergeSegmentRows, segmentRowsOf, type SegmentRows } from '../lineage-index';
+import { ndjson } from '../lineage-segments';
 
 // AUTOINCREMENT: ids never come back after rows are deleted; a segment is named by its first row.
 const SCHEMA = [`CREATE TABLE IF NOT EXISTS lineage_pending (id INTEGER PRIMARY KEY AUTOINCREMENT, lines TEXT NOT NULL, meta TEXT NOT NULL, records INTEGER NOT NULL)`];
@@ -36,10 +37,8 @@ export class LineagePending {
   /** Keeps records to write (call it inside the transaction that ended their tasks). */
   append(records: readonly TaskLineage[]): void {
     if (records.length === 0) return;
-    let lines = '';
-    for (const r of records) lines += JSON.stringify(r) + '\n';
     const meta: PendingMeta = { ids: records.map((r) => r.task_id), ...segmentRowsOf(records) };
-    this.sql.exec('INSERT INTO lineage_pending (lines, meta, records) VALUES (?, ?, ?)', lines, JSON.stringify(meta), records.length);
+    this.sql.exec('INSERT INTO lineage_pending (lines, meta, records) VALUES (?, ?, ?)', ndjson(records), JSON.stringify(meta), records.length);
   }
 
   /** The oldest rows, as many as hold about `limit` records (at least one row); null if none wait. */
@@ -53,21 +52,8 @@ export class LineagePending {
     const firstId = counts[0]![0];
     const lastId = counts[last - 1]![0];
     const taken = this.sql.exec<{ lines: string; meta: string }>('SELECT lines, meta FROM lineage_pending WHERE id BETWEEN ? AND ? ORDER BY id', firstId, lastId).toArray();
-    const ids: string[] = [];
-    const workflows = new Map<string, SegmentRows['workflows'][number]>();
-    const objects: SegmentRows['objects'] = [];
-    for (const row of taken) {
-      const meta = JSON.parse(row.meta) as PendingMeta;
-      ids.push(...meta.ids);
-      objects.push(...meta.objects);
-      for (const w of meta.workflows) {
-        const key = JSON.stringify(w.slice(0, 3));
-        const seen = workflows.get(key);
-        if (seen) seen[3] += w[3];
-        else workflows.set(key, [...w]);
-      }
-    }
-    return { firstId, lastId, text: taken.map((r) => r.lines).join(''), ids, rows: { workflows: [...workflows.values()], objects }, more: last < counts.length };
+    const metas = taken.map((r) => JSON.parse(r.meta) as PendingMeta);
+    return { firstId, lastId, text: taken.map((r) => r.lines).join(''), ids: metas.flatMap((m) => m.ids), rows: mergeSegmentRows(metas), more: last < counts.length };
   }
 
   /** Drops the rows a batch took (call it inside the transaction that indexes their segment). */
