@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../src/cli/gateway-process';
-import { startStack, type Stack, type TestTaskStore, waitForWorkers } from '../test/helpers/stack';
+import { eventually, startStack, type Stack, type TestTaskStore, waitForWorkers } from '../test/helpers/stack';
 import { generated } from '../test/helpers/generated-bytes';
 import { treeCpuSeconds } from './cpu';
 import { defaultEndpoint, untilRecordsQueryable, warmIncrement } from './endpoints';
@@ -301,18 +301,19 @@ async function provenanceSection() {
   }
 }
 
-/** Waits until the endpoint has reported no outstanding or pending task three times running, over at least 2.5 s. */
+/** Waits until the endpoint has reported no outstanding or pending task for at least 2.5 s. */
 async function untilEndpointIdle(client: Awaited<ReturnType<Stack['client']>>, endpointId: string): Promise<void> {
   let quietSince: number | null = null;
-  const deadline = Date.now() + 600_000;
-  while (Date.now() < deadline) {
-    const { details } = await client.endpointStatus(endpointId);
-    const idle = details.outstanding_tasks === 0 && details.pending_tasks === 0;
-    quietSince = idle ? (quietSince ?? Date.now()) : null;
-    if (quietSince !== null && Date.now() - quietSince >= 2500) return;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error('the endpoint did not settle within 10 minutes');
+  await eventually(
+    async () => {
+      const { details } = await client.endpointStatus(endpointId);
+      quietSince = details.outstanding_tasks === 0 && details.pending_tasks === 0 ? (quietSince ?? Date.now()) : null;
+      return quietSince !== null && Date.now() - quietSince >= 2500;
+    },
+    'the endpoint to settle',
+    600_000,
+    250,
+  );
 }
 
 /**

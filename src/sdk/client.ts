@@ -342,22 +342,27 @@ export class Client {
       headers['content-type'] = 'application/json';
       payload = JSON.stringify(body);
     }
-    let res = await this.fetchImpl(this.url + path, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
+    const send = () => this.fetchImpl(this.url + path, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
+    let res = await send();
     // 429: the gateway stored nothing, so any request may be sent again once the window allows.
-    for (let attempt = 1; res.status === 429 && attempt <= this.maxRateLimitedRetries; attempt++) {
-      const waitS = retryAfterSeconds(res.headers.get('retry-after'));
+    // 503 with Retry-After: only a read, which cannot have stored anything, is sent again.
+    const retries = { 429: 0, 503: 0 };
+    for (;;) {
+      let waitS: number;
+      let status: 429 | 503;
+      if (res.status === 429 && retries[429] < this.maxRateLimitedRetries) {
+        status = 429;
+        waitS = retryAfterSeconds(res.headers.get('retry-after'));
+        this.rateLimitedRetries++;
+      } else if (res.status === 503 && read && res.headers.has('retry-after') && retries[503] < UNAVAILABLE_READ_RETRIES) {
+        status = 503;
+        waitS = Math.min(retryAfterSeconds(res.headers.get('retry-after')), 30);
+      } else break;
+      const attempt = ++retries[status];
       await res.body?.cancel();
-      this.rateLimitedRetries++;
-      this.onRetry?.({ method, path, status: 429, attempt, waitS });
+      this.onRetry?.({ method, path, status, attempt, waitS });
       await new Promise((r) => setTimeout(r, waitS * 1000));
-      res = await this.fetchImpl(this.url + path, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
-    }
-    for (let attempt = 1; read && res.status === 503 && res.headers.has('retry-after') && attempt <= UNAVAILABLE_READ_RETRIES; attempt++) {
-      const waitS = Math.min(retryAfterSeconds(res.headers.get('retry-after')), 30);
-      await res.body?.cancel();
-      this.onRetry?.({ method, path, status: 503, attempt, waitS });
-      await new Promise((r) => setTimeout(r, waitS * 1000));
-      res = await this.fetchImpl(this.url + path, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
+      res = await send();
     }
     const text = await res.text();
     if (res.ok && (res.status === 200 || okStatuses.includes(res.status))) return (text ? JSON.parse(text) : undefined) as T;
