@@ -66,38 +66,54 @@ export interface SegmentRows {
   objects: Array<[string, string, LineageRole]>;
 }
 
-/** The index rows of a segment holding `records`. */
+/** The index rows of a segment holding `records` (one pass: no rows per record). */
 export function segmentRowsOf(records: readonly TaskLineage[]): SegmentRows {
-  return mergeSegmentRows(records.map((r) => ({ workflows: [[r.owner, r.workflow_id, r.campaign_id, 1]], objects: objectRowsOf(r, []) })));
+  const workflows: WorkflowCounts = new Map();
+  const objects: Array<[string, string, LineageRole]> = [];
+  for (const r of records) {
+    countWorkflow(workflows, r.owner, r.workflow_id, r.campaign_id, 1);
+    objectRowsOf(r, objects);
+  }
+  return { workflows: [...workflows.values()], objects };
+}
+
+/** Records per owner, workflow and campaign, keyed by the three. */
+type WorkflowCounts = Map<string, [string, string | null, string | null, number]>;
+
+function countWorkflow(workflows: WorkflowCounts, owner: string, workflowId: string | null, campaignId: string | null, n: number): void {
+  const key = `${owner}\n${workflowId ?? '\u0000'}\n${campaignId ?? '\u0000'}`;
+  const w = workflows.get(key);
+  if (w) w[3] += n;
+  else workflows.set(key, [owner, workflowId, campaignId, n]);
 }
 
 /** The index rows of one segment made of parts: their objects, and one count per workflow. */
 export function mergeSegmentRows(parts: readonly SegmentRows[]): SegmentRows {
-  const workflows = new Map<string, [string, string | null, string | null, number]>();
+  const workflows: WorkflowCounts = new Map();
   const objects: Array<[string, string, LineageRole]> = [];
   for (const part of parts) {
-    for (const [owner, workflowId, campaignId, n] of part.workflows) {
-      const key = `${owner}\n${workflowId ?? '\u0000'}\n${campaignId ?? '\u0000'}`;
-      const w = workflows.get(key);
-      if (w) w[3] += n;
-      else workflows.set(key, [owner, workflowId, campaignId, n]);
-    }
+    for (const [owner, workflowId, campaignId, n] of part.workflows) countWorkflow(workflows, owner, workflowId, campaignId, n);
     for (const o of part.objects) objects.push(o);
   }
   return { workflows: [...workflows.values()], objects };
 }
 
-/** [object, task, role] for each object a record used or generated, appended to `out`. */
+/** [object, task, role] for each object a record used or generated (each once per role), appended to `out`. */
 function objectRowsOf(r: TaskLineage, out: Array<[string, string, LineageRole]>): Array<[string, string, LineageRole]> {
-  for (const id of objectIdsOf(r.used)) out.push([id, r.task_id, 'used']);
-  for (const id of objectIdsOf(r.generated)) out.push([id, r.task_id, 'generated']);
+  pushObjectRows(r.task_id, r.used, 'used', out);
+  pushObjectRows(r.task_id, r.generated, 'generated', out);
   return out;
 }
 
-function objectIdsOf(items: readonly LineageItem[]): string[] {
-  const ids = new Set<string>();
-  for (const item of items) if (item.object !== undefined) ids.add(item.object);
-  return [...ids];
+function pushObjectRows(taskId: string, items: readonly LineageItem[], role: LineageRole, out: Array<[string, string, LineageRole]>): void {
+  let seen: Set<string> | null = null;
+  for (const item of items) {
+    if (item.object === undefined) continue;
+    seen ??= new Set();
+    if (seen.has(item.object)) continue;
+    seen.add(item.object);
+    out.push([item.object, taskId, role]);
+  }
 }
 
 export class LineageIndex {

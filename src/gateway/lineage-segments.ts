@@ -50,22 +50,21 @@ const NEWLINE = 0x0a;
 
 /**
  * NDJSON text (`ids[i]`'s record on line i, each line ending in a newline), compressed, with each
- * line's byte range. JSON text holds no raw newline, so every newline byte ends a line.
+ * line's byte range. JSON text holds no raw newline, so every newline ends a line.
  */
 async function encodeLines(text: string, ids: readonly string[]): Promise<EncodedSegment> {
-  // UTF-8 takes at most 3 bytes per UTF-16 unit.
-  const buffer = new Uint8Array(text.length * 3);
-  const { written } = new TextEncoder().encodeInto(text, buffer);
-  const bytes = buffer.subarray(0, written);
+  const bytes = new TextEncoder().encode(text);
+  // As many bytes as UTF-16 units: ASCII only, so the text's own offsets are byte offsets.
+  const ascii = bytes.length === text.length;
   const ranges = new Map<string, { offset: number; length: number }>();
   let offset = 0;
   for (const id of ids) {
-    const end = bytes.indexOf(NEWLINE, offset);
+    const end = ascii ? text.indexOf('\n', offset) : bytes.indexOf(NEWLINE, offset);
     if (end < 0) throw new Error(`lineage segment: ${ids.length} records named, fewer lines`);
     ranges.set(id, { offset, length: end + 1 - offset });
     offset = end + 1;
   }
-  if (offset !== written) throw new Error(`lineage segment: more lines than the ${ids.length} records named`);
+  if (offset !== bytes.length) throw new Error(`lineage segment: more lines than the ${ids.length} records named`);
   return { body: await through(bytes, new CompressionStream('gzip')), ranges };
 }
 

@@ -122,6 +122,22 @@ export function parseGatewayFrame(text: string): GatewayFrame {
   return GatewayFrame.parse(JSON.parse(text));
 }
 
+/**
+ * Agent frames carry `seq`: 1 for the hello of each connection, then one more per frame. It is
+ * written first, so the gateway reads it without parsing the frame. The hub handles frames in `seq`
+ * order, not in the order the runtime hands them over (the gateway tests saw those differ; see
+ * endpoint-hub/frame-order.ts). Frame schemas ignore it.
+ */
+export function withSeq(frameJson: string, seq: number): string {
+  return `{"seq":${seq},${frameJson.slice(1)}`;
+}
+
+/** The `seq` a frame starts with, or null for a frame without one. */
+export function seqOf(text: string): number | null {
+  const match = /^\{"seq":(\d{1,15}),/.exec(text);
+  return match ? Number(match[1]) : null;
+}
+
 export function parseAgentFrame(text: string): AgentFrame {
   return AgentFrame.parse(JSON.parse(text));
 }

@@ -4,7 +4,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '../../src/sdk/client';
-import { eventually, startStack, type EndpointHandle, type TestTaskStore, waitForWorkers } from '../helpers/stack';
+import { eventually, startStack, succeededCount, type EndpointHandle, type TestTaskStore, waitForWorkers } from '../helpers/stack';
 
 type StartedStack = Awaited<ReturnType<typeof startStack>>;
 
@@ -36,7 +36,7 @@ describe.each<TestTaskStore>(['sqlite', 'redis'])('TASK_STORE=%s', (taskStore) =
     // with tasks executing, queued, or with results on their way, however fast this machine is.
     const first = await alice.submitBatch(endpoint.endpointId, fn, payloads.slice(0, 600), { maxTasksPerRequest: 200 });
     const task_group_id = first.task_group_id;
-    await eventually(async () => Object.values(await alice.batchStatus(first.task_ids)).filter((d) => d.status === 'success').length >= 50, 'some tasks to finish before the kill', 60_000, 20);
+    await eventually(async () => (await succeededCount(alice, first.task_ids)) >= 50, 'some tasks to finish before the kill', 60_000, 20);
 
     await stack.restartGateway('SIGKILL');
 

@@ -7,7 +7,7 @@ import { SignJWT, decodeJwt } from 'jose';
 import { expect } from 'vitest';
 import { SubmitResponse, TaskDoc } from '../../src/protocol/api';
 import { DEV_ISSUER, ENDPOINT_ACCESS_AUDIENCE, ENDPOINT_AUDIENCE, GATEWAY_ISSUER, USER_AUDIENCE } from '../../src/protocol/tokens';
-import { PROTOCOL_VERSION } from '../../src/protocol/wire';
+import { PROTOCOL_VERSION, withSeq } from '../../src/protocol/wire';
 
 export const BASE = 'https://gw.test';
 
@@ -184,8 +184,19 @@ export class FakeAgent {
     return agent;
   }
 
+  /** Frames numbered so far (the agent numbers each frame of a connection: 1 is the hello). */
+  private sent = 0;
+
+  /** Sends a frame with the next seq, as the agent does. */
   send(frame: Frame): void {
-    this.ws.send(JSON.stringify(frame));
+    this.sendAs(this.sent + 1, frame);
+  }
+
+  /** Sends a frame with this seq (null: without one), to test how the hub orders frames. */
+  sendAs(seq: number | null, frame: Frame): void {
+    const json = JSON.stringify(frame);
+    if (seq !== null) this.sent = Math.max(this.sent, seq);
+    this.ws.send(seq === null ? json : withSeq(json, seq));
   }
 
   private wakeOn(timeoutMs: number, check: () => boolean, what: string): Promise<void> {

@@ -1,8 +1,10 @@
-// The hub writes lineage records off the results path. A frame of results has its tasks' records
-// built in its own transaction and kept in one pending row; a task ended otherwise (a cancel) keeps
-// its outbox row, marked ended, with its payload. An alarm, or a provenance query, writes both in
-// batches: the records as NDJSON segments in R2, the index (each record's byte range) in SQLite.
-// Nothing is lost: the record appears without any query, and the rows leave only with it.
+// The hub writes lineage records off the results path. Every ended task keeps its outbox row,
+// marked ended, with its payload; a frame of results has its tasks' records built in its own
+// transaction and kept in memory, any other task's record (a cancel's) is built from the store when
+// written. A full batch of 1,000 is written as soon as it waits; an alarm, or a provenance query,
+// writes the rest. All go in batches: the records as NDJSON segments
+// in R2, the index (each record's byte range) in SQLite. Nothing is lost: the record appears
+// without any query, the rows leave only with it, and a record lost with the hub's memory is rebuilt.
 
 import { env } from 'cloudflare:workers';
 import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
@@ -26,6 +28,16 @@ async function rows(endpointId: string): Promise<{ ended: number; pending: numbe
   }));
 }
 
+/** The records a hub holds in memory, built when their tasks ended, by task id. */
+function builtRecords(instance: unknown): Map<string, unknown> {
+  return (instance as { builtRecords: Map<string, unknown> }).builtRecords;
+}
+
+/** Makes the hub believe its lineage alarm is set an hour ahead: no alarm writes records before the test looks. */
+async function holdLineageAlarm(stub: ReturnType<typeof hubStub>): Promise<void> {
+  await runInDurableObject(stub, async (instance) => void ((instance as { lineageAlarmAt: number }).lineageAlarmAt = Date.now() + 3_600_000));
+}
+
 /** The endpoint's lineage segments in R2 (gzip-compressed NDJSON), each as its records. */
 async function segments(endpointId: string) {
   const bucket = (env as unknown as GatewayEnv).OBJECTS;
@@ -45,17 +57,21 @@ it('writes the records of ended tasks from the alarm, then drops their outbox ro
   await agent.next('results_ack');
   expect((await alice.call('delete', `/v2/tasks/${task_ids[2]}`)).status).toBeLessThan(300);
 
-  // Ended, not yet written: the results' two records wait in a pending row, the cancel's outbox row is marked.
-  expect(await rows(ep.endpoint_id)).toEqual({ ended: 1, pending: 2, records: 0 });
-  expect(await runInDurableObject(hubStub(ep.endpoint_id), async (_i, state) => state.storage.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM lineage_pending').one().n)).toBe(1);
+  // Ended, not yet written: the three outbox rows are marked; the results' two records wait in memory.
+  expect(await rows(ep.endpoint_id)).toEqual({ ended: 3, pending: 0, records: 0 });
+  expect(await runInDurableObject(hubStub(ep.endpoint_id), async (instance) => [...builtRecords(instance).keys()].sort())).toEqual(task_ids.slice(0, 2).sort());
   const stub = hubStub(ep.endpoint_id);
-  expect(await runInDurableObject(stub, async (_i, state) => (await state.storage.getAlarm()) !== null)).toBe(true);
+  // The alarm waits 5 s from the first ended task (fewer than a full segment wait): a quiet endpoint writes few objects.
+  const alarmIn = await runInDurableObject(stub, async (_i, state) => ((await state.storage.getAlarm()) ?? 0) - Date.now());
+  expect(alarmIn).toBeGreaterThan(1_000);
+  expect(alarmIn).toBeLessThanOrEqual(5_000);
   expect(await runDurableObjectAlarm(stub)).toBe(true);
   expect(await rows(ep.endpoint_id)).toEqual({ ended: 0, pending: 0, records: 3 });
-  // A segment per path: the cancelled task's, and the results' frame; the index points into them.
+  // One segment, in submission order: the results' records built with them, the cancelled task's built from the store.
   const written = await segments(ep.endpoint_id);
-  expect(written.map((s) => s.length).sort()).toEqual([1, 2]);
-  expect(written.flat().map((r) => r.task_id).sort()).toEqual([...task_ids].sort());
+  expect(written.map((s) => s.map((r) => r.task_id))).toEqual([task_ids]);
+  expect(written[0]!.map((r) => r.status)).toEqual(['success', 'success', 'cancelled']);
+  expect(await runInDurableObject(stub, async (instance) => builtRecords(instance).size)).toBe(0);
 
   const listed = await alice.call('get', '/v3/provenance?workflow_id=wf-alarm');
   expect(listed.body.records.map((r: { status: string }) => r.status).sort()).toEqual(['cancelled', 'success', 'success']);
@@ -73,7 +89,7 @@ it('writes the records of ended tasks from the alarm, then drops their outbox ro
   agent.close();
 });
 
-it('keeps the pending records when their segment cannot be written, and writes them on the next alarm', async () => {
+it('keeps the ended rows and their built records when their segment cannot be written, and writes them on the next alarm', async () => {
   const alice = await newUser('alice');
   const fn = await registerFunction(alice);
   const ep = await registerEndpoint(alice);
@@ -101,7 +117,8 @@ it('keeps the pending records when their segment cannot be written, and writes t
     }
   });
   expect(failedAlarm).toBe('R2 unavailable');
-  expect(await rows(ep.endpoint_id)).toEqual({ ended: 0, pending: 2, records: 0 });
+  expect(await rows(ep.endpoint_id)).toEqual({ ended: 2, pending: 0, records: 0 });
+  expect(await runInDurableObject(stub, async (instance) => builtRecords(instance).size)).toBe(2);
   expect(await segments(ep.endpoint_id)).toEqual([]);
   await runInDurableObject(stub, async (instance) => (instance as unknown as { alarm(): Promise<void> }).alarm());
   expect(await rows(ep.endpoint_id)).toEqual({ ended: 0, pending: 0, records: 2 });
@@ -109,7 +126,34 @@ it('keeps the pending records when their segment cannot be written, and writes t
   agent.close();
 });
 
-it('takes pending rows a batch at a time, saying whether more wait, and an alarm writes them all', async () => {
+it('rebuilds from the store a record lost with the hub\'s memory: the same record it had built', async () => {
+  const alice = await newUser('alice');
+  const fn = await registerFunction(alice);
+  const ep = await registerEndpoint(alice);
+  const { task_ids } = await submit(alice, ep.endpoint_id, fn, [{ args: [1, 2] }, { args: [3, 4] }], { workflow_id: 'wf-lost' });
+  const stub = hubStub(ep.endpoint_id);
+  await holdLineageAlarm(stub);
+  const agent = await FakeAgent.ready(ep.endpoint_id, ep.token);
+  agent.send({ type: 'credit', n: 2 });
+  await agent.tasks(2);
+  agent.send({ type: 'results', results: task_ids.map((id, i) => success(id, 3 + 4 * i)) });
+  await agent.next('results_ack');
+  // The second task's built record is lost, as an evicted hub loses all of them; its outbox row stays.
+  const built = await runInDurableObject(stub, async (instance) => {
+    const records = builtRecords(instance);
+    const copies = JSON.parse(JSON.stringify(task_ids.map((id) => records.get(id) ?? null))) as Array<{ task_id: string } | null>;
+    records.delete(task_ids[1]!);
+    return copies;
+  });
+  expect(built.map((r) => r?.task_id)).toEqual(task_ids);
+  expect(await rows(ep.endpoint_id)).toEqual({ ended: 2, pending: 0, records: 0 });
+  await runInDurableObject(stub, async (instance) => (instance as unknown as { alarm(): Promise<void> }).alarm());
+  expect(await rows(ep.endpoint_id)).toEqual({ ended: 0, pending: 0, records: 2 });
+  expect((await segments(ep.endpoint_id)).flat()).toEqual(built);
+  agent.close();
+});
+
+it('takes pending rows (kept by an earlier version) a batch at a time, saying whether more wait, and an alarm writes them all', async () => {
   const alice = await newUser('alice');
   const fn = await registerFunction(alice);
   const ep = await registerEndpoint(alice);
@@ -139,6 +183,35 @@ it('takes pending rows a batch at a time, saying whether more wait, and an alarm
   // One run of the alarm (its own may have run meanwhile) leaves nothing pending.
   await runInDurableObject(hubStub(ep.endpoint_id), async (instance) => (instance as unknown as { alarm(): Promise<void> }).alarm());
   expect(await rows(ep.endpoint_id)).toEqual({ ended: 0, pending: 0, records: 1500 });
+  agent.close();
+});
+
+it('writes a full segment of 1,000 records as soon as one waits, leaving fewer for the alarm or a query', async () => {
+  const alice = await newUser('alice');
+  const fn = await registerFunction(alice);
+  const ep = await registerEndpoint(alice);
+  const { task_ids } = await submit(alice, ep.endpoint_id, fn, Array.from({ length: 1250 }, (_, i) => ({ args: [i] })), { workflow_id: 'wf-full' });
+  const stub = hubStub(ep.endpoint_id);
+  // Only a full segment is written before a query.
+  await holdLineageAlarm(stub);
+  const agent = await FakeAgent.ready(ep.endpoint_id, ep.token);
+  agent.send({ type: 'credit', n: 1250 });
+  await agent.tasks(1250);
+  for (let start = 0; start < 1250; start += 500) {
+    agent.send({ type: 'results', results: task_ids.slice(start, start + 500).map((id, i) => success(id, start + i)) });
+    await agent.next('results_ack');
+    // Under 1,000 waiting: nothing written yet.
+    if (start === 0) expect(await rows(ep.endpoint_id)).toEqual({ ended: 500, pending: 0, records: 0 });
+  }
+  // The frame that made 1,000 or more wait started the write after its acknowledgement.
+  await runInDurableObject(stub, async (instance) => (instance as unknown as { lineageFlush: { done: Promise<void> } | null }).lineageFlush?.done);
+  expect(await rows(ep.endpoint_id)).toEqual({ ended: 250, pending: 0, records: 1000 });
+  expect((await segments(ep.endpoint_id)).map((s) => s.map((r) => r.task_id))).toEqual([task_ids.slice(0, 1000)]);
+  expect(await runInDurableObject(stub, async (instance) => builtRecords(instance).size)).toBe(250);
+  // A query writes the rest first.
+  expect((await alice.call('get', '/v3/provenance?workflow_id=wf-full&format=count')).body.count).toBe(1250);
+  expect(await rows(ep.endpoint_id)).toEqual({ ended: 0, pending: 0, records: 1250 });
+  expect((await segments(ep.endpoint_id)).map((s) => s.length).sort((a, b) => a - b)).toEqual([250, 1000]);
   agent.close();
 });
 

@@ -1,7 +1,7 @@
 // Process liveness for tests that kill processes: a killed child whose parent died stays a zombie
 // until something reaps it, and `kill(pid, 0)` still says it exists.
 
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 /** Alive, not a zombie: a killed process whose parent died waits for a reaper that may never come. */
 export function isAlive(pid: number): boolean {
@@ -84,12 +84,18 @@ export function workerdPids(groupId: number): number[] {
   return procStats().filter((p) => p.pgrp === groupId && p.comm.includes('workerd')).map((p) => p.pid);
 }
 
-/**
- * Bytes that arrived on loopback TCP connections to `port` and the listening process has not read
- * yet (the Recv-Q of its established sockets, from /proc/net/tcp): work in flight to a frozen server.
- */
-export function unreadBytesOnPort(port: number): number {
-  let total = 0;
+interface TcpSocket {
+  localPort: number;
+  remotePort: number;
+  established: boolean;
+  /** Bytes received and not yet read by the owning process (Recv-Q). */
+  unread: number;
+  inode: string;
+}
+
+/** Every TCP socket on the machine (IPv4 and IPv6), from /proc/net/tcp*. */
+function tcpSockets(): TcpSocket[] {
+  const out: TcpSocket[] = [];
   for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
     let text: string;
     try {
@@ -99,11 +105,52 @@ export function unreadBytesOnPort(port: number): number {
     }
     for (const line of text.split('\n').slice(1)) {
       const f = line.trim().split(/\s+/);
-      if (f.length < 5) continue;
-      const localPort = parseInt(f[1]!.split(':')[1]!, 16);
-      const established = f[3] === '01';
-      if (localPort === port && established) total += parseInt(f[4]!.split(':')[1]!, 16);
+      if (f.length < 10) continue;
+      out.push({
+        localPort: parseInt(f[1]!.split(':')[1]!, 16),
+        remotePort: parseInt(f[2]!.split(':')[1]!, 16),
+        established: f[3] === '01',
+        unread: parseInt(f[4]!.split(':')[1]!, 16),
+        inode: f[9]!,
+      });
     }
+  }
+  return out;
+}
+
+/** Inodes of the sockets a process has open (from the links in /proc/<pid>/fd). */
+function socketInodes(pid: number): Set<string> {
+  const inodes = new Set<string>();
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return inodes;
+  }
+  for (const fd of fds) {
+    try {
+      const match = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (match) inodes.add(match[1]!);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return inodes;
+}
+
+/**
+ * Bytes that arrived on loopback TCP connections `clientPid` opened to `port` and the listening
+ * process has not read yet (the Recv-Q of its established sockets, from /proc/net/tcp): that
+ * client's work in flight to a frozen server. Other clients (say, the heartbeats of other agents)
+ * do not count.
+ */
+export function unreadBytesOnPort(port: number, clientPid: number): number {
+  const sockets = tcpSockets();
+  const inodes = socketInodes(clientPid);
+  const clientPorts = new Set(sockets.filter((s) => s.remotePort === port && inodes.has(s.inode)).map((s) => s.localPort));
+  let total = 0;
+  for (const s of sockets) {
+    if (s.localPort === port && s.established && clientPorts.has(s.remotePort)) total += s.unread;
   }
   return total;
 }

@@ -203,12 +203,17 @@ function startAgent(name: string, configPath: string, home: string, extraEnv: Re
   };
 }
 
-/** Polls `probe` until it returns a truthy value, or throws at the deadline. */
 /** Waits until the endpoint reports at least `workers` connected workers. */
 export async function waitForWorkers(client: Client, endpointId: string, workers: number, timeoutMs = 60_000): Promise<void> {
   await eventually(async () => (await client.endpointStatus(endpointId)).details.total_workers >= workers, `endpoint ${endpointId} to report ${workers} worker(s)`, timeoutMs);
 }
 
+/** How many of the tasks have succeeded so far (one batch_status read). */
+export async function succeededCount(client: Client, taskIds: string[]): Promise<number> {
+  return Object.values(await client.batchStatus(taskIds)).filter((d) => d.status === 'success').length;
+}
+
+/** Polls `probe` until it returns a truthy value, or throws at the deadline. */
 export async function eventually<T>(probe: () => Promise<T | undefined | null | false>, what: string, timeoutMs = 30_000, everyMs = 100): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;

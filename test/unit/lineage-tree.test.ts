@@ -3,27 +3,16 @@
 
 import { describe, expect, it } from 'vitest';
 import { taskLines } from '../../src/cli/lineage-command';
-import { provDocument, type TaskLineage } from '../../src/provenance/prov-document';
+import { provDocument } from '../../src/provenance/prov-document';
+import { taskRecord } from '../helpers/lineage-records';
 
-const record: TaskLineage = {
-  task_id: '0f8e7c1a-3b2d-4e5f-8a9b-0c1d2e3f4a5b.mibx3k2a00001abcdefghijk',
-  source: 'ferry',
-  owner: 'alice',
-  endpoint_id: '0f8e7c1a-3b2d-4e5f-8a9b-0c1d2e3f4a5b',
-  function_uuid: null,
-  activity_id: null,
-  workflow_id: 'wf-1',
-  campaign_id: null,
-  task_group_id: null,
-  status: 'success',
+const record = taskRecord({
   attempts: 3,
   transitions: { 'waiting-for-ep': 1_790_000_000, success: 1_790_000_004 },
   started_at: 1_790_000_003,
   ended_at: 1_790_000_004,
   hostname: 'node-7',
-  used: [],
-  generated: [],
-};
+});
 
 describe('ferry lineage TASK', () => {
   it('lists every execution of a task that ran more than once, the lost ones with why', () => {

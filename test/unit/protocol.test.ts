@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ERROR_CODES, FerryError } from '../../src/protocol/errors';
 import { composeTaskId, endpointOfId } from '../../src/protocol/ids';
 import { canTransition, transition } from '../../src/protocol/task-state';
-import { chunkBySize } from '../../src/protocol/wire';
+import { chunkBySize, parseAgentFrame, seqOf, withSeq } from '../../src/protocol/wire';
 import { parseFunctionCode } from '../../src/functions/parse-function';
 
 describe('error codes', () => {
@@ -43,6 +43,22 @@ describe('task states', () => {
     expect(t.transitions).toEqual({ 'waiting-for-ep': 1, running: 2 });
     expect(t.event).toEqual({ task_id: 't1', from: 'waiting-for-ep', to: 'running', at: 2 });
     expect(() => transition('t1', 'success', {}, 'running', 3)).toThrow(expect.objectContaining({ code: 'ILLEGAL_TRANSITION' }));
+  });
+});
+
+describe('frame seq', () => {
+  it('numbers a frame in front, reads the number back without parsing, and leaves the frame as it was', () => {
+    const frame = { type: 'credit', n: 5 };
+    const numbered = withSeq(JSON.stringify(frame), 12);
+    expect(numbered).toBe('{"seq":12,"type":"credit","n":5}');
+    expect(seqOf(numbered)).toBe(12);
+    expect(parseAgentFrame(numbered)).toEqual(frame);
+  });
+
+  it('finds no number in a frame without one, or with one elsewhere', () => {
+    expect(seqOf('{"type":"credit","n":5}')).toBeNull();
+    expect(seqOf('{"type":"credit","seq":3,"n":5}')).toBeNull();
+    expect(seqOf('{"seq":-1,"type":"credit","n":5}')).toBeNull();
   });
 });
 

@@ -4,7 +4,7 @@
 
 import WebSocket from 'ws';
 import { FerryError } from '../../protocol/errors';
-import { PROTOCOL_VERSION, parseGatewayFrame, type AgentFrame, type GatewayFrame } from '../../protocol/wire';
+import { PROTOCOL_VERSION, parseGatewayFrame, withSeq, type AgentFrame, type GatewayFrame } from '../../protocol/wire';
 import type { Logger } from '../log';
 
 export interface GatewayLinkHandlers {
@@ -28,6 +28,8 @@ export class GatewayLink {
   private retryTimer: NodeJS.Timeout | null = null;
   private livenessTimer: NodeJS.Timeout | null = null;
   private lastHeard = 0;
+  /** Frames sent on the current socket: each carries its number, so the gateway handles them in order. */
+  private sent = 0;
 
   /**
    * `silenceMs`: a connection that brings nothing back (not even a pong) for this long is dead,
@@ -54,6 +56,7 @@ export class GatewayLink {
       handshakeTimeout: this.silenceMs,
     });
     this.ws = ws;
+    this.sent = 0;
     ws.on('open', () => {
       this.backoff = MIN_BACKOFF_MS;
       this.log.info('connected to gateway', { url: this.url });
@@ -144,7 +147,7 @@ export class GatewayLink {
   send(frame: AgentFrame): boolean {
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return false;
-    ws.send(JSON.stringify(frame));
+    ws.send(withSeq(JSON.stringify(frame), ++this.sent));
     return true;
   }
 

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { LIMITS, type EndpointDoc, type EndpointStatus, type ResultRef, type StatusReport } from '../../protocol/api';
 import { endpointOfId } from '../../protocol/ids';
 import { canTransition, isFinal, transition, type TaskState, type TransitionEvent } from '../../protocol/task-state';
-import { PROTOCOL_VERSION, chunkBySize, parseAgentFrame, type AgentFrame, type FunctionSpec, type TaskResult } from '../../protocol/wire';
+import { PROTOCOL_VERSION, chunkBySize, parseAgentFrame, seqOf, type AgentFrame, type FunctionSpec, type TaskResult } from '../../protocol/wire';
 import type { TaskLineage } from '../../provenance/prov-document';
 import { discardProvenance, type ProvenanceSink } from '../../provenance/task-events';
 import { LineageIndex, type LineageQuery, type SegmentReader } from '../lineage-index';
@@ -26,6 +26,7 @@ import { allowListOf, createEndpointSchema, endpointDoc, hasEndpointSchema, migr
 import { lineageRecord, lineageRecords, taskItemsNow } from './lineage-capture';
 import { LineagePending, type PendingBatch } from './lineage-pending';
 import { lineageSegmentKey, putLines, putSegment, r2SegmentReader } from '../lineage-segments';
+import { FrameOrder } from './frame-order';
 import { Outbox } from './outbox';
 import { buildTaskFrames, TASK_FRAME_BUDGET } from './task-frames';
 import { TaskWaiters } from './task-waiters';
@@ -73,16 +74,26 @@ export function hubOf(env: GatewayEnv, endpointId: string): HubApi {
 
 interface SocketTag {
   session_id: string;
+  /** The agent frame seq due next on this socket (absent until its first numbered frame). */
+  next_seq?: number;
 }
 
 const DISPATCH_ROUND_ROWS = 5_000;
 /** With a remote store: how often the outbox is swept while it holds undelivered rows and an agent is connected. */
 const OUTBOX_SWEEP_MS = 30_000;
 const SWEEP_CHUNK = 2_000;
-/** Lineage records are written this long after the first task of a batch ends (an alarm), off the results path. */
-const LINEAGE_DELAY_MS = 100;
+/**
+ * Lineage records are written in segments of LINEAGE_BATCH, as soon as a full one waits (off the
+ * results path, after the frame's acknowledgement); fewer are written this long after the first of
+ * them ended (an alarm). Queries write what waits first, and the outbox keeps each waiting task's
+ * row, so the wait costs neither freshness nor durability; it saves object-store writes (each a
+ * billed R2 operation): a 20-task/s endpoint writes one segment per 5 s, not ten a second.
+ */
+const LINEAGE_DELAY_MS = 5_000;
 /** Ended tasks whose records one transaction writes, as one segment in the object store. */
 const LINEAGE_BATCH = 1_000;
+/** Records built when their tasks ended, held in memory until written; beyond, records are rebuilt from the store. */
+const BUILT_RECORDS_MAX = 50_000;
 
 const EMPTY_REPORT: StatusReport = { total_workers: 0, idle_workers: 0, pending_tasks: 0, outstanding_tasks: 0, managers: 0, blocks: 0 };
 
@@ -108,8 +119,14 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   private readonly sessions: AgentSessionStore;
   /** Lineage records of this endpoint's ended tasks, written with their outcomes. */
   private readonly lineageIndex: LineageIndex;
-  /** Records built when their tasks ended, until written to a segment. */
+  /** Records an earlier version built when their tasks ended and kept in SQLite, until written to a segment. */
   private readonly lineagePending: LineagePending;
+  /**
+   * Records built when their tasks ended (a frame of results through the SQLite store), by task id,
+   * until written: the task's outbox row, marked ended, is what makes the record durable (a record
+   * lost with this memory is rebuilt from the store), so a built record costs no SQLite write.
+   */
+  private readonly builtRecords = new Map<string, TaskLineage>();
   private readonly lineageOn: boolean;
   private readonly waiters = new TaskWaiters();
   private readonly provenance: ProvenanceSink = discardProvenance;
@@ -386,26 +403,22 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   // ---- lineage ----
 
   /**
-   * Rows of tasks now final (inside the outcomes' transaction). With lineage on, the tasks whose
-   * lineage records are built (`records`: a frame of results through the SQLite store) have them
-   * kept in one pending row and their outbox rows dropped; any other task keeps its row, marked
-   * ended, until flushLineage builds its record from the store. With lineage off, rows are dropped.
+   * Rows of tasks now final (inside the outcomes' transaction). With lineage on, each keeps its
+   * outbox row (its payload), marked ended, until flushLineage writes its record: the record built
+   * with the outcome (`records`: a frame of results through the SQLite store) waits in memory, any
+   * other is built then from the store. With lineage off, rows are dropped.
    */
   private retire(taskIds: readonly string[], records?: ReadonlyMap<string, TaskLineage>): void {
     if (taskIds.length === 0) return;
     if (!this.lineageOn) return this.outbox.remove(taskIds);
-    const built: TaskLineage[] = [];
-    const later: string[] = [];
+    this.outbox.markEnded(taskIds);
+    // Set inside the transaction, so a flush never finds an ended row before its record; a task
+    // retired again without one (its transaction rolled back, then cancelled) drops a stale one.
     for (const id of taskIds) {
       const record = records?.get(id);
-      if (record) built.push(record);
-      else later.push(id);
+      if (record && this.builtRecords.size < BUILT_RECORDS_MAX) this.builtRecords.set(id, record);
+      else this.builtRecords.delete(id);
     }
-    if (built.length > 0) {
-      this.lineagePending.append(built);
-      this.outbox.remove(built.map((r) => r.task_id));
-    }
-    if (later.length > 0) this.outbox.markEnded(later);
   }
 
   /** When the lineage alarm is set for (ms), as far as this instance knows; 0: not set. */
@@ -424,23 +437,28 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     this.lineageAlarmAt = at;
   }
 
-  private lineageFlush: Promise<void> | null = null;
+  private lineageFlush: { done: Promise<void>; fullOnly: boolean } | null = null;
 
   /**
    * Writes the lineage records of every ended task whose record is not written yet, in batches:
    * read the final task records, build the records, then in one transaction write them and drop
    * the outbox rows. A failed batch leaves its rows; the alarm runs again (and queries flush first).
+   * `fullOnly`: only whole batches (LINEAGE_BATCH), leaving a partial one waiting.
    */
-  private flushLineage(): Promise<void> {
+  private flushLineage(fullOnly = false): Promise<void> {
     if (!this.lineageOn || !this.schemaReady) return Promise.resolve();
-    if (!this.lineageFlush) {
+    const current = this.lineageFlush;
+    // A flush of whole batches under way writes less than one asked for everything: the rest follows it.
+    if (current?.fullOnly && !fullOnly) return current.done.catch(() => undefined).then(() => this.flushLineage());
+    if (!current) {
       const run = async () => {
         for (;;) {
           const rows = this.outbox.ended(LINEAGE_BATCH);
-          if (rows.length === 0) break;
+          if (rows.length === 0 || (fullOnly && rows.length < LINEAGE_BATCH)) break;
           await this.writeLineage(rows);
           if (rows.length < LINEAGE_BATCH) break;
         }
+        if (fullOnly) return;
         for (;;) {
           const batch = this.lineagePending.take(LINEAGE_BATCH);
           if (batch === null) break;
@@ -449,19 +467,50 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
         }
       };
       // Cleared in a later microtask: with nothing to write, run() settles before this assignment.
-      this.lineageFlush = run().finally(() => {
+      const done = run().finally(() => {
         this.lineageFlush = null;
       });
+      this.lineageFlush = { done, fullOnly };
+      return done;
     }
-    return this.lineageFlush;
+    return current.done;
   }
 
-  private async writeLineage(rows: ReadonlyArray<{ seq: number; task_id: string; message: string }>): Promise<void> {
+  private async writeLineage(rows: ReadonlyArray<{ seq: number; task_id: string }>): Promise<void> {
     const record = this.endpoint()!;
     const ids = rows.map((r) => r.task_id);
-    // Records in the order the tasks were submitted (outbox order), whatever order the store reads them in.
-    const order = new Map(ids.map((id, i) => [id, i]));
-    const tasks = (await this.store.readTasks(ids)).sort((a, b) => order.get(a.task_id)! - order.get(b.task_id)!);
+    // Taken before any await: a frame handled meanwhile may drop a record from memory, and the
+    // rows this batch deletes must still get one.
+    const built = new Map<string, TaskLineage>();
+    for (const id of ids) {
+      const r = this.builtRecords.get(id);
+      if (r) built.set(id, r);
+    }
+    const unbuilt = ids.filter((id) => !built.has(id));
+    const rebuilt = unbuilt.length === 0 ? [] : await this.rebuildRecords(record, unbuilt);
+    for (const r of rebuilt) built.set(r.task_id, r);
+    // Records in the order the tasks were submitted (outbox order); a task gone from the store
+    // (expired) before its record was built has nothing left to record.
+    const records: TaskLineage[] = [];
+    for (const id of ids) {
+      const r = built.get(id);
+      if (r) records.push(r);
+    }
+    // The batch's records as one NDJSON segment in the object store, named by the batch's first
+    // outbox row: a retry of a batch whose index write failed overwrites its own segment.
+    const placement = await putSegment(this.env.OBJECTS, lineageSegmentKey(record.endpoint_id, rows[0]!.seq), records);
+    this.ctx.storage.transactionSync(() => {
+      this.lineageIndex.write(records, false, placement);
+      this.outbox.removeEnded(ids);
+    });
+    for (const id of ids) this.builtRecords.delete(id);
+  }
+
+  /** The records of ended tasks, from their final stored records and their outbox rows' payloads. */
+  private async rebuildRecords(record: EndpointRecord, taskIds: readonly string[]): Promise<TaskLineage[]> {
+    const messages = new Map<string, string>();
+    this.outbox.deliveries(taskIds, messages);
+    const tasks = await this.store.readTasks(taskIds);
     const spilled = new Map<string, string>();
     await Promise.all(
       tasks.map(async (t) => {
@@ -471,15 +520,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
         if (object) spilled.set(t.task_id, await object.text());
       }),
     );
-    const records = await lineageRecords(record.owner, record.endpoint_id, tasks, new Map(rows.map((r) => [r.task_id, r.message])), spilled);
-    // The batch's records as one NDJSON segment in the object store, named by the batch's first
-    // outbox row: a retry of a batch whose index write failed overwrites its own segment.
-    const placement = await putSegment(this.env.OBJECTS, lineageSegmentKey(record.endpoint_id, rows[0]!.seq), records);
-    this.ctx.storage.transactionSync(() => {
-      this.lineageIndex.write(records, false, placement);
-      // A task gone from the store (expired) has nothing left to record.
-      this.outbox.removeEnded(ids);
-    });
+    return lineageRecords(record.owner, record.endpoint_id, tasks, messages, spilled);
   }
 
   /** Writes records built when their tasks ended as one segment, then indexes it and drops their pending rows. */
@@ -592,10 +633,29 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   /** Frames are handled one at a time, in order, even across awaits of a remote store. */
   private frameChain: Promise<void> = Promise.resolve();
 
+  /** Per socket: its numbered frames put back in the order sent (lost with the instance; the seq due is in the attachment). */
+  private readonly frameOrders = new WeakMap<WebSocket, FrameOrder<string>>();
+
   override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    // Input gates hold new events only while *storage* is awaited; a remote TaskStore (fetch)
-    // would let the next frame (an ack's successor, a sync) run before this one is stored.
-    const run = this.frameChain.then(() => this.handleFrame(ws, message));
+    const seq = typeof message === 'string' ? seqOf(message) : null;
+    if (seq === null) return this.chainFrame(() => this.handleFrame(ws, message));
+    const tag = ws.deserializeAttachment() as SocketTag | null;
+    let order = this.frameOrders.get(ws);
+    if (!order) this.frameOrders.set(ws, (order = new FrameOrder<string>(tag?.next_seq ?? 1)));
+    const verdict = order.accept(seq, message as string);
+    if ('error' in verdict) return this.chainFrame(() => this.refuse(ws, 'VALIDATION_ERROR', `bad frame: ${verdict.error}`, CLOSE.badFrame));
+    if (verdict.due.length === 0) return Promise.resolve(); // handled with the frame it waits for
+    if (tag) ws.serializeAttachment({ ...tag, next_seq: order.next } satisfies SocketTag);
+    return Promise.all(verdict.due.map((frame) => this.chainFrame(() => this.handleFrame(ws, frame)))).then(() => undefined);
+  }
+
+  /**
+   * Runs one frame's handling after the previous one's. Input gates hold new events only while
+   * *storage* is awaited; a remote TaskStore (fetch) would let the next frame (an ack's successor,
+   * a sync) run before this one is stored.
+   */
+  private chainFrame(handle: () => Promise<void> | void): Promise<void> {
+    const run = this.frameChain.then(handle);
     this.frameChain = run.catch(() => {});
     return run;
   }
@@ -767,7 +827,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     const outcomes: TaskOutcome[] = [];
     const extraAttempts: string[] = [];
     const events: TransitionEvent[] = [];
-    // Lineage records built with the outcomes, from what this frame read: kept with them in one row.
+    // Lineage records built with the outcomes, from what this frame read: kept in memory until written.
     const records = new Map<string, TaskLineage>();
     const endpoint = messages ? this.endpoint() : null;
     for (let i = 0; i < results.length; i++) {
@@ -817,14 +877,32 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       const record = records.get(id);
       if (record) record.attempts++;
     }
-    const report = await this.store.finishTasks(outcomes, extraAttempts, (stored) => this.retire(stored, records));
+    const report = await this.store.finishTasks(outcomes, extraAttempts, (stored) => {
+      // A task that ended in an earlier frame has just counted another attempt in the store: a
+      // record of it still waiting in memory says one too few, so the flush rebuilds it instead.
+      const finished = new Set(stored);
+      for (const id of extraAttempts) if (!finished.has(id) && !records.has(id)) this.builtRecords.delete(id);
+      for (const o of outcomes) if (!finished.has(o.task_id)) this.builtRecords.delete(o.task_id);
+      this.retire(stored, records);
+    });
     for (const id of storedLarge) this.largeResultsInFlight.delete(id);
     // Another frame (or a cancel) may have ended a task meanwhile: only the stored outcomes count.
     const stored = new Set(report.finished);
     this.provenance.record(events.filter((e) => stored.has(e.task_id)));
     this.waiters.wake(report.finished);
     for (const ids of chunkBySize(results.map((r) => r.task_id), TASK_FRAME_BUDGET)) this.sendQuietly(ws, JSON.stringify({ type: 'results_ack', task_ids: ids }));
+    // Not awaited: frames are handled one at a time, and the next must not wait for an R2 write.
+    if (this.builtRecords.size >= LINEAGE_BATCH) this.ctx.waitUntil(this.flushFullSegments());
     await this.armLineage();
+  }
+
+  /** Writes the full segments that wait, leaving fewer for the alarm; a failure is left to the alarm too. */
+  private async flushFullSegments(): Promise<void> {
+    try {
+      await this.flushLineage(true);
+    } catch (err) {
+      logEvent('warn', 'lineage write failed; the alarm retries', { endpoint_id: this.endpoint()?.endpoint_id, error: err instanceof Error ? err.message : String(err) });
+    }
   }
 
   // ---- the outbox with a remote store ----

@@ -206,7 +206,7 @@ export function lineageRecord(owner: string, endpointId: string, t: LineageSourc
  * The lineage record of each ended task, from its final stored record, its delivery message (the
  * payload, kept in the outbox until its record is written) and, for a result the gateway spilled to
  * R2, that result's text. The hub's way for tasks retired without their records built (cancels,
- * a remote store, rows swept after a crash), in batches (EndpointHub.flushLineage).
+ * a remote store, rows swept after a crash, records lost with the hub's memory), in batches (EndpointHub.flushLineage).
  */
 export async function lineageRecords(
   owner: string,

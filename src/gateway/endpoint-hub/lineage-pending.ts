@@ -1,8 +1,8 @@
-// Lineage records built when their tasks ended, waiting to be written to a segment: one row per
-// frame of results, holding the frame's records as NDJSON lines and the index rows they will need.
-// A row is written in the same transaction as its tasks' outcomes, so a record is never lost, and
-// costs one insert however many tasks it holds; the flush turns rows into a segment and index rows,
-// then deletes them (EndpointHub.flushLineage).
+// Lineage records an earlier version built when their tasks ended and kept in SQLite until written
+// to a segment: one row per frame of results, holding the frame's records as NDJSON lines and the
+// index rows they will need. Records are now kept in memory instead (EndpointHub.builtRecords), with
+// their tasks' outbox rows as what makes them durable; rows left by the earlier version are still
+// written out (EndpointHub.flushLineage), a batch at a time. `append` is how they were written.
 
 import type { TaskLineage } from '../../provenance/prov-document';
 import { mergeSegmentRows, segmentRowsOf, type SegmentRows } from '../lineage-index';

@@ -100,9 +100,9 @@ export class Outbox {
     forEachIdChunk(taskIds, (placeholders, chunk) => this.sql.exec(`UPDATE outbox SET delivered = 2 WHERE task_id IN (${placeholders})`, ...chunk));
   }
 
-  /** The oldest ended rows (task id and payload message), for their lineage records. */
-  ended(limit: number): Array<{ seq: number; task_id: string; message: string }> {
-    return this.sql.exec<{ seq: number; task_id: string; message: string }>('SELECT seq, task_id, message FROM outbox WHERE delivered = 2 ORDER BY seq LIMIT ?', limit).toArray();
+  /** The oldest ended rows, for their lineage records (their payloads: `deliveries` with messages). */
+  ended(limit: number): Array<{ seq: number; task_id: string }> {
+    return this.sql.exec<{ seq: number; task_id: string }>('SELECT seq, task_id FROM outbox WHERE delivered = 2 ORDER BY seq LIMIT ?', limit).toArray();
   }
 
   hasEnded(): boolean {

@@ -21,6 +21,10 @@ export function redisClient(settings: RedisSettings): Redis {
       responseEncoding: false,
       // A network failure is retried: every write script is idempotent or counts only an attempt.
       retry: { retries: 3, backoff: (n: number) => 50 * 2 ** n },
+      // Off: this client is shared by every request (and Durable Object) of the isolate, and
+      // auto-pipelining would batch their commands into one fetch owned by whichever request issued
+      // the first; Ferry batches on its own (Lua scripts over chunks of keys).
+      enableAutoPipelining: false,
     });
     clients.set(cacheKey, client);
   }
