@@ -19,7 +19,7 @@ export async function runDev(options: DevOptions): Promise<void> {
   const home = process.env.FERRY_HOME || join(PROJECT_ROOT, '.ferry');
   mkdirSync(home, { recursive: true, mode: 0o700 });
   const secret = ensureDevSecret(join(PROJECT_ROOT, '.dev.vars'));
-  process.stdout.write(`Starting the gateway (workerd) on 127.0.0.1:${options.port} …\n`);
+  process.stdout.write(`Starting the gateway (workerd) on 127.0.0.1:${options.port || 'any free port'} …\n`);
   const gateway = await startGatewayProcess({ port: options.port, persistTo: join(home, 'state'), onOutput: (t) => process.stderr.write(t) });
   let endpoint: ChildProcess | null = null;
   let stopping = false;

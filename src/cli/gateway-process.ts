@@ -1,6 +1,7 @@
-// Starts the gateway in workerd through `wrangler dev`, as a child process in its own process
-// group, and waits until it answers /healthz. Used by `ferry dev`, the end-to-end tests and the
-// benchmark, so all three run the same real gateway.
+// Starts the gateway as a process of its own (`ferry gateway serve`: Ferry's launcher, which runs
+// workerd through Miniflare's API) in its own process group, and waits for the line that says it
+// serves, with the port it got. Used by `ferry dev`, the end-to-end tests and the benchmark, so all
+// three run the same real gateway. Also bundles the gateway as `wrangler deploy` would.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -16,25 +17,30 @@ export interface GatewayProcessOptions {
   port?: number;
   /** Directory of the gateway's persisted state (Durable Objects, KV, R2). */
   persistTo: string;
-  /** Extra vars and secrets (`--var NAME:VALUE`); used by tests. */
+  /** Extra vars and secrets (`--var NAME=VALUE`); used by tests. */
   vars?: Record<string, string>;
   /** An env file with secrets (JWT_SECRET); default: the project's .dev.vars. */
   envFile?: string;
   /** Called with each chunk of the gateway's output (default: kept for error messages only). */
   onOutput?: (chunk: string) => void;
   readyTimeoutMs?: number;
-  /**
-   * Serve a bundle built once into this directory (by `bundleGateway`) instead of the sources:
-   * `wrangler dev` reloads on every source change, which tests must not see while code is edited.
-   */
+  /** Serve a bundle built into this directory (by `bundleGateway`); default: bundle the sources now. */
   bundleDir?: string;
+  /** Serve this one-file module Worker instead of the gateway (a benchmark's floor). */
+  bareScript?: string;
 }
+
+/** The `event` of the JSON line `ferry gateway serve` prints once it serves. */
+export const READY_EVENT = 'gateway ready';
 
 export interface GatewayProcess {
   url: string;
   port: number;
   child: ChildProcess;
-  /** SIGTERM to the whole process group (wrangler and workerd), then waits for exit. */
+  /**
+   * SIGTERM (or SIGINT) to the launcher, which drains the gateway and stops workerd; another signal
+   * (SIGKILL, SIGSTOP) to the whole process group. Resolves when the launcher has exited.
+   */
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
@@ -50,62 +56,86 @@ export async function freePort(): Promise<number> {
 }
 
 export async function startGatewayProcess(options: GatewayProcessOptions): Promise<GatewayProcess> {
-  const port = options.port ?? (await freePort());
-  const require = createRequire(import.meta.url);
-  const wrangler = join(dirname(require.resolve('wrangler/package.json')), 'bin', 'wrangler.js');
+  // No bundle given: build one now, kept beside the state for the gateway's life.
+  let builtHere: string | null = null;
+  let bundleDir = options.bundleDir;
+  if (!bundleDir && !options.bareScript) {
+    builtHere = bundleDir = mkdtempSync(join(tmpdir(), 'ferry-gateway-bundle-'));
+    await bundleGateway(bundleDir);
+  }
   const args = [
-    wrangler, 'dev', ...(options.bundleDir ? [join(options.bundleDir, 'index.js'), '--no-bundle'] : []),
-    '--config', join(options.bundleDir ?? PROJECT_ROOT, 'wrangler.toml'), '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', process.env.FERRY_GATEWAY_INSPECTOR_PORT ?? '0',
-    '--persist-to', options.persistTo, '--show-interactive-dev-session=false', '--log-level', process.env.FERRY_GATEWAY_LOG_LEVEL ?? 'warn',
+    join(PROJECT_ROOT, 'bin', 'ferry.js'), 'gateway', 'serve',
+    ...(options.bareScript ? ['--bare', options.bareScript] : ['--bundle', bundleDir!]),
+    '--persist-to', options.persistTo, '--port', String(options.port ?? 0),
+    '--log-level', process.env.FERRY_GATEWAY_LOG_LEVEL ?? 'warn',
+    // A pipe this process never writes: when it dies, however it dies, the launcher drains and stops.
+    '--stop-with-stdin',
   ];
+  if (process.env.FERRY_GATEWAY_INSPECTOR_PORT) args.push('--inspect', process.env.FERRY_GATEWAY_INSPECTOR_PORT);
   if (options.envFile) args.push('--env-file', options.envFile);
-  for (const [k, v] of Object.entries(options.vars ?? {})) args.push('--var', `${k}:${v}`);
-  const registry = mkdtempSync(join(tmpdir(), 'ferry-dev-registry-'));
+  for (const [k, v] of Object.entries(options.vars ?? {})) args.push('--var', `${k}=${v}`);
   const child = spawn(process.execPath, args, {
     cwd: PROJECT_ROOT,
+    // Its own process group: stop() and freezing a gateway reach the launcher and workerd together.
     detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', NO_COLOR: '1', FORCE_COLOR: '0',
-      // Each gateway gets a dev registry of its own: wrangler dev reloads its runtime whenever
-      // another `wrangler dev` on the machine starts or stops, failing requests in flight.
-      WRANGLER_REGISTRY_PATH: registry, MINIFLARE_REGISTRY_PATH: registry,
-    },
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' },
   });
   let output = '';
+  let ready: { url: string; port: number } | null = null;
+  let pendingLine = '';
   const onData = (chunk: Buffer) => {
     const text = chunk.toString();
     output = (output + text).slice(-20_000);
     options.onOutput?.(text);
   };
-  child.stdout!.on('data', onData);
+  child.stdout!.on('data', (chunk: Buffer) => {
+    if (!ready) {
+      pendingLine += chunk.toString();
+      for (const line of pendingLine.split('\n').slice(0, -1)) {
+        if (!line.includes(READY_EVENT)) continue;
+        try {
+          const event = JSON.parse(line) as { event?: string; url?: string; port?: number };
+          if (event.event === READY_EVENT && event.url && event.port) ready = { url: event.url, port: event.port };
+        } catch {
+          // a log line that mentions it
+        }
+      }
+      pendingLine = pendingLine.slice(pendingLine.lastIndexOf('\n') + 1);
+    }
+    onData(chunk);
+  });
   child.stderr!.on('data', onData);
-  // The registry directory goes with the gateway, however it exits.
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve())).then(() => rmSync(registry, { recursive: true, force: true }));
-  const url = `http://127.0.0.1:${port}`;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve())).then(() => {
+    if (builtHere) rmSync(builtHere, { recursive: true, force: true });
+  });
   const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`the gateway (wrangler dev) exited with code ${child.exitCode}:\n${output}`);
-    try {
-      const res = await fetch(`${url}/healthz`);
-      if (res.ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      killGroup(child, 'SIGKILL');
-      throw new Error(`the gateway did not answer /healthz on ${url} in time:\n${output}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await new Promise<void>((resolve, reject) => {
+    const check = setInterval(() => {
+      if (ready) done(null);
+      else if (child.exitCode !== null || child.signalCode !== null) done(new Error(`the gateway exited (${child.exitCode ?? child.signalCode}) before it served:\n${output}`));
+      else if (Date.now() > deadline) {
+        killGroup(child, 'SIGKILL');
+        done(new Error(`the gateway did not start in time:\n${output}`));
+      }
+    }, 20);
+    const done = (err: Error | null) => {
+      clearInterval(check);
+      if (err) reject(err);
+      else resolve();
+    };
+  });
+  const { url, port } = ready!;
   return {
     url,
     port,
     child,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      killGroup(child, signal);
-      const timer = setTimeout(() => killGroup(child, 'SIGKILL'), 5000);
+      if (child.exitCode !== null || child.signalCode !== null) return exited;
+      // SIGTERM to the launcher alone: it drains, then stops workerd. Any other signal to the group.
+      if (signal === 'SIGTERM' || signal === 'SIGINT') child.kill(signal);
+      else killGroup(child, signal);
+      const timer = setTimeout(() => killGroup(child, 'SIGKILL'), 15_000);
       await exited;
       clearTimeout(timer);
     },

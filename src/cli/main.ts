@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fail } from './cli-error';
 import { runDev } from './dev';
 import { registerEndpointCommands } from './endpoint-commands';
+import { registerGatewayCommand } from './gateway-command';
 import { PROJECT_ROOT } from './gateway-process';
 import { registerLineageCommand } from './lineage-command';
 import { login } from './login';
@@ -13,7 +14,7 @@ import { mintUserToken, readDevSecret } from './tokens';
 
 function port(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError('must be a port number (1-65535)');
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('must be a port number (1-65535, or 0 for any free port)');
   return n;
 }
 
@@ -23,12 +24,13 @@ program.name('ferry').description('Ferry: a federated function service for scien
 program
   .command('dev')
   .description('run the gateway in workerd (state on local disk) and a local endpoint named "local"')
-  .option('--port <port>', 'gateway port (or FERRY_PORT)', port, Number(process.env.FERRY_PORT) || 8787)
+  .option('--port <port>', 'gateway port (or FERRY_PORT)', port, process.env.FERRY_PORT ? port(process.env.FERRY_PORT) : 8787)
   .action(async (opts: { port: number }) => {
     await runDev({ port: opts.port, endpointName: 'local' }).catch(fail);
   });
 
 registerEndpointCommands(program);
+registerGatewayCommand(program);
 registerPutCommand(program);
 registerLineageCommand(program);
 

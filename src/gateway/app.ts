@@ -2,6 +2,8 @@
 
 import { Hono } from 'hono';
 import { FerryError } from '../protocol/errors';
+import { LAUNCHER_DRAIN_PATH } from '../protocol/wire';
+import { drainGateway, trackRequest } from './drain';
 import type { GatewayEnv } from './env';
 import { errorResponse, toFerryError } from './http-errors';
 import { createRouteTable, type GatewayHono, type RouteTable } from './route-spec';
@@ -19,6 +21,15 @@ export interface GatewayApp {
 
 export function createApp(): GatewayApp {
   const hono = new Hono<{ Bindings: GatewayEnv }>();
+  // Before the request counter below, which must not count (and wait for) the drain call itself.
+  hono.post(LAUNCHER_DRAIN_PATH, async function drainForLauncher(c) {
+    if (!launcherKeyMatches(c.env.LAUNCHER_KEY, c.req.header('x-launcher-key'))) throw new FerryError('NOT_FOUND', 'no such route');
+    const timeoutMs = Math.min(60_000, Math.max(0, Number(c.req.query('timeout_ms')) || 5000));
+    return c.json(await drainGateway(timeoutMs, (id) => c.env.ENDPOINT_HUB.get(c.env.ENDPOINT_HUB.idFromString(id)).drainForShutdown()));
+  });
+  hono.use(async function countInFlight(_c, next) {
+    await trackRequest(next);
+  });
   const routes = createRouteTable(hono);
   registerServiceRoutes(routes);
   registerFunctionRoutes(routes);
@@ -33,4 +44,12 @@ export function createApp(): GatewayApp {
     return errorResponse(new FerryError('NOT_FOUND', 'no such route'));
   });
   return { hono, routes };
+}
+
+/** Only a launcher that set LAUNCHER_KEY (a random key per start) may drain the gateway. */
+function launcherKeyMatches(expected: string | undefined, given: string | undefined): boolean {
+  if (!expected || !given) return false;
+  const a = new TextEncoder().encode(expected);
+  const b = new TextEncoder().encode(given);
+  return a.byteLength === b.byteLength && crypto.subtle.timingSafeEqual(a, b);
 }

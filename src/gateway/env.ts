@@ -36,6 +36,8 @@ export interface GatewayEnv {
   RATE_LIMIT_WINDOW_S?: string;
   /** Lineage recording: `on` (the default) or `off` (no provenance records; for overhead measurements). */
   LINEAGE?: string;
+  /** Set by the local launcher (a random key per start): the key of its drain call (src/gateway/drain.ts). */
+  LAUNCHER_KEY?: string;
 }
 
 function positiveNumber(raw: string | undefined, fallback: number): number {

@@ -8,6 +8,12 @@ import { JsonValue, Payload, ResultRef, Runtime, StatusReport, TaskExceptionDoc,
 
 export const PROTOCOL_VERSION = 2;
 
+/** Close code the gateway sends its agents when it shuts down (RFC 6455 "service restart"): reconnect later. */
+export const CLOSE_GATEWAY_RESTART = 1012;
+
+/** The local launcher's call that drains a gateway before it stops workerd (src/gateway/drain.ts); header x-launcher-key. */
+export const LAUNCHER_DRAIN_PATH = '/__launcher/drain';
+
 /** The code of one function as an endpoint needs it. The gateway sends it along with tasks. */
 export const FunctionSpec = z.object({
   function_uuid: Uuid,

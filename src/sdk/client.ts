@@ -32,6 +32,7 @@ export interface ClientOptions {
 export interface RetryInfo {
   method: string;
   path: string;
+  /** 429, or 0: the server closed a kept-alive connection before answering a read. */
   status: number;
   /** Retries of this request so far, this one included. */
   attempt: number;
@@ -331,9 +332,10 @@ export class Client {
   }
 
   /**
-   * One API call. 429s are retried (nothing was stored). A read (GET, or `read`) is also retried on
-   * 503 with Retry-After, a gateway briefly unavailable (wrangler dev answers so when the hop to its
-   * runtime drops a request), a few times; a write is not, as it may have been stored.
+   * One API call. 429s are retried (the gateway stored nothing, so any request may be sent again once
+   * the window allows). A read (GET, or `read`) whose kept-alive connection the server closed before
+   * any answer is sent once more on a new one, as browsers do: nothing was stored, and under load
+   * workerd closes such connections now and then. Every other failure, 503 included, is thrown.
    */
   private async request<T>(method: string, path: string, body?: unknown, okStatuses: number[] = [], read = method === 'GET'): Promise<T> {
     const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
@@ -342,25 +344,22 @@ export class Client {
       headers['content-type'] = 'application/json';
       payload = JSON.stringify(body);
     }
-    const send = () => this.fetchImpl(this.url + path, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
+    const send = async () => {
+      const init = { method, headers, ...(payload !== undefined ? { body: payload } : {}) };
+      try {
+        return await this.fetchImpl(this.url + path, init);
+      } catch (err) {
+        if (!read || !closedBeforeAnswer(err)) throw err;
+        this.onRetry?.({ method, path, status: 0, attempt: 1, waitS: 0 });
+        return this.fetchImpl(this.url + path, init);
+      }
+    };
     let res = await send();
-    // 429: the gateway stored nothing, so any request may be sent again once the window allows.
-    // 503 with Retry-After: only a read, which cannot have stored anything, is sent again.
-    const retries = { 429: 0, 503: 0 };
-    for (;;) {
-      let waitS: number;
-      let status: 429 | 503;
-      if (res.status === 429 && retries[429] < this.maxRateLimitedRetries) {
-        status = 429;
-        waitS = retryAfterSeconds(res.headers.get('retry-after'));
-        this.rateLimitedRetries++;
-      } else if (res.status === 503 && read && res.headers.has('retry-after') && retries[503] < UNAVAILABLE_READ_RETRIES) {
-        status = 503;
-        waitS = Math.min(retryAfterSeconds(res.headers.get('retry-after')), 30);
-      } else break;
-      const attempt = ++retries[status];
+    for (let attempt = 1; res.status === 429 && attempt <= this.maxRateLimitedRetries; attempt++) {
+      const waitS = retryAfterSeconds(res.headers.get('retry-after'));
+      this.rateLimitedRetries++;
       await res.body?.cancel();
-      this.onRetry?.({ method, path, status, attempt, waitS });
+      this.onRetry?.({ method, path, status: 429, attempt, waitS });
       await new Promise((r) => setTimeout(r, waitS * 1000));
       res = await send();
     }
@@ -370,8 +369,11 @@ export class Client {
   }
 }
 
-/** Times a read answered 503 with Retry-After is sent again. */
-const UNAVAILABLE_READ_RETRIES = 3;
+/** A fetch that failed because the server closed the connection before answering (undici: "other side closed"). */
+function closedBeforeAnswer(err: unknown): boolean {
+  const code = (err as { cause?: { code?: unknown } } | null)?.cause?.code;
+  return err instanceof TypeError && (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET');
+}
 
 /** Seconds from a Retry-After header (seconds or an HTTP date), with a little jitter so clients spread out. */
 function retryAfterSeconds(header: string | null): number {

@@ -1,4 +1,4 @@
-// The whole path, real parts only: gateway in workerd (wrangler dev), `ferry endpoint start` as a
+// The whole path, real parts only: gateway in workerd (its launcher), `ferry endpoint start` as a
 // process, its manager and worker processes, isolated-vm sandboxes; the SDK as the client.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

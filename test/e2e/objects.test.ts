@@ -1,4 +1,4 @@
-// Data by reference against the real gateway (wrangler dev → workerd, R2 on local disk): 200 MiB
+// Data by reference against the real gateway (launcher → workerd, R2 on local disk): 200 MiB
 // generated on the fly goes up through the SDK in parts and comes back as a stream with the same
 // sha256, while neither this process nor workerd holds it in memory; `ferry put FILE` prints a ref.
 

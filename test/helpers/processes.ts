@@ -79,7 +79,7 @@ export function procStats(): ProcStat[] {
   return out;
 }
 
-/** workerd processes of the gateway's process group (wrangler dev spawns them). */
+/** workerd processes of the gateway's process group (the launcher spawns them). */
 export function workerdPids(groupId: number): number[] {
   return procStats().filter((p) => p.pgrp === groupId && p.comm.includes('workerd')).map((p) => p.pid);
 }
@@ -88,6 +88,7 @@ interface TcpSocket {
   localPort: number;
   remotePort: number;
   established: boolean;
+  listening: boolean;
   /** Bytes received and not yet read by the owning process (Recv-Q). */
   unread: number;
   inode: string;
@@ -110,6 +111,7 @@ function tcpSockets(): TcpSocket[] {
         localPort: parseInt(f[1]!.split(':')[1]!, 16),
         remotePort: parseInt(f[2]!.split(':')[1]!, 16),
         established: f[3] === '01',
+        listening: f[3] === '0A',
         unread: parseInt(f[4]!.split(':')[1]!, 16),
         inode: f[9]!,
       });
@@ -153,4 +155,24 @@ export function unreadBytesOnPort(port: number, clientPid: number): number {
     if (s.localPort === port && s.established && clientPorts.has(s.remotePort)) total += s.unread;
   }
   return total;
+}
+
+/** `root` and every process descended from it. */
+export function processTree(root: number): number[] {
+  const procs = procStats();
+  const out: number[] = [];
+  const stack = [root];
+  while (stack.length) {
+    const pid = stack.pop()!;
+    out.push(pid);
+    for (const p of procs) if (p.ppid === pid) stack.push(p.pid);
+  }
+  return out;
+}
+
+/** TCP ports on which any process of the tree rooted at `root` listens. */
+export function listeningPorts(root: number): number[] {
+  const inodes = new Set<string>();
+  for (const pid of processTree(root)) for (const inode of socketInodes(pid)) inodes.add(inode);
+  return [...new Set(tcpSockets().filter((s) => s.listening && inodes.has(s.inode)).map((s) => s.localPort))].sort((a, b) => a - b);
 }

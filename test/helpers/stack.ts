@@ -1,4 +1,4 @@
-// A whole Ferry on loopback for end-to-end tests and the benchmark: the real gateway (wrangler dev
+// A whole Ferry on loopback for end-to-end tests and the benchmark: the real gateway (its launcher
 // → workerd) on a free port with state in a temp dir, and real endpoint agents started as
 // `ferry endpoint start` processes, which start real manager and worker processes.
 
@@ -21,11 +21,11 @@ export interface Stack {
   client(sub?: string): Promise<Client>;
   /** Registers an endpoint for `owner` and writes its credentials and config; does not start it. */
   createEndpoint(name: string, owner?: string, config?: Record<string, unknown>): Promise<EndpointHandle>;
-  /** What the gateway (wrangler dev and workerd) has printed, across restarts (the last 1 MB). */
+  /** What the gateway (launcher and workerd) has printed, across restarts (the last 1 MB). */
   gatewayOutput(): string;
   /** Stops the gateway (SIGKILL by default: workerd dies mid-write) and starts it on the same state and port. */
   restartGateway(signal?: NodeJS.Signals): Promise<void>;
-  /** SIGSTOPs the gateway's process group (wrangler and workerd): a hung gateway, sockets open, nothing read. */
+  /** SIGSTOPs the gateway's process group (launcher and workerd): a hung gateway, sockets open, nothing read. */
   freezeGateway(): void;
   stop(): Promise<void>;
 }

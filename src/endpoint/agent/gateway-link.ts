@@ -4,7 +4,7 @@
 
 import WebSocket from 'ws';
 import { FerryError } from '../../protocol/errors';
-import { PROTOCOL_VERSION, parseGatewayFrame, withSeq, type AgentFrame, type GatewayFrame } from '../../protocol/wire';
+import { CLOSE_GATEWAY_RESTART, PROTOCOL_VERSION, parseGatewayFrame, withSeq, type AgentFrame, type GatewayFrame } from '../../protocol/wire';
 import type { Logger } from '../log';
 
 export interface GatewayLinkHandlers {
@@ -114,7 +114,9 @@ export class GatewayLink {
       res.on('error', decide);
     });
     ws.on('error', (err) => this.log.debug('gateway socket error', { error: err.message }));
-    ws.on('close', () => {
+    ws.on('close', (code, reason) => {
+      // 1012: the gateway is shutting down or restarting (src/gateway/drain.ts); nothing is wrong here.
+      if (code === CLOSE_GATEWAY_RESTART) this.log.info('the gateway is restarting; reconnecting', { reason: reason.toString() });
       if (this.ws === ws) this.ws = null;
       if (this.livenessTimer) clearInterval(this.livenessTimer);
       this.handlers.onClose();

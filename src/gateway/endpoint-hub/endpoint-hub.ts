@@ -7,10 +7,11 @@ import { z } from 'zod';
 import { LIMITS, type EndpointDoc, type EndpointStatus, type ResultRef, type StatusReport } from '../../protocol/api';
 import { endpointOfId } from '../../protocol/ids';
 import { canTransition, isFinal, transition, type TaskState, type TransitionEvent } from '../../protocol/task-state';
-import { PROTOCOL_VERSION, chunkBySize, parseAgentFrame, seqOf, type AgentFrame, type FunctionSpec, type TaskResult } from '../../protocol/wire';
+import { CLOSE_GATEWAY_RESTART, PROTOCOL_VERSION, chunkBySize, parseAgentFrame, seqOf, type AgentFrame, type FunctionSpec, type TaskResult } from '../../protocol/wire';
 import type { TaskLineage } from '../../provenance/prov-document';
 import { discardProvenance, type ProvenanceSink } from '../../provenance/task-events';
 import { LineageIndex, type LineageQuery, type SegmentReader } from '../lineage-index';
+import { registerHub } from '../drain';
 import { heartbeatSeconds, lineageEnabled, redisSettings, taskStoreKind, taskTtlSeconds, type GatewayEnv } from '../env';
 import { fail, ok, type HubReply } from '../hub-reply';
 import { validationError } from '../http-errors';
@@ -156,6 +157,14 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       this.lineageIndex.createSchema();
       this.lineagePending.createSchema();
     }
+    if (registerHub(ctx.id.toString())) this.drainForShutdown();
+  }
+
+  /** The gateway shuts down: agents reconnect later (1012), long polls answer with the task as it stands. */
+  drainForShutdown(): void {
+    for (const ws of this.ctx.getWebSockets()) closeQuietly(ws, CLOSE_GATEWAY_RESTART, 'gateway shutting down; reconnect');
+    this.agentSocket = null;
+    this.waiters.wakeAll();
   }
 
   /** The TaskStore the configuration names; a Redis store is scoped to this hub's endpoint. */

@@ -31,4 +31,9 @@ export class TaskWaiters {
       if (set) for (const done of [...set]) done();
     }
   }
+
+  /** Wakes every waiter (the gateway is shutting down). */
+  wakeAll(): void {
+    for (const set of [...this.waiting.values()]) for (const done of [...set]) done();
+  }
 }
