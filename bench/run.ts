@@ -214,7 +214,7 @@ async function scaleOutFigures() {
     return;
   }
   const cluster = await ensureSlurm();
-  process.env.SLURM_CONF = cluster.env.SLURM_CONF;
+  if (cluster.env.SLURM_CONF) process.env.SLURM_CONF = cluster.env.SLURM_CONF;
   const stack = await startStack();
   try {
     const client = await stack.client('bench');
