@@ -37,6 +37,11 @@ function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
 async function timeSequential(n: number, call: () => Promise<void>): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -92,6 +97,7 @@ const SECTIONS: Record<string, () => Promise<void>> = {
 
 async function main() {
   const started = new Date();
+  const meta = runMeta(started);
   const section = (process.argv[2] ?? 'all').toLowerCase();
   if (section !== 'all' && !(section in SECTIONS)) throw new Error(`unknown section ${section}: one of all, ${Object.keys(SECTIONS).join(', ')}`);
   // One section failing (a local runtime limit, a missing service) leaves the others' figures.
@@ -104,7 +110,7 @@ async function main() {
       process.stderr.write(`bench: section ${name} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     }
   }
-  report(section, started);
+  report(section, meta);
 }
 
 /** `interchange`: one agent's dispatch to 100 simulated managers beside 1, every answer checked. */
@@ -353,10 +359,6 @@ async function provenanceSection() {
         process.stderr.write(`  lineage ${mode}: ${(n / ((t1 - t0) / 1000)).toFixed(0)} tasks/s, CPU-µs/task ${formatCpu(cpuPerTask)}, gateway wrote ${(gatewayBytes / n).toFixed(0)} B/task${mode === 'on' ? `, ${segments} lineage segments` : ''}\n`);
       }
     }
-    const median = (xs: number[]) => {
-      const s = [...xs].sort((a, b) => a - b);
-      return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-    };
     const medianCpu = (rs: Array<{ cpu: CpuParts }>): CpuParts => Object.fromEntries(Object.keys(rs[0]!.cpu).map((part) => [part, median(rs.map((r) => r.cpu[part]!))]));
     const serverCpuMs = (cpu: CpuParts) => (cpu.gateway! + cpu.agent! + cpu.managers! + cpu.workers!) / 1e3;
     const ratios = runs.on.map((r, i) => r.rate / runs.off[i]!.rate);
@@ -429,8 +431,15 @@ async function dataSection() {
     };
     const small = await client.put(new Uint8Array(2 * MiB).fill(7));
     await readSlice(small.$ref, 0);
-    const cold = await readSlice(big.$ref, 512 * MiB);
-    const warm = await readSlice(big.$ref, 512 * MiB);
+    // Five slices (each one chunk of the site cache) read cold, then the same five again: medians.
+    const offsets = [100, 300, 512, 700, 900].map((m) => m * MiB);
+    const reads = async () => {
+      const rs: Array<{ ms: number; bytes: number }> = [];
+      for (const start of offsets) rs.push(await readSlice(big.$ref, start));
+      return { ms: median(rs.map((r) => r.ms)), bytes: rs.reduce((sum, r) => sum + r.bytes, 0) / rs.length, all: rs.map((r) => r.ms.toFixed(0)).join(' ') };
+    };
+    const cold = await reads();
+    const warm = await reads();
     // The whole download is kept in memory and hashed after the clock stops.
     const chunks: Uint8Array[] = [];
     const t0 = performance.now();
@@ -440,8 +449,8 @@ async function dataSection() {
     const read = sha256(chunks);
     if (read !== written) throw new Error(`whole download: sha256 ${read} (${chunks.reduce((s, c) => s + c.byteLength, 0)} bytes), wrote ${written}`);
     chunks.length = 0;
-    figures['data_slice_1MiB_of_1GiB_cold'] = { value: cold.ms, unit: 'ms', baseline: wholeMs, baseline_name: 'GET the whole 1 GiB, same client', note: `warm isolate; gateway served ${(cold.bytes / MiB).toFixed(2)} MiB for the task (whole object: 1024 MiB); the download's sha256 checked` };
-    figures['data_slice_1MiB_of_1GiB_warm'] = { value: warm.ms, unit: 'ms', baseline: cold.ms, baseline_name: 'cold cache, warm isolate', note: `gateway served ${warm.bytes} bytes (site cache)` };
+    figures['data_slice_1MiB_of_1GiB_cold'] = { value: cold.ms, unit: 'ms', baseline: wholeMs, baseline_name: 'GET the whole 1 GiB, same client', note: `median of ${offsets.length} slices (ms: ${cold.all}), warm isolate; gateway served ${(cold.bytes / MiB).toFixed(2)} MiB per task (whole object: 1024 MiB); the download's sha256 checked` };
+    figures['data_slice_1MiB_of_1GiB_warm'] = { value: warm.ms, unit: 'ms', baseline: cold.ms, baseline_name: 'cold cache, warm isolate', note: `the same ${offsets.length} slices again (ms: ${warm.all}); gateway served ${warm.bytes} bytes per task (site cache)` };
     await client.deleteObject(big.$ref);
     await client.deleteObject(small.$ref);
 
@@ -503,25 +512,21 @@ function formatCpu(cpu: CpuParts): string {
   return Object.entries(cpu).map(([part, us]) => `${part} ${us.toFixed(1)}`).join(', ');
 }
 
-/** The git commit the bench ran from, whether the tree had changes, the machine. */
-function runMeta(section: string, started: Date) {
+/** The git commit the bench runs from and whether the tree had changes (read at the start), the machine. */
+function runMeta(started: Date) {
   const git = (...args: string[]) => execFileSync('git', args, { cwd: PROJECT_ROOT, encoding: 'utf8' }).trim();
   const cpuModel = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown';
   return {
     commit: git('rev-parse', 'HEAD'),
     dirty: git('status', '--porcelain', '--untracked-files=no') !== '',
     time: started.toISOString(),
-    finished: new Date().toISOString(),
     nproc: Number(execFileSync('nproc', { encoding: 'utf8' }).trim()),
     cpu_model: cpuModel,
     node: process.version,
-    section,
-    failed,
-    skipped,
   };
 }
 
-function report(section: string, started: Date) {
+function report(section: string, meta: ReturnType<typeof runMeta>) {
   const digits = (f: Figure) => (f.unit === 'tasks/s' ? 0 : 2);
   const rows = Object.entries(figures).map(([name, f]) => [
     name, `${f.value.toFixed(digits(f))} ${f.unit}`, `${f.baseline.toFixed(digits(f))} ${f.unit}${f.baseline_name ? ` (${f.baseline_name})` : ''}`, ratio(f.value, f.baseline), f.note ?? '',
@@ -537,9 +542,8 @@ function report(section: string, started: Date) {
     if (f.cpu_us_per_task) console.log(`    CPU-µs/task: ${formatCpu(f.cpu_us_per_task)}`);
     if (f.baseline_cpu_us_per_task) console.log(`    baseline CPU-µs/task: ${formatCpu(f.baseline_cpu_us_per_task)}`);
   }
-  const meta = runMeta(section, started);
   const rounded = JSON.parse(JSON.stringify(figures, (_, v: unknown) => (typeof v === 'number' && !Number.isInteger(v) ? Number(v.toPrecision(6)) : v))) as Record<string, Figure>;
-  const text = JSON.stringify({ ...meta, figures: rounded }, null, 2) + '\n';
+  const text = JSON.stringify({ ...meta, finished: new Date().toISOString(), section, failed, skipped, figures: rounded }, null, 2) + '\n';
   const dir = join(PROJECT_ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${meta.commit.slice(0, 7)}${meta.dirty ? '-dirty' : ''}-${meta.time.replace(/[:.]/g, '-')}.json`);
