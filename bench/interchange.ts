@@ -1,5 +1,6 @@
 // Dispatch throughput of one agent's interchange to simulated managers (a separate process), in
-// tasks/s from the first submit to the last result.
+// tasks/s from the first submit to the last result. Each task must come back once, a success with
+// its own argument (the simulated worker's answer), and none be lost, or the run throws.
 
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -14,6 +15,9 @@ export async function interchangeThroughput(managers: number, workersPerManager:
   let done = 0;
   let resolveDone!: () => void;
   const allDone = new Promise<void>((r) => (resolveDone = r));
+  const answers = new Uint8Array(tasks);
+  let wrong = 0;
+  let lost = 0;
   const ix = new Interchange({
     address: '127.0.0.1', port: 0, heartbeat_s: 30, log: createLogger({}, () => {}),
     hooks: {
@@ -21,10 +25,18 @@ export async function interchangeThroughput(managers: number, workersPerManager:
       beforeDispatch: (ids) => ids.map(() => 1),
       onStarted: () => {},
       onResults: (rs) => {
+        for (const r of rs) {
+          const i = Number(r.task_id.slice(1));
+          answers[i] = Math.min(255, answers[i]! + 1);
+          if (r.status !== 'success' || r.result !== i) wrong++;
+        }
         done += rs.length;
         if (done >= tasks) resolveDone();
       },
-      onLost: (lost) => ix.requeue(lost),
+      onLost: (tasksLost) => {
+        lost += tasksLost.length;
+        ix.requeue(tasksLost);
+      },
       onManagersChanged: () => {},
     },
   });
@@ -47,5 +59,8 @@ export async function interchangeThroughput(managers: number, workersPerManager:
   sim.kill();
   await ix.stop();
   rmSync(dir, { recursive: true, force: true });
+  const missing = answers.filter((a) => a === 0).length;
+  const twice = answers.filter((a) => a > 1).length;
+  if (wrong || lost || missing || twice) throw new Error(`interchange ${managers}×${workersPerManager}: ${wrong} wrong, ${lost} lost, ${missing} missing, ${twice} answered more than once (of ${tasks})`);
   return tasks / seconds;
 }

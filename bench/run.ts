@@ -1,28 +1,45 @@
 // `npm run bench`: Ferry's figures on this machine, each beside a baseline measured in the same
-// run (machines here are noisy; only ratios from one run compare). Writes bench/results/latest.json.
+// run (machines here are noisy; only ratios from one run compare). Every section checks what it
+// measured (results, digests, no duplicates); a section that throws is named at the end and the
+// others still print. Writes bench/results/latest.json and bench/results/<commit>-<time>.json.
 
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../src/cli/gateway-process';
-import { eventually, startStack, type Stack, type TestTaskStore, waitForWorkers } from '../test/helpers/stack';
+import { startStack, type Stack, type TestTaskStore, waitForWorkers } from '../test/helpers/stack';
 import { generated } from '../test/helpers/generated-bytes';
-import { treeCpuSeconds, treeWriteBytes } from './cpu';
+import { BULLMQ_CONCURRENCY, BULLMQ_VERSION, startBullmqPeer } from './bullmq';
+import { childPid, clientCpuSeconds, cpuClock, endpointCpuSeconds, treeCpuSeconds, treeWriteBytes, type CpuParts } from './cpu';
 import { defaultEndpoint, untilRecordsQueryable, warmIncrement } from './endpoints';
 import { interchangeThroughput } from './interchange';
 
 interface Figure {
   value: number;
   unit: string;
-  baseline?: number;
+  baseline: number;
   baseline_name?: string;
   note?: string;
+  /** CPU-µs per task of each process tree over the timed run (gateway, agent, managers, workers, client, …). */
+  cpu_us_per_task?: CpuParts;
+  /** The same for the baseline's run (BullMQ: redis-server, its worker process, the client). */
+  baseline_cpu_us_per_task?: CpuParts;
+  /** A second baseline from the same run, printed beside the first. */
+  also?: { value: number; name: string };
 }
 const figures: Record<string, Figure> = {};
-const failed: string[] = [];
+const failed: Array<{ section: string; error: string }> = [];
+const skipped: Array<{ section: string; reason: string }> = [];
 
 function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
 async function timeSequential(n: number, call: () => Promise<void>): Promise<number[]> {
@@ -35,7 +52,7 @@ async function timeSequential(n: number, call: () => Promise<void>): Promise<num
   return out.sort((a, b) => a - b);
 }
 
-async function bareEcho(): Promise<{ p50: number; p99: number }> {
+async function bareEcho(warmUp: number, n: number): Promise<{ p50: number; p99: number }> {
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -48,10 +65,10 @@ async function bareEcho(): Promise<{ p50: number; p99: number }> {
   const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
   const call = async () => {
     const res = await fetch(url, { method: 'POST', body: '{"args":[]}', headers: { 'content-type': 'application/json' } });
-    await res.text();
+    if ((await res.text()) !== '{"args":[]}') throw new Error('bare echo answered something else');
   };
-  await timeSequential(50, call);
-  const t = await timeSequential(500, call);
+  await timeSequential(warmUp, call);
+  const t = await timeSequential(n, call);
   server.close();
   return { p50: quantile(t, 0.5), p99: quantile(t, 0.99) };
 }
@@ -68,87 +85,147 @@ function progress(label: string) {
   };
 }
 
+const SECTIONS: Record<string, () => Promise<void>> = {
+  interchange: interchangeSection,
+  slurm: scaleOutFigures,
+  stores: storesSection,
+  provenance: provenanceSection,
+  data: dataSection,
+  latency: latencySection,
+  throughput: throughputSection,
+};
+
 async function main() {
+  const started = new Date();
+  const meta = runMeta(started);
   const section = (process.argv[2] ?? 'all').toLowerCase();
-  const wants = (name: string) => section === 'all' || section === name;
-  if (wants('interchange')) {
-    const n = 200_000;
-    process.stderr.write(`bench: interchange dispatch, ${n} no-op tasks …\n`);
-    const one = await interchangeThroughput(1, 16, n);
-    const hundred = await interchangeThroughput(100, 16, n);
-    figures['interchange_100x16'] = { value: hundred, unit: 'tasks/s', baseline: one, baseline_name: '1 manager × 16 workers', note: `${n} no-op tasks, simulated managers answer at once` };
-  }
+  if (section !== 'all' && !(section in SECTIONS)) throw new Error(`unknown section ${section}: one of all, ${Object.keys(SECTIONS).join(', ')}`);
   // One section failing (a local runtime limit, a missing service) leaves the others' figures.
-  const run = async (name: string, section: () => Promise<void>) => {
-    if (!wants(name)) return;
+  for (const [name, run] of Object.entries(SECTIONS)) {
+    if (section !== 'all' && section !== name) continue;
     try {
-      await section();
+      await run();
     } catch (err) {
-      failed.push(name);
+      failed.push({ section: name, error: err instanceof Error ? err.message : String(err) });
       process.stderr.write(`bench: section ${name} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     }
-  };
-  await run('slurm', scaleOutFigures);
-  await run('stores', storesSection);
-  await run('provenance', provenanceSection);
-  await run('data', dataSection);
-  if (!wants('latency') && !wants('throughput')) return report();
-  process.stderr.write('bench: starting gateway (workerd) and a local endpoint …\n');
+  }
+  report(section, meta);
+}
+
+/** `interchange`: one agent's dispatch to 100 simulated managers beside 1, every answer checked. */
+async function interchangeSection() {
+  const n = 200_000;
+  process.stderr.write(`bench: interchange dispatch, ${n} no-op tasks …\n`);
+  const one = await interchangeThroughput(1, 16, n);
+  const hundred = await interchangeThroughput(100, 16, n);
+  figures['interchange_100x16'] = { value: hundred, unit: 'tasks/s', baseline: one, baseline_name: '1 manager × 16 workers', note: `${n} no-op tasks, simulated managers answer at once; each answered once with its value` };
+}
+
+const bullmqName = (what: string) => `BullMQ ${BULLMQ_VERSION}, ${what}, concurrency ${BULLMQ_CONCURRENCY}, 1 worker process`;
+
+/** Samples CPU-seconds of a stack's gateway tree, its endpoint's agent / managers / workers, and this process. */
+function ferryCpu(stack: Stack, agentPid: number, more: () => CpuParts = () => ({})): () => CpuParts {
+  const gatewayPid = stack.gateway.child.pid!;
+  return () => ({ gateway: treeCpuSeconds([gatewayPid]), ...endpointCpuSeconds(agentPid), client: clientCpuSeconds(), ...more() });
+}
+
+/** `latency`: sequential run round trips of a no-op, beside BullMQ's add + waitUntilFinished and a bare HTTP echo. */
+async function latencySection() {
+  const warmUp = 50;
+  const n = 500;
+  process.stderr.write('bench: round trips, BullMQ …\n');
+  const peer = await startBullmqPeer();
+  let bull: number[];
+  try {
+    bull = await peer.roundTrips(warmUp, n);
+  } finally {
+    await peer.stop();
+  }
+  const echo = await bareEcho(warmUp, n);
+  process.stderr.write('bench: round trips, starting a gateway and a local endpoint …\n');
   const stack = await startStack();
   try {
     const client = await stack.client('bench');
     const endpoint = await defaultEndpoint(stack, client, 'bench');
-
-    if (wants('latency')) {
-      process.stderr.write('bench: round trips …\n');
-      const echo = await bareEcho();
-      const noop = await client.registerFunction(() => null, { name: 'noop' });
-      const run = async () => {
-        const doc = await client.run(endpoint.endpointId, noop, [], undefined, 10);
-        if (doc.status !== 'success') throw new Error(`run ended ${doc.status}`);
+    const noop = await client.registerFunction(() => null, { name: 'noop' });
+    const run = async () => {
+      const doc = await client.run(endpoint.endpointId, noop, [], undefined, 10);
+      if (doc.status !== 'success' || doc.result !== null) throw new Error(`run ended ${doc.status} ${JSON.stringify(doc.exception ?? doc.result)}`);
+    };
+    await timeSequential(warmUp, run);
+    const t = await timeSequential(n, run);
+    for (const [q, key] of [[0.5, 'p50'], [0.99, 'p99']] as const) {
+      figures[`run_roundtrip_${key}`] = {
+        value: quantile(t, q), unit: 'ms', baseline: quantile(bull, q), baseline_name: `${bullmqName('add one job + waitUntilFinished')} ${key}`,
+        note: `${n} sequential round trips after ${warmUp} warm-up, each result checked`, also: { value: echo[key], name: `bare Node HTTP echo ${key}` },
       };
-      await timeSequential(50, run);
-      const t = await timeSequential(500, run);
-      figures['run_roundtrip_p50'] = { value: quantile(t, 0.5), unit: 'ms', baseline: echo.p50, baseline_name: 'bare Node HTTP echo p50' };
-      figures['run_roundtrip_p99'] = { value: quantile(t, 0.99), unit: 'ms', baseline: echo.p99, baseline_name: 'bare Node HTTP echo p99' };
-    }
-
-    if (wants('throughput')) {
-      const n = Number(process.env.BENCH_TASKS) || 20_000;
-      process.stderr.write(`bench: throughput of ${n} tasks …\n`);
-      const inc = await warmIncrement(client, endpoint.endpointId);
-      const payloads = Array.from({ length: n }, (_, i) => [i]);
-      let t0 = performance.now();
-      let resubmitted = 0;
-      const submitted = progress('submitted');
-      const finished = progress('finished');
-      const { sub } = await submitAgainOn503(client, endpoint.endpointId, inc, payloads, 'bench-throughput', () => {
-        resubmitted++;
-        t0 = performance.now();
-      }, (p) => submitted(p.submitted, p.total));
-      const tSubmitted = performance.now();
-      const docs = await client.waitAll(sub.task_ids, { timeout: 600, onProgress: (p) => finished(p.done, p.total) });
-      const t1 = performance.now();
-      const wrong = docs.filter((d, i) => d.status !== 'success' || d.result !== i + 1).length;
-      if (wrong) throw new Error(`${wrong} of ${n} results wrong or missing`);
-      figures['throughput_20k'] = { value: n / ((t1 - t0) / 1000), unit: 'tasks/s', note: `${n} tasks, every result verified; submit took ${((tSubmitted - t0) / 1000).toFixed(2)} s${resubmitted ? `; run again after ${resubmitted} 503(s) from wrangler dev's proxy` : ''}` };
     }
   } finally {
     await stack.stop();
   }
-  report();
+}
+
+/** `throughput`: a batch of no-op tasks (20,000) through a local endpoint, beside BullMQ's addBulk of as many jobs. */
+async function throughputSection() {
+  const n = Number(process.env.BENCH_TASKS) || 20_000;
+  process.stderr.write(`bench: throughput, BullMQ, ${n} jobs …\n`);
+  const peer = await startBullmqPeer();
+  let bull: Awaited<ReturnType<typeof peer.throughput>>;
+  try {
+    bull = await peer.throughput(n);
+  } finally {
+    await peer.stop();
+  }
+  process.stderr.write('bench: throughput, starting a gateway and a local endpoint …\n');
+  const stack = await startStack();
+  try {
+    const client = await stack.client('bench');
+    const endpoint = await defaultEndpoint(stack, client, 'bench');
+    process.stderr.write(`bench: throughput of ${n} tasks …\n`);
+    const inc = await warmIncrement(client, endpoint.endpointId);
+    const payloads = Array.from({ length: n }, (_, i) => [i]);
+    const submitted = progress('submitted');
+    const finished = progress('finished');
+    const cpu = cpuClock(ferryCpu(stack, endpoint.agentPid));
+    const t0 = performance.now();
+    const sub = await client.submitBatch(endpoint.endpointId, inc, payloads, { workflow_id: 'bench-throughput', onProgress: (p) => submitted(p.submitted, p.total) });
+    const tSubmitted = performance.now();
+    const docs = await client.waitAll(sub.task_ids, { timeout: 600, onProgress: (p) => finished(p.done, p.total) });
+    const t1 = performance.now();
+    const cpuPerTask = cpu.stop(n);
+    checkIncrements(docs, n, 'throughput');
+    figures['throughput_20k'] = {
+      value: n / ((t1 - t0) / 1000), unit: 'tasks/s', baseline: bull.rate, baseline_name: bullmqName(`${n.toLocaleString('en-US')} no-op jobs in one addBulk`),
+      note: `${n} tasks, every result verified; submit took ${((tSubmitted - t0) / 1000).toFixed(2)} s; BullMQ: every job ran and completed once with the right value`,
+      cpu_us_per_task: cpuPerTask, baseline_cpu_us_per_task: bull.cpu,
+    };
+  } finally {
+    await stack.stop();
+  }
+}
+
+/** Throws unless the n docs are successes with results 1..n (the tasks ran `(x) => x + 1` on 0..n-1). */
+function checkIncrements(docs: Array<{ status: string; result?: unknown }>, n: number, what: string): void {
+  const wrong = docs.filter((d, i) => d.status !== 'success' || d.result !== i + 1).length;
+  if (docs.length !== n || wrong) throw new Error(`${what}: ${wrong} of ${n} results wrong, ${n - docs.length} missing`);
 }
 
 /** Backlog → first result when the endpoint has no block yet: a Slurm job, beside a local process. */
 async function scaleOutFigures() {
   const { ensureSlurm, slurmInstalled } = await import('../test/helpers/slurm');
-  if (!slurmInstalled()) return;
+  if (!slurmInstalled()) {
+    skipped.push({ section: 'slurm', reason: 'Slurm is not installed (.ci/slurm-packages.txt)' });
+    process.stderr.write('bench: slurm skipped: Slurm is not installed\n');
+    return;
+  }
   const cluster = await ensureSlurm();
-  process.env.SLURM_CONF = cluster.env.SLURM_CONF;
+  if (cluster.env.SLURM_CONF) process.env.SLURM_CONF = cluster.env.SLURM_CONF;
   const stack = await startStack();
   try {
     const client = await stack.client('bench');
     const times: Record<string, number> = {};
+    const n = 100;
     for (const type of ['local', 'slurm'] as const) {
       process.stderr.write(`bench: backlog to first result from a new ${type} block …\n`);
       const endpoint = await stack.createEndpoint(`scale-${type}`, 'bench', {
@@ -158,15 +235,16 @@ async function scaleOutFigures() {
       });
       const agent = endpoint.start();
       await agent.waitForOutput(/connected to gateway/, 30_000);
-      const fn = await client.registerFunction((x: number) => x, { name: 'ident' });
+      const fn = await client.registerFunction((x: number) => x + 1, { name: 'inc' });
       const t0 = performance.now();
-      const { task_ids } = await client.submitBatch(endpoint.endpointId, fn, Array.from({ length: 100 }, (_, i) => [i]));
-      await client.result(task_ids[0]!, { timeout: 120 });
+      const { task_ids } = await client.submitBatch(endpoint.endpointId, fn, Array.from({ length: n }, (_, i) => [i]));
+      const first = await client.result(task_ids[0]!, { timeout: 120 });
       times[type] = (performance.now() - t0) / 1000;
-      await client.waitAll(task_ids, { timeout: 120 });
+      if (first !== 1) throw new Error(`${type}: first result ${JSON.stringify(first)}`);
+      checkIncrements(await client.waitAll(task_ids, { timeout: 120 }), n, `scale-out ${type}`);
       await agent.kill('SIGTERM');
     }
-    figures['scale_out_first_result_slurm'] = { value: times.slurm!, unit: 's', baseline: times.local!, baseline_name: 'new local block', note: 'strategy period 1 s; includes sbatch → RUNNING (~3 s here)' };
+    figures['scale_out_first_result_slurm'] = { value: times.slurm!, unit: 's', baseline: times.local!, baseline_name: 'new local block', note: `strategy period 1 s; includes sbatch → RUNNING; ${n} tasks each run, every result verified` };
   } finally {
     await stack.stop();
     await cluster.stop();
@@ -176,12 +254,14 @@ async function scaleOutFigures() {
 /**
  * `stores`: the TaskStore adapters side by side in one run: 20,000-task throughput and the latency
  * of POST /v2/batch_status for 1,000 ids, with Durable Object SQLite as the baseline of Redis.
+ * With Redis, the redis-server's CPU is its own part; its Upstash-protocol proxy runs in this
+ * process, so in the client's.
  */
 async function storesSection() {
   // 5,000 by default: in wrangler dev every fetch to Redis (through the Upstash-protocol proxy)
   // leaves ~10 MB/s of memory in workerd, which reaches its heap limit within a few minutes here.
   const n = Number(process.env.BENCH_STORE_TASKS) || 5_000;
-  const measured: Record<TestTaskStore, { throughput: number; p50: number; p99: number }> = {} as never;
+  const measured: Record<TestTaskStore, { throughput: number; cpu: CpuParts; p50: number; p99: number }> = {} as never;
   for (const taskStore of ['sqlite', 'redis'] as const) {
     process.stderr.write(`bench: stores, TASK_STORE=${taskStore} …\n`);
     const stack = await startStack({ taskStore });
@@ -190,12 +270,14 @@ async function storesSection() {
       const endpoint = await defaultEndpoint(stack, client, `bench-${taskStore}`);
       const inc = await warmIncrement(client, endpoint.endpointId);
       const finished = progress(`${taskStore} finished`);
+      const redisPid = stack.redis ? childPid('redis-server', 'redis-server') : null;
+      const cpu = cpuClock(ferryCpu(stack, endpoint.agentPid, (): CpuParts => (redisPid ? { redis: treeCpuSeconds([redisPid]) } : {})));
       const t0 = performance.now();
       const sub = await client.submitBatch(endpoint.endpointId, inc, Array.from({ length: n }, (_, i) => [i]));
       const docs = await client.waitAll(sub.task_ids, { timeout: 600, onProgress: (p) => finished(p.done, p.total) });
       const t1 = performance.now();
-      const wrong = docs.filter((d, i) => d.status !== 'success' || d.result !== i + 1).length;
-      if (wrong) throw new Error(`${taskStore}: ${wrong} of ${n} results wrong or missing`);
+      const cpuPerTask = cpu.stop(n);
+      checkIncrements(docs, n, taskStore);
       const ids = sub.task_ids.slice(0, 1000);
       const status = async () => {
         const res = await client.batchStatus(ids);
@@ -203,13 +285,16 @@ async function storesSection() {
       };
       await timeSequential(20, status);
       const t = await timeSequential(200, status);
-      measured[taskStore] = { throughput: n / ((t1 - t0) / 1000), p50: quantile(t, 0.5), p99: quantile(t, 0.99) };
+      measured[taskStore] = { throughput: n / ((t1 - t0) / 1000), cpu: cpuPerTask, p50: quantile(t, 0.5), p99: quantile(t, 0.99) };
     } finally {
       await stack.stop();
     }
   }
   const { sqlite, redis } = measured;
-  figures['stores_throughput_redis'] = { value: redis.throughput, unit: 'tasks/s', baseline: sqlite.throughput, baseline_name: 'TASK_STORE=sqlite', note: `${n} tasks, every result verified` };
+  figures['stores_throughput_redis'] = {
+    value: redis.throughput, unit: 'tasks/s', baseline: sqlite.throughput, baseline_name: 'TASK_STORE=sqlite', note: `${n} tasks, every result verified`,
+    cpu_us_per_task: redis.cpu, baseline_cpu_us_per_task: sqlite.cpu,
+  };
   figures['stores_batch_status_1000_p50_redis'] = { value: redis.p50, unit: 'ms', baseline: sqlite.p50, baseline_name: 'TASK_STORE=sqlite p50' };
   figures['stores_batch_status_1000_p99_redis'] = { value: redis.p99, unit: 'ms', baseline: sqlite.p99, baseline_name: 'TASK_STORE=sqlite p99' };
 }
@@ -227,8 +312,8 @@ function r2Objects(stack: Stack): number {
  * `provenance`: what recording lineage costs. Two gateways side by side, LINEAGE=on and off, each
  * with its own local endpoint; one untimed warm-up run each, then five interleaved on/off pairs of
  * the 20,000-task run. With recording on, the clock stops only when all the run's records can be
- * queried. CPU-seconds are those of the gateway's and the endpoint's process trees over the run (the
- * client's own are not counted).
+ * queried. CPU is split by process tree: the gateway, the agent, its managers, their workers, and
+ * this process (the client); the CPU-ms figures add up the gateway's and the endpoint's.
  */
 async function provenanceSection() {
   const n = Number(process.env.BENCH_TASKS) || 20_000;
@@ -243,72 +328,56 @@ async function provenanceSection() {
       const { endpointId, agentPid } = await defaultEndpoint(stack, setups[mode].client, `prov-${mode}`);
       setups[mode] = { ...setups[mode], endpointId, agentPid, fn: await warmIncrement(setups[mode].client, endpointId) };
     }
-    const runs: Record<Mode, Array<{ rate: number; cpuPerTask: number; gatewayCpuPerTask: number; gatewayBytesPerTask: number; segments: number }>> = { on: [], off: [] };
+    const runs: Record<Mode, Array<{ rate: number; cpu: CpuParts; gatewayBytesPerTask: number; segments: number }>> = { on: [], off: [] };
     const payloads = Array.from({ length: n }, (_, i) => [i]);
     // One untimed run per gateway first: the first 20,000 tasks of a fresh gateway run 20-40 %
     // slower (JIT, SQLite's page cache), which would land on whichever mode a pair starts with.
-    let resubmitted = 0;
     for (const mode of ['on', 'off'] as const) {
       const { client, endpointId, fn } = setups[mode];
       const finished = progress(`warm-up, lineage ${mode}`);
-      const { sub } = await submitAgainOn503(client, endpointId, fn, payloads, `bench-${mode}-warm-up`, () => void resubmitted++);
-      await client.waitAll(sub.task_ids, { timeout: 600, onProgress: (p) => finished(p.done, p.total) });
+      const sub = await client.submitBatch(endpointId, fn, payloads, { workflow_id: `bench-${mode}-warm-up` });
+      checkIncrements(await client.waitAll(sub.task_ids, { timeout: 600, onProgress: (p) => finished(p.done, p.total) }), n, `lineage ${mode} warm-up`);
     }
     for (let pair = 0; pair < pairs; pair++) {
       for (const mode of (pair % 2 === 0 ? ['on', 'off'] : ['off', 'on']) as Mode[]) {
         const { stack, client, endpointId, agentPid, fn } = setups[mode];
-        const roots = [stack.gateway.child.pid!, agentPid];
+        const workflow = `bench-${mode}-${pair}`;
         const finished = progress(`pair ${pair + 1}/${pairs} lineage ${mode}`);
-        let cpu0 = 0;
-        let gw0 = 0;
-        let bytes0 = 0;
-        let objects0 = 0;
-        let t0 = 0;
-        const startClocks = () => {
-          cpu0 = treeCpuSeconds(roots);
-          gw0 = treeCpuSeconds([stack.gateway.child.pid!]);
-          bytes0 = treeWriteBytes([stack.gateway.child.pid!]);
-          objects0 = r2Objects(stack);
-          t0 = performance.now();
-        };
-        startClocks();
-        const { sub, workflow } = await submitAgainOn503(client, endpointId, fn, payloads, `bench-${mode}-${pair}`, () => {
-          resubmitted++;
-          startClocks();
-        });
+        const cpu = cpuClock(ferryCpu(stack, agentPid));
+        const bytes0 = treeWriteBytes([stack.gateway.child.pid!]);
+        const objects0 = r2Objects(stack);
+        const t0 = performance.now();
+        const sub = await client.submitBatch(endpointId, fn, payloads, { workflow_id: workflow });
         const docs = await client.waitAll(sub.task_ids, { timeout: 600, onProgress: (p) => finished(p.done, p.total) });
         if (mode === 'on') await untilRecordsQueryable(stack, workflow, n);
         const t1 = performance.now();
-        const cpu1 = treeCpuSeconds(roots);
-        const gatewayCpu = treeCpuSeconds([stack.gateway.child.pid!]) - gw0;
+        const cpuPerTask = cpu.stop(n);
         const gatewayBytes = treeWriteBytes([stack.gateway.child.pid!]) - bytes0;
         const segments = r2Objects(stack) - objects0;
-        const wrong = docs.filter((d, i) => d.status !== 'success' || d.result !== i + 1).length;
-        if (wrong) throw new Error(`lineage ${mode}: ${wrong} of ${n} results wrong or missing`);
-        runs[mode].push({ rate: n / ((t1 - t0) / 1000), cpuPerTask: (cpu1 - cpu0) / n, gatewayCpuPerTask: gatewayCpu / n, gatewayBytesPerTask: gatewayBytes / n, segments });
-        process.stderr.write(`  lineage ${mode}: ${(n / ((t1 - t0) / 1000)).toFixed(0)} tasks/s, ${(((cpu1 - cpu0) / n) * 1e3).toFixed(3)} CPU-ms/task (gateway ${((gatewayCpu / n) * 1e3).toFixed(3)}), gateway wrote ${(gatewayBytes / n).toFixed(0)} B/task${mode === 'on' ? `, ${segments} lineage segments` : ''}\n`);
+        checkIncrements(docs, n, `lineage ${mode}`);
+        runs[mode].push({ rate: n / ((t1 - t0) / 1000), cpu: cpuPerTask, gatewayBytesPerTask: gatewayBytes / n, segments });
+        process.stderr.write(`  lineage ${mode}: ${(n / ((t1 - t0) / 1000)).toFixed(0)} tasks/s, CPU-µs/task ${formatCpu(cpuPerTask)}, gateway wrote ${(gatewayBytes / n).toFixed(0)} B/task${mode === 'on' ? `, ${segments} lineage segments` : ''}\n`);
       }
     }
-    const median = (xs: number[]) => {
-      const s = [...xs].sort((a, b) => a - b);
-      return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-    };
+    const medianCpu = (rs: Array<{ cpu: CpuParts }>): CpuParts => Object.fromEntries(Object.keys(rs[0]!.cpu).map((part) => [part, median(rs.map((r) => r.cpu[part]!))]));
+    const serverCpuMs = (cpu: CpuParts) => (cpu.gateway! + cpu.agent! + cpu.managers! + cpu.workers!) / 1e3;
     const ratios = runs.on.map((r, i) => r.rate / runs.off[i]!.rate);
     figures['provenance_throughput_on'] = {
       value: median(runs.on.map((r) => r.rate)), unit: 'tasks/s', baseline: median(runs.off.map((r) => r.rate)), baseline_name: 'LINEAGE=off (median)',
-      note: `${pairs} interleaved pairs of ${n} tasks; clock stops when all records are queryable; median pair ratio ${median(ratios).toFixed(3)} (pairs: ${ratios.map((r) => r.toFixed(3)).join(' ')})${resubmitted ? `; ${resubmitted} run(s) run again after a 503 from wrangler dev's proxy` : ''}`,
+      note: `${pairs} interleaved pairs of ${n} tasks, every result verified; clock stops when all records are queryable; median pair ratio ${median(ratios).toFixed(3)} (pairs: ${ratios.map((r) => r.toFixed(3)).join(' ')}); CPU: median of each part`,
+      cpu_us_per_task: medianCpu(runs.on), baseline_cpu_us_per_task: medianCpu(runs.off),
     };
     figures['provenance_cpu_ms_per_task_on'] = {
-      value: median(runs.on.map((r) => r.cpuPerTask * 1e3)), unit: 'CPU-ms/task', baseline: median(runs.off.map((r) => r.cpuPerTask * 1e3)), baseline_name: 'LINEAGE=off (median)',
-      note: 'gateway (wrangler + workerd) and endpoint (agent, managers, workers) process trees',
+      value: median(runs.on.map((r) => serverCpuMs(r.cpu))), unit: 'CPU-ms/task', baseline: median(runs.off.map((r) => serverCpuMs(r.cpu))), baseline_name: 'LINEAGE=off (median)',
+      note: 'gateway and endpoint (agent, managers, workers) process trees',
     };
     figures['provenance_gateway_cpu_ms_per_task_on'] = {
-      value: median(runs.on.map((r) => r.gatewayCpuPerTask * 1e3)), unit: 'CPU-ms/task', baseline: median(runs.off.map((r) => r.gatewayCpuPerTask * 1e3)), baseline_name: 'LINEAGE=off (median)',
-      note: 'the gateway process tree alone (wrangler + workerd)',
+      value: median(runs.on.map((r) => r.cpu.gateway! / 1e3)), unit: 'CPU-ms/task', baseline: median(runs.off.map((r) => r.cpu.gateway! / 1e3)), baseline_name: 'LINEAGE=off (median)',
+      note: 'the gateway process tree alone',
     };
     figures['provenance_gateway_bytes_written_per_task_on'] = {
       value: median(runs.on.map((r) => r.gatewayBytesPerTask)), unit: 'B/task', baseline: median(runs.off.map((r) => r.gatewayBytesPerTask)), baseline_name: 'LINEAGE=off (median)',
-      note: 'bytes the gateway process tree passed to write calls (/proc/<pid>/io wchar: SQLite WAL, R2 files, sockets); steady from run to run, unlike CPU time here',
+      note: 'bytes the gateway process tree passed to write calls (/proc/<pid>/io wchar: SQLite WAL, R2 files, sockets)',
     };
     figures['provenance_segments_per_run'] = {
       value: median(runs.on.map((r) => r.segments)), unit: 'R2 objects', baseline: Math.ceil(n / 1000), baseline_name: `full segments of 1,000 records for ${n} tasks`,
@@ -320,51 +389,13 @@ async function provenanceSection() {
 }
 
 /**
- * Submits a batch. wrangler dev's proxy now and then answers a POST 503 when the hop to its runtime
- * drops it (workers-sdk#14641: a connection its runtime's keep-alive timeout closes, after an idle
- * gap); the submit may have been stored. A GET first (which the proxy retries itself) makes that
- * rarer; after a 503, whatever was stored finishes, then the batch is submitted again under a new
- * workflow name, `again()` called first (the clocks start afresh).
- */
-async function submitAgainOn503(
-  client: Awaited<ReturnType<Stack['client']>>, endpointId: string, fn: string, payloads: number[][], workflowName: string, again: () => void,
-  onProgress?: (p: { submitted: number; total: number }) => void,
-) {
-  let workflow = workflowName;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await client.endpointStatus(endpointId);
-      return { sub: await client.submitBatch(endpointId, fn, payloads, { workflow_id: workflow, ...(onProgress ? { onProgress } : {}) }), workflow };
-    } catch (err) {
-      if ((err as { status?: number }).status !== 503 || attempt > 3) throw err;
-      process.stderr.write(`\n  ${workflow}: submit answered 503 (wrangler dev's proxy); settling, then running again\n`);
-      await untilEndpointIdle(client, endpointId);
-      workflow = `${workflowName}-again${attempt}`;
-      again();
-    }
-  }
-}
-
-/** Waits until the endpoint has reported no outstanding or pending task for at least 2.5 s. */
-async function untilEndpointIdle(client: Awaited<ReturnType<Stack['client']>>, endpointId: string): Promise<void> {
-  let quietSince: number | null = null;
-  await eventually(
-    async () => {
-      const { details } = await client.endpointStatus(endpointId);
-      quietSince = details.outstanding_tasks === 0 && details.pending_tasks === 0 ? (quietSince ?? Date.now()) : null;
-      return quietSince !== null && Date.now() - quietSince >= 2500;
-    },
-    'the endpoint to settle',
-    600_000,
-    250,
-  );
-}
-
-/**
  * `data`: data by reference. A 1 MiB slice of a 1 GiB object read by a task, cold and warm site
  * cache (bytes the gateway served, counted by the gateway), beside downloading the whole object with
  * the same client; and a 200 MB put + get round trip beside a plain loopback HTTP transfer of the
- * same bytes (workerd's R2 is a local simulation: a local figure, not R2's).
+ * same bytes (workerd's R2 is a local simulation: a local figure, not R2's). What is read back is
+ * checked against the sha256 of what was written. The endpoint runs one worker, and the slice
+ * function reads another small object first: the cold and the warm read both run in a warm isolate,
+ * so only the site cache differs.
  */
 async function dataSection() {
   const MiB = 1024 * 1024;
@@ -373,7 +404,11 @@ async function dataSection() {
   const stack = await startStack();
   try {
     const client = await stack.client('bench');
-    const endpoint = await stack.createEndpoint('data', 'bench', { task_timeout_s: 60, task_memory_mb: 256 });
+    const endpoint = await stack.createEndpoint('data', 'bench', {
+      provider: { type: 'local', init_blocks: 1, max_blocks: 1, nodes_per_block: 1, max_workers_per_node: 1 },
+      task_timeout_s: 60,
+      task_memory_mb: 256,
+    });
     endpoint.start();
     await waitForWorkers(client, endpoint.endpointId, 1);
     const reader = `endpoint:${endpoint.endpointId}`;
@@ -381,46 +416,69 @@ async function dataSection() {
 
     process.stderr.write('bench: uploading 1 GiB in 16 MiB parts …\n');
     const upload = progress('uploaded MiB');
-    const big = await client.put(generated(GiB, 11).stream, { partSize: 16 * MiB, multipartThreshold: 16 * MiB, onProgress: (p) => upload(Math.round(p.sent / MiB), 1024) });
+    const source = generated(GiB, 11);
+    const big = await client.put(source.stream, { partSize: 16 * MiB, multipartThreshold: 16 * MiB, onProgress: (p) => upload(Math.round(p.sent / MiB), 1024) });
+    const written = source.digest();
+    if (big.sha256 !== written || big.size !== GiB) throw new Error(`1 GiB put answered size ${big.size}, sha256 ${big.sha256}; wrote ${written}`);
     const slice = await client.registerFunction('async (ref, start) => (await ref.slice(start, start + 1048576)).length', { name: 'slice' });
-    const readSlice = async () => {
+    const readSlice = async (ref: string, start: number) => {
       const before = await served();
       const t0 = performance.now();
-      const doc = await client.run(endpoint.endpointId, slice, [{ $ref: big.$ref }, 512 * MiB], undefined, 60);
+      const doc = await client.run(endpoint.endpointId, slice, [{ $ref: ref }, start], undefined, 60);
       const ms = performance.now() - t0;
       if (doc.status !== 'success' || doc.result !== MiB) throw new Error(`slice task: ${doc.status} ${JSON.stringify(doc.exception ?? doc.result)}`);
       return { ms, bytes: (await served()).bytes_served - before.bytes_served };
     };
-    const cold = await readSlice();
-    const warm = await readSlice();
+    const small = await client.put(new Uint8Array(2 * MiB).fill(7));
+    await readSlice(small.$ref, 0);
+    // Five slices (each one chunk of the site cache) read cold, then the same five again: medians.
+    const offsets = [100, 300, 512, 700, 900].map((m) => m * MiB);
+    const reads = async () => {
+      const rs: Array<{ ms: number; bytes: number }> = [];
+      for (const start of offsets) rs.push(await readSlice(big.$ref, start));
+      return { ms: median(rs.map((r) => r.ms)), bytes: rs.reduce((sum, r) => sum + r.bytes, 0) / rs.length, all: rs.map((r) => r.ms.toFixed(0)).join(' ') };
+    };
+    const cold = await reads();
+    const warm = await reads();
+    // The whole download is kept in memory and hashed after the clock stops.
+    const chunks: Uint8Array[] = [];
     const t0 = performance.now();
-    let whole = 0;
     const stream = await client.getStream(big.$ref);
-    for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) whole += chunk.byteLength;
+    for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) chunks.push(chunk);
     const wholeMs = performance.now() - t0;
-    if (whole !== GiB) throw new Error(`whole download: ${whole} bytes`);
-    figures['data_slice_1MiB_of_1GiB_cold'] = { value: cold.ms, unit: 'ms', baseline: wholeMs, baseline_name: 'GET the whole 1 GiB, same client', note: `gateway served ${(cold.bytes / MiB).toFixed(2)} MiB for the task (whole object: 1024 MiB)` };
-    figures['data_slice_1MiB_of_1GiB_warm'] = { value: warm.ms, unit: 'ms', baseline: cold.ms, baseline_name: 'cold cache', note: `gateway served ${warm.bytes} bytes (site cache)` };
+    const read = sha256(chunks);
+    if (read !== written) throw new Error(`whole download: sha256 ${read} (${chunks.reduce((s, c) => s + c.byteLength, 0)} bytes), wrote ${written}`);
+    chunks.length = 0;
+    figures['data_slice_1MiB_of_1GiB_cold'] = { value: cold.ms, unit: 'ms', baseline: wholeMs, baseline_name: 'GET the whole 1 GiB, same client', note: `median of ${offsets.length} slices (ms: ${cold.all}), warm isolate; gateway served ${(cold.bytes / MiB).toFixed(2)} MiB per task (whole object: 1024 MiB); the download's sha256 checked` };
+    figures['data_slice_1MiB_of_1GiB_warm'] = { value: warm.ms, unit: 'ms', baseline: cold.ms, baseline_name: 'cold cache, warm isolate', note: `the same ${offsets.length} slices again (ms: ${warm.all}); gateway served ${warm.bytes} bytes per task (site cache)` };
     await client.deleteObject(big.$ref);
+    await client.deleteObject(small.$ref);
 
     process.stderr.write('bench: 200 MB round trip …\n');
     const size = 200_000_000;
     const payload = new Uint8Array(size);
     for (let i = 0; i < size; i += 4096) payload[i] = i & 255;
+    const payloadSha = sha256([payload]);
     const r0 = performance.now();
     const ref = await client.put(payload, { partSize: 16 * MiB, multipartThreshold: 16 * MiB });
     const back = await client.get(ref.$ref);
     const roundMs = performance.now() - r0;
-    if (back.byteLength !== size) throw new Error(`round trip: ${back.byteLength} bytes back`);
-    const plainMs = await plainHttpRoundTrip(payload);
-    figures['data_roundtrip_200MB'] = { value: (2 * size) / 1e6 / (roundMs / 1000), unit: 'MB/s', baseline: (2 * size) / 1e6 / (plainMs / 1000), baseline_name: 'plain loopback HTTP PUT + GET', note: 'put (16 MiB parts, sha256 read-back) + get through the gateway; workerd R2 is a local simulation' };
+    if (sha256([back]) !== payloadSha) throw new Error(`round trip: ${back.byteLength} bytes back, sha256 differs from what was put`);
+    const plainMs = await plainHttpRoundTrip(payload, payloadSha);
+    figures['data_roundtrip_200MB'] = { value: (2 * size) / 1e6 / (roundMs / 1000), unit: 'MB/s', baseline: (2 * size) / 1e6 / (plainMs / 1000), baseline_name: 'plain loopback HTTP PUT + GET', note: "put (16 MiB parts, sha256 read-back) + get through the gateway, sha256 of what came back checked; workerd's R2 is a local simulation" };
   } finally {
     await stack.stop();
   }
 }
 
+function sha256(chunks: Uint8Array[]): string {
+  const hash = createHash('sha256');
+  for (const c of chunks) hash.update(c);
+  return hash.digest('hex');
+}
+
 /** PUT then GET of the same bytes to a bare Node HTTP server on loopback (kept in memory): milliseconds. */
-async function plainHttpRoundTrip(bytes: Uint8Array): Promise<number> {
+async function plainHttpRoundTrip(bytes: Uint8Array, digest: string): Promise<number> {
   let stored: Buffer = Buffer.alloc(0);
   const server = createServer((req, res) => {
     if (req.method === 'PUT') {
@@ -442,29 +500,67 @@ async function plainHttpRoundTrip(bytes: Uint8Array): Promise<number> {
     await (await fetch(url, { method: 'PUT', body: bytes as Uint8Array<ArrayBuffer> })).text();
     const back = new Uint8Array(await (await fetch(url)).arrayBuffer());
     const ms = performance.now() - t0;
-    if (back.byteLength !== bytes.byteLength) throw new Error('plain HTTP round trip lost bytes');
+    if (sha256([back]) !== digest) throw new Error('plain HTTP round trip: the bytes back differ');
     return ms;
   } finally {
     server.close();
   }
 }
 
-function report() {
+/** CPU-µs per task by part, one line: `gateway 12.3, agent 4.5, …`. */
+function formatCpu(cpu: CpuParts): string {
+  return Object.entries(cpu).map(([part, us]) => `${part} ${us.toFixed(1)}`).join(', ');
+}
+
+/** The git commit the bench runs from and whether the tree had changes (read at the start), the machine. */
+function runMeta(started: Date) {
+  const git = (...args: string[]) => execFileSync('git', args, { cwd: PROJECT_ROOT, encoding: 'utf8' }).trim();
+  const cpuModel = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown';
+  return {
+    commit: git('rev-parse', 'HEAD'),
+    dirty: git('status', '--porcelain', '--untracked-files=no') !== '',
+    time: started.toISOString(),
+    nproc: Number(execFileSync('nproc', { encoding: 'utf8' }).trim()),
+    cpu_model: cpuModel,
+    node: process.version,
+  };
+}
+
+function report(section: string, meta: ReturnType<typeof runMeta>) {
+  const digits = (f: Figure) => (f.unit === 'tasks/s' ? 0 : 2);
   const rows = Object.entries(figures).map(([name, f]) => [
-    name, `${f.value.toFixed(f.unit === 'tasks/s' ? 0 : 2)} ${f.unit}`, f.baseline !== undefined ? `${f.baseline.toFixed(f.unit === 'tasks/s' ? 0 : 2)} ${f.unit} (${f.baseline_name})` : '', f.baseline ? `${(f.value / f.baseline).toFixed(f.value / f.baseline < 10 ? 2 : 1)}×` : '', f.note ?? '',
+    name, `${f.value.toFixed(digits(f))} ${f.unit}`, `${f.baseline.toFixed(digits(f))} ${f.unit}${f.baseline_name ? ` (${f.baseline_name})` : ''}`, ratio(f.value, f.baseline), f.note ?? '',
   ]);
   const header = ['figure', 'value', 'baseline (same run)', 'ratio', 'note'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   console.log(line(header));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  for (const r of rows) console.log(line(r));
-  mkdirSync(join(PROJECT_ROOT, 'bench', 'results'), { recursive: true });
-  writeFileSync(join(PROJECT_ROOT, 'bench', 'results', 'latest.json'), JSON.stringify(figures, null, 2) + '\n');
+  for (const [i, [, f]] of Object.entries(figures).entries()) {
+    console.log(line(rows[i]!));
+    if (f.also) console.log(`    also beside ${f.also.name}: ${f.also.value.toFixed(digits(f))} ${f.unit}, ratio ${ratio(f.value, f.also.value)}`);
+    if (f.cpu_us_per_task) console.log(`    CPU-µs/task: ${formatCpu(f.cpu_us_per_task)}`);
+    if (f.baseline_cpu_us_per_task) console.log(`    baseline CPU-µs/task: ${formatCpu(f.baseline_cpu_us_per_task)}`);
+  }
+  const rounded = JSON.parse(JSON.stringify(figures, (_, v: unknown) => (typeof v === 'number' && !Number.isInteger(v) ? Number(v.toPrecision(6)) : v))) as Record<string, Figure>;
+  const text = JSON.stringify({ ...meta, finished: new Date().toISOString(), section, failed, skipped, figures: rounded }, null, 2) + '\n';
+  const dir = join(PROJECT_ROOT, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${meta.commit.slice(0, 7)}${meta.dirty ? '-dirty' : ''}-${meta.time.replace(/[:.]/g, '-')}.json`);
+  writeFileSync(join(dir, 'latest.json'), text);
+  writeFileSync(file, text);
+  console.log(`written: ${file} (and bench/results/latest.json)`);
+  for (const s of skipped) console.log(`skipped section ${s.section}: ${s.reason}`);
   if (failed.length > 0) {
-    console.log(`failed sections (see above): ${failed.join(', ')}`);
+    console.log(`failed sections (see above): ${failed.map((f) => f.section).join(', ')}`);
     process.exitCode = 1;
   }
+}
+
+function ratio(value: number, baseline: number): string {
+  if (!baseline) return '';
+  const r = value / baseline;
+  return `${r.toFixed(r < 10 ? 2 : 1)}×`;
 }
 
 await main();
