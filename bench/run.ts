@@ -14,6 +14,7 @@ import { generated } from '../test/helpers/generated-bytes';
 import { BULLMQ_CONCURRENCY, BULLMQ_VERSION, startBullmqPeer } from './bullmq';
 import { childPid, clientCpuSeconds, cpuClock, endpointCpuSeconds, treeCpuSeconds, treeWriteBytes, type CpuParts } from './cpu';
 import { defaultEndpoint, untilRecordsQueryable, warmIncrement } from './endpoints';
+import { healthzFigures, withBareWorker } from './healthz';
 import { interchangeThroughput } from './interchange';
 
 interface Figure {
@@ -130,7 +131,10 @@ function ferryCpu(stack: Stack, agentPid: number, more: () => CpuParts = () => (
   return () => ({ gateway: treeCpuSeconds([gatewayPid]), ...endpointCpuSeconds(agentPid), client: clientCpuSeconds(), ...more() });
 }
 
-/** `latency`: sequential run round trips of a no-op, beside BullMQ's add + waitUntilFinished and a bare HTTP echo. */
+/**
+ * `latency`: sequential run round trips of a no-op, beside BullMQ's add + waitUntilFinished and the
+ * same POST to a one-line Worker on the same launcher; GET /healthz beside that Worker.
+ */
 async function latencySection() {
   const warmUp = 50;
   const n = 500;
@@ -155,12 +159,28 @@ async function latencySection() {
     };
     await timeSequential(warmUp, run);
     const t = await timeSequential(n, run);
+    // The runtime's own floor: the same POST to a one-line Worker served by the same launcher.
+    const floor = await withBareWorker(async (url) => {
+      const post = async () => {
+        const res = await fetch(url, { method: 'POST', body: '{"args":[]}', headers: { 'content-type': 'application/json' } });
+        if ((await res.text()) !== 'ok') throw new Error(`one-line Worker answered ${res.status}`);
+      };
+      await timeSequential(warmUp, post);
+      return timeSequential(n, post);
+    });
     for (const [q, key] of [[0.5, 'p50'], [0.99, 'p99']] as const) {
       figures[`run_roundtrip_${key}`] = {
         value: quantile(t, q), unit: 'ms', baseline: quantile(bull, q), baseline_name: `${bullmqName('add one job + waitUntilFinished')} ${key}`,
-        note: `${n} sequential round trips after ${warmUp} warm-up, each result checked`, also: { value: echo[key], name: `bare Node HTTP echo ${key}` },
+        note: `${n} sequential round trips after ${warmUp} warm-up, each result checked; bare Node HTTP echo ${key} ${echo[key].toFixed(2)} ms`,
+        also: { value: quantile(floor, q), name: `one-line Worker on the same launcher ${key} (the runtime's floor)` },
       };
     }
+    process.stderr.write('bench: GET /healthz beside a one-line Worker …\n');
+    const hz = await healthzFigures(stack.gateway.url);
+    figures['healthz_p50'] = {
+      value: hz.gatewayP50, unit: 'ms', baseline: hz.bareP50, baseline_name: 'one-line Worker on the same launcher p50',
+      note: `1,000 sequential GETs each, interleaved, after 100 warm-up; p99 ${hz.gatewayP99.toFixed(2)} ms against ${hz.bareP99.toFixed(2)} ms`,
+    };
   } finally {
     await stack.stop();
   }
