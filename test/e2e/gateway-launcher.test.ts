@@ -49,7 +49,9 @@ describe('the gateway launcher', () => {
     const endpoint = await stack.createEndpoint('launcher-batch', 'alice', { provider: { type: 'local', init_blocks: 1, max_blocks: 1, nodes_per_block: 1, max_workers_per_node: 2 } });
     endpoint.start();
     await waitForWorkers(client, endpoint.endpointId, 2);
-    const inc = await client.registerFunction('(x) => x + 1', { name: 'inc' });
+    // A millisecond of work each, so the batch lasts some seconds on two workers however fast the
+    // machine: long enough for three gateways to start beside it (and slower when the machine is).
+    const inc = await client.registerFunction('(x) => { const end = Date.now() + 1; while (Date.now() < end); return x + 1; }', { name: 'inc' });
     const n = 20_000;
     const others: GatewayProcess[] = [];
     const dirs: string[] = [];
