@@ -55,7 +55,11 @@ export async function startEndpoint(options: StartEndpointOptions): Promise<Agen
   const stateDir = config.state_dir ? resolve(config.state_dir) : endpointDir(options.name, ferryHome());
   const log = options.log.child({ endpoint: options.name });
   log.info('starting endpoint', { config: configPath, endpoint_id: credentials.endpoint_id, gateway: credentials.gateway_url });
-  const agent = new Agent({ config, credentials, stateDir, provider: buildProvider(config), log, ...(options.onFatal ? { onFatal: options.onFatal } : {}) });
+  const testFault = process.env.FERRY_TEST_AGENT_EXIT_ON_FUNCTION;
+  const agent = new Agent({
+    config, credentials, stateDir, provider: buildProvider(config), log,
+    ...(options.onFatal ? { onFatal: options.onFatal } : {}), ...(testFault ? { exitOnDispatchOf: testFault } : {}),
+  });
   await agent.start();
   return agent;
 }

@@ -5,6 +5,7 @@
 
 import { z } from 'zod';
 import { RESULT_CONTENT_TYPES, Sha256Hex } from './api';
+import { MAX_JSON_DEPTH, nestsDeeperThan, resultTooDeepException } from './json-depth';
 import { FunctionSpec, TaskMessage, TaskResult } from './wire';
 
 export const INTERCHANGE_VERSION = 2;
@@ -48,6 +49,18 @@ export type ResultBody = z.infer<typeof ResultBody>;
 /** A worker's result as it reaches the agent: inline (`result`), or sent in parts (`result_body`). */
 export const WorkerTaskResult = TaskResult.extend({ result_body: ResultBody.optional() });
 export type WorkerTaskResult = z.infer<typeof WorkerTaskResult>;
+
+/**
+ * A worker's result as it may go on (checked before any schema sees it): one whose value nests
+ * deeper than MAX_JSON_DEPTH becomes the failure of its task, without the value; anything else is
+ * returned as it is. A result is the only value of these messages a function decides.
+ */
+export function boundResultDepth<T>(result: T): T | WorkerTaskResult {
+  if (result === null || typeof result !== 'object' || !nestsDeeperThan((result as { result?: unknown }).result, MAX_JSON_DEPTH)) return result;
+  // The rest (task id, stdout, execution) is as the manager sent it; the schema checks it after.
+  const { result: _value, result_body: _body, ...rest } = result as unknown as WorkerTaskResult;
+  return { ...rest, status: 'failed', exception: resultTooDeepException() };
+}
 
 /** Bytes [offset, offset + decoded length) of a result sent in parts; `data` is base64. */
 export const ResultPartMessage = z.object({

@@ -50,7 +50,18 @@ export interface AgentOptions {
   log: Logger;
   /** Called when the gateway refuses the agent for good. */
   onFatal?: (error: FerryError) => void;
+  /**
+   * Tests only (env FERRY_TEST_AGENT_EXIT_ON_FUNCTION): the agent exits, as if it had crashed,
+   * right after journaling the dispatch of a task of this function.
+   */
+  exitOnDispatchOf?: string;
 }
+
+/** The exit code of the test-only crash (exitOnDispatchOf). */
+export const TEST_CRASH_EXIT_CODE = 86;
+
+/** Why an execution counts as lost when the agent finds it unfinished in its journal. */
+const AGENT_STOPPED_REASON = 'the agent stopped while the execution was in flight';
 
 export class Agent {
   private readonly journal: Journal;
@@ -94,6 +105,10 @@ export class Agent {
         functionSpec: (uuid) => this.journal.functions.get(uuid),
         beforeDispatch: (ids) => {
           this.journal.markDispatched(ids);
+          if (opts.exitOnDispatchOf !== undefined && ids.some((id) => this.journal.tasks.get(id)?.task.function_uuid === opts.exitOnDispatchOf)) {
+            log.error('test fault: exiting on the dispatch of a task', { function_uuid: opts.exitOnDispatchOf });
+            process.exit(TEST_CRASH_EXIT_CODE);
+          }
           return ids.map((id) => this.journal.tasks.get(id)?.attempts ?? 1);
         },
         onStarted: (ids) => {
@@ -164,11 +179,17 @@ export class Agent {
   async start(): Promise<void> {
     this.interchangePort = await this.interchange.start();
     this.opts.log.info('interchange listening', { address: this.address, port: this.interchangePort });
-    const replay = [...this.journal.tasks.values()].map((h) => h.task);
-    if (replay.length || this.journal.results.size) {
-      this.opts.log.info('replaying journal', { tasks: replay.length, unacknowledged_results: this.journal.results.size });
+    // Executions the last agent left unfinished count as lost (each death of the agent under a
+    // task is counted once, from the dispatch mark journaled before it): a task that keeps killing
+    // the agent fails FERRY_WORKER_LOST after max_retries_on_system_failure restarts.
+    const unfinished = this.journal.unfinishedExecutions();
+    const unfinishedSet = new Set(unfinished);
+    const replay = [...this.journal.tasks.values()].map((h) => h.task).filter((t) => !unfinishedSet.has(t));
+    if (replay.length || unfinished.length || this.journal.results.size || this.journal.skippedLines) {
+      this.opts.log.info('replaying journal', { tasks: replay.length + unfinished.length, unfinished_executions: unfinished.length, unacknowledged_results: this.journal.results.size, skipped_lines: this.journal.skippedLines });
     }
     this.interchange.submit(replay);
+    if (unfinished.length) this.onLost(unfinished, AGENT_STOPPED_REASON);
     await this.scaler.init();
     // The first connect needs an access token: the secret itself does not open the socket.
     try {

@@ -87,4 +87,30 @@ describe('Journal', () => {
     const text = readFileSync(join(dir, 'journal.jsonl'), 'utf8');
     expect(text.split('\n').filter(Boolean)).toHaveLength(2); // functions + one task
   });
+  it('replays an execution the agent did not see end as unfinished, once lost executions are counted', () => {
+    const dir = tmp();
+    const j = new Journal(dir);
+    j.addTasks([task(1), task(2), task(3), task(4)], [fn]);
+    j.markDispatched(['t1', 't2', 't4']);
+    j.markLost(['t1'], 'worker 1 exited (SIGKILL)', 1);
+    j.markDispatched(['t1']);
+    j.markLost(['t4'], 'worker 2 exited (SIGKILL)', 2);
+    // t1 runs again and t2 runs when the agent dies; t3 never started; t4's one execution was lost.
+    const again = new Journal(dir);
+    expect(again.unfinishedExecutions().map((t) => t.task_id)).toEqual(['t1', 't2']);
+    again.markLost(['t1', 't2'], 'the agent stopped', 3);
+    expect(new Journal(dir).unfinishedExecutions()).toEqual([]);
+  });
+
+  it('skips a line nested past the depth bound on replay, keeping every other entry', () => {
+    const dir = tmp();
+    const j = new Journal(dir);
+    j.addTasks([task(1)], [fn]);
+    // Written as the text JSON.stringify would refuse to build (it recurses).
+    appendFileSync(join(dir, 'journal.jsonl'), `{"k":"t","tasks":[{"task_id":"deep","function_uuid":"${fn.function_uuid}","payload":{"args":[${'['.repeat(200_000)}${']'.repeat(200_000)}]}}]}\n`);
+    j.addTasks([task(2)], [fn]);
+    const again = new Journal(dir);
+    expect([...again.tasks.keys()]).toEqual(['t1', 't2']);
+    expect(again.skippedLines).toBe(1);
+  });
 });

@@ -5,6 +5,7 @@
 
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { MAX_JSON_DEPTH, MESSAGE_ENVELOPE_DEPTH, nestsDeeperThan } from '../../protocol/json-depth';
 import type { FunctionSpec, LostAttempt, TaskMessage, TaskResult } from '../../protocol/wire';
 
 type Entry =
@@ -32,6 +33,8 @@ export class Journal {
   /** Results waiting for the gateway's acknowledgement. */
   readonly results = new Map<string, TaskResult>();
   readonly functions = new Map<string, FunctionSpec>();
+  /** Lines of the journal replay skipped because they nest past the bound (json-depth.ts). */
+  skippedLines = 0;
   private fd: number;
   private bytesSinceCompaction = 0;
   private readonly path: string;
@@ -48,6 +51,15 @@ export class Journal {
     const ids = new Set(this.tasks.keys());
     for (const id of this.results.keys()) ids.add(id);
     return [...ids];
+  }
+
+  /**
+   * Held tasks with an execution that neither ended nor was recorded lost: the agent stopped (or
+   * died) while it ran. After a restart these are lost executions like any other, and counting them
+   * is what stops a task that kills the agent from doing so forever.
+   */
+  unfinishedExecutions(): TaskMessage[] {
+    return [...this.tasks.values()].filter((h) => h.attempts > h.lostAttempts.length).map((h) => h.task);
   }
 
   addTasks(tasks: TaskMessage[], functions: FunctionSpec[]): TaskMessage[] {
@@ -141,11 +153,17 @@ export class Journal {
   private replay(text: string): void {
     for (const line of text.split('\n')) {
       if (!line) continue;
+      let entry: unknown;
       try {
-        this.apply(JSON.parse(line) as Entry);
+        entry = JSON.parse(line);
       } catch {
         // A torn last line from a kill mid-write: everything before it is intact.
+        continue;
       }
+      // The agent journals only values within the bound; one past it would overflow the recursive
+      // JSON.stringify and schemas downstream, in every restart: it is skipped, and counted.
+      if (nestsDeeperThan(entry, MAX_JSON_DEPTH + MESSAGE_ENVELOPE_DEPTH)) this.skippedLines += 1;
+      else this.apply(entry as Entry);
     }
   }
 

@@ -72,7 +72,8 @@ export const EndpointConfigSchema = z
     task_timeout_s: z.number().positive().max(7 * 24 * 3600).default(60),
     /**
      * Times a task is run again after a system failure took its execution (a lost worker, manager
-     * or block) before it fails with FERRY_WORKER_LOST. A task that breaks its own worker is not retried.
+     * or block, or the agent stopping under it, counted at its restart) before it fails with
+     * FERRY_WORKER_LOST. A task that breaks its own worker is not retried.
      */
     max_retries_on_system_failure: z.number().int().min(0).max(100).default(2),
     /**

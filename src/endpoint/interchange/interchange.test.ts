@@ -2,10 +2,12 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RESULT_PART_BYTES, type WorkerTaskResult } from '../../protocol/interchange';
+import { INTERCHANGE_VERSION, RESULT_PART_BYTES, type WorkerTaskResult } from '../../protocol/interchange';
+import { MAX_JSON_DEPTH } from '../../protocol/json-depth';
 import { createLogger } from '../log';
 import { writeConnectFile } from '../manager/connect-file';
 import { LocalProvider } from '../providers/local-provider';
@@ -75,7 +77,7 @@ async function setup(workers = 2) {
     const jobId = await provider.submit({ blockId, nodes: 1, connectFile, dir });
     return { blockId, connectFile, jobId };
   };
-  return { ix, provider, results, parts, attempts, until, startBlock, managersChanged: () => managersChanged };
+  return { ix, port, provider, results, parts, attempts, until, startBlock, managersChanged: () => managersChanged };
 }
 
 const tasks = (n: number, from = 0) => Array.from({ length: n }, (_, i) => ({ task_id: `t${from + i}`, function_uuid: fn.function_uuid, payload: { args: [from + i] } }));
@@ -151,5 +153,36 @@ describe('Interchange with real managers', () => {
     } finally {
       fn.code = '(x) => x * x';
     }
+  });
+  it('fails only the task of a result nested past MAX_JSON_DEPTH, and keeps its manager', async () => {
+    const s = await setup();
+    s.ix.allowBlock('b-deep', 'deep-secret');
+    // A manager of our own on a raw socket: it answers each task with a result 3,000 levels deep
+    // (which the schema's recursion cannot parse), except t1, answered plainly.
+    const socket = connect({ host: '127.0.0.1', port: s.port });
+    cleanups.push(() => void socket.destroy());
+    let buffered = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      buffered += chunk;
+      for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+        const msg = JSON.parse(buffered.slice(0, nl)) as { type: string; tasks?: Array<{ task_id: string }> };
+        buffered = buffered.slice(nl + 1);
+        if (msg.type !== 'tasks') continue;
+        const results = msg.tasks!.map(({ task_id }) => ({ task_id, status: 'success', result: task_id === 't1' ? 1 : JSON.parse('['.repeat(3000) + ']'.repeat(3000)) }));
+        socket.write(JSON.stringify({ type: 'results', results }) + '\n');
+      }
+    });
+    socket.write(JSON.stringify({ type: 'register', version: INTERCHANGE_VERSION, secret: 'deep-secret', block_id: 'b-deep', manager_id: 'm-deep', host: 'test', workers: 1, prefetch: 0 }) + '\n');
+    await s.until(() => s.ix.stats().managers === 1, 'the manager to register');
+    s.ix.submit(tasks(1, 0));
+    await s.until(() => s.results.has('t0'), 'the deep result');
+    expect(s.results.get('t0')).toMatchObject({ status: 'failed', exception: { code: 'FERRY_RESULT_NOT_SERIALIZABLE', message: expect.stringContaining(`limit of ${MAX_JSON_DEPTH} levels`) } });
+    expect(s.results.get('t0')).not.toHaveProperty('result');
+    // The same manager, still connected, gets the next task and its result comes through.
+    s.ix.submit(tasks(1, 1));
+    await s.until(() => s.results.has('t1'), 'the next result');
+    expect(s.results.get('t1')).toMatchObject({ status: 'success', result: 1 });
+    expect(s.ix.stats().managers).toBe(1);
   });
 });

@@ -5,7 +5,8 @@
 
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { INTERCHANGE_VERSION, ManagerMessage, RESULT_PART_BYTES, type DispatchMessage, type WorkerTaskResult } from '../../protocol/interchange';
+import { INTERCHANGE_VERSION, ManagerMessage, RESULT_PART_BYTES, boundResultDepth, type DispatchMessage, type WorkerTaskResult } from '../../protocol/interchange';
+import { MAX_JSON_DEPTH, MESSAGE_ENVELOPE_DEPTH, nestsDeeperThan } from '../../protocol/json-depth';
 import { FerryError } from '../../protocol/errors';
 import type { FunctionSpec, TaskMessage } from '../../protocol/wire';
 import type { Logger } from '../log';
@@ -164,13 +165,13 @@ export class Interchange {
     let manager: ManagerConn | null = null;
     const registerTimer = setTimeout(() => socket.destroy(), 10_000);
     readMessages(socket, (value) => {
-      const parsed = ManagerMessage.safeParse(value);
-      if (!parsed.success) {
-        this.opts.log.warn('manager sent a malformed message', { error: parsed.error.message.slice(0, 200) });
+      const parsed = decodeManagerMessage(value);
+      if ('error' in parsed) {
+        this.opts.log.warn('manager sent a malformed message', { error: parsed.error });
         socket.destroy();
         return;
       }
-      const msg = parsed.data;
+      const { msg } = parsed;
       if (!manager) {
         if (msg.type !== 'register') return void socket.destroy();
         clearTimeout(registerTimer);
@@ -303,4 +304,21 @@ export class Interchange {
       sendMessage(m.socket, msg);
     }
   }
+}
+
+/**
+ * A manager's message, checked before the schema (which recurses, and would overflow the stack on
+ * a value nested a few thousand levels deep): a result nested past MAX_JSON_DEPTH fails its own
+ * task; any other message nested past the bound is refused whole.
+ */
+function decodeManagerMessage(value: unknown): { msg: ManagerMessage } | { error: string } {
+  if (isResultsMessage(value)) value = { ...value, results: value.results.map(boundResultDepth) };
+  const limit = MAX_JSON_DEPTH + MESSAGE_ENVELOPE_DEPTH;
+  if (nestsDeeperThan(value, limit)) return { error: `nested deeper than ${limit} levels` };
+  const parsed = ManagerMessage.safeParse(value);
+  return parsed.success ? { msg: parsed.data } : { error: parsed.error.message.slice(0, 200) };
+}
+
+function isResultsMessage(value: unknown): value is { type: 'results'; results: unknown[] } {
+  return typeof value === 'object' && value !== null && (value as { type?: unknown }).type === 'results' && Array.isArray((value as { results?: unknown }).results);
 }

@@ -6,7 +6,8 @@ import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { hostname } from 'node:os';
-import { INTERCHANGE_VERSION, InterchangeMessage, type FromWorker, type ToWorker, type WorkerTaskResult } from '../../protocol/interchange';
+import { MAX_JSON_DEPTH, MESSAGE_ENVELOPE_DEPTH, nestsDeeperThan } from '../../protocol/json-depth';
+import { INTERCHANGE_VERSION, InterchangeMessage, boundResultDepth, type FromWorker, type ToWorker, type WorkerTaskResult } from '../../protocol/interchange';
 import type { FunctionSpec, TaskMessage } from '../../protocol/wire';
 import { readMessages, sendMessage } from '../interchange/ndjson';
 import type { Logger } from '../log';
@@ -81,9 +82,10 @@ export class Manager {
   }
 
   private onMessage(value: unknown): void {
-    const parsed = InterchangeMessage.safeParse(value);
-    if (!parsed.success) {
-      this.log.error('interchange sent a malformed message');
+    // Checked before the schema, which recurses: a message nested past the bound would overflow it.
+    const parsed = nestsDeeperThan(value, MAX_JSON_DEPTH + MESSAGE_ENVELOPE_DEPTH) ? null : InterchangeMessage.safeParse(value);
+    if (!parsed?.success) {
+      this.log.error('interchange sent a malformed message', { reason: parsed ? 'does not match the schema' : `nested deeper than ${MAX_JSON_DEPTH + MESSAGE_ENVELOPE_DEPTH} levels` });
       return this.stop('protocol error');
     }
     const msg = parsed.data;
@@ -148,7 +150,8 @@ export class Manager {
       case 'results':
         for (const r of msg.results) {
           if (!slot.assigned.delete(r.task_id)) continue; // cancelled meanwhile
-          this.pendingResults.push(r);
+          // The worker bounds its results; a result past the bound still fails only its own task.
+          this.pendingResults.push(boundResultDepth(r));
         }
         this.scheduleFlush();
         this.assign();

@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { LIMITS, type Payload } from '../../protocol/api';
+import { MAX_JSON_DEPTH } from '../../protocol/json-depth';
 import type { FunctionSpec } from '../../protocol/wire';
 import { IsolatedVmSandbox } from './isolated-vm-sandbox';
 import type { SandboxOutcome } from './sandbox';
@@ -139,6 +140,14 @@ describe('IsolatedVmSandbox: result encoding', () => {
     expectFailed(await run(fn('() => 10n')), 'FERRY_RESULT_NOT_SERIALIZABLE');
     expectFailed(await run(fn('() => { const o = {}; o.o = o; return o }')), 'FERRY_RESULT_NOT_SERIALIZABLE');
     expectFailed(await run(fn('() => () => 1')), 'FERRY_RESULT_NOT_SERIALIZABLE');
+  });
+
+  it('fails a result nested deeper than MAX_JSON_DEPTH as not serializable, naming the limit, and returns one at the limit', async () => {
+    const e = expectFailed(await run(fn('() => { let a = []; for (let i = 0; i < 3000; i++) a = [a]; return a }')), 'FERRY_RESULT_NOT_SERIALIZABLE');
+    expect(e.message).toContain(`limit of ${MAX_JSON_DEPTH} levels`);
+    const atLimit = await run(fn('(n) => { let a = []; for (let i = 1; i < n; i++) a = [a]; return a }'), { args: [MAX_JSON_DEPTH] });
+    expect(atLimit.status).toBe('success');
+    expect(JSON.stringify(atLimit.status === 'success' ? atLimit.result : null)).toBe('['.repeat(MAX_JSON_DEPTH) + ']'.repeat(MAX_JSON_DEPTH));
   });
 });
 

@@ -3,6 +3,7 @@
 
 import { LIMITS, type Json, type Payload, type ResultContentType } from '../../protocol/api';
 import type { TaskException } from '../../protocol/errors';
+import { MAX_JSON_DEPTH, nestsDeeperThan, resultTooDeepException } from '../../protocol/json-depth';
 import type { FunctionSpec } from '../../protocol/wire';
 
 export interface SandboxRunOptions {
@@ -31,9 +32,17 @@ export interface Sandbox {
   dispose(): void;
 }
 
-/** A success from a result's JSON text: inline up to `maxInlineBytes` of UTF-8, else as a JSON body. */
+/**
+ * A success from a result's JSON text: inline up to `maxInlineBytes` of UTF-8, else as a JSON body.
+ * An inline result nested deeper than MAX_JSON_DEPTH fails its task here, in the worker: the
+ * schemas of the manager, the agent and the gateway would overflow the stack on it.
+ */
 export function successFromJson(json: string, stdout: string, maxInlineBytes: number = LIMITS.maxInlineResultBytes): SandboxOutcome {
-  if (Buffer.byteLength(json) <= maxInlineBytes) return { status: 'success', result: JSON.parse(json) as Json, stdout };
+  if (Buffer.byteLength(json) <= maxInlineBytes) {
+    const result = JSON.parse(json) as Json;
+    if (nestsDeeperThan(result, MAX_JSON_DEPTH)) return { status: 'failed', exception: resultTooDeepException(), stdout };
+    return { status: 'success', result, stdout };
+  }
   return { status: 'success', body: { data: Buffer.from(json, 'utf8'), content_type: 'application/json' }, stdout };
 }
 
