@@ -46,7 +46,7 @@ export const ERROR_CODES = {
   FERRY_FUNCTION_UNAVAILABLE: { status: 500, kind: 'system', retryable: true, message: 'The endpoint does not have the function code' },
   FERRY_WORKER_LOST: { status: 500, kind: 'system', retryable: true, message: 'The worker running the task was lost' },
   FERRY_DATA_NOT_FOUND: { status: 500, kind: 'user', retryable: false, message: 'A data reference names no object this endpoint may read' },
-  FERRY_DATA_PATH_REFUSED: { status: 500, kind: 'user', retryable: false, message: 'A file:// data reference is outside the endpoint\'s data_roots or not a regular file' },
+  FERRY_DATA_PATH_REFUSED: { status: 500, kind: 'user', retryable: false, message: 'A file:// data reference is outside the endpoint\'s data_roots, not a regular file, or a file with several hard links' },
   FERRY_SHELL_NOT_ALLOWED: { status: 500, kind: 'user', retryable: false, message: 'This endpoint does not run shell functions' },
 } as const satisfies Record<string, CodeInfo>;
 

@@ -133,7 +133,7 @@ export class Agent {
       log: log.child({ component: 'object-cache' }),
     });
     this.sources = new DataSources({
-      files: new SiteFiles({ roots: opts.config.data_roots, log: log.child({ component: 'data-sources' }) }),
+      files: new SiteFiles({ roots: opts.config.data_roots, allowHardLinks: opts.config.allow_hard_links, log: log.child({ component: 'data-sources' }) }),
       objects: this.objects,
       log: log.child({ component: 'data-sources' }),
     });

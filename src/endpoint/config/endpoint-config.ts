@@ -117,6 +117,11 @@ export const EndpointConfigSchema = z
           .refine((p) => !p.split('/').includes('..'), 'must not contain .. segments'),
       )
       .default([]),
+    /**
+     * Read files under data_roots that have more than one hard link. Off by default: a hard link
+     * in a root to a file elsewhere passes every path check, so such files are refused.
+     */
+    allow_hard_links: z.boolean().default(false),
     /** Directory for the journal and block secrets; default: the endpoint's folder under FERRY_HOME. */
     state_dir: z.string().optional(),
   })
