@@ -217,7 +217,7 @@ export class Agent {
       address: this.address, port: this.interchangePort, secret, block_id: id,
       workers: config.provider.max_workers_per_node, prefetch: config.manager_prefetch,
       memory_mb: config.task_memory_mb, timeout_s: config.task_timeout_s,
-      allow_shell_functions: config.allow_shell_functions, shell_output_lines: config.shell_output_lines,
+      allow_shell_functions: config.allow_shell_functions, shell_output_lines: config.shell_output_lines, shell_env: config.env,
     });
     this.interchange.allowBlock(id, secret);
     const jobId = await this.opts.provider.submit({ blockId: id, nodes: config.provider.nodes_per_block, connectFile, dir });
