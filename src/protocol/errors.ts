@@ -15,7 +15,7 @@ export const ERROR_CODES = {
   // Caller's mistakes (4xx).
   INVALID_JSON: { status: 400, kind: 'user', retryable: false, message: 'The request body is not valid JSON' },
   VALIDATION_ERROR: { status: 400, kind: 'user', retryable: false, message: 'The request does not match the schema' },
-  INVALID_FUNCTION_CODE: { status: 400, kind: 'user', retryable: false, message: 'function_code must be exactly one function expression' },
+  INVALID_FUNCTION_CODE: { status: 400, kind: 'user', retryable: false, message: 'function_code must be exactly one function expression (js) or a command template whose placeholders stand bare (shell)' },
   CONFIG_INVALID: { status: 400, kind: 'user', retryable: false, message: 'The configuration is invalid' },
   INVALID_ID: { status: 400, kind: 'user', retryable: false, message: 'The id is malformed' },
   UNAUTHORIZED: { status: 401, kind: 'user', retryable: false, message: 'A valid bearer token is required' },
