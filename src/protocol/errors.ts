@@ -15,7 +15,7 @@ export const ERROR_CODES = {
   // Caller's mistakes (4xx).
   INVALID_JSON: { status: 400, kind: 'user', retryable: false, message: 'The request body is not valid JSON' },
   VALIDATION_ERROR: { status: 400, kind: 'user', retryable: false, message: 'The request does not match the schema' },
-  INVALID_FUNCTION_CODE: { status: 400, kind: 'user', retryable: false, message: 'function_code must be exactly one function expression' },
+  INVALID_FUNCTION_CODE: { status: 400, kind: 'user', retryable: false, message: 'function_code must be exactly one function expression (js) or a command template whose placeholders stand bare (shell)' },
   CONFIG_INVALID: { status: 400, kind: 'user', retryable: false, message: 'The configuration is invalid' },
   INVALID_ID: { status: 400, kind: 'user', retryable: false, message: 'The id is malformed' },
   UNAUTHORIZED: { status: 401, kind: 'user', retryable: false, message: 'A valid bearer token is required' },
@@ -46,7 +46,7 @@ export const ERROR_CODES = {
   FERRY_FUNCTION_UNAVAILABLE: { status: 500, kind: 'system', retryable: true, message: 'The endpoint does not have the function code' },
   FERRY_WORKER_LOST: { status: 500, kind: 'system', retryable: true, message: 'The worker running the task was lost' },
   FERRY_DATA_NOT_FOUND: { status: 500, kind: 'user', retryable: false, message: 'A data reference names no object this endpoint may read' },
-  FERRY_DATA_PATH_REFUSED: { status: 500, kind: 'user', retryable: false, message: 'A file:// data reference is outside the endpoint\'s data_roots or not a regular file' },
+  FERRY_DATA_PATH_REFUSED: { status: 500, kind: 'user', retryable: false, message: 'A file:// data reference is outside the endpoint\'s data_roots, not a regular file, or a file with several hard links' },
   FERRY_SHELL_NOT_ALLOWED: { status: 500, kind: 'user', retryable: false, message: 'This endpoint does not run shell functions' },
 } as const satisfies Record<string, CodeInfo>;
 

@@ -112,8 +112,9 @@ export const ShutdownMessage = z.object({ type: z.literal('shutdown'), reason: z
 
 /**
  * The agent's answer to a `read`: the bytes (base64) with the object's size and digest, or an error
- * code (FERRY_DATA_NOT_FOUND: no such object for this endpoint's owner, or no such file; FERRY_DATA_PATH_REFUSED:
- * a file outside the data_roots; RANGE_NOT_SATISFIABLE; UNAVAILABLE).
+ * code (FERRY_DATA_NOT_FOUND: no such object for this endpoint's owner, or no readable file inside the
+ * data_roots at that path; FERRY_DATA_PATH_REFUSED: a path outside the data_roots as written, not a
+ * regular file, or hard-linked; RANGE_NOT_SATISFIABLE; UNAVAILABLE).
  */
 export const ReadResultMessage = z.discriminatedUnion('ok', [
   z.object({ type: z.literal('read_result'), req_id: z.string(), ok: z.literal(true), data: z.string(), size: z.number().int().nonnegative(), sha256: z.string() }),

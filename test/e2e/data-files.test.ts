@@ -1,10 +1,11 @@
 // Data already at the site, through the whole path: an endpoint whose config allows one data root.
 // A `file://` reference inside it is read in place (the gateway serves nothing); outside it, by
-// `..` or through a symbolic link, the task fails FERRY_DATA_PATH_REFUSED; an object reference with
+// `..` or by a hard link, the task fails FERRY_DATA_PATH_REFUSED, and a symbolic link leading out
+// fails exactly as a missing file (FERRY_DATA_NOT_FOUND, naming only the URL); an object reference with
 // site locations reads a good copy in place and falls back to the gateway past bad ones.
 
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -49,6 +50,7 @@ beforeAll(async () => {
   writeFileSync(join(root, 'stale.bin'), Buffer.alloc(DATA.length, 1)); // the object's size, other bytes
   writeFileSync(join(outside, 'secret.bin'), DATA);
   symlinkSync(join(outside, 'secret.bin'), join(root, 'escape.bin'));
+  linkSync(join(outside, 'secret.bin'), join(root, 'hard.bin'));
 
   stack = await startStack();
   alice = await stack.client('alice');
@@ -79,11 +81,11 @@ describe('file references', () => {
     expect(await served()).toEqual(before);
   });
 
-  it('refuses a path outside the roots, a .. escape and a symlink leading out, with FERRY_DATA_PATH_REFUSED', async () => {
+  it('refuses a path outside the roots, a .. escape and a hard link to a file outside, with FERRY_DATA_PATH_REFUSED', async () => {
     const refs = [
       url(join(outside, 'secret.bin')),
       `file://${root}/../outside/secret.bin`,
-      url(join(root, 'escape.bin')),
+      url(join(root, 'hard.bin')),
     ];
     const before = await served();
     const { task_ids } = await alice.submitBatch(endpoint.endpointId, fnId, refs.map((r) => [{ $ref: r }, 0]));
@@ -91,10 +93,19 @@ describe('file references', () => {
     expect(docs.map((d) => d.status)).toEqual(['failed', 'failed', 'failed']);
     expect(docs.map((d) => d.exception?.code)).toEqual(['FERRY_DATA_PATH_REFUSED', 'FERRY_DATA_PATH_REFUSED', 'FERRY_DATA_PATH_REFUSED']);
     docs.forEach((d, i) => expect(d.exception?.message).toContain(`${refs[i]} is refused`));
-    expect(docs.map((d) => /outside the endpoint's data_roots|\.\. segment|symbolic link leads outside/.exec(d.exception?.message ?? '')?.[0])).toEqual([
-      "outside the endpoint's data_roots", '.. segment', 'symbolic link leads outside',
+    expect(docs.map((d) => /outside the endpoint's data_roots|\.\. segment|more than one hard link/.exec(d.exception?.message ?? '')?.[0])).toEqual([
+      "outside the endpoint's data_roots", '.. segment', 'more than one hard link',
     ]);
     expect(await served()).toEqual(before);
+  });
+
+  it('answers a symlink leading out exactly as a missing file: FERRY_DATA_NOT_FOUND naming only the URL asked for', async () => {
+    const refs = [url(join(root, 'escape.bin')), url(join(root, 'missing.bin'))];
+    const { task_ids } = await alice.submitBatch(endpoint.endpointId, fnId, refs.map((r) => [{ $ref: r }, 0]));
+    const docs = await alice.waitAll(task_ids, { timeout: 60 });
+    expect(docs.map((d) => [d.status, d.exception?.code, d.exception?.message])).toEqual(
+      refs.map((r) => ['failed', 'FERRY_DATA_NOT_FOUND', `no readable file inside the endpoint's data_roots at ${r}`]),
+    );
   });
 
   it('fails FERRY_DATA_NOT_FOUND for a missing file inside a root', async () => {

@@ -47,6 +47,24 @@ it('runs a shell function with quoted kwargs where allowed, and refuses it where
   expect(existsSync(sentinel)).toBe(false);
 }, 180_000);
 
+it('refuses a template quoting a placeholder itself at registration (400, naming it)', async () => {
+  for (const [code, name] of [["grep -c '{pattern}' /dev/null", 'pattern'], ['echo "{msg}"', 'msg']] as const) {
+    await expect(alice.registerFunction(code, { runtime: 'shell' })).rejects.toMatchObject({ status: 400, code: 'INVALID_FUNCTION_CODE', message: expect.stringContaining(`{${name}} at offset`) });
+  }
+});
+
+it('runs commands with PATH, HOME, LANG and the config\'s env, none of the agent\'s environment', async () => {
+  const envFn = await alice.registerFunction('env', { runtime: 'shell', name: 'env' });
+  const endpoint = await stack.createEndpoint('shell-env', 'alice', { allow_shell_functions: true, env: { SITE_SCRATCH: '/scratch/alice' } });
+  endpoint.start({ env: { FERRY_TOKEN: 'agent-secret-token', AGENT_ONLY_VARIABLE: 'agent-only' } });
+  await online(endpoint.endpointId);
+  const out = (await alice.result(await alice.submit(endpoint.endpointId, envFn, []), { timeout: 30 })) as { stdout: string };
+  const names = out.stdout.split('\n').filter(Boolean).map((l) => l.slice(0, l.indexOf('='))).filter((n) => !['PWD', 'SHLVL', 'OLDPWD', '_'].includes(n)).sort();
+  expect(names).toEqual(['HOME', 'LANG', 'PATH', 'SITE_SCRATCH'].filter((n) => n === 'SITE_SCRATCH' || process.env[n] !== undefined));
+  expect(out.stdout).toContain('SITE_SCRATCH=/scratch/alice\n');
+  expect(out.stdout).not.toMatch(/agent-secret-token|agent-only|FERRY_/);
+}, 120_000);
+
 it('enforces allowed_functions at the gateway (403) and again at the agent', async () => {
   const ok = await alice.registerFunction((x: number) => x + 1, { name: 'ok' });
   const other = await alice.registerFunction((x: number) => x - 1, { name: 'other' });

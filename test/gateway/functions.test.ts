@@ -29,6 +29,21 @@ describe('POST /v3/functions', () => {
     expect(doc.body.meta).toEqual({ runtime: 'shell' });
   });
 
+  it('refuses a shell template with a placeholder inside quotes it wrote, naming the placeholder', async () => {
+    const alice = await newUser();
+    const cases: Array<[string, string]> = [
+      ["grep -c '{pattern}' /dev/null", "{pattern} at offset 9 of the command template stands inside single quotes"],
+      ['echo "{msg}"', '{msg} at offset 6 of the command template stands inside double quotes'],
+      ['echo `cat {f}`', '{f} at offset 10 of the command template stands inside backquotes'],
+      ["awk '{print $1}' {f}", "'{print $1}' at offset 5 of the command template is not a placeholder"],
+    ];
+    for (const [code, message] of cases) {
+      const res = await alice.call('post', '/v3/functions', { function_name: 'quoted', function_code: code, meta: { runtime: 'shell' } });
+      expect(res.status, code).toBe(400);
+      expect(res.body, code).toMatchObject({ code: 'INVALID_FUNCTION_CODE', message: expect.stringContaining(message) });
+    }
+  });
+
   it('refuses code that is not one function expression', async () => {
     const alice = await newUser();
     for (const code of ['1 + 1', 'function a() {}; function b() {}', 'function (', '(x) => x); evil(']) {

@@ -148,7 +148,7 @@ export class Agent {
       log: log.child({ component: 'object-cache' }),
     });
     this.sources = new DataSources({
-      files: new SiteFiles({ roots: opts.config.data_roots, log: log.child({ component: 'data-sources' }) }),
+      files: new SiteFiles({ roots: opts.config.data_roots, allowHardLinks: opts.config.allow_hard_links, log: log.child({ component: 'data-sources' }) }),
       objects: this.objects,
       log: log.child({ component: 'data-sources' }),
     });
@@ -238,7 +238,7 @@ export class Agent {
       address: this.address, port: this.interchangePort, secret, block_id: id,
       workers: config.provider.max_workers_per_node, prefetch: config.manager_prefetch,
       memory_mb: config.task_memory_mb, timeout_s: config.task_timeout_s,
-      allow_shell_functions: config.allow_shell_functions, shell_output_lines: config.shell_output_lines,
+      allow_shell_functions: config.allow_shell_functions, shell_output_lines: config.shell_output_lines, shell_env: config.env,
     });
     this.interchange.allowBlock(id, secret);
     const jobId = await this.opts.provider.submit({ blockId: id, nodes: config.provider.nodes_per_block, connectFile, dir });

@@ -4,7 +4,7 @@
 
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, promises, realpathSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, mkdtempSync, promises, realpathSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -37,6 +37,11 @@ beforeAll(() => {
   symlinkSync(outside, join(root, 'escape-dir'));
   symlinkSync(join(root, 'data.bin'), join(root, 'alias.bin'));
   symlinkSync(root, join(base, 'root-link'));
+  symlinkSync(join(outside, 'no-such-file'), join(root, 'dangling-out.bin'));
+  symlinkSync(join(root, 'no-such-file'), join(root, 'dangling-in.bin'));
+  symlinkSync(join(root, 'loop-b'), join(root, 'loop-a'));
+  symlinkSync(join(root, 'loop-a'), join(root, 'loop-b'));
+  linkSync(join(outside, 'secret.bin'), join(root, 'hard.bin'));
   execFileSync('mkfifo', [join(root, 'pipe')]);
 });
 
@@ -62,9 +67,9 @@ function fakeObjects(): ObjectReader & { reads: number } {
   };
 }
 
-function sources(roots: string[] = [root]) {
+function sources(roots: string[] = [root], allowHardLinks = false) {
   const objects = fakeObjects();
-  return { objects, ds: new DataSources({ files: new SiteFiles({ roots, log }), objects, log }) };
+  return { objects, ds: new DataSources({ files: new SiteFiles({ roots, allowHardLinks, log }), objects, log }) };
 }
 
 async function failure(p: Promise<unknown>): Promise<FerryError> {
@@ -147,8 +152,7 @@ describe('refused paths: FERRY_DATA_PATH_REFUSED, the file never opened', () => 
   const cases: Array<[string, () => string, RegExp]> = [
     ['outside the roots', () => url(join(outside, 'secret.bin')), /outside the endpoint's data_roots/],
     ['a .. escape', () => `file://${root}/../outside/secret.bin`, /\.\. segment/],
-    ['a link to a file outside', () => url(join(root, 'escape.bin')), /symbolic link leads outside/],
-    ['a link to a directory outside', () => url(join(root, 'escape-dir', 'secret.bin')), /symbolic link leads outside/],
+    ['a hard link to a file outside', () => url(join(root, 'hard.bin')), /more than one hard link \(the endpoint config's allow_hard_links is off\)/],
     ['a directory', () => url(join(root, 'sub')), /not a regular file \(a directory\)/],
     ['a FIFO', () => url(join(root, 'pipe')), /not a regular file \(a FIFO\)/],
     ['another host', () => `file://elsewhere${root}/data.bin`, /names host elsewhere/],
@@ -172,9 +176,34 @@ describe('refused paths: FERRY_DATA_PATH_REFUSED, the file never opened', () => 
     expect(open).toHaveBeenCalledWith(join(root, 'data.bin'), expect.any(Number));
   });
 
-  it('refuses every file when data_roots is empty', async () => {
+  it('reads a file with several hard links when the config allows them', async () => {
+    const r = await sources([root], true).ds.read(url(join(root, 'hard.bin')), 0, 10);
+    expect(r.data.equals(DATA.subarray(0, 10))).toBe(true);
+  });
+
+    it('refuses every file when data_roots is empty', async () => {
     const err = await failure(sources([]).ds.read(url(join(root, 'data.bin')), 0, 1));
     expect(err).toMatchObject({ code: 'FERRY_DATA_PATH_REFUSED', message: expect.stringContaining('data_roots is empty') });
+  });
+});
+
+describe('paths inside a root that lead to no readable file there: one answer, naming only the URL asked for', () => {
+  const cases: Array<[string, string]> = [
+    ['a missing file', 'nope.bin'],
+    ['a link to an existing file outside', 'escape.bin'],
+    ['a link to a file in a directory outside', 'escape-dir/secret.bin'],
+    ['a link to a missing file outside', 'dangling-out.bin'],
+    ['a link to a missing file inside', 'dangling-in.bin'],
+    ['a loop of links', 'loop-a'],
+  ];
+
+  it.each(cases)('%s', async (_name, rel) => {
+    const open = vi.spyOn(promises, 'open');
+    const u = url(join(root, rel));
+    const err = await failure(sources().ds.read(u, 0, 10));
+    expect({ code: err.code, message: err.message }).toEqual({ code: 'FERRY_DATA_NOT_FOUND', message: `no readable file inside the endpoint's data_roots at ${u}` });
+    expect(err.message).not.toContain(outside);
+    expect(open).not.toHaveBeenCalled();
   });
 });
 

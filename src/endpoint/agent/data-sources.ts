@@ -95,6 +95,14 @@ export function pathOfFileUrl(url: string): string {
   return normalize(path);
 }
 
+/**
+ * The one answer for a path inside the roots that leads to no readable file there: missing, a link
+ * leading outside, unreadable, a loop. It names the URL as asked, never where it led.
+ */
+function notReadable(url: string): FerryError {
+  return new FerryError('FERRY_DATA_NOT_FOUND', `no readable file inside the endpoint's data_roots at ${url.slice(0, 1000)}`);
+}
+
 function within(root: string, path: string): boolean {
   return path === root || path.startsWith(root.endsWith('/') ? root : `${root}/`);
 }
@@ -109,6 +117,12 @@ export interface CheckedFile {
 export interface SiteFilesOptions {
   /** Absolute directories (config `data_roots`). */
   roots: readonly string[];
+  /**
+   * Read regular files that have more than one hard link (config `allow_hard_links`). Off by
+   * default: a hard link inside a root to a file outside looks like any file of the root, and no
+   * path check can tell where its other names are.
+   */
+  allowHardLinks?: boolean;
   log: Logger;
   /** Versions of files whose sha256 is remembered. */
   maxDigests?: number;
@@ -137,9 +151,11 @@ export class SiteFiles {
 
   /**
    * Opens the file a `file://` URL names after checking it, reading no byte before every check
-   * passed: FERRY_DATA_PATH_REFUSED outside the roots (as written, or once symbolic links are
-   * resolved), for a non-regular file or one the agent may not open; FERRY_DATA_NOT_FOUND for a
-   * missing file inside a root.
+   * passed: FERRY_DATA_PATH_REFUSED for a path outside the roots as written (a check of the text
+   * alone), for a non-regular file or one with several hard links inside them. What the file
+   * system says about a path that leads outside (a symbolic link's target, whether it exists, may
+   * be read, loops) is never told: all of that, and a missing file, is one `notReadable` error that
+   * names only the URL the task asked for.
    */
   async open(url: string): Promise<CheckedFile> {
     const path = pathOfFileUrl(url);
@@ -156,7 +172,7 @@ export class SiteFiles {
       throw this.fsError(url, err);
     }
     // … and so must the file it really is.
-    if (!inRoots(realPath, realRoots)) throw refused(url, `a symbolic link leads outside the endpoint's data_roots (to ${realPath})`);
+    if (!inRoots(realPath, realRoots)) throw notReadable(url);
     let before: Stats;
     try {
       before = await fsp.stat(realPath);
@@ -164,6 +180,7 @@ export class SiteFiles {
       throw this.fsError(url, err);
     }
     if (!before.isFile()) throw refused(url, `it is not a regular file (${kindOf(before)})`);
+    this.checkLinkCount(url, before);
     let handle: FileHandle;
     try {
       // O_NOFOLLOW: the last component cannot have become a link since realpath; O_NONBLOCK: a FIFO
@@ -175,9 +192,11 @@ export class SiteFiles {
     try {
       const stat = await handle.stat();
       if (!stat.isFile() || stat.dev !== before.dev || stat.ino !== before.ino) throw refused(url, 'it changed while being checked');
+      // A link made between the stat and the open.
+      this.checkLinkCount(url, stat);
       // What was opened, whatever happened to the directories on the way (Linux).
       const opened = await fsp.readlink(`/proc/self/fd/${handle.fd}`).catch(() => null);
-      if (opened !== null && !inRoots(opened, realRoots)) throw refused(url, `it was moved outside the endpoint's data_roots (to ${opened})`);
+      if (opened !== null && !inRoots(opened, realRoots)) throw notReadable(url);
       return { handle, stat, realPath };
     } catch (err) {
       await handle.close().catch(() => undefined);
@@ -218,12 +237,16 @@ export class SiteFiles {
     return entry.promise;
   }
 
+  private checkLinkCount(url: string, stat: Stats): void {
+    if (stat.nlink > 1 && !this.opts.allowHardLinks) throw refused(url, 'it has more than one hard link (the endpoint config\'s allow_hard_links is off)');
+  }
+
+  // A path inside a root may lead anywhere through links: whether it ended at a missing file, an
+  // unreadable one or a loop may be a fact about a file outside the roots, so all are one answer.
   private fsError(url: string, err: unknown): FerryError {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return new FerryError('FERRY_DATA_NOT_FOUND', `no file at ${url.slice(0, 1000)}`);
-    if (code === 'EACCES' || code === 'EPERM') return refused(url, 'the endpoint\'s user may not read it');
-    if (code === 'ELOOP') return refused(url, 'too many levels of symbolic links');
-    return new FerryError('UNAVAILABLE', `cannot open ${url.slice(0, 1000)}: ${(err as Error).message}`);
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EACCES' || code === 'EPERM' || code === 'ELOOP') return notReadable(url);
+    return new FerryError('UNAVAILABLE', `cannot open ${url.slice(0, 1000)}: ${code ?? 'an I/O error'}`);
   }
 }
 

@@ -83,6 +83,12 @@ export const EndpointConfigSchema = z
     allowed_functions: z.array(z.string().regex(/^[0-9a-f-]{36}$/, 'must be a function UUID')).optional(),
     /** Run shell functions (command templates) on this endpoint's workers. */
     allow_shell_functions: z.boolean().default(false),
+    /**
+     * Environment variables shell functions' commands get besides PATH, HOME and LANG (taken from
+     * the worker's own environment). Nothing else of the agent's or the job's environment reaches
+     * a command: tokens and secrets there stay out of the tasks' reach.
+     */
+    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a variable name'), z.string().refine((v) => !v.includes('\0'), 'must not contain NUL')).default({}),
     /** Lines of output a shell function returns (the last N of stdout and of stderr). */
     shell_output_lines: z.number().int().min(1).max(100_000).default(1000),
     /** Tasks the agent takes from the gateway ahead of its workers (flow-control credits). */
@@ -118,6 +124,11 @@ export const EndpointConfigSchema = z
           .refine((p) => !p.split('/').includes('..'), 'must not contain .. segments'),
       )
       .default([]),
+    /**
+     * Read files under data_roots that have more than one hard link. Off by default: a hard link
+     * in a root to a file elsewhere passes every path check, so such files are refused.
+     */
+    allow_hard_links: z.boolean().default(false),
     /** Directory for the journal and block secrets; default: the endpoint's folder under FERRY_HOME. */
     state_dir: z.string().optional(),
   })

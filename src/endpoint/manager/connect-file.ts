@@ -16,6 +16,8 @@ export const ConnectInfo = z.object({
   timeout_s: z.number().positive(),
   allow_shell_functions: z.boolean().default(false),
   shell_output_lines: z.number().int().positive().default(1000),
+  /** The endpoint config's `env`: what shell commands get besides PATH, HOME and LANG. */
+  shell_env: z.record(z.string(), z.string()).default({}),
 });
 export type ConnectInfo = z.infer<typeof ConnectInfo>;
 

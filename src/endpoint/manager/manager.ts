@@ -13,6 +13,7 @@ import { readMessages, sendMessage } from '../interchange/ndjson';
 import type { Logger } from '../log';
 import { forkWorker } from '../worker/fork';
 import type { ConnectInfo } from './connect-file';
+import { SHELL_ENV_VARIABLE } from '../worker/shell-environment';
 
 type DispatchedTask = TaskMessage & { attempt: number };
 
@@ -128,6 +129,9 @@ export class Manager {
     const child = forkWorker({
       memory_mb: this.info.memory_mb, timeout_s: this.info.timeout_s,
       allow_shell_functions: this.info.allow_shell_functions, shell_output_lines: this.info.shell_output_lines,
+    }, {
+      // In the worker's environment rather than its command line, which other users can list.
+      env: { ...process.env, [SHELL_ENV_VARIABLE]: JSON.stringify(this.info.shell_env) },
     });
     const slot: WorkerSlot = { child, ready: false, assigned: new Map(), functionsSent: new Set() };
     child.on('message', (msg: FromWorker) => this.onWorkerMessage(slot, msg));

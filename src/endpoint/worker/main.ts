@@ -7,6 +7,7 @@ import { MAX_READ_BYTES, type FromWorker, type ReadResultMessage, type ToWorker,
 import { createLogger } from '../log';
 import { IsolatedVmSandbox, type ObjectRead } from './isolated-vm-sandbox';
 import { ResultPartSender } from './result-parts';
+import { shellEnvironment, takeShellEnvFromEnvironment } from './shell-environment';
 import { ShellRunner } from './shell-runner';
 import { WorkerLoop } from './worker-loop';
 
@@ -78,7 +79,9 @@ const sandbox = new IsolatedVmSandbox({
   },
 });
 // Built only where shell functions are allowed; the loop refuses them anyway without one.
-const shell = limits.allow_shell_functions ? new ShellRunner({ outputLines: limits.shell_output_lines }) : undefined;
+// The config's `env` is taken out of this process's environment whether or not shell runs here.
+const shellEnv = shellEnvironment(process.env, takeShellEnvFromEnvironment(process.env));
+const shell = limits.allow_shell_functions ? new ShellRunner({ outputLines: limits.shell_output_lines, env: shellEnv }) : undefined;
 // Results that do not travel inline go to the manager in parts, paced by its acknowledgements.
 const parts = new ResultPartSender({ send });
 const loop = new WorkerLoop({

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Json } from '../../protocol/api';
 import type { SandboxOutcome } from './sandbox';
+import { shellEnvironment } from './shell-environment';
 import { ShellRunner, type ShellRunnerOptions } from './shell-runner';
 import { isAlive, killAll, untilDead } from '../../../test/helpers/processes';
 
@@ -68,6 +69,14 @@ const HOSTILE: string[] = [
   'naïve 🚀 データ\u202e',
   ' \t ',
   '',
+  'x; touch PWNED; echo ',
+  '$(id -un)',
+  "'",
+  '"',
+  '\\',
+  '*',
+  '--help',
+  'a\nb\n',
 ];
 
 describe('ShellRunner', () => {
@@ -88,6 +97,57 @@ describe('ShellRunner', () => {
 
     expect(existsSync(join(dir, 'PWNED'))).toBe(false);
     expect(existsSync(join(dir, 'victim'))).toBe(true);
+  });
+
+  // Every placement of {v}: bare ones pass the value as one literal word; any other is refused
+  // before anything runs (`touch RAN` first shows that), whatever the value.
+  const BARE: Array<[string, (v: string) => string]> = [
+    ['{v}', (v) => v],
+    ['x{v}y', (v) => `x${v}y`],
+    ['--opt={v}', (v) => `--opt=${v}`],
+    ['"pre"{v}\'post\'', (v) => `pre${v}post`],
+  ];
+  const NOT_BARE = ["'{v}'", "'x{v}y'", '"{v}"', '"x {v} y"', "$'{v}'", '\\{v}', '`echo {v}`', '"$(echo {v})"', '${{X:-{v}}}', '# {v}', '<<EOF\n{v}\nEOF'];
+
+  it.each(BARE)('passes each hostile value placed as %s as one literal word', async (placement, word) => {
+    writeFileSync(join(dir, 'argv.cjs'), 'process.stdout.write(JSON.stringify(process.argv.slice(2)))');
+    const r = runner();
+    for (const v of HOSTILE) {
+      const res = success(await run(r, `{node} argv.cjs ${placement}`, { node: process.execPath, v }));
+      expect(JSON.parse(res.stdout), `value ${JSON.stringify(v)}`).toEqual([word(v)]);
+    }
+    expect(existsSync(join(dir, 'PWNED'))).toBe(false);
+  });
+
+  it.each(NOT_BARE)('refuses the template placing {v} as %s, running nothing, whatever the value', async (placement) => {
+    const r = runner();
+    for (const v of HOSTILE) {
+      const outcome = await run(r, `touch RAN; {node} argv.cjs ${placement}`, { node: process.execPath, v });
+      expect(outcome, `value ${JSON.stringify(v)}`).toMatchObject({ status: 'failed', exception: { code: 'FERRY_FUNCTION_ERROR', name: 'ShellTemplateError', message: expect.stringContaining('{v} at offset') } });
+    }
+    expect(existsSync(join(dir, 'RAN'))).toBe(false);
+    expect(existsSync(join(dir, 'PWNED'))).toBe(false);
+  });
+
+  it('refuses a NUL byte in a value, running nothing', async () => {
+    const outcome = await run(runner(), 'touch RAN; echo {v}', { v: 'a\0b' });
+    expect(outcome).toMatchObject({ status: 'failed', exception: { code: 'FERRY_FUNCTION_ERROR', message: expect.stringContaining("kwarg 'v' contains a NUL") } });
+    expect(existsSync(join(dir, 'RAN'))).toBe(false);
+  });
+
+  it('gives commands PATH, HOME and LANG and the configured variables, nothing else of the worker\'s environment', async () => {
+    process.env.FERRY_TOKEN = 'agent-secret-token';
+    try {
+      const names = (text: string) => text.split('\n').filter(Boolean).map((l) => l.slice(0, l.indexOf('='))).filter((n) => !['PWD', 'SHLVL', 'OLDPWD', '_'].includes(n)).sort();
+      const plain = success(await run(runner(), 'env'));
+      expect(plain.stdout).not.toContain('agent-secret-token');
+      expect(names(plain.stdout)).toEqual(['HOME', 'LANG', 'PATH'].filter((n) => process.env[n] !== undefined));
+      const configured = success(await run(runner({ env: shellEnvironment(process.env, { SITE_SCRATCH: '/scratch/x' }) }), 'env'));
+      expect(configured.stdout).toContain('SITE_SCRATCH=/scratch/x\n');
+      expect(configured.stdout).not.toContain('FERRY_');
+    } finally {
+      delete process.env.FERRY_TOKEN;
+    }
   });
 
   it('counts one line per value with printf | wc -l, newlines and all', async () => {

@@ -9,8 +9,9 @@ import { LIMITS, type Json, type Payload } from '../../protocol/api';
 import type { TaskException } from '../../protocol/errors';
 import type { FunctionSpec } from '../../protocol/wire';
 import { OutputTail, tailBytes } from './output-tail';
+import { shellEnvironment } from './shell-environment';
 import { successFromJson, type Sandbox, type SandboxOutcome, type SandboxRunOptions } from './sandbox';
-import { appendShellArgs, renderShellTemplate, ShellTemplateError } from './shell-template';
+import { renderShellCommand, ShellTemplateError } from '../../functions/shell-template';
 
 export interface ShellRunnerOptions {
   /** Lines of stdout and of stderr returned: the last N of each (WorkerLimits.shell_output_lines). */
@@ -29,8 +30,11 @@ export interface ShellRunnerOptions {
    * own makes one (`cd "$(mktemp -d)" && …`).
    */
   cwd?: string;
-  /** The commands' environment; default the worker's (PATH, modules, apptainer settings). */
-  env?: NodeJS.ProcessEnv;
+  /**
+   * The commands' whole environment; default shellEnvironment(process.env): PATH, HOME and LANG
+   * only, so no secret of the worker's environment reaches a command.
+   */
+  env?: Readonly<Record<string, string>>;
   /**
    * After the command exits (or is killed), how long its output may still drain before the pipes
    * are cut and the task answered: a process that left the group (setsid) could otherwise hold
@@ -47,8 +51,10 @@ export class ShellRunner implements Sandbox {
   private readonly outputLines: number;
   private readonly maxOutputBytes: number;
   private readonly maxInlineResultBytes: number;
+  private readonly env: Readonly<Record<string, string>>;
 
   constructor(private readonly options: ShellRunnerOptions = {}) {
+    this.env = options.env ?? shellEnvironment(process.env);
     this.outputLines = options.outputLines ?? 1000;
     this.maxInlineResultBytes = options.maxInlineResultBytes ?? LIMITS.maxInlineResultBytes;
     this.maxOutputBytes = options.maxOutputBytes ?? Math.floor(this.maxInlineResultBytes / 4);
@@ -74,7 +80,7 @@ export class ShellRunner implements Sandbox {
     }
     let cmd: string;
     try {
-      cmd = appendShellArgs(renderShellTemplate(fn.code, payload.kwargs ?? {}), payload.args ?? []);
+      cmd = renderShellCommand(fn.code, payload.kwargs ?? {}, payload.args ?? []);
     } catch (err) {
       if (err instanceof ShellTemplateError) return failed({ code: 'FERRY_FUNCTION_ERROR', name: err.name, message: err.message });
       throw err;
@@ -94,7 +100,7 @@ export class ShellRunner implements Sandbox {
         // group, so `a & b`, pipelines and the shell's grandchildren all go with it.
         child = spawn(SHELL, ['-c', cmd], {
           cwd: this.options.cwd,
-          env: this.options.env ?? process.env,
+          env: this.env,
           detached: true,
           stdio: ['ignore', 'pipe', 'pipe'],
         });

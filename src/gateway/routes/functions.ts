@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { DeleteFunctionResponse, FunctionDoc, RegisterFunctionRequest, RegisterFunctionResponse, Uuid } from '../../protocol/api';
 import { FerryError } from '../../protocol/errors';
 import { parseFunctionCode } from '../../functions/parse-function';
+import { parseShellTemplate, ShellTemplateError } from '../../functions/shell-template';
 import { cacheFunction, uncacheFunction } from '../function-cache';
 import { functionUuid } from '../function-id';
 import { registryOf } from '../registry';
@@ -27,7 +28,7 @@ export function registerFunctionRoutes(table: RouteTable): void {
     async (c, { principal: { owner }, body }) => {
       const runtime = body.meta?.runtime ?? 'js';
       if (runtime === 'js') parseFunctionCode(body.function_code);
-      else if (body.function_code.trim() === '') throw new FerryError('INVALID_FUNCTION_CODE', 'a shell function_code must be a non-empty command template');
+      else checkShellTemplate(body.function_code);
       const id = await functionUuid(owner, runtime, body.function_code);
       const { changed } = await registryOf(c.env, owner).registerFunction({
         function_uuid: id,
@@ -62,4 +63,15 @@ export function registerFunctionRoutes(table: RouteTable): void {
       return { result: 302 as const };
     },
   );
+}
+
+// The endpoint checks again before running (a function registered before a check was added).
+function checkShellTemplate(code: string): void {
+  if (code.trim() === '') throw new FerryError('INVALID_FUNCTION_CODE', 'a shell function_code must be a non-empty command template');
+  try {
+    parseShellTemplate(code);
+  } catch (err) {
+    if (err instanceof ShellTemplateError) throw new FerryError('INVALID_FUNCTION_CODE', err.message);
+    throw err;
+  }
 }
