@@ -1,10 +1,10 @@
 // Endpoint registration, update, listing, status, allow-list and deletion.
 
 import { describe, expect, it } from 'vitest';
-import { newUser, registerEndpoint, registerFunction } from './helpers';
+import { exchangeSecret, newUser, registerEndpoint, registerFunction } from './helpers';
 
 describe('endpoints', () => {
-  it('registers; the same name again gives the same id and a fresh token; both tokens work', async () => {
+  it('registers; the same name again gives the same id and a fresh token, and only the fresh one works', async () => {
     const alice = await newUser();
     const first = await alice.call('post', '/v3/endpoints', { endpoint_name: 'beamline', display_name: 'B' });
     expect(first.status).toBe(200);
@@ -13,6 +13,8 @@ describe('endpoints', () => {
     const again = await alice.call('post', '/v3/endpoints', { endpoint_name: 'beamline', display_name: 'B2', metadata: { k: 1 } });
     expect(again.body.endpoint_id).toBe(first.body.endpoint_id);
     expect(again.body.token).not.toBe(first.body.token);
+    expect((await exchangeSecret(first.body.endpoint_id, first.body.token)).body.code).toBe('TOKEN_REVOKED');
+    expect((await exchangeSecret(first.body.endpoint_id, again.body.token)).status).toBe(200);
     const doc = await alice.call('get', `/v2/endpoints/${first.body.endpoint_id}`);
     expect(doc.body).toMatchObject({ endpoint_id: first.body.endpoint_id, endpoint_name: 'beamline', display_name: 'B2', allowed_functions: null, metadata: { k: 1 } });
     // Another owner's endpoint of the same name is another endpoint.
