@@ -3,13 +3,13 @@
 
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { SignJWT } from 'jose';
-import { DEV_ISSUER, USER_AUDIENCE } from '../protocol/tokens';
+import { SignJWT, decodeJwt } from 'jose';
+import { DEFAULT_MAX_USER_TOKEN_TTL_S, DEV_ISSUER, USER_AUDIENCE } from '../protocol/tokens';
 
 export interface MintOptions {
   secret: string;
   sub: string;
-  /** Lifetime, e.g. '30d', '1h', or seconds. */
+  /** Lifetime, e.g. '30d', '1h', or seconds; at most the gateway's default cap (30 days). */
   expiresIn?: string | number;
 }
 
@@ -17,7 +17,13 @@ export async function mintUserToken(options: MintOptions): Promise<string> {
   const jwt = new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(options.sub).setIssuer(DEV_ISSUER).setAudience(USER_AUDIENCE).setIssuedAt();
   const exp = options.expiresIn ?? '30d';
   jwt.setExpirationTime(typeof exp === 'number' ? Math.floor(Date.now() / 1000) + exp : exp);
-  return jwt.sign(new TextEncoder().encode(options.secret));
+  const token = await jwt.sign(new TextEncoder().encode(options.secret));
+  // The gateway refuses a longer-lived token (MAX_USER_TOKEN_TTL_S): say so now, not at first use.
+  const claims = decodeJwt(token);
+  if (claims.exp! - claims.iat! > DEFAULT_MAX_USER_TOKEN_TTL_S) {
+    throw new Error(`a token lifetime of ${JSON.stringify(exp)} is over the gateway's default cap of 30d (MAX_USER_TOKEN_TTL_S = ${DEFAULT_MAX_USER_TOKEN_TTL_S})`);
+  }
+  return token;
 }
 
 /** Reads JWT_SECRET from a .dev.vars file, creating the file with a random secret if missing. */

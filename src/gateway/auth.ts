@@ -7,7 +7,7 @@
 import { SignJWT, createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from 'jose';
 import { FerryError } from '../protocol/errors';
 import { DEV_ISSUER, ENDPOINT_ACCESS_AUDIENCE, ENDPOINT_AUDIENCE, GATEWAY_ISSUER, USER_AUDIENCE, type EndpointTokenClaims } from '../protocol/tokens';
-import type { GatewayEnv } from './env';
+import { maxUserTokenTtlSeconds, type GatewayEnv } from './env';
 
 // Per-isolate caches, filled on first use from the request's env (never at module load).
 const hmacKeys = new Map<string, Promise<CryptoKey>>();
@@ -51,6 +51,24 @@ function subjectOf(payload: JWTPayload): string {
   return payload.sub;
 }
 
+// A token minted on a machine whose clock runs ahead still counts its lifetime from now.
+const CLOCK_SKEW_S = 300;
+
+/**
+ * A user token must expire, and not later than the gateway's cap allows: a leaked token is then
+ * good for at most that long. Judged from iat (a long-lived token backdated is still long-lived)
+ * and from now (a token without iat, or one claiming to be issued in the future).
+ */
+function checkUserTokenLifetime(env: GatewayEnv, payload: JWTPayload): void {
+  const maxTtl = maxUserTokenTtlSeconds(env);
+  if (typeof payload.exp !== 'number') throw new FerryError('UNAUTHORIZED', 'the token carries no exp: user tokens must expire', { max_ttl_s: maxTtl });
+  const now = Math.floor(Date.now() / 1000);
+  const fromIat = typeof payload.iat === 'number' ? payload.exp - payload.iat : 0;
+  if (fromIat > maxTtl || payload.exp - now > maxTtl + CLOCK_SKEW_S) {
+    throw new FerryError('UNAUTHORIZED', `the token lives longer than this gateway accepts (${maxTtl} s, MAX_USER_TOKEN_TTL_S): mint a shorter one`, { max_ttl_s: maxTtl });
+  }
+}
+
 /** The owner id (`sub`) of a valid user token. */
 export async function authenticateUser(env: GatewayEnv, authorization: string | undefined): Promise<string> {
   const token = bearerToken(authorization);
@@ -58,6 +76,7 @@ export async function authenticateUser(env: GatewayEnv, authorization: string | 
     const { alg } = decodeProtectedHeader(token);
     if (alg === 'HS256') {
       const { payload } = await jwtVerify(token, await hmacKey(env), { algorithms: ['HS256'], audience: USER_AUDIENCE, issuer: DEV_ISSUER });
+      checkUserTokenLifetime(env, payload);
       return subjectOf(payload);
     }
     if (env.AUTH_JWKS_URL && env.AUTH_ISSUER && env.AUTH_AUDIENCE && (alg === 'RS256' || alg === 'ES256')) {
@@ -66,6 +85,7 @@ export async function authenticateUser(env: GatewayEnv, authorization: string | 
         audience: env.AUTH_AUDIENCE,
         issuer: env.AUTH_ISSUER,
       });
+      checkUserTokenLifetime(env, payload);
       return subjectOf(payload);
     }
     throw new FerryError('UNAUTHORIZED', `tokens signed with ${String(alg)} are not accepted`);

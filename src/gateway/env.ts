@@ -5,6 +5,7 @@ import type { EndpointHub } from './endpoint-hub/endpoint-hub';
 import type { Registry } from './registry';
 import type { ObjectIndex } from './objects/object-index';
 import { LIMITS } from '../protocol/api';
+import { DEFAULT_MAX_USER_TOKEN_TTL_S } from '../protocol/tokens';
 
 export interface GatewayEnv {
   CACHE: KVNamespace;
@@ -18,6 +19,8 @@ export interface GatewayEnv {
   HEARTBEAT_S?: string;
   /** Lifetime in seconds of the endpoint access tokens POST /v3/endpoints/{id}/token mints (default 3600). */
   ENDPOINT_ACCESS_TTL_S?: string;
+  /** Longest lifetime in seconds of a user token (exp from iat, and from now); longer ones and tokens without exp get 401. */
+  MAX_USER_TOKEN_TTL_S?: string;
   MAX_REQUEST_BYTES?: string;
   AUTH_JWKS_URL?: string;
   AUTH_ISSUER?: string;
@@ -51,6 +54,10 @@ export function heartbeatSeconds(env: GatewayEnv): number {
 
 export function endpointAccessTtlSeconds(env: GatewayEnv): number {
   return Math.ceil(positiveNumber(env.ENDPOINT_ACCESS_TTL_S, 3600));
+}
+
+export function maxUserTokenTtlSeconds(env: GatewayEnv): number {
+  return Math.floor(positiveNumber(env.MAX_USER_TOKEN_TTL_S, DEFAULT_MAX_USER_TOKEN_TTL_S));
 }
 
 export function maxRequestBytes(env: GatewayEnv): number {

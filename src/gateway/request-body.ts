@@ -1,7 +1,10 @@
 // Reads a JSON request body under a byte cap: Content-Length is checked first, then the stream is
-// counted as it arrives, so a lying or absent Content-Length cannot push more than the cap in.
+// counted as it arrives, so a lying or absent Content-Length cannot push more than the cap in; its
+// nesting is bounded before it is parsed, so no recursive decoder behind it can overflow the stack.
 
+import { LIMITS } from '../protocol/api';
 import { FerryError } from '../protocol/errors';
+import { textNestsDeeperThan } from '../protocol/json-depth';
 
 function tooLarge(maxBytes: number): FerryError {
   return new FerryError('PAYLOAD_TOO_LARGE', `the request body is over ${maxBytes} bytes; split the batch or pass large data by reference`, { max_bytes: maxBytes });
@@ -34,7 +37,11 @@ export async function readBodyText(request: Request, maxBytes: number): Promise<
   return new TextDecoder().decode(joined);
 }
 
+/** The JSON value of a request body; nesting past LIMITS.maxJsonDepth is refused before parsing. */
 export function parseJsonText(text: string): unknown {
+  if (textNestsDeeperThan(text, LIMITS.maxJsonDepth)) {
+    throw new FerryError('VALIDATION_ERROR', `(body): nests arrays and objects deeper than ${LIMITS.maxJsonDepth} levels`, { max_depth: LIMITS.maxJsonDepth });
+  }
   try {
     return JSON.parse(text);
   } catch (err) {

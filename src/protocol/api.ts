@@ -200,6 +200,11 @@ export const ErrorDoc = z.object({ code: z.string(), message: z.string(), detail
 export const LIMITS = {
   /** Tasks in one submit request. */
   maxTasksPerRequest: 5000,
+  /**
+   * Nesting of `[` and `{` in any JSON Ferry decodes (request bodies, payloads). Recursive decoders
+   * (zod, structured clone) overflow the stack a few thousand levels down; no real payload nests this deep.
+   */
+  maxJsonDepth: 256,
   /** Default byte cap of one request body (gateway var `MAX_REQUEST_BYTES` overrides). */
   defaultMaxRequestBytes: 10 * 1024 * 1024,
   /** One task's encoded payload; larger data goes by reference. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_JSON_DEPTH, nestsDeeperThan } from './json-depth';
+import { MAX_JSON_DEPTH, nestsDeeperThan, textNestsDeeperThan } from './json-depth';
 
 /** Arrays (or objects under key "k") nested `levels` deep: `[[…]]`. */
 function nested(levels: number, asObject = false): unknown {
@@ -32,5 +32,19 @@ describe('nestsDeeperThan', () => {
     expect(() => JSON.stringify(deep)).toThrow(RangeError);
     expect(nestsDeeperThan(deep, MAX_JSON_DEPTH)).toBe(true);
     expect(nestsDeeperThan(deep, 2_000_000)).toBe(false);
+  });
+});
+
+describe('textNestsDeeperThan', () => {
+  it('counts arrays and objects inside one another, not side by side', () => {
+    expect(textNestsDeeperThan('[[{"a":[1]}]]', 4)).toBe(false);
+    expect(textNestsDeeperThan('[[{"a":[[1]]}]]', 4)).toBe(true);
+    expect(textNestsDeeperThan('[[],[],{},[[]]]', 3)).toBe(false);
+    expect(textNestsDeeperThan('['.repeat(100_000), 256)).toBe(true);
+  });
+
+  it('ignores brackets inside strings, escaped quotes and backslashes included', () => {
+    expect(textNestsDeeperThan(JSON.stringify(['[[[[{{{{', 'a"[[[[', 'b\\', '[[[[']), 1)).toBe(false);
+    expect(textNestsDeeperThan(JSON.stringify([['x\\"'], '"']), 1)).toBe(true);
   });
 });

@@ -1,7 +1,7 @@
-// How deeply a decoded JSON value may nest. Recursive decoders (zod's schemas for JSON values,
+// How deeply JSON may nest. Recursive decoders (zod's schemas for JSON values, JSON.parse,
 // JSON.stringify) overflow the stack on a value a few thousand levels deep, and a stack overflow
-// unwinds the whole process: every boundary checks the nesting first, with this walk, which keeps
-// its own stack and so cannot overflow.
+// unwinds the whole process: every boundary checks the nesting first, without recursion: decoded
+// values with a walk that keeps its own stack, JSON text with one scan that does not parse it.
 
 import type { TaskException } from './errors';
 
@@ -39,4 +39,31 @@ export function resultTooDeepException(): TaskException {
     name: 'ResultNotSerializable',
     message: `The result cannot be encoded as JSON: it nests arrays or objects deeper than the limit of ${MAX_JSON_DEPTH} levels`,
   };
+}
+
+const OPEN_ARRAY = 0x5b; // [
+const OPEN_OBJECT = 0x7b; // {
+const CLOSE_ARRAY = 0x5d; // ]
+const CLOSE_OBJECT = 0x7d; // }
+const QUOTE = 0x22; // "
+const BACKSLASH = 0x5c; // \
+
+/**
+ * Whether JSON `text` opens more than `maxDepth` arrays and objects inside one another. Brackets inside
+ * strings do not count; malformed text is the parser's to report, so only nesting is judged here.
+ */
+export function textNestsDeeperThan(text: string, maxDepth: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (inString) {
+      if (code === BACKSLASH) i++;
+      else if (code === QUOTE) inString = false;
+    } else if (code === QUOTE) inString = true;
+    else if (code === OPEN_ARRAY || code === OPEN_OBJECT) {
+      if (++depth > maxDepth) return true;
+    } else if (code === CLOSE_ARRAY || code === CLOSE_OBJECT) depth--;
+  }
+  return false;
 }

@@ -14,6 +14,11 @@ export const ENDPOINT_AUDIENCE = 'ferry-endpoint';
 /** Audience of an endpoint's short-lived ACCESS tokens: the agent socket and reads for the owner. */
 export const ENDPOINT_ACCESS_AUDIENCE = 'ferry-endpoint-access';
 export const GATEWAY_ISSUER = 'ferry-gateway';
+/**
+ * Longest lifetime (exp minus iat, or minus now) of a user token the gateway accepts unless its
+ * `MAX_USER_TOKEN_TTL_S` says otherwise: 30 days, the lifetime `ferry token` mints by default.
+ */
+export const DEFAULT_MAX_USER_TOKEN_TTL_S = 30 * 24 * 3600;
 
 /** Claims of an endpoint secret or access token. */
 export interface EndpointTokenClaims {

@@ -1,11 +1,17 @@
 // Bearer tokens: which tokens open which routes, and the codes of each refusal.
 
+import { env } from 'cloudflare:workers';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { authenticateUser } from '../../src/gateway/auth';
 import type { GatewayEnv } from '../../src/gateway/env';
 import { FerryError } from '../../src/protocol/errors';
+import { DEV_ISSUER, USER_AUDIENCE } from '../../src/protocol/tokens';
 import { call, mintEndpointToken, mintUserToken, newUser, registerEndpoint } from './helpers';
+
+function gatewayKey(): Uint8Array {
+  return new TextEncoder().encode((env as unknown as GatewayEnv).JWT_SECRET);
+}
 
 describe('user routes', () => {
   it('refuse a missing or malformed Authorization header with 401 UNAUTHORIZED', async () => {
@@ -34,6 +40,40 @@ describe('user routes', () => {
     const res = await call('get', '/v2/endpoints', { token });
     expect(res.status).toBe(401);
     expect(res.body.code).toBe('TOKEN_EXPIRED');
+  });
+
+  it('refuse a token without exp with 401 UNAUTHORIZED naming exp', async () => {
+    const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('forever').setAudience(USER_AUDIENCE).setIssuer(DEV_ISSUER).setIssuedAt().sign(gatewayKey());
+    const res = await call('get', '/v2/endpoints', { token });
+    expect([res.status, res.body.code], res.text).toEqual([401, 'UNAUTHORIZED']);
+    expect(res.body.message).toContain('exp');
+  });
+
+  it('refuse a token that lives longer than MAX_USER_TOKEN_TTL_S, from its iat or from now, and accept the 30 days ferry token mints', async () => {
+    const cap = Number((env as unknown as GatewayEnv).MAX_USER_TOKEN_TTL_S);
+    expect(cap).toBe(30 * 24 * 3600);
+    const now = Math.floor(Date.now() / 1000);
+    const sign = (claims: { iat?: number; exp: number }) => {
+      const jwt = new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('long-lived').setAudience(USER_AUDIENCE).setIssuer(DEV_ISSUER).setExpirationTime(claims.exp);
+      if (claims.iat !== undefined) jwt.setIssuedAt(claims.iat);
+      return jwt.sign(gatewayKey());
+    };
+    const tooLong = [
+      await sign({ iat: now, exp: now + cap + 3600 }),
+      // Backdated: an exp near enough, but a lifetime over the cap.
+      await sign({ iat: now - 10 * 24 * 3600, exp: now + cap - 24 * 3600 }),
+      // No iat: judged from now.
+      await sign({ exp: now + cap + 3600 }),
+    ];
+    for (const token of tooLong) {
+      const res = await call('get', '/v2/endpoints', { token });
+      expect([res.status, res.body.code], res.text).toEqual([401, 'UNAUTHORIZED']);
+      expect(res.body.message).toContain(`${cap}`);
+    }
+    for (const token of [await mintUserToken('monthly', { expiresIn: '30d' }), await sign({ exp: now + cap - 60 })]) {
+      const res = await call('get', '/v2/endpoints', { token });
+      expect(res.status, res.text).toBe(200);
+    }
   });
 
   it('refuse an endpoint token', async () => {
@@ -66,6 +106,9 @@ describe('OIDC tokens through a JWKS', () => {
     const env = { JWT_SECRET: 'x', AUTH_JWKS_URL: jwksUrl, AUTH_ISSUER: 'https://idp.test', AUTH_AUDIENCE: 'ferry-prod' } as GatewayEnv;
     const sign = (issuer: string) => new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject('scientist@lab').setIssuer(issuer).setAudience('ferry-prod').setExpirationTime('5m').sign(privateKey);
     expect(await authenticateUser(env, `Bearer ${await sign('https://idp.test')}`)).toBe('scientist@lab');
+    // The institution's tokens must expire too.
+    const forever = await new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject('scientist@lab').setIssuer('https://idp.test').setAudience('ferry-prod').sign(privateKey);
+    await expect(authenticateUser(env, `Bearer ${forever}`)).rejects.toMatchObject({ code: 'UNAUTHORIZED', message: expect.stringContaining('exp') });
     await expect(authenticateUser(env, `Bearer ${await sign('https://evil.test')}`)).rejects.toMatchObject({ code: 'UNAUTHORIZED' });
     // Without OIDC configured, an RS256 token is refused.
     await expect(authenticateUser({ JWT_SECRET: 'x' } as GatewayEnv, `Bearer ${await sign('https://idp.test')}`)).rejects.toBeInstanceOf(FerryError);

@@ -74,15 +74,38 @@ describe('endpoint secret and access tokens', () => {
     expect(exchange.status).toBe(401);
     expect(exchange.body.code).toBe('TOKEN_REVOKED');
 
-    // Registering again hands out a secret of the current generation, which works.
+    // Registering again hands out a secret of a new generation, which works.
     const name = (await user.call('get', `/v2/endpoints/${ep.endpoint_id}`)).body.endpoint_name;
     const again = await user.call('post', '/v3/endpoints', { endpoint_name: name });
     expect(again.status, again.text).toBe(200);
     expect(again.body.endpoint_id).toBe(ep.endpoint_id);
-    expect(decodeJwt(again.body.token).gen).toBe(1);
+    expect(decodeJwt(again.body.token).gen).toBe(2);
     const fresh = await exchangeSecret(ep.endpoint_id, again.body.token);
     expect(fresh.status, fresh.text).toBe(200);
-    expect(decodeJwt(fresh.body.access_token).gen).toBe(1);
+    expect(decodeJwt(fresh.body.access_token).gen).toBe(2);
+    const next = await FakeAgent.ready(ep.endpoint_id, fresh.body.access_token);
+    next.close();
+  });
+
+  it('registering the name again (configure --force) revokes the old secret, its access tokens and the agent they connected', async () => {
+    const { user, ep } = await setup();
+    const oldAccess = (await exchangeSecret(ep.endpoint_id, ep.token)).body.access_token;
+    const agent = await FakeAgent.ready(ep.endpoint_id, oldAccess);
+    const name = (await user.call('get', `/v2/endpoints/${ep.endpoint_id}`)).body.endpoint_name;
+
+    const again = await user.call('post', '/v3/endpoints', { endpoint_name: name });
+    expect(again.status, again.text).toBe(200);
+    expect(again.body.endpoint_id).toBe(ep.endpoint_id);
+    expect((await agent.next('refuse')).code).toBe('TOKEN_REVOKED');
+    expect(await agent.closed()).toBe(4003);
+
+    const old = await exchangeSecret(ep.endpoint_id, ep.token);
+    expect([old.status, old.body.code]).toEqual([401, 'TOKEN_REVOKED']);
+    const socket = await FakeAgent.openRaw(ep.endpoint_id, oldAccess);
+    expect([socket.status, ((await socket.json()) as any).code]).toEqual([401, 'TOKEN_REVOKED']);
+
+    const fresh = await exchangeSecret(ep.endpoint_id, again.body.token);
+    expect(fresh.status, fresh.text).toBe(200);
     const next = await FakeAgent.ready(ep.endpoint_id, fresh.body.access_token);
     next.close();
   });

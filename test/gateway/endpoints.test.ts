@@ -1,10 +1,11 @@
 // Endpoint registration, update, listing, status, allow-list and deletion.
 
 import { describe, expect, it } from 'vitest';
-import { newUser, registerEndpoint, registerFunction } from './helpers';
+import { LIMITS } from '../../src/protocol/api';
+import { call, exchangeSecret, newUser, registerEndpoint, registerFunction } from './helpers';
 
 describe('endpoints', () => {
-  it('registers; the same name again gives the same id and a fresh token; both tokens work', async () => {
+  it('registers; the same name again gives the same id and a fresh token, and only the fresh one works', async () => {
     const alice = await newUser();
     const first = await alice.call('post', '/v3/endpoints', { endpoint_name: 'beamline', display_name: 'B' });
     expect(first.status).toBe(200);
@@ -13,6 +14,8 @@ describe('endpoints', () => {
     const again = await alice.call('post', '/v3/endpoints', { endpoint_name: 'beamline', display_name: 'B2', metadata: { k: 1 } });
     expect(again.body.endpoint_id).toBe(first.body.endpoint_id);
     expect(again.body.token).not.toBe(first.body.token);
+    expect((await exchangeSecret(first.body.endpoint_id, first.body.token)).body.code).toBe('TOKEN_REVOKED');
+    expect((await exchangeSecret(first.body.endpoint_id, again.body.token)).status).toBe(200);
     const doc = await alice.call('get', `/v2/endpoints/${first.body.endpoint_id}`);
     expect(doc.body).toMatchObject({ endpoint_id: first.body.endpoint_id, endpoint_name: 'beamline', display_name: 'B2', allowed_functions: null, metadata: { k: 1 } });
     // Another owner's endpoint of the same name is another endpoint.
@@ -92,5 +95,14 @@ describe('endpoints', () => {
     expect(res.body.message).toMatch(/^endpoint_name: /);
     const bad = await alice.call('post', '/v3/endpoints', { endpoint_name: 'ok', allowed_functions: ['nope'] });
     expect(bad.body.message).toMatch(/^allowed_functions\.0: /);
+  });
+
+  it('refuses metadata nested 2,000 deep with 400 VALIDATION_ERROR naming the limit, and keeps nothing', async () => {
+    const alice = await newUser();
+    const rawBody = `{"endpoint_name": "deep", "metadata": {"k": ${'['.repeat(2000)}${']'.repeat(2000)}}}`;
+    const res = await call('post', '/v3/endpoints', { token: alice.token, rawBody });
+    expect([res.status, res.body.code], res.text).toEqual([400, 'VALIDATION_ERROR']);
+    expect(res.body.message).toContain(`${LIMITS.maxJsonDepth} levels`);
+    expect((await alice.call('get', '/v2/endpoints')).body).toEqual([]);
   });
 });

@@ -1,7 +1,8 @@
 // Function registration: content-derived ids, ownership, validation.
 
 import { env } from 'cloudflare:workers';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { LIMITS } from '../../src/protocol/api';
 import { ADD, call, newUser, registerFunction } from './helpers';
 
 describe('POST /v3/functions', () => {
@@ -69,6 +70,22 @@ describe('POST /v3/functions', () => {
     const extra = await alice.call('post', '/v3/functions', { function_name: 'x', function_code: ADD, surprise: 1 });
     expect(extra.body.code).toBe('VALIDATION_ERROR');
     expect(extra.body.message).toBe('surprise: unrecognized key');
+  });
+});
+
+describe('deep bodies', () => {
+  it('answer 400 VALIDATION_ERROR naming the depth limit, never 500, and log no error', async () => {
+    const alice = await newUser();
+    const errors = vi.spyOn(console, 'error');
+    try {
+      const rawBody = `{"function_name": "deep", "function_code": ${JSON.stringify(ADD)}, "meta": ${'{"a":'.repeat(2000)}1${'}'.repeat(2000)}}`;
+      const res = await call('post', '/v3/functions', { token: alice.token, rawBody });
+      expect([res.status, res.body.code], res.text).toEqual([400, 'VALIDATION_ERROR']);
+      expect(res.body.message).toContain(`${LIMITS.maxJsonDepth} levels`);
+      expect(errors).not.toHaveBeenCalled();
+    } finally {
+      errors.mockRestore();
+    }
   });
 });
 

@@ -77,6 +77,24 @@ describe('single PUT', () => {
     expect((await head.arrayBuffer()).byteLength).toBe(0);
   });
 
+  it('serves every object with nosniff, and as an attachment unless its type is on the inline list', async () => {
+    const alice = await newUser('alice');
+    const attachment = ['text/html', 'TEXT/HTML; charset=utf-8', 'image/svg+xml', 'application/xhtml+xml', 'text/javascript', 'text/xml', 'application/pdf', 'application/octet-stream', 'application/x-test'];
+    const inline = ['text/plain', 'text/plain; charset=utf-8', 'application/json', 'image/png', 'image/jpeg', 'image/gif', 'image/webp'];
+    for (const [i, contentType] of [...attachment, ...inline].entries()) {
+      const ref = await put(alice, new TextEncoder().encode(`<script>alert(${i})</script>`), { 'content-type': contentType });
+      for (const [method, headers] of [['GET', {}], ['HEAD', {}], ['GET', { range: 'bytes=0-3' }]] as const) {
+        const res = await raw(method, `/v3/objects/${ref.$ref}`, alice.token, { headers });
+        await res.arrayBuffer();
+        const what = `${method} ${JSON.stringify(headers)} ${contentType}`;
+        expect(res.status, what).toBe('range' in headers ? 206 : 200);
+        expect(res.headers.get('content-type'), what).toBe(contentType);
+        expect(res.headers.get('x-content-type-options'), what).toBe('nosniff');
+        expect(res.headers.get('content-disposition'), what).toBe(inline.includes(contentType) ? null : 'attachment');
+      }
+    }
+  });
+
   it('gives the same bytes of one owner one id (stored once), and another owner another id', async () => {
     const alice = await newUser('alice');
     const bob = await newUser('bob');

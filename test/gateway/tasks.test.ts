@@ -1,6 +1,6 @@
 // Task routes without an agent: submit checks and limits, docs, batch status, groups, cancel.
 
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { LIMITS } from '../../src/protocol/api';
 import { call, newUser, registerEndpoint, registerFunction, submit, taskStatus } from './helpers';
 
@@ -69,6 +69,29 @@ describe('POST /v3/endpoints/{endpoint_id}/submit', () => {
     expect(wrong.body.message).toMatch(new RegExp(`^tasks\\.${fn}\\.0\\.args: expected array`));
     const empty = await alice.call('post', `/v3/endpoints/${ep.endpoint_id}/submit`, { tasks: { [fn]: [] } });
     expect(empty.body.code).toBe('VALIDATION_ERROR');
+  });
+
+  it('answers 400 VALIDATION_ERROR naming the depth limit for a body nested 2,000 deep, and logs no error', async () => {
+    const alice = await newUser();
+    const fn = await registerFunction(alice);
+    const ep = await registerEndpoint(alice);
+    const errors = vi.spyOn(console, 'error');
+    try {
+      const arrays = `{"tasks": {"${fn}": [{"args": [${'['.repeat(2000)}${']'.repeat(2000)}]}]}}`;
+      const objects = `{"tasks": {"${fn}": [{"args": [], "kwargs": ${'{"a":'.repeat(2000)}1${'}'.repeat(2000)}}]}}`;
+      for (const rawBody of [arrays, objects]) {
+        const res = await call('post', `/v3/endpoints/${ep.endpoint_id}/submit`, { token: alice.token, rawBody });
+        expect([res.status, res.body.code], res.text).toEqual([400, 'VALIDATION_ERROR']);
+        expect(res.body.message).toContain(`${LIMITS.maxJsonDepth} levels`);
+      }
+      expect(errors).not.toHaveBeenCalled();
+    } finally {
+      errors.mockRestore();
+    }
+    // Nesting up to the limit is accepted; brackets inside strings do not count.
+    const deepest = `{"tasks": {"${fn}": [{"args": [${'['.repeat(LIMITS.maxJsonDepth - 5)}"[[[[{{{{"${']'.repeat(LIMITS.maxJsonDepth - 5)}]}]}}`;
+    const ok = await call('post', `/v3/endpoints/${ep.endpoint_id}/submit`, { token: alice.token, rawBody: deepest });
+    expect(ok.status, ok.text).toBe(200);
   });
 
   it('answers 413 TOO_MANY_TASKS over 5,000 tasks', async () => {

@@ -26,7 +26,7 @@ export function registerEndpointRoutes(table: RouteTable): void {
     {
       method: 'post',
       path: '/v3/endpoints',
-      summary: "Register an endpoint (the same name again: the same id, a fresh secret of the current generation). The token is the endpoint's secret: exchange it at /v3/endpoints/{endpoint_id}/token",
+      summary: "Register an endpoint (the same name again: the same id and a fresh secret of a new generation; the old secret, its access tokens and the agent they connected are revoked). The token is the endpoint's secret: exchange it at /v3/endpoints/{endpoint_id}/token",
       auth: 'user',
       body: RegisterEndpointRequest,
       response: RegisterEndpointResponse,
@@ -44,7 +44,10 @@ export function registerEndpointRoutes(table: RouteTable): void {
         reply = await hubOf(c.env, claim.endpoint_id).register(owner, claim.endpoint_id, body);
       }
       unwrap(reply);
-      const gen = unwrap(await hubOf(c.env, claim.endpoint_id).secretGeneration(owner));
+      // Registering a name again (configure --force) is how an owner replaces a secret they no longer
+      // trust: only the new one may work, so the old generation is revoked.
+      const hub = hubOf(c.env, claim.endpoint_id);
+      const gen = unwrap(await (claim.created ? hub.secretGeneration(owner) : hub.revokeSecret(owner)));
       return {
         endpoint_id: claim.endpoint_id,
         token: await mintEndpointToken(c.env, owner, claim.endpoint_id, gen),

@@ -13,6 +13,7 @@ import type { GatewayContext } from '../route-spec';
 import { defineRoute, type RouteTable } from '../route-spec';
 import { validationError } from '../http-errors';
 import { parseRangeHeader } from '../objects/byte-range';
+import { displayHeaders } from '../objects/display-headers';
 import { sha256OfObject, streamHashed } from '../objects/hashing-stream';
 import { metaOf, objectIndexOf, type ObjectRecord } from '../objects/object-index';
 import { base64OfHex, newStorageKey, objectIdOf, randomHex } from '../objects/object-ids';
@@ -68,6 +69,7 @@ function objectHeaders(record: ObjectRecord): Headers {
     'x-ferry-size': String(record.size),
     'repr-digest': `sha-256=:${base64OfHex(record.sha256)}:`,
     'x-ferry-filters': asciiJson(JSON.parse(record.filters_json)),
+    ...displayHeaders(record.content_type),
   });
 }
 
@@ -217,7 +219,7 @@ export function registerObjectRoutes(table: RouteTable): void {
     {
       method: 'get',
       path: '/v3/objects/{id}',
-      summary: "An object's bytes; Range: bytes=a-b | a- | -n answers 206 (416 past the end); HEAD: size and digest only. Endpoint tokens read their owner's objects",
+      summary: "An object's bytes (X-Content-Type-Options: nosniff; Content-Disposition: attachment unless text/plain, application/json, image/png, image/jpeg, image/gif or image/webp); Range: bytes=a-b | a- | -n answers 206 (416 past the end); HEAD: size and digest only. Endpoint tokens read their owner's objects",
       auth: 'reader',
       params: ObjectParams,
       otherResponses: [
