@@ -6,7 +6,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { INTERCHANGE_VERSION, MAX_REGISTER_LINE_CHARS, RESULT_PART_BYTES, type WorkerTaskResult } from '../../protocol/interchange';
+import { INTERCHANGE_VERSION, MAX_MANAGER_LINE_CHARS, MAX_REGISTER_LINE_CHARS, RESULT_PART_BYTES, type WorkerTaskResult } from '../../protocol/interchange';
 import { createLogger } from '../log';
 import { writeConnectFile } from '../manager/connect-file';
 import { LocalProvider } from '../providers/local-provider';
@@ -161,6 +161,26 @@ describe('Interchange with real managers', () => {
       await s.until(() => s.results.size === 300, 'all 300 results');
       expect([...s.attempts.values()].some((a) => a > 1)).toBe(true);
       for (let i = 0; i < 300; i++) expect(s.results.get(`t${i}`)?.result).toBe(i * i);
+    } finally {
+      fn.code = '(x) => x * x';
+    }
+  });
+
+  it('fails a task whose error is too long for one line under the frame cap with FERRY_RESULT_TOO_LARGE; its manager stays', async () => {
+    const s = await setup(1);
+    // The message and the stack that repeats it: over the cap together, each under it.
+    fn.code = `(n) => { if (n > 0) throw new Error('e'.repeat(n)); return 'small' }`;
+    try {
+      await s.startBlock();
+      await s.until(() => s.ix.stats().managers === 1, 'the manager');
+      s.ix.submit([{ task_id: 'huge', function_uuid: fn.function_uuid, payload: { args: [Math.ceil(MAX_MANAGER_LINE_CHARS * 0.6)] } }]);
+      await s.until(() => s.results.size === 1, 'the huge error');
+      expect(s.results.get('huge')).toMatchObject({ status: 'failed', exception: { code: 'FERRY_RESULT_TOO_LARGE' }, execution: { attempt: 1 } });
+      s.ix.submit([{ task_id: 'after', function_uuid: fn.function_uuid, payload: { args: [0] } }]);
+      await s.until(() => s.results.size === 2, 'the next result');
+      expect(s.results.get('after')).toMatchObject({ status: 'success', result: 'small' });
+      expect(s.attempts.get('huge')).toBe(1);
+      expect(s.logs.filter((l) => l.msg === 'interchange connection refused' || l.msg === 'manager lost')).toEqual([]);
     } finally {
       fn.code = '(x) => x * x';
     }
