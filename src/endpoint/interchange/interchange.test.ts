@@ -80,8 +80,8 @@ async function setup(workers = 2, register_timeout_s?: number) {
     return { blockId, connectFile, jobId };
   };
   /** A raw TCP connection to the interchange, as anyone on the network could open. */
-  const dial = async () => {
-    const socket = connect({ host: '127.0.0.1', port });
+  const dial = async (allowHalfOpen = false) => {
+    const socket = connect({ host: '127.0.0.1', port, allowHalfOpen });
     socket.on('error', () => {});
     socket.resume(); // read (and drop) what the interchange answers, so its end is seen
     cleanups.push(() => void socket.destroy());
@@ -221,5 +221,20 @@ describe('Interchange with real managers', () => {
       expect.objectContaining({ peer: wrong.peer, reason: 'bad block secret', block_id: 'b0' }),
     ]);
     expect(s.ix.stats().managers).toBe(0);
+  });
+
+  it('closes a refused peer that keeps its side open at the registration timeout', async () => {
+    const s = await setup(1, 1);
+    const c = await s.dial(true);
+    const register = { type: 'register', version: INTERCHANGE_VERSION, secret: 'guess', block_id: 'b0', manager_id: 'm0', host: 'h', workers: 1, prefetch: 0 };
+    c.socket.write(JSON.stringify(register) + '\n');
+    const ended = new Promise<void>((r) => c.socket.once('end', () => r()));
+    await ended; // told to shut down; this peer does not, and keeps writing (a write to a closed peer is reset)
+    const opened = Date.now();
+    const writer = setInterval(() => c.socket.write('{"type":"heartbeat","idle_workers":1,"workers":1}\n'), 50);
+    await c.closed;
+    clearInterval(writer);
+    expect(Date.now() - opened).toBeGreaterThanOrEqual(500);
+    expect(s.logs.filter((l) => l.msg === 'interchange connection refused')).toEqual([expect.objectContaining({ peer: c.peer, reason: 'bad block secret' })]);
   });
 });

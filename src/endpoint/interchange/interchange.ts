@@ -171,10 +171,10 @@ export class Interchange {
     const refuse = (reason: string, fields: Record<string, unknown> = {}) => {
       if (refused) return;
       refused = true;
-      clearTimeout(registerTimer);
       this.opts.log.warn('interchange connection refused', { peer, reason, ...(manager ? { manager_id: manager.id, block_id: manager.blockId } : {}), ...fields });
     };
     const timeout_s = this.opts.register_timeout_s ?? 5;
+    // Also ends a refused peer that keeps its side open after being told to shut down.
     const registerTimer = setTimeout(() => {
       refuse(`no register message within ${timeout_s} s`);
       socket.destroy();
@@ -194,7 +194,6 @@ export class Interchange {
           refuse(`a ${msg.type} message before registering`);
           return void socket.destroy();
         }
-        clearTimeout(registerTimer);
         const expected = this.secrets.get(msg.block_id);
         const given = Buffer.from(msg.secret);
         if (msg.version !== INTERCHANGE_VERSION || !expected || expected.length !== given.length || !timingSafeEqual(expected, given)) {
@@ -203,6 +202,7 @@ export class Interchange {
           socket.end();
           return;
         }
+        clearTimeout(registerTimer);
         manager = {
           id: msg.manager_id, blockId: msg.block_id, host: msg.host, socket, workers: msg.workers, idleWorkers: msg.workers,
           capacity: msg.workers + msg.prefetch, inflight: new Map(), functionsSent: new Set(), lastSeen: Date.now(),
