@@ -10,6 +10,15 @@ import { FunctionSpec, TaskMessage, TaskResult } from './wire';
 
 export const INTERCHANGE_VERSION = 2;
 
+// Frame caps, in characters of a line (UTF-16 code units, never more than its bytes). The
+// interchange's port may be reachable by other users of the cluster: before a manager has proved
+// its block's secret it may send one line of a register message's size (~400 characters, a long
+// host name included); after, no line may outgrow MAX_MANAGER_LINE_CHARS, which a manager keeps
+// by splitting its batches of results (one result's line is ~1.5 MB at most: its inline JSON, its
+// output and error, escaped).
+export const MAX_REGISTER_LINE_CHARS = 4 * 1024;
+export const MAX_MANAGER_LINE_CHARS = 16 * 1024 * 1024;
+
 // ---- manager → interchange ----
 export const RegisterMessage = z.object({
   type: z.literal('register'),

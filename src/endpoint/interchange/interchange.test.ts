@@ -6,7 +6,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { INTERCHANGE_VERSION, RESULT_PART_BYTES, type WorkerTaskResult } from '../../protocol/interchange';
+import { INTERCHANGE_VERSION, MAX_MANAGER_LINE_CHARS, MAX_REGISTER_LINE_CHARS, RESULT_PART_BYTES, type WorkerTaskResult } from '../../protocol/interchange';
 import { MAX_JSON_DEPTH } from '../../protocol/json-depth';
 import { createLogger } from '../log';
 import { writeConnectFile } from '../manager/connect-file';
@@ -19,7 +19,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function setup(workers = 2) {
+async function setup(workers = 2, register_timeout_s?: number) {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-ix-'));
   const results = new Map<string, WorkerTaskResult>();
   /** Result parts as they came, and how many results had come before each. */
@@ -27,8 +27,11 @@ async function setup(workers = 2) {
   const attempts = new Map<string, number>();
   let managersChanged = 0;
   const listeners = new Set<() => void>();
+  /** The interchange's log lines, parsed. */
+  const logs: Array<Record<string, unknown>> = [];
   const ix = new Interchange({
-    address: '127.0.0.1', port: 0, heartbeat_s: 1, log: createLogger({}, () => {}),
+    address: '127.0.0.1', port: 0, heartbeat_s: 1, register_timeout_s,
+    log: createLogger({}, (line) => void logs.push(JSON.parse(line) as Record<string, unknown>)),
     hooks: {
       functionSpec: () => fn,
       beforeDispatch: (ids) => ids.map((id) => {
@@ -77,7 +80,16 @@ async function setup(workers = 2) {
     const jobId = await provider.submit({ blockId, nodes: 1, connectFile, dir });
     return { blockId, connectFile, jobId };
   };
-  return { ix, port, provider, results, parts, attempts, until, startBlock, managersChanged: () => managersChanged };
+  /** A raw TCP connection to the interchange, as anyone on the network could open. */
+  const dial = async (allowHalfOpen = false) => {
+    const socket = connect({ host: '127.0.0.1', port, allowHalfOpen });
+    socket.on('error', () => {});
+    socket.resume(); // read (and drop) what the interchange answers, so its end is seen
+    cleanups.push(() => void socket.destroy());
+    await new Promise<void>((r) => socket.once('connect', () => r()));
+    return { socket, peer: `${socket.localAddress}:${socket.localPort}`, closed: new Promise<void>((r) => socket.once('close', () => r())) };
+  };
+  return { ix, port, provider, results, parts, attempts, logs, until, startBlock, dial, managersChanged: () => managersChanged };
 }
 
 const tasks = (n: number, from = 0) => Array.from({ length: n }, (_, i) => ({ task_id: `t${from + i}`, function_uuid: fn.function_uuid, payload: { args: [from + i] } }));
@@ -184,5 +196,77 @@ describe('Interchange with real managers', () => {
     await s.until(() => s.results.has('t1'), 'the next result');
     expect(s.results.get('t1')).toMatchObject({ status: 'success', result: 1 });
     expect(s.ix.stats().managers).toBe(1);
+  });
+
+  it('fails a task whose error is too long for one line under the frame cap with FERRY_RESULT_TOO_LARGE; its manager stays', async () => {
+    const s = await setup(1);
+    // The message and the stack that repeats it: over the cap together, each under it.
+    fn.code = `(n) => { if (n > 0) throw new Error('e'.repeat(n)); return 'small' }`;
+    try {
+      await s.startBlock();
+      await s.until(() => s.ix.stats().managers === 1, 'the manager');
+      s.ix.submit([{ task_id: 'huge', function_uuid: fn.function_uuid, payload: { args: [Math.ceil(MAX_MANAGER_LINE_CHARS * 0.6)] } }]);
+      await s.until(() => s.results.size === 1, 'the huge error');
+      expect(s.results.get('huge')).toMatchObject({ status: 'failed', exception: { code: 'FERRY_RESULT_TOO_LARGE' }, execution: { attempt: 1 } });
+      s.ix.submit([{ task_id: 'after', function_uuid: fn.function_uuid, payload: { args: [0] } }]);
+      await s.until(() => s.results.size === 2, 'the next result');
+      expect(s.results.get('after')).toMatchObject({ status: 'success', result: 'small' });
+      expect(s.attempts.get('huge')).toBe(1);
+      expect(s.logs.filter((l) => l.msg === 'interchange connection refused' || l.msg === 'manager lost')).toEqual([]);
+    } finally {
+      fn.code = '(x) => x * x';
+    }
+  });
+
+  it('closes a connection that sends nothing within the registration timeout, and logs it once with the peer', async () => {
+    const s = await setup(1, 0.5);
+    const c = await s.dial();
+    const opened = Date.now();
+    await c.closed;
+    expect(Date.now() - opened).toBeGreaterThanOrEqual(450);
+    const refusals = s.logs.filter((l) => l.msg === 'interchange connection refused');
+    expect(refusals).toEqual([expect.objectContaining({ level: 'warn', peer: c.peer, reason: 'no register message within 0.5 s' })]);
+  });
+
+  it('closes a connection on the first bytes past the register cap, before any newline, and logs it once with the peer', async () => {
+    const s = await setup(1, 60);
+    const c = await s.dial();
+    // One character past the cap, no newline: refused now, not at the line's end nor the timeout.
+    c.socket.write('{"type":"register","host":"' + 'h'.repeat(MAX_REGISTER_LINE_CHARS));
+    await c.closed;
+    const refusals = s.logs.filter((l) => l.msg === 'interchange connection refused');
+    expect(refusals).toEqual([expect.objectContaining({ peer: c.peer, reason: `a message longer than ${MAX_REGISTER_LINE_CHARS} characters` })]);
+  });
+
+  it('refuses any message but register first, and a wrong secret, each logged once with the peer; no manager counts', async () => {
+    const s = await setup(1, 60);
+    const early = await s.dial();
+    early.socket.write('{"type":"heartbeat","idle_workers":1,"workers":1}\n');
+    await early.closed;
+    const wrong = await s.dial();
+    const register = { type: 'register', version: INTERCHANGE_VERSION, secret: 'guess', block_id: 'b0', manager_id: 'm0', host: 'h', workers: 1, prefetch: 0 };
+    // A second try on the refused connection is not read either.
+    wrong.socket.write(JSON.stringify(register) + '\n' + JSON.stringify(register) + '\n');
+    await wrong.closed;
+    expect(s.logs.filter((l) => l.msg === 'interchange connection refused')).toEqual([
+      expect.objectContaining({ peer: early.peer, reason: 'a heartbeat message before registering' }),
+      expect.objectContaining({ peer: wrong.peer, reason: 'bad block secret', block_id: 'b0' }),
+    ]);
+    expect(s.ix.stats().managers).toBe(0);
+  });
+
+  it('closes a refused peer that keeps its side open at the registration timeout', async () => {
+    const s = await setup(1, 1);
+    const c = await s.dial(true);
+    const register = { type: 'register', version: INTERCHANGE_VERSION, secret: 'guess', block_id: 'b0', manager_id: 'm0', host: 'h', workers: 1, prefetch: 0 };
+    c.socket.write(JSON.stringify(register) + '\n');
+    const ended = new Promise<void>((r) => c.socket.once('end', () => r()));
+    await ended; // told to shut down; this peer does not, and keeps writing (a write to a closed peer is reset)
+    const opened = Date.now();
+    const writer = setInterval(() => c.socket.write('{"type":"heartbeat","idle_workers":1,"workers":1}\n'), 50);
+    await c.closed;
+    clearInterval(writer);
+    expect(Date.now() - opened).toBeGreaterThanOrEqual(500);
+    expect(s.logs.filter((l) => l.msg === 'interchange connection refused')).toEqual([expect.objectContaining({ peer: c.peer, reason: 'bad block secret' })]);
   });
 });

@@ -5,7 +5,7 @@
 
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { INTERCHANGE_VERSION, ManagerMessage, RESULT_PART_BYTES, boundResultDepth, type DispatchMessage, type WorkerTaskResult } from '../../protocol/interchange';
+import { INTERCHANGE_VERSION, MAX_MANAGER_LINE_CHARS, MAX_REGISTER_LINE_CHARS, ManagerMessage, RESULT_PART_BYTES, boundResultDepth, type DispatchMessage, type WorkerTaskResult } from '../../protocol/interchange';
 import { MAX_JSON_DEPTH, MESSAGE_ENVELOPE_DEPTH, nestsDeeperThan } from '../../protocol/json-depth';
 import { FerryError } from '../../protocol/errors';
 import type { FunctionSpec, TaskMessage } from '../../protocol/wire';
@@ -42,6 +42,8 @@ export interface InterchangeOptions {
   heartbeat_s: number;
   /** Seconds of silence after which a manager is lost; default 3 × heartbeat_s. */
   heartbeat_threshold_s?: number;
+  /** Seconds a new connection has to register before it is closed; default 5. */
+  register_timeout_s?: number;
   hooks: InterchangeHooks;
   log: Logger;
 }
@@ -163,26 +165,45 @@ export class Interchange {
   private accept(socket: Socket): void {
     socket.setNoDelay(true);
     let manager: ManagerConn | null = null;
-    const registerTimer = setTimeout(() => socket.destroy(), 10_000);
+    // Read now: a destroyed socket no longer knows its peer.
+    const peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    let refused = false;
+    /** Logs why a connection is closed, once; the caller closes it (or the reader has). */
+    const refuse = (reason: string, fields: Record<string, unknown> = {}) => {
+      if (refused) return;
+      refused = true;
+      this.opts.log.warn('interchange connection refused', { peer, reason, ...(manager ? { manager_id: manager.id, block_id: manager.blockId } : {}), ...fields });
+    };
+    const timeout_s = this.opts.register_timeout_s ?? 5;
+    // Also ends a refused peer that keeps its side open after being told to shut down.
+    const registerTimer = setTimeout(() => {
+      refuse(`no register message within ${timeout_s} s`);
+      socket.destroy();
+    }, timeout_s * 1000);
+    const maxLineChars = () => (manager ? MAX_MANAGER_LINE_CHARS : MAX_REGISTER_LINE_CHARS);
     readMessages(socket, (value) => {
+      if (refused) return; // a refused manager's later lines (it may try to register again)
       const parsed = decodeManagerMessage(value);
       if ('error' in parsed) {
-        this.opts.log.warn('manager sent a malformed message', { error: parsed.error });
+        refuse('a malformed message', { error: parsed.error });
         socket.destroy();
         return;
       }
       const { msg } = parsed;
       if (!manager) {
-        if (msg.type !== 'register') return void socket.destroy();
-        clearTimeout(registerTimer);
+        if (msg.type !== 'register') {
+          refuse(`a ${msg.type} message before registering`);
+          return void socket.destroy();
+        }
         const expected = this.secrets.get(msg.block_id);
         const given = Buffer.from(msg.secret);
         if (msg.version !== INTERCHANGE_VERSION || !expected || expected.length !== given.length || !timingSafeEqual(expected, given)) {
-          this.opts.log.warn('manager refused', { block_id: msg.block_id, host: msg.host, reason: msg.version !== INTERCHANGE_VERSION ? `interchange version ${msg.version} ≠ ${INTERCHANGE_VERSION}` : 'bad block secret' });
+          refuse(msg.version !== INTERCHANGE_VERSION ? `interchange version ${msg.version} ≠ ${INTERCHANGE_VERSION}` : 'bad block secret', { block_id: msg.block_id, host: msg.host });
           sendMessage(socket, { type: 'shutdown', reason: 'refused' });
           socket.end();
           return;
         }
+        clearTimeout(registerTimer);
         manager = {
           id: msg.manager_id, blockId: msg.block_id, host: msg.host, socket, workers: msg.workers, idleWorkers: msg.workers,
           capacity: msg.workers + msg.prefetch, inflight: new Map(), functionsSent: new Set(), lastSeen: Date.now(),
@@ -227,7 +248,7 @@ export class Interchange {
           this.read(manager.socket, msg.req_id, msg.object_id, msg.start, msg.end);
           break;
       }
-    });
+    }, { maxLineChars, onRefused: (reason) => refuse(reason) });
     socket.on('error', () => {});
     socket.on('close', () => {
       clearTimeout(registerTimer);

@@ -7,9 +7,9 @@ import { randomUUID } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { MAX_JSON_DEPTH, MESSAGE_ENVELOPE_DEPTH, nestsDeeperThan } from '../../protocol/json-depth';
-import { INTERCHANGE_VERSION, InterchangeMessage, boundResultDepth, type FromWorker, type ToWorker, type WorkerTaskResult } from '../../protocol/interchange';
+import { INTERCHANGE_VERSION, InterchangeMessage, MAX_MANAGER_LINE_CHARS, boundResultDepth, type FromWorker, type ToWorker, type WorkerTaskResult } from '../../protocol/interchange';
 import type { FunctionSpec, TaskMessage } from '../../protocol/wire';
-import { readMessages, sendMessage } from '../interchange/ndjson';
+import { readMessages, sendLine, sendMessage } from '../interchange/ndjson';
 import type { Logger } from '../log';
 import { forkWorker } from '../worker/fork';
 import type { ConnectInfo } from './connect-file';
@@ -59,7 +59,8 @@ export class Manager {
         manager_id: this.id, host: hostname(), workers: this.info.workers, prefetch: this.info.prefetch,
       });
     });
-    readMessages(socket, (value) => this.onMessage(value));
+    // No cap on what the agent sends: the manager dialed the agent named in its 0600 connect file.
+    readMessages(socket, (value) => this.onMessage(value), { onRefused: (reason) => this.log.error('interchange sent a malformed message', { reason }) });
     socket.on('error', (err) => this.log.warn('interchange connection error', { error: err.message }));
     socket.on('close', () => this.stop('interchange connection closed'));
   }
@@ -255,9 +256,29 @@ export class Manager {
         this.pendingStarted = [];
       }
       if (this.pendingResults.length) {
-        sendMessage(this.socket, { type: 'results', results: this.pendingResults });
+        this.sendResults(this.socket, this.pendingResults);
         this.pendingResults = [];
       }
+    });
+  }
+
+  /** Sends results in as few lines as the agent's frame cap allows. */
+  private sendResults(socket: Socket, results: WorkerTaskResult[]): void {
+    const line = JSON.stringify({ type: 'results', results });
+    if (line.length <= MAX_MANAGER_LINE_CHARS) return sendLine(socket, line);
+    if (results.length > 1) {
+      const half = results.length >> 1;
+      this.sendResults(socket, results.slice(0, half));
+      this.sendResults(socket, results.slice(half));
+      return;
+    }
+    // One result over the cap (a huge error message): the agent would drop this manager and run
+    // the task again; it fails instead, with what it ran.
+    const [r] = results as [WorkerTaskResult];
+    this.log.warn('result too large for the interchange', { task_id: r.task_id, chars: line.length });
+    sendMessage(socket, {
+      type: 'results',
+      results: [{ task_id: r.task_id, status: 'failed', execution: r.execution, exception: { code: 'FERRY_RESULT_TOO_LARGE', name: 'ResultTooLarge', message: `the task's result, output and error exceed ${MAX_MANAGER_LINE_CHARS} characters` } }],
     });
   }
 }
