@@ -141,6 +141,8 @@ export type InterchangeMessage = z.infer<typeof InterchangeMessage>;
 export interface WorkerLimits {
   memory_mb: number;
   timeout_s: number;
+  /** Functions may use WebAssembly (the endpoint config's allow_wasm); absent: they may not. */
+  allow_wasm?: boolean;
   /** Shell functions (`runtime: 'shell'`) run only where the endpoint's config allows them. */
   allow_shell_functions?: boolean;
   /** Lines of stdout/stderr a shell function returns (the last N). */

@@ -237,7 +237,7 @@ export class Agent {
     writeConnectFile(connectFile, {
       address: this.address, port: this.interchangePort, secret, block_id: id,
       workers: config.provider.max_workers_per_node, prefetch: config.manager_prefetch,
-      memory_mb: config.task_memory_mb, timeout_s: config.task_timeout_s,
+      memory_mb: config.task_memory_mb, timeout_s: config.task_timeout_s, allow_wasm: config.allow_wasm,
       allow_shell_functions: config.allow_shell_functions, shell_output_lines: config.shell_output_lines, shell_env: config.env,
     });
     this.interchange.allowBlock(id, secret);

@@ -68,6 +68,12 @@ export const EndpointConfigSchema = z
     }),
     /** Memory limit of one task's sandbox (isolated-vm heap), MiB. */
     task_memory_mb: z.number().int().min(8).max(65536).default(256),
+    /**
+     * Let functions use WebAssembly. Off by default: isolated-vm counts memory through its
+     * ArrayBuffer allocator, which WebAssembly.Memory bypasses, so only the worker's resident-memory
+     * watchdog bounds what a module allocates.
+     */
+    allow_wasm: z.boolean().default(false),
     /** Wall-time limit of one task, seconds. */
     task_timeout_s: z.number().positive().max(7 * 24 * 3600).default(60),
     /**

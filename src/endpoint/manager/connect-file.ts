@@ -14,6 +14,7 @@ export const ConnectInfo = z.object({
   prefetch: z.number().int().nonnegative(),
   memory_mb: z.number().positive(),
   timeout_s: z.number().positive(),
+  allow_wasm: z.boolean().default(false),
   allow_shell_functions: z.boolean().default(false),
   shell_output_lines: z.number().int().positive().default(1000),
   /** The endpoint config's `env`: what shell commands get besides PATH, HOME and LANG. */

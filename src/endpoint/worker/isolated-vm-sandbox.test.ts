@@ -96,6 +96,72 @@ describe('IsolatedVmSandbox: memory', () => {
   });
 });
 
+// Row 3 of issue 16: WebAssembly.Memory is allocated past isolated-vm's ArrayBuffer allocator, so
+// the heap limit never sees it; 6144 pages are 384 MiB, six times task_memory_mb.
+const WASM_HOG = `(hog) => {
+  if (!hog) return "alive";
+  const m = new WebAssembly.Memory({ initial: 1, maximum: 65536 });
+  m.grow(6144);
+  const u = new Uint8Array(m.buffer);
+  for (let i = 0; i < u.length; i += 4096) u[i] = 1;
+  return u.length;
+}`;
+const MIB = 1024 * 1024;
+const rss = () => process.memoryUsage.rss();
+
+describe('IsolatedVmSandbox: WebAssembly and resident memory', () => {
+  const wasmLimits = { timeout_s: 60, memory_mb: 64 };
+
+  it('refuses WebAssembly unless allowed, before it allocates anything, and keeps it feature-testable', async () => {
+    const before = rss();
+    const e = expectFailed(await run(fn(WASM_HOG), { args: [true] }, wasmLimits), 'FERRY_FUNCTION_ERROR');
+    expect(e.name).toBe('WebAssemblyDisabled');
+    expect(e.message).toBe('WebAssembly is disabled on this endpoint (allow_wasm is off in its config)');
+    expect(rss() - before).toBeLessThan(20 * MIB);
+    expect(await run(fn('() => [typeof WebAssembly, typeof WebAssembly.Memory]'), { args: [] }, wasmLimits)).toMatchObject({ result: ['object', 'function'] });
+    expectFailed(await run(fn('() => WebAssembly.validate(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0]))'), { args: [] }, wasmLimits), 'FERRY_FUNCTION_ERROR');
+  });
+
+  it('runs WebAssembly where allowed', async () => {
+    const small = fn('() => new WebAssembly.Memory({ initial: 2 }).buffer.byteLength');
+    expect(await run(small, { args: [] }, { ...wasmLimits, allow_wasm: true })).toMatchObject({ status: 'success', result: 2 * 65536 });
+  });
+
+  it('ends a task whose WebAssembly memory takes the worker past task_memory_mb with FERRY_MEMORY_LIMIT, gives the memory back, and runs the next task', async () => {
+    const own = new IsolatedVmSandbox();
+    try {
+      const before = rss();
+      const hog = fn(WASM_HOG);
+      const allowed = { ...wasmLimits, allow_wasm: true };
+      const e = expectFailed(await own.run(hog, { args: [true] }, allowed), 'FERRY_MEMORY_LIMIT');
+      expect(e.name).toBe('MemoryLimit');
+      expect(e.message).toMatch(/resident memory to \d+ MiB, past its limit of \d+ MiB \(task_memory_mb 64 /);
+      // The isolate holding it is gone, and with it the memory (384 MiB had it completed).
+      expect(own.warmCount).toBe(0);
+      expect(rss() - before).toBeLessThan(100 * MIB);
+      expect(await own.run(hog, { args: [false] }, allowed)).toMatchObject({ status: 'success', result: 'alive' });
+    } finally {
+      own.dispose();
+    }
+  }, 60_000);
+
+  it('tells the worker when the memory stays past the limit with every isolate disposed', async () => {
+    let stuck = false;
+    let told = 0;
+    const own = new IsolatedVmSandbox({ residentBytes: () => (stuck ? Number.MAX_SAFE_INTEGER : rss()), onMemoryStuck: () => { told += 1 } });
+    try {
+      expect(await own.run(fn('(x) => x'), { args: [1] }, limits)).toMatchObject({ result: 1 });
+      expect(told).toBe(0);
+      stuck = true;
+      expectFailed(await own.run(fn('() => { for (;;) {} }'), { args: [] }, limits), 'FERRY_MEMORY_LIMIT');
+      expect(told).toBe(1);
+      expect(own.warmCount).toBe(0);
+    } finally {
+      own.dispose();
+    }
+  });
+});
+
 describe('IsolatedVmSandbox: result encoding', () => {
   const text = (data: Uint8Array) => Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8');
 

@@ -1,5 +1,7 @@
 // The Sandbox adapter on isolated-vm: one warm isolate per function (bounded LRU), a host watchdog
-// for wall time, a memory limit per isolate, and console output captured through one host callback.
+// for wall time, a memory limit per isolate, a watchdog on the process's resident memory for what
+// that limit cannot see (WebAssembly, off unless allowed), and console output captured through one
+// host callback.
 // A result is JSON, inline up to LIMITS.maxInlineResultBytes and a JSON body beyond; a returned
 // ArrayBuffer or typed array is a bytes body (src/endpoint/worker/sandbox.ts).
 
@@ -8,6 +10,7 @@ import { LIMITS, type Payload } from '../../protocol/api';
 import type { TaskException } from '../../protocol/errors';
 import type { FunctionSpec } from '../../protocol/wire';
 import { successFromBytes, successFromJson, type Sandbox, type SandboxOutcome, type SandboxRunOptions } from './sandbox';
+import { fallsUnder, mib, RSS_MARGIN_BYTES, watchResidentMemory } from './memory-watchdog';
 import { StdoutCapture } from './stdout-capture';
 
 export interface IsolatedVmSandboxOptions {
@@ -24,6 +27,14 @@ export interface IsolatedVmSandboxOptions {
    * Absent: every DataRef read fails.
    */
   readObject?: (objectId: string, start: number, end: number) => Promise<ObjectRead>;
+  /** The process's resident memory, bytes (default process.memoryUsage.rss; tests inject one). */
+  residentBytes?: () => number;
+  /**
+   * A task went past the resident-memory limit and the process stayed past it after every isolate
+   * was disposed: memory only a new process gives back. Called before that task's outcome is
+   * returned; the worker ends itself and its manager reports the task (FERRY_MEMORY_LIMIT).
+   */
+  onMemoryStuck?: () => void;
 }
 
 export interface ObjectRead {
@@ -42,6 +53,7 @@ type RunnerAnswer =
 interface Warm {
   readonly code: string;
   readonly memory_mb: number;
+  readonly allow_wasm: boolean;
   readonly isolate: ivm.Isolate;
   readonly runner: ivm.Reference<(input: string) => Promise<RunnerAnswer>>;
   /** The running task's capture; the console callback writes here. */
@@ -160,6 +172,22 @@ const DATAREF_SOURCE = `(function () {
   };
 })();`;
 
+// Where the endpoint does not allow WebAssembly (isolated-vm cannot count its memory), the
+// namespace is replaced before user code runs by one whose every function throws a clear error;
+// it stays an object so feature tests (`typeof WebAssembly`) do not throw. Nothing else in V8
+// reaches the original namespace.
+const WASM_OFF_SOURCE = `(function () {
+  'use strict';
+  const refuse = function () {
+    const e = new Error('WebAssembly is disabled on this endpoint (allow_wasm is off in its config)');
+    e.name = 'WebAssemblyDisabled';
+    throw e;
+  };
+  const off = {};
+  for (const k of Object.getOwnPropertyNames(WebAssembly)) if (typeof WebAssembly[k] === 'function') off[k] = refuse;
+  Object.defineProperty(globalThis, 'WebAssembly', { value: Object.freeze(off), writable: false, enumerable: false, configurable: false });
+})();`;
+
 // The function expression starts on line 1 of the script, so line numbers in stacks match the
 // user's code. Errors are described inside the isolate and cross as plain strings.
 function runnerSource(code: string): string {
@@ -219,11 +247,27 @@ export class IsolatedVmSandbox implements Sandbox {
   private readonly maxWarm: number;
   private readonly maxInlineResultBytes: number;
   private readonly maxStdoutBytes: number;
+  private readonly residentBytes: () => number;
+  /** The process's resident memory before any isolate: what the memory limit is counted from. */
+  private readonly baselineBytes: number;
 
   constructor(private readonly options: IsolatedVmSandboxOptions = {}) {
     this.maxWarm = options.maxWarm ?? 8;
     this.maxInlineResultBytes = options.maxInlineResultBytes ?? LIMITS.maxInlineResultBytes;
     this.maxStdoutBytes = options.maxStdoutBytes ?? LIMITS.maxStdoutBytes;
+    this.residentBytes = options.residentBytes ?? (() => process.memoryUsage.rss());
+    this.baselineBytes = this.residentBytes();
+  }
+
+  /**
+   * Resident memory the process may reach while `uuid` runs: its baseline, each warm isolate's heap
+   * limit (this function's included), one more for the copy of a result crossing to the host, and
+   * RSS_MARGIN_BYTES. Anything past it was allocated outside the heap limits.
+   */
+  private residentLimit(uuid: string, memoryMb: number): number {
+    let heaps = 2 * memoryMb;
+    for (const [id, w] of this.warm) if (id !== uuid) heaps += w.memory_mb;
+    return this.baselineBytes + heaps * 1024 * 1024 + RSS_MARGIN_BYTES;
   }
 
   run(fn: FunctionSpec, payload: Payload, opts: SandboxRunOptions): Promise<SandboxOutcome> {
@@ -262,6 +306,22 @@ export class IsolatedVmSandbox implements Sandbox {
       this.drop(fn.function_uuid);
       return failed(capture, { code: 'FERRY_TASK_TIMEOUT', name: 'TaskTimeout', message: `The task exceeded its wall-time limit of ${opts.timeout_s} s` });
     };
+    // Whatever allocated it: the isolate is disposed at once, since V8 gives nothing back while it lives.
+    let overMemory: string | undefined;
+    let stopMemoryWatch: () => void = () => undefined;
+    const exceeded = new Promise<'memory'>((resolve) => {
+      stopMemoryWatch = watchResidentMemory(this.residentBytes, () => this.residentLimit(fn.function_uuid, opts.memory_mb), (rss, limit) => {
+        overMemory = `The task took its worker's resident memory to ${mib(rss)} MiB, past its limit of ${mib(limit)} MiB `
+          + `(task_memory_mb ${opts.memory_mb} per isolate plus a margin), with memory outside the isolate's heap limit`;
+        this.drop(fn.function_uuid);
+        resolve('memory');
+      });
+    });
+    const memoryOutcome = async (message: string): Promise<SandboxOutcome> => {
+      this.drop(fn.function_uuid);
+      await this.giveBackMemory(fn.function_uuid, opts.memory_mb);
+      return failed(capture, { code: 'FERRY_MEMORY_LIMIT', name: 'MemoryLimit', message });
+    };
     try {
       const built = this.acquire(fn, opts, timeoutMs).then((w) => {
         entry = w;
@@ -276,20 +336,36 @@ export class IsolatedVmSandbox implements Sandbox {
       });
       // The losing side of the race must not become an unhandled rejection.
       built.catch(() => undefined);
-      const answer = await Promise.race([built, expired]);
+      const answer = await Promise.race([built, expired, exceeded]);
       if (answer === 'timeout') return timeoutOutcome();
+      if (answer === 'memory') return await memoryOutcome(overMemory!);
       const outcome = this.interpret(answer, capture, entry?.dataNotFound ?? false, entry?.dataPathRefused ?? false);
       if (outcome.status === 'failed') this.drop(fn.function_uuid);
       return outcome;
     } catch (err) {
       if (timedOut) return timeoutOutcome();
+      if (overMemory !== undefined) return await memoryOutcome(overMemory);
       const isolateGone = entry?.isolate.isDisposed ?? false;
       this.drop(fn.function_uuid);
       return failed(capture, this.classifyHostError(err, isolateGone, opts));
     } finally {
       clearTimeout(watchdog);
+      stopMemoryWatch();
       if (entry) entry.capture = null;
     }
+  }
+
+  /**
+   * After a task went past the resident limit and its isolate was disposed: waits briefly for the
+   * memory to return, then disposes the other warm isolates too; if the process is still past
+   * the limit, tells the worker (onMemoryStuck), which is replaced.
+   */
+  private async giveBackMemory(uuid: string, memoryMb: number): Promise<void> {
+    const limit = () => this.residentLimit(uuid, memoryMb);
+    if (await fallsUnder(this.residentBytes, limit, 250)) return;
+    this.dispose();
+    if (await fallsUnder(this.residentBytes, limit, 250)) return;
+    this.options.onMemoryStuck?.();
   }
 
   private interpret(answer: RunnerAnswer, capture: StdoutCapture, dataNotFound: boolean, dataPathRefused: boolean): SandboxOutcome {
@@ -332,7 +408,8 @@ export class IsolatedVmSandbox implements Sandbox {
 
   private async acquire(fn: FunctionSpec, opts: SandboxRunOptions, timeoutMs: number): Promise<Warm> {
     const found = this.warm.get(fn.function_uuid);
-    if (found && found.code === fn.code && found.memory_mb === opts.memory_mb && !found.isolate.isDisposed) {
+    const allowWasm = opts.allow_wasm === true;
+    if (found && found.code === fn.code && found.memory_mb === opts.memory_mb && found.allow_wasm === allowWasm && !found.isolate.isDisposed) {
       // Re-insert to mark it most recently used.
       this.warm.delete(fn.function_uuid);
       this.warm.set(fn.function_uuid, found);
@@ -343,7 +420,7 @@ export class IsolatedVmSandbox implements Sandbox {
       memoryLimit: opts.memory_mb,
       ...(this.options.onCatastrophicError ? { onCatastrophicError: this.options.onCatastrophicError } : {}),
     });
-    const entry = { code: fn.code, memory_mb: opts.memory_mb, isolate, capture: null, dataNotFound: false, dataPathRefused: false } as Omit<Warm, 'runner'> & { runner?: Warm['runner'] };
+    const entry = { code: fn.code, memory_mb: opts.memory_mb, allow_wasm: allowWasm, isolate, capture: null, dataNotFound: false, dataPathRefused: false } as Omit<Warm, 'runner'> & { runner?: Warm['runner'] };
     // Registered before the first await so the watchdog's drop() can dispose a half-built isolate.
     this.warm.set(fn.function_uuid, entry as Warm);
     this.evict();
@@ -351,6 +428,7 @@ export class IsolatedVmSandbox implements Sandbox {
     const write = new ivm.Callback((text: string): boolean => entry.capture?.append(String(text)) ?? true);
     await context.global.set('__ferryWrite', write);
     await context.eval(CONSOLE_SOURCE, { timeout: timeoutMs });
+    if (!allowWasm) await context.eval(WASM_OFF_SOURCE, { timeout: timeoutMs });
     const read = new ivm.Reference(async (id: unknown, start: unknown, end: unknown): Promise<ObjectRead> => {
       if (!this.options.readObject) throw new Error('UNAVAILABLE: this worker cannot read data references');
       try {

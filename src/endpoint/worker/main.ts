@@ -12,11 +12,17 @@ import { ShellRunner } from './shell-runner';
 import { WorkerLoop } from './worker-loop';
 
 const log = createLogger({ component: 'worker', pid: process.pid });
+// The manager reports the running task of a worker ending with this code as FERRY_MEMORY_LIMIT
+// (src/endpoint/manager/manager.ts), so the worker sends no result for it.
+const EXIT_ISOLATE_FAILURE = 70;
 
 function parseLimits(arg: string | undefined): WorkerLimits {
   const v = JSON.parse(arg ?? '{}') as Partial<WorkerLimits>;
   if (!(typeof v.memory_mb === 'number' && v.memory_mb >= 8) || !(typeof v.timeout_s === 'number' && v.timeout_s > 0)) {
     throw new Error(`worker limits must be {"memory_mb": ≥ 8, "timeout_s": > 0}, got ${arg}`);
+  }
+  if (v.allow_wasm !== undefined && typeof v.allow_wasm !== 'boolean') {
+    throw new Error(`worker limits: allow_wasm must be a boolean, got ${arg}`);
   }
   if (v.allow_shell_functions !== undefined && typeof v.allow_shell_functions !== 'boolean') {
     throw new Error(`worker limits: allow_shell_functions must be a boolean, got ${arg}`);
@@ -27,6 +33,7 @@ function parseLimits(arg: string | undefined): WorkerLimits {
   return {
     memory_mb: v.memory_mb,
     timeout_s: v.timeout_s,
+    allow_wasm: v.allow_wasm === true,
     allow_shell_functions: v.allow_shell_functions === true,
     shell_output_lines: v.shell_output_lines ?? 1000,
   };
@@ -75,7 +82,14 @@ const sandbox = new IsolatedVmSandbox({
   onCatastrophicError: (message) => {
     // isolated-vm: V8 lost control of an isolate; the process cannot be trusted to continue.
     log.error('isolated-vm catastrophic error; exiting', { message });
-    process.exit(70);
+    process.exit(EXIT_ISOLATE_FAILURE);
+  },
+  onMemoryStuck: () => {
+    // Sends the results already done and drops the running task's, which the manager reports.
+    log.error('resident memory stays past the limit with every isolate disposed; exiting', { rss_bytes: process.memoryUsage.rss() });
+    loop.stop();
+    sandbox.dispose();
+    process.exit(EXIT_ISOLATE_FAILURE);
   },
 });
 // Built only where shell functions are allowed; the loop refuses them anyway without one.

@@ -9,6 +9,8 @@ import type { FunctionSpec } from '../../protocol/wire';
 export interface SandboxRunOptions {
   timeout_s: number;
   memory_mb: number;
+  /** Functions may use WebAssembly; absent: they may not (the endpoint config's allow_wasm). */
+  allow_wasm?: boolean;
 }
 
 /**

@@ -161,7 +161,9 @@ export class WorkerLoop {
       if (!runner) return Promise.resolve(failed({ code: 'FERRY_SHELL_NOT_ALLOWED', name: 'ShellNotAllowed', message: 'This endpoint does not run shell functions (allow_shell_functions is off in its config)' }));
     }
     const payload: Payload = { args: task.payload?.args ?? [], ...(task.payload?.kwargs !== undefined ? { kwargs: task.payload.kwargs } : {}) };
-    return runner.run(fn, payload, { timeout_s: this.opts.limits.timeout_s, memory_mb: this.opts.limits.memory_mb });
+    return runner.run(fn, payload, {
+      timeout_s: this.opts.limits.timeout_s, memory_mb: this.opts.limits.memory_mb, allow_wasm: this.opts.limits.allow_wasm === true,
+    });
   }
 }
 
