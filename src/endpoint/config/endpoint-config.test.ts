@@ -9,6 +9,7 @@ describe('endpoint config', () => {
     const cfg = parseEndpointConfig({});
     expect(cfg.provider).toMatchObject({ type: 'local', max_workers_per_node: 2 });
     expect(cfg.task_timeout_s).toBe(60);
+    expect(cfg.allow_wasm).toBe(false);
     expect(Object.isFrozen(cfg.provider)).toBe(true);
   });
 

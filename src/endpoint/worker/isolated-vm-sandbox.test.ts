@@ -3,7 +3,7 @@ import { LIMITS, type Payload } from '../../protocol/api';
 import { MAX_JSON_DEPTH } from '../../protocol/json-depth';
 import type { FunctionSpec } from '../../protocol/wire';
 import { IsolatedVmSandbox } from './isolated-vm-sandbox';
-import type { SandboxOutcome } from './sandbox';
+import type { SandboxOutcome, SandboxRunOptions } from './sandbox';
 import { TRUNCATION_MARKER } from './stdout-capture';
 
 let n = 0;
@@ -15,7 +15,7 @@ function fn(code: string, runtime: 'js' | 'shell' = 'js'): FunctionSpec {
 const sandbox = new IsolatedVmSandbox();
 afterAll(() => sandbox.dispose());
 const limits = { timeout_s: 5, memory_mb: 64 };
-const run = (f: FunctionSpec, payload: Payload = { args: [] }, opts = limits) => sandbox.run(f, payload, opts);
+const run = (f: FunctionSpec, payload: Payload = { args: [] }, opts: SandboxRunOptions = limits) => sandbox.run(f, payload, opts);
 
 function expectFailed(o: SandboxOutcome, code: string) {
   expect(o.status).toBe('failed');

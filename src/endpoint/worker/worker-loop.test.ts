@@ -142,7 +142,7 @@ describe('WorkerLoop', () => {
       const [s1, j1] = await h.untilResults(2);
       expect(s1).toMatchObject({ task_id: 's1', status: 'success', result: { ran: 'y' } });
       expect(j1).toMatchObject({ task_id: 'j1', status: 'success', result: 5 });
-      expect(shell.calls).toEqual([{ function_uuid: SH, payload: { args: [], kwargs: { x: 'y' } }, opts: { timeout_s: 5, memory_mb: 64 } }]);
+      expect(shell.calls).toEqual([{ function_uuid: SH, payload: { args: [], kwargs: { x: 'y' } }, opts: { timeout_s: 5, memory_mb: 64, allow_wasm: false } }]);
     });
 
     it.each([
