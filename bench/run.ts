@@ -44,6 +44,11 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
+/** Each part's median over runs. */
+function medianCpu(runs: CpuParts[]): CpuParts {
+  return Object.fromEntries(Object.keys(runs[0]!).map((part) => [part, median(runs.map((r) => r[part]!))]));
+}
+
 async function timeSequential(n: number, call: () => Promise<void>): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -267,7 +272,6 @@ async function journalSection() {
         process.stderr.write(`  journal_fsync ${mode}: ${(n / ((t1 - t0) / 1000)).toFixed(0)} tasks/s, CPU-µs/task ${formatCpu(cpuPerTask)}\n`);
       }
     }
-    const medianCpu = (rs: CpuParts[]): CpuParts => Object.fromEntries(Object.keys(rs[0]!).map((part) => [part, median(rs.map((r) => r[part]!))]));
     const ratios = rates.on.map((r, i) => r / rates.off[i]!);
     figures['journal_fsync_throughput_20k'] = {
       value: median(rates.on), unit: 'tasks/s', baseline: median(rates.off), baseline_name: 'journal_fsync: false (median)',
@@ -454,13 +458,12 @@ async function provenanceSection() {
         process.stderr.write(`  lineage ${mode}: ${(n / ((t1 - t0) / 1000)).toFixed(0)} tasks/s, CPU-µs/task ${formatCpu(cpuPerTask)}, gateway wrote ${(gatewayBytes / n).toFixed(0)} B/task${mode === 'on' ? `, ${segments} lineage segments` : ''}\n`);
       }
     }
-    const medianCpu = (rs: Array<{ cpu: CpuParts }>): CpuParts => Object.fromEntries(Object.keys(rs[0]!.cpu).map((part) => [part, median(rs.map((r) => r.cpu[part]!))]));
     const serverCpuMs = (cpu: CpuParts) => (cpu.gateway! + cpu.agent! + cpu.managers! + cpu.workers!) / 1e3;
     const ratios = runs.on.map((r, i) => r.rate / runs.off[i]!.rate);
     figures['provenance_throughput_on'] = {
       value: median(runs.on.map((r) => r.rate)), unit: 'tasks/s', baseline: median(runs.off.map((r) => r.rate)), baseline_name: 'LINEAGE=off (median)',
       note: `${pairs} interleaved pairs of ${n} tasks, every result verified; clock stops when all records are queryable; median pair ratio ${median(ratios).toFixed(3)} (pairs: ${ratios.map((r) => r.toFixed(3)).join(' ')}); CPU: median of each part`,
-      cpu_us_per_task: medianCpu(runs.on), baseline_cpu_us_per_task: medianCpu(runs.off),
+      cpu_us_per_task: medianCpu(runs.on.map((r) => r.cpu)), baseline_cpu_us_per_task: medianCpu(runs.off.map((r) => r.cpu)),
     };
     figures['provenance_cpu_ms_per_task_on'] = {
       value: median(runs.on.map((r) => serverCpuMs(r.cpu))), unit: 'CPU-ms/task', baseline: median(runs.off.map((r) => serverCpuMs(r.cpu))), baseline_name: 'LINEAGE=off (median)',
