@@ -8,10 +8,10 @@ import { PROJECT_ROOT } from '../src/cli/gateway-process';
 import type { Client } from '../src/sdk/client';
 import { eventually, waitForWorkers, type Stack } from '../test/helpers/stack';
 
-/** A local endpoint with the shipped defaults (endpoint-config/local.yaml), started, with workers up. */
-export async function defaultEndpoint(stack: Stack, client: Client, name: string): Promise<{ endpointId: string; agentPid: number }> {
+/** A local endpoint with the shipped defaults (endpoint-config/local.yaml) and `overrides`, started, with workers up. */
+export async function defaultEndpoint(stack: Stack, client: Client, name: string, overrides: Record<string, unknown> = {}): Promise<{ endpointId: string; agentPid: number }> {
   const defaults = parse(readFileSync(join(PROJECT_ROOT, 'endpoint-config', 'local.yaml'), 'utf8')) as Record<string, unknown>;
-  const endpoint = await stack.createEndpoint(name, 'bench', defaults);
+  const endpoint = await stack.createEndpoint(name, 'bench', { ...defaults, ...overrides });
   const agent = endpoint.start();
   await waitForWorkers(client, endpoint.endpointId, 1);
   return { endpointId: endpoint.endpointId, agentPid: agent.child.pid! };

@@ -5,7 +5,8 @@
 
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../src/cli/gateway-process';
@@ -41,6 +42,11 @@ function quantile(sorted: number[], q: number): number {
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+/** Each part's median over runs. */
+function medianCpu(runs: CpuParts[]): CpuParts {
+  return Object.fromEntries(Object.keys(runs[0]!).map((part) => [part, median(runs.map((r) => r[part]!))]));
 }
 
 async function timeSequential(n: number, call: () => Promise<void>): Promise<number[]> {
@@ -94,6 +100,7 @@ const SECTIONS: Record<string, () => Promise<void>> = {
   data: dataSection,
   latency: latencySection,
   throughput: throughputSection,
+  journal: journalSection,
 };
 
 async function main() {
@@ -223,6 +230,78 @@ async function throughputSection() {
   } finally {
     await stack.stop();
   }
+}
+
+/**
+ * `journal`: what the journal's group commit costs. One gateway, two local endpoints with the
+ * shipped defaults, `journal_fsync` on and off; one untimed run each, then three interleaved on/off
+ * pairs of the 20,000-task batch. Beside it, one bare fsync of a small append on the same disk.
+ */
+async function journalSection() {
+  const n = Number(process.env.BENCH_TASKS) || 20_000;
+  const pairs = Number(process.env.BENCH_PAIRS) || 3;
+  const fsync = bareFsync(1000);
+  process.stderr.write(`bench: journal, one fsync of a small append here: p50 ${fsync.p50.toFixed(3)} ms, p99 ${fsync.p99.toFixed(3)} ms\n`);
+  process.stderr.write('bench: journal, starting a gateway and two local endpoints (journal_fsync on, off) …\n');
+  const stack = await startStack();
+  try {
+    const client = await stack.client('bench');
+    const setups = {} as Record<'on' | 'off', { endpointId: string; agentPid: number; fn: string }>;
+    for (const mode of ['on', 'off'] as const) {
+      const endpoint = await defaultEndpoint(stack, client, `journal-${mode}`, { journal_fsync: mode === 'on' });
+      setups[mode] = { ...endpoint, fn: await warmIncrement(client, endpoint.endpointId) };
+    }
+    const payloads = Array.from({ length: n }, (_, i) => [i]);
+    const rates: Record<'on' | 'off', number[]> = { on: [], off: [] };
+    const cpus: Record<'on' | 'off', CpuParts[]> = { on: [], off: [] };
+    // The first pass is untimed: a fresh endpoint's first 20,000 tasks run slower (JIT), whichever mode.
+    for (let pass = -1; pass < pairs; pass++) {
+      for (const mode of (pass % 2 === 0 ? ['on', 'off'] : ['off', 'on']) as Array<'on' | 'off'>) {
+        const { endpointId, agentPid, fn } = setups[mode];
+        const finished = progress(pass < 0 ? `warm-up, journal_fsync ${mode}` : `pair ${pass + 1}/${pairs} journal_fsync ${mode}`);
+        const cpu = cpuClock(ferryCpu(stack, agentPid));
+        const t0 = performance.now();
+        const sub = await client.submitBatch(endpointId, fn, payloads, { workflow_id: `bench-journal-${mode}-${pass}` });
+        const docs = await client.waitAll(sub.task_ids, { timeout: 600, onProgress: (p) => finished(p.done, p.total) });
+        const t1 = performance.now();
+        const cpuPerTask = cpu.stop(n);
+        checkIncrements(docs, n, `journal_fsync ${mode}`);
+        if (pass < 0) continue;
+        rates[mode].push(n / ((t1 - t0) / 1000));
+        cpus[mode].push(cpuPerTask);
+        process.stderr.write(`  journal_fsync ${mode}: ${(n / ((t1 - t0) / 1000)).toFixed(0)} tasks/s, CPU-µs/task ${formatCpu(cpuPerTask)}\n`);
+      }
+    }
+    const ratios = rates.on.map((r, i) => r / rates.off[i]!);
+    figures['journal_fsync_throughput_20k'] = {
+      value: median(rates.on), unit: 'tasks/s', baseline: median(rates.off), baseline_name: 'journal_fsync: false (median)',
+      note: `${pairs} interleaved pairs of ${n} tasks after one untimed run each, every result verified; median pair ratio ${median(ratios).toFixed(3)} (pairs: ${ratios.map((r) => r.toFixed(3)).join(' ')}); one bare fsync of a small append on this disk: p50 ${fsync.p50.toFixed(3)} ms, p99 ${fsync.p99.toFixed(3)} ms`,
+      cpu_us_per_task: medianCpu(cpus.on), baseline_cpu_us_per_task: medianCpu(cpus.off),
+    };
+  } finally {
+    await stack.stop();
+  }
+}
+
+/** Milliseconds of one fsync after a 100-byte append, `n` times, in a file under the OS's temp dir. */
+function bareFsync(n: number): { p50: number; p99: number } {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-fsync-'));
+  const fd = openSync(join(dir, 'journal.jsonl'), 'a');
+  const line = 'x'.repeat(99) + '\n';
+  const times: number[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      writeSync(fd, line);
+      const t = performance.now();
+      fsyncSync(fd);
+      times.push(performance.now() - t);
+    }
+  } finally {
+    closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  times.sort((a, b) => a - b);
+  return { p50: quantile(times, 0.5), p99: quantile(times, 0.99) };
 }
 
 /** Throws unless the n docs are successes with results 1..n (the tasks ran `(x) => x + 1` on 0..n-1). */
@@ -379,13 +458,12 @@ async function provenanceSection() {
         process.stderr.write(`  lineage ${mode}: ${(n / ((t1 - t0) / 1000)).toFixed(0)} tasks/s, CPU-µs/task ${formatCpu(cpuPerTask)}, gateway wrote ${(gatewayBytes / n).toFixed(0)} B/task${mode === 'on' ? `, ${segments} lineage segments` : ''}\n`);
       }
     }
-    const medianCpu = (rs: Array<{ cpu: CpuParts }>): CpuParts => Object.fromEntries(Object.keys(rs[0]!.cpu).map((part) => [part, median(rs.map((r) => r.cpu[part]!))]));
     const serverCpuMs = (cpu: CpuParts) => (cpu.gateway! + cpu.agent! + cpu.managers! + cpu.workers!) / 1e3;
     const ratios = runs.on.map((r, i) => r.rate / runs.off[i]!.rate);
     figures['provenance_throughput_on'] = {
       value: median(runs.on.map((r) => r.rate)), unit: 'tasks/s', baseline: median(runs.off.map((r) => r.rate)), baseline_name: 'LINEAGE=off (median)',
       note: `${pairs} interleaved pairs of ${n} tasks, every result verified; clock stops when all records are queryable; median pair ratio ${median(ratios).toFixed(3)} (pairs: ${ratios.map((r) => r.toFixed(3)).join(' ')}); CPU: median of each part`,
-      cpu_us_per_task: medianCpu(runs.on), baseline_cpu_us_per_task: medianCpu(runs.off),
+      cpu_us_per_task: medianCpu(runs.on.map((r) => r.cpu)), baseline_cpu_us_per_task: medianCpu(runs.off.map((r) => r.cpu)),
     };
     figures['provenance_cpu_ms_per_task_on'] = {
       value: median(runs.on.map((r) => serverCpuMs(r.cpu))), unit: 'CPU-ms/task', baseline: median(runs.off.map((r) => serverCpuMs(r.cpu))), baseline_name: 'LINEAGE=off (median)',

@@ -2,7 +2,9 @@
 // gateway, journals every task before acknowledging it, runs an interchange that managers dial,
 // keeps its blocks alive through a provider, and sends results back in batches, journaled until
 // the gateway acknowledges them (a result too large to go inline is first stored as an object of the
-// owner: result-objects.ts). Restarted after a crash, it replays its journal: nothing is lost.
+// owner: result-objects.ts). Acks, held ids and results leave only after one fsync of the journal
+// covering them (group commit, in flush()): what the gateway is told survives a power loss.
+// Restarted after a crash, it replays its journal: nothing is lost.
 
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
@@ -79,6 +81,8 @@ export class Agent {
   private stopping = false;
   private interchangePort = 0;
   private welcomed = false;
+  /** Tasks journaled and not yet acknowledged: the ack waits for the flush's fsync. */
+  private pendingAcks: string[] = [];
   private pendingResults: TaskResult[] = [];
   /** How many times each result not yet acknowledged was put on a socket. */
   private readonly resultSends = new Map<string, number>();
@@ -92,7 +96,7 @@ export class Agent {
 
   constructor(private readonly opts: AgentOptions) {
     mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
-    this.journal = new Journal(join(opts.stateDir, 'journal'));
+    this.journal = new Journal(join(opts.stateDir, 'journal'), { fsync: opts.config.journal_fsync });
     const log = opts.log;
     this.address = resolveInterchangeAddress(opts.config.interchange.address);
     this.interchange = new Interchange({
@@ -246,6 +250,9 @@ export class Agent {
   }
 
   private hello(): void {
+    // The held frames promise what the journal holds (and replace any ack not sent on the last socket).
+    this.journal.sync();
+    this.pendingAcks = [];
     const held = chunkBySize(this.journal.heldIds(), FRAME_BUDGET);
     this.link.send({ type: 'hello', protocol_version: PROTOCOL_VERSION, agent_version: AGENT_VERSION, held_frames: held.length });
     for (const task_ids of held) this.link.send({ type: 'held', task_ids });
@@ -267,14 +274,16 @@ export class Agent {
       }
       case 'tasks': {
         const fresh = this.journal.addTasks(frame.tasks, frame.functions);
-        this.link.send({ type: 'ack', task_ids: frame.tasks.map((t) => t.task_id) });
+        // Acknowledged in the next flush, after the fsync: the tasks start meanwhile (one lost to a
+        // power loss before its ack is delivered again, as any task not acknowledged).
+        this.pendingAcks.push(...frame.tasks.map((t) => t.task_id));
         // A task delivered twice used a credit but adds no work: give the credit back.
         this.pendingCredit += frame.tasks.length - fresh.length;
         const allowed = this.opts.config.allowed_functions;
         const refused = allowed ? fresh.filter((t) => !allowed.includes(t.function_uuid)) : [];
         if (refused.length) this.refuse(refused);
         this.interchange.submit(refused.length ? fresh.filter((t) => !refused.includes(t)) : fresh);
-        if (this.pendingCredit) this.scheduleFlush();
+        this.scheduleFlush();
         this.opts.log.debug('tasks received', { count: frame.tasks.length, fresh: fresh.length });
         break;
       }
@@ -412,6 +421,13 @@ export class Agent {
 
   private flush(): void {
     if (!this.welcomed) return; // the journal keeps results; they are re-sent after the next welcome
+    // Group commit: one fsync covers every task and result journaled since the last flush, before
+    // the gateway hears of any of them.
+    this.journal.sync();
+    if (this.pendingAcks.length) {
+      for (const task_ids of chunkBySize(this.pendingAcks, FRAME_BUDGET)) this.link.send({ type: 'ack', task_ids });
+      this.pendingAcks = [];
+    }
     if (this.pendingRunning.length) {
       for (const task_ids of chunkBySize(this.pendingRunning, FRAME_BUDGET)) this.link.send({ type: 'running', task_ids, at: Date.now() / 1000 });
       this.pendingRunning = [];

@@ -1,8 +1,19 @@
 import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Journal } from './journal';
+
+// Every fsync the journal makes, counted on the way to the real one.
+const fsyncs = vi.hoisted(() => ({ count: 0 }));
+vi.mock('node:fs', async (importOriginal) => {
+  const fs = await importOriginal<typeof import('node:fs')>();
+  const fsyncSync = (fd: number) => {
+    fsyncs.count += 1;
+    fs.fsyncSync(fd);
+  };
+  return { ...fs, default: { ...fs, fsyncSync }, fsyncSync };
+});
 
 const fn = { function_uuid: '00000000-0000-8000-8000-000000000001', runtime: 'js' as const, code: '(x) => x' };
 const task = (i: number) => ({ task_id: `t${i}`, function_uuid: fn.function_uuid, payload: { args: [i] } });
@@ -112,5 +123,31 @@ describe('Journal', () => {
     const again = new Journal(dir);
     expect([...again.tasks.keys()]).toEqual(['t1', 't2']);
     expect(again.skippedLines).toBe(1);
+  });
+
+  it('makes everything appended since the last sync durable with one fsync, and fsyncs nothing when nothing was written', () => {
+    const j = new Journal(tmp());
+    fsyncs.count = 0;
+    j.addTasks(Array.from({ length: 1000 }, (_, i) => task(i)), [fn]);
+    j.markDispatched(['t1', 't2']);
+    j.addResults(Array.from({ length: 300 }, (_, i) => ({ task_id: `t${i}`, status: 'success' as const, result: i })));
+    expect(fsyncs.count).toBe(0); // appends alone never fsync: the caller decides when a batch is complete
+    j.sync();
+    expect(fsyncs.count).toBe(1);
+    j.sync();
+    expect(fsyncs.count).toBe(1);
+    j.acknowledge(['t1']);
+    j.sync();
+    expect(fsyncs.count).toBe(2);
+  });
+
+  it('never fsyncs on sync when journal_fsync is off, and still replays what it wrote', () => {
+    const dir = tmp();
+    const j = new Journal(dir, { fsync: false });
+    fsyncs.count = 0;
+    j.addTasks([task(1)], [fn]);
+    j.sync();
+    expect(fsyncs.count).toBe(0);
+    expect([...new Journal(dir, { fsync: false }).tasks.keys()]).toEqual(['t1']);
   });
 });

@@ -1,10 +1,12 @@
 // The agent's on-disk journal: every task it accepted and every result the gateway has not yet
 // acknowledged, so that a crashed or killed agent replays them on restart and loses nothing.
-// Append-only JSON lines, written with writeSync before the agent acknowledges anything; the file
-// is rewritten with only the live entries when it opens and when it has grown large.
+// Append-only JSON lines, written with writeSync as things happen; `sync()` makes everything written
+// so far survive a power loss (group commit: one fsync for whatever accumulated since the last), and
+// the agent calls it before it acknowledges tasks or sends results. The file is rewritten with only
+// the live entries when it opens and when it has grown large.
 
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { MAX_JSON_DEPTH, MESSAGE_ENVELOPE_DEPTH, nestsDeeperThan } from '../../protocol/json-depth';
 import type { FunctionSpec, LostAttempt, TaskMessage, TaskResult } from '../../protocol/wire';
 
@@ -28,6 +30,14 @@ export interface HeldTask {
 
 const COMPACT_AFTER_BYTES = 64 * 1024 * 1024;
 
+export interface JournalOptions {
+  /**
+   * fsync in `sync()` (config `journal_fsync`). Off, an acknowledged task survives the agent's
+   * death but not the machine's: for a state_dir where fsync is very slow, and the bench's baseline.
+   */
+  fsync?: boolean;
+}
+
 export class Journal {
   readonly tasks = new Map<string, HeldTask>();
   /** Results waiting for the gateway's acknowledgement. */
@@ -37,9 +47,13 @@ export class Journal {
   skippedLines = 0;
   private fd: number;
   private bytesSinceCompaction = 0;
+  /** Written since the last fsync (or compaction, which fsyncs the file it writes). */
+  private unsynced = false;
   private readonly path: string;
+  private readonly fsync: boolean;
 
-  constructor(dir: string) {
+  constructor(dir: string, opts: JournalOptions = {}) {
+    this.fsync = opts.fsync ?? true;
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.path = join(dir, 'journal.jsonl');
     if (existsSync(this.path)) this.replay(readFileSync(this.path, 'utf8'));
@@ -95,7 +109,15 @@ export class Journal {
     if (held.length) this.append({ k: 'x', ids: held });
   }
 
+  /** Makes every entry appended so far durable: one fsync, none when nothing was written since the last. */
+  sync(): void {
+    if (!this.unsynced) return;
+    this.unsynced = false;
+    if (this.fsync) fsyncSync(this.fd);
+  }
+
   close(): void {
+    this.sync();
     closeSync(this.fd);
   }
 
@@ -103,6 +125,7 @@ export class Journal {
     this.apply(entry);
     const line = JSON.stringify(entry) + '\n';
     writeSync(this.fd, line);
+    this.unsynced = true;
     this.bytesSinceCompaction += line.length;
     if (this.bytesSinceCompaction > COMPACT_AFTER_BYTES) {
       closeSync(this.fd);
@@ -193,7 +216,15 @@ export class Journal {
     fsyncSync(fd);
     closeSync(fd);
     renameSync(tmp, this.path);
+    // The rename itself is durable only once its directory is: else a power loss could bring back
+    // the old file, without the entries appended to it since its last fsync.
+    if (this.fsync) {
+      const dirFd = openSync(dirname(this.path), 'r');
+      fsyncSync(dirFd);
+      closeSync(dirFd);
+    }
     this.bytesSinceCompaction = 0;
+    this.unsynced = false;
     return openSync(this.path, 'a', 0o600);
   }
 }

@@ -135,6 +135,12 @@ export const EndpointConfigSchema = z
      * in a root to a file elsewhere passes every path check, so such files are refused.
      */
     allow_hard_links: z.boolean().default(false),
+    /**
+     * fsync the journal before acknowledging tasks and sending results (batched: one per flush of
+     * frames), so that what the gateway was told survives a power loss of the login node. Off, it
+     * survives the agent's death only: for a state_dir on a file system where fsync is very slow.
+     */
+    journal_fsync: z.boolean().default(true),
     /** Directory for the journal and block secrets; default: the endpoint's folder under FERRY_HOME. */
     state_dir: z.string().optional(),
   })
