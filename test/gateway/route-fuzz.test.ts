@@ -9,7 +9,7 @@ import { exports } from 'cloudflare:workers';
 import fc from 'fast-check';
 import { expect, inject, it } from 'vitest';
 import { ERROR_CODES, isErrorCode } from '../../src/protocol/errors';
-import { BASE, call, exchangeSecret, FakeAgent, newUser, registerEndpoint, registerFunction, submit, success, taskStatus, type User } from './helpers';
+import { BASE, call, exchangeSecret, FakeAgent, newUser, registerEndpoint, registerFunction, submit, substitute, success, taskStatus, type User } from './helpers';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -23,6 +23,17 @@ const CI_RUNS = 300;
 /** A generated `wait` that is valid is cut to this: a fuzz run must not hold a request for a minute. */
 const MAX_WAIT_S = 0.05;
 
+/** No request may hang: every wait it can ask for is cut to MAX_WAIT_S. */
+const ANSWER_DEADLINE_MS = 10_000;
+
+function answerWithin(ms: number, answer: Promise<Response>, what: string): Promise<Response> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([answer, deadline]).finally(() => clearTimeout(timer));
+}
+
 interface Operation {
   method: string;
   path: string;
@@ -35,7 +46,7 @@ interface Operation {
 
 interface Identity {
   user: User;
-  /** Values for path parameters and `{name}` placeholders of body examples. */
+  /** Values for path parameters and `{name}` placeholders of body examples (alice's task: the finished one, whose doc holds her result). */
   ids: Record<string, string>;
   endpointAccess: string;
   endpointSecret: string;
@@ -101,14 +112,6 @@ function requestArbitrary(ops: Operation[]): fc.Arbitrary<Request> {
   );
 }
 
-function substitute(value: unknown, values: Record<string, string>): unknown {
-  const fill = (s: string) => s.replace(/\{([a-z_]+)\}/g, (whole, name: string) => values[name] ?? whole);
-  if (typeof value === 'string') return fill(value);
-  if (Array.isArray(value)) return value.map((v) => substitute(v, values));
-  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [fill(k), substitute(v, values)]));
-  return value;
-}
-
 /** Cuts a valid `wait` anywhere in a body to MAX_WAIT_S; invalid ones stay, to be refused. */
 function boundWaits(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(boundWaits);
@@ -169,7 +172,7 @@ it('every route, fuzzed as two users: no 5xx, every 4xx a code of the table, not
   const identities: Record<'alice' | 'bob', Identity> = {
     alice: {
       user: alice,
-      ids: { function_uuid: fn, endpoint_id: ep.endpoint_id, task_id: task_ids[1]!, task_group_id, id: object.body.$ref, upload_id: upload.body.upload_id, n: '1' },
+      ids: { function_uuid: fn, endpoint_id: ep.endpoint_id, task_id: delivered.task_id, task_group_id, id: object.body.$ref, upload_id: upload.body.upload_id, n: '1' },
       endpointAccess: (await exchangeSecret(ep.endpoint_id, ep.token)).body.access_token,
       endpointSecret: ep.token,
     },
@@ -222,14 +225,15 @@ it('every route, fuzzed as two users: no 5xx, every 4xx a code of the table, not
     const body = withBody ? bodyText(req, values) : undefined;
     if (req.as === 'bob') sentByBob.push(url, body ?? '', JSON.stringify(headers));
 
-    const res = await exports.default.fetch(`${BASE}${url}`, { method: req.op.method.toUpperCase(), headers, body });
+    const what = `${req.as} ${req.op.method.toUpperCase()} ${url} (body ${JSON.stringify(body?.slice(0, 120))})`;
+    const res = await answerWithin(ANSWER_DEADLINE_MS, exports.default.fetch(`${BASE}${url}`, { method: req.op.method.toUpperCase(), headers, body }), what);
     requests++;
     routesHit.add(`${req.op.method.toUpperCase()} ${req.op.path}`);
     statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
     let text = '';
     if (res.status === 101) res.webSocket!.accept(), res.webSocket!.close(1000, 'fuzz');
     else text = await res.text();
-    const where = `${req.as} ${req.op.method.toUpperCase()} ${url} (body ${JSON.stringify(body?.slice(0, 120))}) → ${res.status} ${text.slice(0, 300)}`;
+    const where = `${what} → ${res.status} ${text.slice(0, 300)}`;
 
     expect(res.status, where).toBeLessThan(500);
     if (res.status >= 400) {
