@@ -26,6 +26,8 @@ export default defineConfig({
           include: ['src/gateway/**/*.test.ts', 'test/gateway/**/*.test.ts'],
           globalSetup: ['./test/gateway/redis-global-setup.ts'],
           testTimeout: 30_000,
+          // The route fuzz (test/gateway/route-fuzz.test.ts): a fixed seed and count unless `npm run fuzz` sets them.
+          provide: { fuzzSeed: process.env.FUZZ_SEED ?? '', fuzzRuns: process.env.FUZZ_RUNS ?? '' },
         },
       },
       {

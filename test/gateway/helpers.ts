@@ -97,6 +97,15 @@ export async function newUser(prefix = 'user'): Promise<User> {
   return { sub, token, call: (method, path, body) => call(method, path, { token, body }) };
 }
 
+/** An OpenAPI body example with its `{name}` placeholders (in keys and values) replaced by `values`. */
+export function substitute(value: unknown, values: Record<string, string>): unknown {
+  const fill = (s: string) => s.replace(/\{([a-z_]+)\}/g, (whole, name: string) => values[name] ?? whole);
+  if (typeof value === 'string') return fill(value);
+  if (Array.isArray(value)) return value.map((v) => substitute(v, values));
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [fill(k), substitute(v, values)]));
+  return value;
+}
+
 export const ADD = 'function add(a, b) { return a + b }';
 
 export async function registerFunction(user: User, code = ADD, name = 'add'): Promise<string> {

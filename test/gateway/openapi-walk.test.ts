@@ -3,15 +3,7 @@
 // A route added later is covered without touching this test.
 
 import { expect, it } from 'vitest';
-import { call, exchangeSecret, FakeAgent, newUser, registerEndpoint, registerFunction, submit, success, taskStatus } from './helpers';
-
-function substitute(value: unknown, values: Record<string, string>): unknown {
-  const fill = (s: string) => s.replace(/\{([a-z_]+)\}/g, (whole, name: string) => values[name] ?? whole);
-  if (typeof value === 'string') return fill(value);
-  if (Array.isArray(value)) return value.map((v) => substitute(v, values));
-  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [fill(k), substitute(v, values)]));
-  return value;
-}
+import { call, exchangeSecret, FakeAgent, newUser, registerEndpoint, registerFunction, submit, substitute, success, taskStatus } from './helpers';
 
 it("every route answers 404 (or nothing of theirs) to another user's token", async () => {
   const alice = await newUser('alice');
