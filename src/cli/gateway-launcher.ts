@@ -16,7 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Log, LogLevel, Miniflare } from 'miniflare';
 import { unstable_getMiniflareWorkerOptions, unstable_readConfig } from 'wrangler';
@@ -63,7 +63,7 @@ export async function launchGateway(options: LaunchOptions): Promise<LaunchedGat
     log: new Log(options.logLevel ?? LogLevel.WARN),
   };
   const mf = options.bareScript
-    ? new Miniflare({ ...common, name: 'bare', modules: true, scriptPath: options.bareScript, compatibilityDate: '2026-04-20' })
+    ? new Miniflare({ ...common, name: 'bare', modules: true, scriptPath: options.bareScript, modulesRoot: dirname(options.bareScript), compatibilityDate: '2026-04-20' })
     : new Miniflare({ ...common, ...gatewayWorker(options, launcherKey), defaultPersistRoot: join(options.persistTo, 'v3') });
   const url = new URL(await mf.ready);
   let stopping: Promise<void> | null = null;
