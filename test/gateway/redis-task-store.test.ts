@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { GatewayEnv } from '../../src/gateway/env';
 import { redisClient } from '../../src/gateway/task-store/redis-client';
 import { RedisTaskStore } from '../../src/gateway/task-store/redis-task-store';
-import { taskStoreContract, type WithStore } from './task-store-contract';
+import { expiringTaskStoreContract, taskStoreContract, type WithStore } from './task-store-contract';
 
 const gatewayEnv = env as unknown as GatewayEnv;
 const haveRedis = Boolean(gatewayEnv.UPSTASH_REDIS_REST_URL);
@@ -19,7 +19,8 @@ const withRedisStore: WithStore = async (use, options = {}) => {
 };
 
 describe.skipIf(!haveRedis)('Redis', () => {
-  taskStoreContract('Redis (@upstash/redis)', withRedisStore, { ttl: true });
+  taskStoreContract('Redis (@upstash/redis)', withRedisStore);
+  expiringTaskStoreContract('Redis (@upstash/redis)', withRedisStore);
 
   it('Redis adapter: runs alongside writes after its own, and not at all when its write fails', async () => {
     const endpointId = crypto.randomUUID();
