@@ -1,13 +1,11 @@
 import { cloudflareTest } from '@cloudflare/vitest-pool-workers';
 import { defineConfig } from 'vitest/config';
-import { redisServerBinary } from './test/helpers/redis-server';
 
 // Gateway tests run inside workerd (Durable Objects, their WebSockets, KV and R2 included), against
 // wrangler.toml's bindings; the secret that .dev.vars holds in development is set here. A global
 // setup (Node) starts redis-server behind an Upstash-protocol proxy; its URL and token are bindings.
 // The `gateway-redis` project runs the task and agent suites again with TASK_STORE=redis.
 const secrets = { JWT_SECRET: 'test-secret-for-gateway-tests-only', GIT_SHA: 'test-sha' };
-const haveRedis = redisServerBinary() !== null || process.env.CI === 'true';
 
 function workers(extra: Record<string, string>) {
   return cloudflareTest(({ inject }) => ({
@@ -34,7 +32,7 @@ export default defineConfig({
         plugins: [workers({ TASK_STORE: 'redis' })],
         test: {
           name: 'gateway-redis',
-          include: haveRedis ? ['test/gateway/tasks.test.ts', 'test/gateway/agent-socket.test.ts', 'test/gateway/openapi-walk.test.ts', 'test/gateway/rate-limit.test.ts'] : [],
+          include: ['test/gateway/tasks.test.ts', 'test/gateway/agent-socket.test.ts', 'test/gateway/openapi-walk.test.ts', 'test/gateway/rate-limit.test.ts'],
           globalSetup: ['./test/gateway/redis-global-setup.ts'],
           testTimeout: 30_000,
         },

@@ -312,8 +312,8 @@ function checkIncrements(docs: Array<{ status: string; result?: unknown }>, n: n
 
 /** Backlog → first result when the endpoint has no block yet: a Slurm job, beside a local process. */
 async function scaleOutFigures() {
-  const { ensureSlurm, slurmInstalled } = await import('../test/helpers/slurm');
-  if (!slurmInstalled()) {
+  const { ensureSlurm, missingSlurmBinaries } = await import('../test/helpers/slurm');
+  if (missingSlurmBinaries().length) {
     skipped.push({ section: 'slurm', reason: 'Slurm is not installed (.ci/slurm-packages.txt)' });
     process.stderr.write('bench: slurm skipped: Slurm is not installed\n');
     return;

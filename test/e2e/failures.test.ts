@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TaskDoc } from '../../src/protocol/api';
 import type { Client } from '../../src/sdk/client';
 import { startBlackholeProxy } from '../helpers/blackhole-proxy';
-import { provJsonSchemaErrors, provStatements, pythonProvInstalled, readStatements, readWithPythonProv } from '../helpers/prov-json';
-import { ensureSlurm, slurmInstalled, type SlurmCluster } from '../helpers/slurm';
+import { provJsonSchemaErrors, provStatements, readStatements, readWithPythonProv } from '../helpers/prov-json';
+import { ensureSlurm, type SlurmCluster } from '../helpers/slurm';
 import { unreadBytesOnPort } from '../helpers/processes';
 import { eventually, startStack, succeededCount, type EndpointHandle, type Stack, waitForWorkers } from '../helpers/stack';
 
@@ -18,7 +18,6 @@ const WORK = '(x) => { const end = Date.now() + 8; while (Date.now() < end); ret
 
 let stack: Stack;
 let alice: Client;
-const slurm = slurmInstalled();
 let cluster: SlurmCluster | undefined;
 
 beforeAll(async () => {
@@ -111,7 +110,7 @@ describe('no task lost', () => {
     expect(attempts.map((a) => a['ferry:outcome'])).toEqual([...Array(attempts.length - 1).fill('lost'), 'success']);
     expect(attempts[0]!['ferry:reason']).toMatch(/^worker \d+ exited \(SIGKILL\)$/);
     expect(provJsonSchemaErrors(prov)).toEqual([]);
-    if (pythonProvInstalled()) expect(readStatements(await readWithPythonProv(JSON.stringify(prov)))).toEqual(provStatements(prov as unknown as Record<string, unknown>));
+    expect(readStatements(await readWithPythonProv(JSON.stringify(prov)))).toEqual(provStatements(prov as unknown as Record<string, unknown>));
   }, 240_000);
 
   it('fails a task with FERRY_WORKER_LOST once its executions were lost more than max_retries_on_system_failure times', async () => {
@@ -199,7 +198,7 @@ describe('no task lost', () => {
     expect(records.every((r) => r.status === 'success')).toBe(true);
   }, 240_000);
 
-  it.skipIf(!slurm)('scancel of a running block', async () => {
+  it('scancel of a running block', async () => {
     cluster = await ensureSlurm();
     process.env.SLURM_CONF = cluster.env.SLURM_CONF;
     const endpoint = await endpointWithWork('scancelled', {

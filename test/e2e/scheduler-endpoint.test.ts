@@ -4,15 +4,13 @@
 
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureSlurm, slurmInstalled, type SlurmCluster } from '../helpers/slurm';
+import { ensureSlurm, type SlurmCluster } from '../helpers/slurm';
 import { eventually, startStack, type Stack } from '../helpers/stack';
 
-const installed = slurmInstalled();
 let cluster: SlurmCluster;
 let stack: Stack;
 
 beforeAll(async () => {
-  if (!installed) return;
   cluster = await ensureSlurm();
   process.env.SLURM_CONF = cluster.env.SLURM_CONF; // the agents inherit it
   stack = await startStack();
@@ -28,7 +26,7 @@ function ferryJobs(): string[] {
   return out.split('\n').filter((l) => l.startsWith('ferry-') && !/COMPLETED|CANCELLED|FAILED/.test(l));
 }
 
-describe.skipIf(!installed).each(['slurm', 'pbs'] as const)('an endpoint on %s', (type) => {
+describe.each(['slurm', 'pbs'] as const)('an endpoint on %s', (type) => {
   it('scales out a block for a backlog, returns all 200 results, and cancels the idle block', async () => {
     const alice = await stack.client('alice');
     const endpoint = await stack.createEndpoint(`on-${type}`, 'alice', {

@@ -17,7 +17,7 @@ const withSqliteStore: WithStore = async (use) => {
   });
 };
 
-taskStoreContract('Durable Object SQLite', withSqliteStore, { ttl: false });
+taskStoreContract('Durable Object SQLite', withSqliteStore);
 
 it('SQLite adapter: writes made alongside commit or roll back with the tasks', () =>
   withSqliteStore(async (store) => {

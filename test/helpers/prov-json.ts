@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import Ajv, { type ValidateFunction } from 'ajv-draft-04';
 import addFormats from 'ajv-formats';
 import { PROJECT_ROOT } from '../../src/cli/gateway-process';
+import { missingServiceError } from './missing-service';
 
 // Debian's python3-prov installs into the system interpreter, not into a pyenv/venv one earlier on PATH.
 const SYSTEM_PYTHON = '/usr/bin/python3';
@@ -31,17 +32,8 @@ export function provJsonSchemaErrors(doc: unknown): string[] {
   return (validator.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? ''} ${e.params ? JSON.stringify(e.params) : ''}`.trim());
 }
 
-/**
- * Whether python3 with the `prov` package is there. Missing under CI=true throws (CI must fail,
- * not skip); elsewhere it warns and the caller skips.
- */
-export function pythonProvInstalled(): boolean {
-  const ok = existsSync(SYSTEM_PYTHON) && spawnSync(SYSTEM_PYTHON, ['-c', 'import prov'], { stdio: 'ignore' }).status === 0;
-  if (ok) return true;
-  const message = 'the PROV round-trip test needs the prov Python package: apt-get install -y $(cat .ci/prov-packages.txt)';
-  if (process.env.CI === 'true') throw new Error(message);
-  console.warn(`skipping: ${message}`);
-  return false;
+function pythonProvInstalled(): boolean {
+  return existsSync(SYSTEM_PYTHON) && spawnSync(SYSTEM_PYTHON, ['-c', 'import prov'], { stdio: 'ignore' }).status === 0;
 }
 
 /** A value as the Python library typed it. */
@@ -53,8 +45,12 @@ export interface PythonReading {
   records: Array<{ type: string; id: string | null; attributes: Array<[string, ReadValue]> }>;
 }
 
-/** Parses `doc` (serialized as the gateway sent it) with prov.model.ProvDocument.deserialize. */
+/**
+ * Parses `doc` (serialized as the gateway sent it) with prov.model.ProvDocument.deserialize; rejects,
+ * naming the package, when the system python3 lacks `prov`.
+ */
 export function readWithPythonProv(docText: string): Promise<PythonReading> {
+  if (!pythonProvInstalled()) return Promise.reject(missingServiceError(`${SYSTEM_PYTHON} with the prov package`, 'prov-packages.txt'));
   return new Promise((resolve, reject) => {
     const child = spawn(SYSTEM_PYTHON, [join(PROJECT_ROOT, 'test', 'helpers', 'prov-read.py')], { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';

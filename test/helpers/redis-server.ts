@@ -1,6 +1,6 @@
 // A real redis-server for tests: started on a free loopback port with nothing persisted, stopped
-// with SHUTDOWN NOSAVE. Without the binary, `startRedisServer` throws: CI (CI=true) must fail on a
-// missing redis-server, never skip the Redis half of a suite.
+// with SHUTDOWN NOSAVE. Without the binary, `startRedisServer` throws, naming the package: a missing
+// redis-server fails the Redis half of a suite, never skips it.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -8,6 +8,7 @@ import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../src/cli/gateway-process';
+import { missingServiceError } from './missing-service';
 
 export interface RedisServer {
   port: number;
@@ -41,7 +42,7 @@ async function waitForPing(port: number, timeoutMs: number): Promise<void> {
 
 export async function startRedisServer(): Promise<RedisServer> {
   const binary = redisServerBinary();
-  if (!binary) throw new Error('redis-server is not installed (apt-get install -y redis-server): the Redis TaskStore tests need it');
+  if (!binary) throw missingServiceError('redis-server', 'redis-packages.txt');
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'ferry-redis-'));
   const child = spawn(binary, ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning'], {

@@ -6,6 +6,7 @@ import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { missingServiceError } from './missing-service';
 
 export interface SlurmCluster {
   /** Environment for Slurm commands and providers: `{ ...process.env, SLURM_CONF }`. */
@@ -19,20 +20,15 @@ export interface SlurmCluster {
 const BINARIES = ['munged', 'slurmctld', 'slurmd', 'sinfo', 'sbatch', 'squeue', 'scancel', 'srun', 'qsub', 'qstat', 'qdel'];
 const SEARCH = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/bin', '/sbin'];
 
-/**
- * Whether the Slurm packages (.ci/slurm-packages.txt) are installed. Missing under CI=true throws:
- * CI must fail, not skip. Elsewhere it warns and the suite skips.
- */
-export function slurmInstalled(): boolean {
-  const missing = BINARIES.filter((b) => !SEARCH.some((d) => d && existsSync(join(d, b))));
-  if (missing.length === 0) return true;
-  const message = `Slurm tests need ${missing.join(', ')}: apt-get install -y $(cat .ci/slurm-packages.txt)`;
-  if (process.env.CI === 'true') throw new Error(message);
-  console.warn(`skipping Slurm/PBS scheduler tests: ${message}`);
-  return false;
+/** The Slurm programs (.ci/slurm-packages.txt) not on this machine. */
+export function missingSlurmBinaries(): string[] {
+  return BINARIES.filter((b) => !SEARCH.some((d) => d && existsSync(join(d, b))));
 }
 
+/** A running cluster; throws, naming the packages, when Slurm is not installed (tests fail, never skip). */
 export async function ensureSlurm(): Promise<SlurmCluster> {
+  const missing = missingSlurmBinaries();
+  if (missing.length) throw missingServiceError(`Slurm (${missing.join(', ')})`, 'slurm-packages.txt');
   if ((await run('sinfo', ['-h', '-o', '%T'], process.env)).code === 0) {
     return { env: { ...process.env }, async stop() {} };
   }

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureSlurm, slurmInstalled, waitFor, type SlurmCluster } from '../../../test/helpers/slurm';
+import { ensureSlurm, waitFor, type SlurmCluster } from '../../../test/helpers/slurm';
 import type { BlockState } from './provider';
 import { parseQstatFull, parseQstatTable, pbsBlockState, PbsProvider, renderPbsScript, type QstatJob } from './pbs-provider';
 
@@ -146,9 +146,7 @@ describe('scheduler command failures', () => {
   });
 });
 
-const installed = slurmInstalled();
-
-describe.skipIf(!installed)('PbsProvider on a real scheduler (Slurm\'s PBS wrappers)', () => {
+describe('PbsProvider on a real scheduler (Slurm\'s PBS wrappers)', () => {
   let cluster: SlurmCluster;
   let dir: string;
   let provider: PbsProvider;

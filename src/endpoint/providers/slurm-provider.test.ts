@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureSlurm, slurmInstalled, waitFor, type SlurmCluster } from '../../../test/helpers/slurm';
+import { ensureSlurm, waitFor, type SlurmCluster } from '../../../test/helpers/slurm';
 import type { BlockState } from './provider';
 import { parseSqueueJson, parseSqueueText, renderSbatchScript, shellQuote, slurmBlockState, SlurmProvider } from './slurm-provider';
 
@@ -158,9 +158,7 @@ describe('scheduler command failures', () => {
   });
 });
 
-const installed = slurmInstalled();
-
-describe.skipIf(!installed)('SlurmProvider on a real Slurm', () => {
+describe('SlurmProvider on a real Slurm', () => {
   let cluster: SlurmCluster;
   let dir: string;
   let provider: SlurmProvider;
