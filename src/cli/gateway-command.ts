@@ -6,9 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { LogLevel } from 'miniflare';
 import { fail } from './cli-error';
-import { launchGateway } from './gateway-launcher';
 import { bundleGateway, READY_EVENT } from './gateway-process';
 
 interface ServeOptions {
@@ -25,7 +23,10 @@ interface ServeOptions {
   stopWithStdin?: boolean;
 }
 
-const LOG_LEVELS = { none: LogLevel.NONE, error: LogLevel.ERROR, warn: LogLevel.WARN, info: LogLevel.INFO, debug: LogLevel.DEBUG } as const;
+// Miniflare's LogLevel values. Miniflare and wrangler are loaded only when the gateway is served:
+// importing wrangler adds SIGINT/SIGTERM handlers that exit at once, which every other ferry
+// command (ferry dev, the endpoint agent) must not get.
+const LOG_LEVELS = { none: 0, error: 1, warn: 2, info: 3, debug: 4 } as const;
 
 function portOrZero(value: string): number {
   const n = Number(value);
@@ -69,6 +70,7 @@ async function serve(opts: ServeOptions): Promise<void> {
     builtHere = bundleDir = mkdtempSync(join(tmpdir(), 'ferry-gateway-bundle-'));
     await bundleGateway(bundleDir);
   }
+  const { launchGateway } = await import('./gateway-launcher');
   const gateway = await launchGateway({
     bundleDir: bundleDir ?? '',
     persistTo: opts.persistTo,

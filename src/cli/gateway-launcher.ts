@@ -39,7 +39,8 @@ export interface LaunchOptions {
   inspectorPort?: number;
   /** Serve this one-file module Worker instead of the gateway, with no bindings (the bench's floor). */
   bareScript?: string;
-  logLevel?: LogLevel;
+  /** Miniflare's LogLevel (0 none … 4 debug); default warn. */
+  logLevel?: number;
 }
 
 export interface LaunchedGateway {
@@ -60,7 +61,7 @@ export async function launchGateway(options: LaunchOptions): Promise<LaunchedGat
     ...(options.inspectorPort !== undefined ? { inspectorPort: options.inspectorPort } : {}),
     // The fallback `request.cf`: Miniflare would otherwise fetch one from the network.
     cf: false,
-    log: new Log(options.logLevel ?? LogLevel.WARN),
+    log: new Log((options.logLevel ?? LogLevel.WARN) as LogLevel),
   };
   const mf = options.bareScript
     ? new Miniflare({ ...common, name: 'bare', modules: true, scriptPath: options.bareScript, modulesRoot: dirname(options.bareScript), compatibilityDate: '2026-04-20' })
