@@ -45,7 +45,7 @@ function buildComponents(specs: readonly RouteSpec[]): { components: Record<stri
 
 function parameters(spec: RouteSpec): JsonObject[] {
   const list: JsonObject[] = [];
-  for (const [where, schema] of [['path', spec.params], ['query', spec.query]] as const) {
+  for (const [where, schema] of [['path', spec.params], ['query', spec.query], ['header', spec.headers]] as const) {
     if (!(schema instanceof z.ZodObject)) continue;
     for (const [name, field] of Object.entries(schema.shape as Record<string, z.ZodType>)) {
       list.push({

@@ -24,7 +24,13 @@ export type GatewayContext = Context<{ Bindings: GatewayEnv }>;
 type Schema = z.ZodType;
 type Out<S> = S extends z.ZodType ? z.output<S> : undefined;
 
-export interface RouteSpec<A extends AuthKind = AuthKind, P extends Schema | undefined = Schema | undefined, Q extends Schema | undefined = Schema | undefined, B extends Schema | undefined = Schema | undefined> {
+export interface RouteSpec<
+  A extends AuthKind = AuthKind,
+  P extends Schema | undefined = Schema | undefined,
+  Q extends Schema | undefined = Schema | undefined,
+  B extends Schema | undefined = Schema | undefined,
+  H extends Schema | undefined = Schema | undefined,
+> {
   method: HttpMethod;
   /** OpenAPI style: `/v2/tasks/{task_id}`. */
   path: string;
@@ -34,6 +40,8 @@ export interface RouteSpec<A extends AuthKind = AuthKind, P extends Schema | und
   params?: P;
   query?: Q;
   body?: B;
+  /** Request headers the route reads, by lower-case name; a value that does not match answers 400. */
+  headers?: H;
   /** The 200 answer (absent for the agent socket, which only upgrades). */
   response?: Schema;
   /** Other success answers (202 of /v3/run, 101 of the agent socket). */
@@ -53,11 +61,12 @@ export interface Principal {
   none: null;
 }
 
-export interface RouteInput<A extends AuthKind, P, Q, B> {
+export interface RouteInput<A extends AuthKind, P, Q, B, H = undefined> {
   principal: Principal[A];
   params: Out<P>;
   query: Out<Q>;
   body: Out<B>;
+  headers: Out<H>;
 }
 
 export interface RouteTable {
@@ -78,7 +87,7 @@ export function errorCodesOf(spec: RouteSpec): ErrorCode[] {
     if (spec.auth === 'endpoint' || spec.auth === 'endpoint-secret') codes.add('TOKEN_REVOKED');
   }
   if (spec.params) codes.add('NOT_FOUND');
-  if (spec.query) codes.add('VALIDATION_ERROR');
+  if (spec.query || spec.headers) codes.add('VALIDATION_ERROR');
   if (spec.body) {
     codes.add('PAYLOAD_TOO_LARGE');
     codes.add('INVALID_JSON');
@@ -101,10 +110,16 @@ async function principalOf(c: GatewayContext, auth: AuthKind): Promise<Principal
   return null;
 }
 
-export function defineRoute<A extends AuthKind, P extends Schema | undefined = undefined, Q extends Schema | undefined = undefined, B extends Schema | undefined = undefined>(
+export function defineRoute<
+  A extends AuthKind,
+  P extends Schema | undefined = undefined,
+  Q extends Schema | undefined = undefined,
+  B extends Schema | undefined = undefined,
+  H extends Schema | undefined = undefined,
+>(
   table: RouteTable,
-  spec: RouteSpec<A, P, Q, B>,
-  handler: (c: GatewayContext, input: RouteInput<A, P, Q, B>) => Promise<unknown> | unknown,
+  spec: RouteSpec<A, P, Q, B, H>,
+  handler: (c: GatewayContext, input: RouteInput<A, P, Q, B, H>) => Promise<unknown> | unknown,
 ): void {
   table.specs.push(spec as unknown as RouteSpec);
   table.hono.on(spec.method.toUpperCase(), honoPath(spec.path), async function validatedRoute(c) {
@@ -121,6 +136,12 @@ export function defineRoute<A extends AuthKind, P extends Schema | undefined = u
       if (!parsed.success) throw validationError(parsed.error, 'query');
       query = parsed.data;
     }
+    let headers: unknown;
+    if (spec.headers) {
+      const parsed = spec.headers.safeParse(c.req.header());
+      if (!parsed.success) throw validationError(parsed.error, 'headers');
+      headers = parsed.data;
+    }
     let body: unknown;
     if (spec.body) {
       const text = await readBodyText(c.req.raw, maxRequestBytes(c.env));
@@ -128,7 +149,7 @@ export function defineRoute<A extends AuthKind, P extends Schema | undefined = u
       if (!parsed.success) throw validationError(parsed.error);
       body = parsed.data;
     }
-    const result = await handler(c, { principal, params, query, body } as RouteInput<A, P, Q, B>);
+    const result = await handler(c, { principal, params, query, body, headers } as RouteInput<A, P, Q, B, H>);
     return result instanceof Response ? result : c.json(result as object);
   });
 }

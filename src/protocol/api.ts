@@ -121,6 +121,19 @@ export const SubmitRequest = z.strictObject({
 });
 export type SubmitRequest = z.infer<typeof SubmitRequest>;
 
+/**
+ * Headers of a submission (submit, run). With an `Idempotency-Key`, the same request sent again
+ * within a day is answered with the first one's tasks, stored and dispatched once; the same key with
+ * another request is refused (422 IDEMPOTENCY_KEY_REUSED). The SDK sends one with every submission.
+ */
+export const SubmissionHeaders = z.object({
+  'idempotency-key': z
+    .string()
+    .regex(/^[\x21-\x7e]{1,255}$/, 'must be 1 to 255 visible ASCII characters (a UUID, say)')
+    .optional()
+    .describe('A key the client chooses for this request; sent again with the same request, it stores nothing twice'),
+});
+
 export const SubmitResponse = z.object({
   request_id: z.string(),
   task_group_id: z.string(),

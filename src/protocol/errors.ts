@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   NOT_FOUND: { status: 404, kind: 'user', retryable: false, message: 'Not found' },
   TASK_ALREADY_FINISHED: { status: 409, kind: 'user', retryable: false, message: 'The task has already finished' },
   ILLEGAL_TRANSITION: { status: 409, kind: 'user', retryable: false, message: 'The task cannot move to that state' },
+  IDEMPOTENCY_KEY_REUSED: { status: 422, kind: 'user', retryable: false, message: 'The Idempotency-Key was sent before with another request' },
   PAYLOAD_TOO_LARGE: { status: 413, kind: 'user', retryable: false, message: 'The request is over the size limit' },
   TOO_MANY_TASKS: { status: 413, kind: 'user', retryable: false, message: 'The request carries more tasks than allowed' },
   LENGTH_REQUIRED: { status: 411, kind: 'user', retryable: false, message: 'The upload needs a Content-Length' },

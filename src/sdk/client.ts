@@ -9,6 +9,7 @@ import type {
 import { LIMITS } from '../protocol/api';
 import type { ProvDocument, TaskLineage } from '../provenance/prov-document';
 import { FerryApiError, TaskCancelledError, TaskFailedError, WaitTimeoutError, apiErrorFromBody } from './errors';
+import { fetchResending } from './resend';
 import type { ObjectMeta, ObjectRef, ObjectStats } from '../protocol/api';
 import {
   deleteObject, getObject, getObjectStream, headObject, objectMeta, objectStats, putObject, readResultObject, resultRefOf,
@@ -32,7 +33,7 @@ export interface ClientOptions {
 export interface RetryInfo {
   method: string;
   path: string;
-  /** 429, or 0: the server closed a kept-alive connection before answering a read. */
+  /** 429, or 0: the connection closed before any answer, and the request may be sent again (resend.ts). */
   status: number;
   /** Retries of this request so far, this one included. */
   attempt: number;
@@ -117,7 +118,8 @@ export class Client {
       ...(options.description !== undefined ? { description: options.description } : {}),
       meta: { runtime: options.runtime ?? 'js' },
     };
-    const res = await this.request<{ function_uuid: string }>('POST', '/v3/functions', body);
+    // The id is derived from the owner and the code: registering twice is harmless.
+    const res = await this.request<{ function_uuid: string }>('POST', '/v3/functions', body, [], { repeatable: true });
     return res.function_uuid;
   }
 
@@ -196,9 +198,12 @@ export class Client {
     return { task_group_id: groupId ?? '', task_ids: taskIds };
   }
 
-  /** The raw submit route: `{function_uuid: [payload, …]}` in one request. */
-  submitRequest(endpointId: string, tasks: Record<string, Payload[]>, options: SubmitOptions = {}): Promise<SubmitResponse> {
-    return this.request('POST', `/v3/endpoints/${enc(endpointId)}/submit`, { tasks, ...options });
+  /**
+   * The raw submit route: `{function_uuid: [payload, …]}` in one request. The idempotency key (a new
+   * UUID unless given) lets the request be sent again without storing its tasks twice.
+   */
+  submitRequest(endpointId: string, tasks: Record<string, Payload[]>, options: SubmitOptions = {}, idempotencyKey: string = crypto.randomUUID()): Promise<SubmitResponse> {
+    return this.request('POST', `/v3/endpoints/${enc(endpointId)}/submit`, { tasks, ...options }, [], { idempotencyKey });
   }
 
   /** A task's document; with `wait`, the gateway holds the answer until it ends or `wait` s pass. */
@@ -238,7 +243,7 @@ export class Client {
     const out: Record<string, TaskDoc> = {};
     for (let i = 0; i < taskIds.length; i += BATCH_STATUS_CHUNK) {
       // A read sent as POST (the id list is long): safe to send again.
-      const res = await this.request<{ results: Record<string, TaskDoc> }>('POST', '/v2/batch_status', { task_ids: taskIds.slice(i, i + BATCH_STATUS_CHUNK) }, [], true);
+      const res = await this.request<{ results: Record<string, TaskDoc> }>('POST', '/v2/batch_status', { task_ids: taskIds.slice(i, i + BATCH_STATUS_CHUNK) }, [], { repeatable: true });
       Object.assign(out, res.results);
     }
     return out;
@@ -279,7 +284,8 @@ export class Client {
 
   /** One call for an instrument: submit and wait up to `wait` seconds (default 30). */
   run(endpointId: string, functionId: string, args: Json[] = [], kwargs?: Record<string, Json>, wait?: number): Promise<TaskDoc> {
-    return this.request('POST', '/v3/run', { endpoint_id: endpointId, function_uuid: functionId, args, ...(kwargs ? { kwargs } : {}), ...(wait !== undefined ? { wait } : {}) }, [202]);
+    const body = { endpoint_id: endpointId, function_uuid: functionId, args, ...(kwargs ? { kwargs } : {}), ...(wait !== undefined ? { wait } : {}) };
+    return this.request('POST', '/v3/run', body, [202], { idempotencyKey: crypto.randomUUID() });
   }
 
   // ── Objects (data by reference): src/sdk/objects.ts ──
@@ -333,27 +339,31 @@ export class Client {
 
   /**
    * One API call. 429s are retried (the gateway stored nothing, so any request may be sent again once
-   * the window allows). A read (GET, or `read`) whose kept-alive connection the server closed before
-   * any answer is sent once more on a new one, as browsers do: nothing was stored, and under load
-   * workerd closes such connections now and then. Every other failure, 503 included, is thrown.
+   * the window allows). A request whose connection closed before any answer is sent again when that
+   * cannot store anything twice (see resend.ts): a read, an idempotent method, a request marked
+   * `repeatable`, or one with an `idempotencyKey` (sent as `Idempotency-Key`; submissions carry
+   * one). Every other failure, 503 included, is thrown.
    */
-  private async request<T>(method: string, path: string, body?: unknown, okStatuses: number[] = [], read = method === 'GET'): Promise<T> {
+  private async request<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    okStatuses: number[] = [],
+    options: { repeatable?: boolean; idempotencyKey?: string } = {},
+  ): Promise<T> {
     const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
+    if (options.idempotencyKey !== undefined) headers['idempotency-key'] = options.idempotencyKey;
     let payload: string | undefined;
     if (body !== undefined) {
       headers['content-type'] = 'application/json';
       payload = JSON.stringify(body);
     }
-    const send = async () => {
-      const init = { method, headers, ...(payload !== undefined ? { body: payload } : {}) };
-      try {
-        return await this.fetchImpl(this.url + path, init);
-      } catch (err) {
-        if (!read || !closedBeforeAnswer(err)) throw err;
-        this.onRetry?.({ method, path, status: 0, attempt: 1, waitS: 0 });
-        return this.fetchImpl(this.url + path, init);
-      }
-    };
+    const init = { method, headers, ...(payload !== undefined ? { body: payload } : {}) };
+    const send = () =>
+      fetchResending(this.fetchImpl, this.url + path, init, {
+        ...(options.repeatable ? { repeatable: true } : {}),
+        onResend: (attempt) => this.onRetry?.({ method, path, status: 0, attempt, waitS: 0 }),
+      });
     let res = await send();
     for (let attempt = 1; res.status === 429 && attempt <= this.maxRateLimitedRetries; attempt++) {
       const waitS = retryAfterSeconds(res.headers.get('retry-after'));
@@ -367,12 +377,6 @@ export class Client {
     if (res.ok && (res.status === 200 || okStatuses.includes(res.status))) return (text ? JSON.parse(text) : undefined) as T;
     throw apiErrorFromBody(res.status, text);
   }
-}
-
-/** A fetch that failed because the server closed the connection before answering (undici: "other side closed"). */
-function closedBeforeAnswer(err: unknown): boolean {
-  const code = (err as { cause?: { code?: unknown } } | null)?.cause?.code;
-  return err instanceof TypeError && (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET');
 }
 
 /** Seconds from a Retry-After header (seconds or an HTTP date), with a little jitter so clients spread out. */

@@ -5,6 +5,7 @@
 import type { Json, ObjectFilter, ObjectMeta, ObjectRef, ObjectStats, ResultRef, TaskDoc } from '../protocol/api';
 import { OBJECT_LIMITS, ResultRef as ResultRefSchema } from '../protocol/api';
 import { FerryApiError, apiErrorFromBody } from './errors';
+import { fetchResending } from './resend';
 
 /** What `Client` hands to these functions. */
 export interface ObjectTransport {
@@ -90,7 +91,8 @@ async function failure(res: Response): Promise<FerryApiError> {
 }
 
 async function call(t: ObjectTransport, method: string, path: string, init: { body?: BodyInit; headers?: Record<string, string>; signal?: AbortSignal | undefined } = {}): Promise<Response> {
-  const res = await t.fetch(t.url + path, {
+  // Sent again after a connection closed before any answer when that stores nothing twice (resend.ts).
+  const res = await fetchResending(t.fetch, t.url + path, {
     method,
     headers: { authorization: `Bearer ${t.token}`, ...(init.headers ?? {}) },
     ...(init.body !== undefined ? { body: init.body } : {}),

@@ -97,6 +97,7 @@ function requestArbitrary(ops: Operation[]): fc.Arbitrary<Request> {
           'x-ferry-filters': fc.oneof(fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v) ?? 'null').filter((s) => /^[\x20-\x7e]*$/.test(s)), printable(60)),
           range: fc.oneof(fc.constantFrom('bytes=0-3', 'bytes=5-', 'bytes=-2', 'bytes=999999-', 'bytes=3-1', 'bytes=0-0,2-3', 'items=0-1'), printable(20)),
           upgrade: fc.constant('websocket'),
+          'idempotency-key': fc.oneof(fc.uuid(), fc.constantFrom('fixed-key', ''), printable(300)),
         },
         { requiredKeys: [] },
       ),

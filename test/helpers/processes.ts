@@ -89,6 +89,8 @@ interface TcpSocket {
   remotePort: number;
   established: boolean;
   listening: boolean;
+  /** The peer closed its side and the owner has not closed its own yet (CLOSE_WAIT). */
+  peerClosed: boolean;
   /** Bytes received and not yet read by the owning process (Recv-Q). */
   unread: number;
   inode: string;
@@ -112,6 +114,7 @@ function tcpSockets(): TcpSocket[] {
         remotePort: parseInt(f[2]!.split(':')[1]!, 16),
         established: f[3] === '01',
         listening: f[3] === '0A',
+        peerClosed: f[3] === '08',
         unread: parseInt(f[4]!.split(':')[1]!, 16),
         inode: f[9]!,
       });
@@ -155,6 +158,16 @@ export function unreadBytesOnPort(port: number, clientPid: number): number {
     if (s.localPort === port && s.established && clientPorts.has(s.remotePort)) total += s.unread;
   }
   return total;
+}
+
+/**
+ * The connections `clientPid` holds to `port`: open ones, and those the server has closed while the
+ * client has not yet read the close (CLOSE_WAIT), as the kernel sees them now.
+ */
+export function connectionsToPort(port: number, clientPid: number): { open: number; closedByServer: number } {
+  const inodes = socketInodes(clientPid);
+  const mine = tcpSockets().filter((s) => s.remotePort === port && inodes.has(s.inode));
+  return { open: mine.filter((s) => s.established).length, closedByServer: mine.filter((s) => s.peerClosed).length };
 }
 
 /** `root` and every process descended from it. */

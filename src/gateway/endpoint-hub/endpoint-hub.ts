@@ -29,6 +29,7 @@ import { LineagePending, type PendingBatch } from './lineage-pending';
 import { lineageSegmentKey, putLines, putSegment, r2SegmentReader } from '../lineage-segments';
 import { FrameOrder } from './frame-order';
 import { Outbox } from './outbox';
+import { SubmitKeys, type KeyedSubmission } from './submit-keys';
 import { buildTaskFrames, TASK_FRAME_BUDGET } from './task-frames';
 import { TaskWaiters } from './task-waiters';
 import { objectResultRef, resultObjectKey, spilledResultKey, taskDocJson } from './task-doc-json';
@@ -52,12 +53,16 @@ export interface Submission {
   functions: FunctionSpec[];
   /** Each payload already encoded as JSON text; it is spliced into the delivery message as is. */
   tasks: Array<{ function_uuid: string; payload_json: string }>;
+  /** The client's `Idempotency-Key` and the digest of what it asked for (see submit-keys.ts). */
+  idempotency?: { key: string; fingerprint: string } | undefined;
 }
 
 export interface Submitted {
   task_group_id: string;
   /** In the order of `Submission.tasks`. */
   task_ids: string[];
+  /** The request that stored them: this one's, or, for a key sent again, the first one's. */
+  request_id: string;
 }
 
 export interface RunOutcome {
@@ -117,6 +122,9 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   /** Task state outside this object (Redis): the outbox may then hold rows of tasks already final. */
   private readonly remoteStore: boolean;
   private readonly outbox: Outbox;
+  private readonly submitKeys: SubmitKeys;
+  /** Keyed submissions being stored, by owner and key. */
+  private readonly keyedInFlight = new Map<string, Promise<HubReply<KeyedSubmission>>>();
   private readonly sessions: AgentSessionStore;
   /** Lineage records of this endpoint's ended tasks, written with their outcomes. */
   private readonly lineageIndex: LineageIndex;
@@ -144,6 +152,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     this.sqliteStore = new SqliteTaskStore(ctx.storage);
     this.remoteStore = taskStoreKind(env) === 'redis';
     this.outbox = new Outbox(this.sql);
+    this.submitKeys = new SubmitKeys(this.sql);
     this.sessions = new AgentSessionStore(this.sql);
     this.lineageIndex = new LineageIndex(this.sql);
     this.lineagePending = new LineagePending(this.sql);
@@ -295,6 +304,36 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   // ---- tasks ----
 
   async submit(owner: string, submission: Submission): Promise<HubReply<Submitted>> {
+    const idempotency = submission.idempotency;
+    if (!idempotency) return this.storeSubmission(owner, submission);
+    // Keys are the submitter's own: two owners' equal keys name different requests.
+    const key = `${owner}\n${idempotency.key}`;
+    // The same key while its first request is still being stored: the answer is that request's.
+    const inFlight = this.keyedInFlight.get(key);
+    if (inFlight) return this.replay(await inFlight, idempotency.fingerprint);
+    const stored = this.owned(owner) ? this.submitKeys.find(key, nowSeconds()) : null;
+    if (stored) return this.replay(ok(stored), idempotency.fingerprint);
+    const storing = this.storeSubmission(owner, submission, key).then((reply) =>
+      reply.ok ? ok({ ...reply.value, fingerprint: idempotency.fingerprint, request_id: submission.request_id }) : reply,
+    );
+    this.keyedInFlight.set(key, storing);
+    try {
+      return this.replay(await storing, idempotency.fingerprint);
+    } finally {
+      this.keyedInFlight.delete(key);
+    }
+  }
+
+  /** A keyed submission's answer, unless the key came back with another request. */
+  private replay(reply: HubReply<KeyedSubmission>, fingerprint: string): HubReply<Submitted> {
+    if (!reply.ok) return reply;
+    if (reply.value.fingerprint !== fingerprint) {
+      return fail('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was sent before with another request; use a new key for a new request');
+    }
+    return ok({ task_group_id: reply.value.task_group_id, task_ids: reply.value.task_ids, request_id: reply.value.request_id });
+  }
+
+  private async storeSubmission(owner: string, submission: Submission, idempotencyKey?: string): Promise<HubReply<Submitted>> {
     const record = this.owned(owner);
     if (!record) return fail('NOT_FOUND', 'endpoint not found');
     if (record.allowed_functions) {
@@ -342,11 +381,15 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       () => {
         this.outbox.saveFunctions(submission.functions);
         this.outbox.enqueue(outboxRows);
+        if (idempotencyKey !== undefined && submission.idempotency) {
+          const keyed = { fingerprint: submission.idempotency.fingerprint, request_id: submission.request_id, task_group_id: groupId, task_ids: taskIds };
+          this.submitKeys.record(idempotencyKey, keyed, createdAt);
+        }
       },
     );
     this.dispatch();
     await this.armSweep();
-    return ok({ task_group_id: groupId, task_ids: taskIds });
+    return ok({ task_group_id: groupId, task_ids: taskIds, request_id: submission.request_id });
   }
 
   /** Submits one task and holds the answer until it ends or `waitMs` passes. */

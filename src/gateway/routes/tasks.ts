@@ -2,10 +2,11 @@
 // cancel, and /v3/run. A task id names its endpoint, so each call goes to the one hub that owns it.
 
 import { z } from 'zod';
-import { BatchStatusRequest, BatchStatusResponse, LIMITS, RunRequest, SubmitRequest, SubmitResponse, TaskDoc, TaskGroupDoc, TaskGroupId, TaskId, Uuid, WaitQuery } from '../../protocol/api';
+import { BatchStatusRequest, BatchStatusResponse, LIMITS, RunRequest, SubmissionHeaders, SubmitRequest, SubmitResponse, TaskDoc, TaskGroupDoc, TaskGroupId, TaskId, Uuid, WaitQuery } from '../../protocol/api';
 import { FerryError } from '../../protocol/errors';
 import { endpointOfId } from '../../protocol/ids';
 import { hubOf, type Submission } from '../endpoint-hub/endpoint-hub';
+import { submissionFingerprint } from '../endpoint-hub/submit-keys';
 import { resolveFunctions } from '../function-cache';
 import { unwrap } from '../hub-reply';
 import { admissionHeaders, admitSubmission } from '../rate-limit/rate-limit';
@@ -67,11 +68,12 @@ export function registerTaskRoutes(table: RouteTable): void {
       auth: 'user',
       params: EndpointParams,
       body: SubmitRequest,
+      headers: SubmissionHeaders,
       response: SubmitResponse,
-      errors: ['TOO_MANY_TASKS', 'NOT_FOUND', 'FUNCTION_NOT_PERMITTED', 'INVALID_ID', 'RATE_LIMITED'],
+      errors: ['TOO_MANY_TASKS', 'NOT_FOUND', 'FUNCTION_NOT_PERMITTED', 'INVALID_ID', 'RATE_LIMITED', 'IDEMPOTENCY_KEY_REUSED'],
       example: { tasks: { '{function_uuid}': [{ args: [1, 2] }, { args: [3], kwargs: { b: 4 } }] } },
     },
-    async (c, { principal: { owner }, params, body }) => {
+    async (c, { principal: { owner }, params, body, headers }) => {
       const functionUuids = Object.keys(body.tasks);
       let count = 0;
       for (const payloads of Object.values(body.tasks)) count += payloads.length;
@@ -87,21 +89,20 @@ export function registerTaskRoutes(table: RouteTable): void {
       const admission = await admitSubmission(c.env, owner, count);
       if (admission) for (const [name, value] of Object.entries(admissionHeaders(admission))) c.header(name, value);
       const functions = await resolveFunctions(c.env, owner, functionUuids);
-      const request_id = crypto.randomUUID();
-      const submitted = unwrap(
-        await hubOf(c.env, params.endpoint_id).submit(owner, {
-          request_id,
-          task_group_id: body.task_group_id,
-          workflow_id: body.workflow_id,
-          campaign_id: body.campaign_id,
-          resource_specification_json: body.resource_specification === undefined ? undefined : JSON.stringify(body.resource_specification),
-          functions,
-          tasks,
-        }),
-      );
+      const submission: Submission = {
+        request_id: crypto.randomUUID(),
+        task_group_id: body.task_group_id,
+        workflow_id: body.workflow_id,
+        campaign_id: body.campaign_id,
+        resource_specification_json: body.resource_specification === undefined ? undefined : JSON.stringify(body.resource_specification),
+        functions,
+        tasks,
+      };
+      submission.idempotency = await idempotencyOf(headers['idempotency-key'], submission);
+      const submitted = unwrap(await hubOf(c.env, params.endpoint_id).submit(owner, submission));
       const byFunction: Record<string, string[]> = {};
       for (let i = 0; i < tasks.length; i++) (byFunction[tasks[i]!.function_uuid] ??= []).push(submitted.task_ids[i]!);
-      return { request_id, task_group_id: submitted.task_group_id, endpoint_id: params.endpoint_id, tasks: byFunction };
+      return { request_id: submitted.request_id, task_group_id: submitted.task_group_id, endpoint_id: params.endpoint_id, tasks: byFunction };
     },
   );
 
@@ -189,24 +190,26 @@ export function registerTaskRoutes(table: RouteTable): void {
       summary: 'Submit one task and wait for it: 200 with the finished doc, or 202 with the doc so far',
       auth: 'user',
       body: RunRequest,
+      headers: SubmissionHeaders,
       response: TaskDoc,
       otherResponses: [{ status: 202, description: 'The task did not finish within `wait` seconds; the doc so far', schema: TaskDoc }],
-      errors: ['NOT_FOUND', 'FUNCTION_NOT_PERMITTED', 'RATE_LIMITED'],
+      errors: ['NOT_FOUND', 'FUNCTION_NOT_PERMITTED', 'RATE_LIMITED', 'IDEMPOTENCY_KEY_REUSED'],
       example: { endpoint_id: '{endpoint_id}', function_uuid: '{function_uuid}', args: [1, 2], wait: 1 },
     },
-    async (c, { principal: { owner }, body }) => {
+    async (c, { principal: { owner }, body, headers }) => {
       await admitSubmission(c.env, owner, 1);
       const payload_json = encodePayload(body.kwargs === undefined ? { args: body.args ?? [] } : { args: body.args ?? [], kwargs: body.kwargs });
       const functions = await resolveFunctions(c.env, owner, [body.function_uuid]);
       const waitMs = Math.round((body.wait ?? DEFAULT_RUN_WAIT_S) * 1000);
-      const outcome = unwrap(
-        await hubOf(c.env, body.endpoint_id).run(
-          owner,
-          { request_id: crypto.randomUUID(), workflow_id: body.workflow_id, campaign_id: body.campaign_id, functions, tasks: [{ function_uuid: body.function_uuid, payload_json }] },
-          waitMs,
-        ),
-      );
+      const submission: Submission = { request_id: crypto.randomUUID(), workflow_id: body.workflow_id, campaign_id: body.campaign_id, functions, tasks: [{ function_uuid: body.function_uuid, payload_json }] };
+      submission.idempotency = await idempotencyOf(headers['idempotency-key'], submission);
+      const outcome = unwrap(await hubOf(c.env, body.endpoint_id).run(owner, submission, waitMs));
       return jsonText(outcome.doc, outcome.final ? 200 : 202);
     },
   );
+}
+
+/** A submission's Idempotency-Key with the digest of what it asks for; none without a key. */
+async function idempotencyOf(key: string | undefined, submission: Submission): Promise<Submission['idempotency']> {
+  return key === undefined ? undefined : { key, fingerprint: await submissionFingerprint(submission) };
 }
