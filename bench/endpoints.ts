@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { PROJECT_ROOT } from '../src/cli/gateway-process';
 import type { Client } from '../src/sdk/client';
+import { fetchResending } from '../src/sdk/resend';
 import { eventually, waitForWorkers, type Stack } from '../test/helpers/stack';
 
 /** A local endpoint with the shipped defaults (endpoint-config/local.yaml) and `overrides`, started, with workers up. */
@@ -28,7 +29,8 @@ export async function warmIncrement(client: Client, endpointId: string): Promise
 export async function untilRecordsQueryable(stack: Stack, workflow: string, n: number): Promise<void> {
   const token = await stack.tokenFor('bench');
   const count = async () => {
-    const res = await fetch(`${stack.gateway.url}/v3/provenance?workflow_id=${workflow}&format=count`, { headers: { authorization: `Bearer ${token}` } });
+    // A read: sent again if the gateway closed the kept-alive connection first (src/sdk/resend.ts).
+    const res = await fetchResending(fetch, `${stack.gateway.url}/v3/provenance?workflow_id=${workflow}&format=count`, { method: 'GET', headers: { authorization: `Bearer ${token}` } });
     if (!res.ok) throw new Error(`provenance count: ${res.status} ${await res.text()}`);
     return ((await res.json()) as { count: number }).count;
   };

@@ -31,7 +31,9 @@ describe('the gateway launcher', () => {
   });
 
   it('serves a 20,000-task batch with no 503 while three other gateways start and stop, and no workerd outlives a SIGKILLed launcher', async () => {
-    // Every answer the client gets, counted at the transport: the SDK retries only 429s.
+    // Every answer the client gets, counted at the transport: the SDK retries 429s, and sends a
+    // request again after a connection closed before any answer (kept-alive-connections.test.ts);
+    // both show here.
     const statuses = new Map<number, number>();
     let closedBeforeAnswer = 0;
     const counting = (async (input: RequestInfo | URL, init?: RequestInit) => {
@@ -71,7 +73,7 @@ describe('the gateway launcher', () => {
     const docs = await client.waitAll(sub.task_ids, { timeout: 600 });
     const batchEnded = Date.now();
     const churnServed = await churn;
-    console.log(`launcher batch: answers by status ${JSON.stringify(Object.fromEntries(statuses))}; ${closedBeforeAnswer} connection(s) closed before an answer (reads sent again by the SDK); ${dirs.length} other gateway(s) started and stopped meanwhile`);
+    console.log(`launcher batch: answers by status ${JSON.stringify(Object.fromEntries(statuses))}; ${closedBeforeAnswer} connection(s) closed before an answer (sent again by the SDK); ${dirs.length} other gateway(s) started and stopped meanwhile`);
     expect(dirs.length).toBe(3);
     // All three served before the batch was done: they started while it ran.
     expect(churnServed.every((t) => t < batchEnded)).toBe(true);
