@@ -10,9 +10,9 @@ const MAX_ISSUES_IN_DETAILS = 20;
 
 export function errorResponse(err: FerryError): Response {
   const res = jsonError(err.status, err.toBody());
-  // A rate-limited caller is told when to come back (seconds), as HTTP says.
+  // A rate-limited caller, or one of a gateway shutting down, is told when to come back (seconds), as HTTP says.
   const retryAfter = (err.details as { retry_after_s?: unknown } | undefined)?.retry_after_s;
-  if (err.code === 'RATE_LIMITED' && typeof retryAfter === 'number') res.headers.set('retry-after', String(retryAfter));
+  if ((err.code === 'RATE_LIMITED' || err.code === 'UNAVAILABLE') && typeof retryAfter === 'number') res.headers.set('retry-after', String(retryAfter));
   return res;
 }
 

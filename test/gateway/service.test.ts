@@ -2,7 +2,9 @@
 
 import { describe, expect, it } from 'vitest';
 import { createApp } from '../../src/gateway/app';
+import { errorResponse } from '../../src/gateway/http-errors';
 import { honoPath } from '../../src/gateway/route-spec';
+import { FerryError } from '../../src/protocol/errors';
 import { LAUNCHER_DRAIN_PATH, PROTOCOL_VERSION } from '../../src/protocol/wire';
 import { call } from './helpers';
 
@@ -21,6 +23,16 @@ describe('service routes', () => {
     const res = await call('get', '/v9/nothing');
     expect(res.status).toBe(404);
     expect(res.body.code).toBe('NOT_FOUND');
+  });
+});
+
+describe('error answers', () => {
+  it('tell a caller when to come back: 429 RATE_LIMITED and 503 UNAVAILABLE (a draining gateway) carry Retry-After', async () => {
+    for (const code of ['RATE_LIMITED', 'UNAVAILABLE'] as const) {
+      const res = errorResponse(new FerryError(code, 'later', { retry_after_s: 1 }));
+      expect([res.headers.get('retry-after'), ((await res.json()) as { code: string }).code]).toEqual(['1', code]);
+    }
+    expect(errorResponse(new FerryError('NOT_FOUND', 'no', { retry_after_s: 1 })).headers.get('retry-after')).toBeNull();
   });
 });
 
