@@ -313,8 +313,8 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     if (inFlight) return this.replay(await inFlight, idempotency.fingerprint);
     const stored = this.owned(owner) ? this.submitKeys.find(key, nowSeconds()) : null;
     if (stored) return this.replay(ok(stored), idempotency.fingerprint);
-    const storing = this.storeSubmission(owner, submission, key).then((reply) =>
-      reply.ok ? ok({ ...reply.value, fingerprint: idempotency.fingerprint, request_id: submission.request_id }) : reply,
+    const storing = this.storeSubmission(owner, submission, { key, fingerprint: idempotency.fingerprint }).then((reply) =>
+      reply.ok ? ok({ ...reply.value, fingerprint: idempotency.fingerprint }) : reply,
     );
     this.keyedInFlight.set(key, storing);
     try {
@@ -333,7 +333,8 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     return ok({ task_group_id: reply.value.task_group_id, task_ids: reply.value.task_ids, request_id: reply.value.request_id });
   }
 
-  private async storeSubmission(owner: string, submission: Submission, idempotencyKey?: string): Promise<HubReply<Submitted>> {
+  /** Stores the tasks and queues them; with `keyed` (the owner-scoped key), remembers the answer in the same transaction. */
+  private async storeSubmission(owner: string, submission: Submission, keyed?: { key: string; fingerprint: string }): Promise<HubReply<Submitted>> {
     const record = this.owned(owner);
     if (!record) return fail('NOT_FOUND', 'endpoint not found');
     if (record.allowed_functions) {
@@ -381,9 +382,8 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       () => {
         this.outbox.saveFunctions(submission.functions);
         this.outbox.enqueue(outboxRows);
-        if (idempotencyKey !== undefined && submission.idempotency) {
-          const keyed = { fingerprint: submission.idempotency.fingerprint, request_id: submission.request_id, task_group_id: groupId, task_ids: taskIds };
-          this.submitKeys.record(idempotencyKey, keyed, createdAt);
+        if (keyed) {
+          this.submitKeys.record(keyed.key, { fingerprint: keyed.fingerprint, request_id: submission.request_id, task_group_id: groupId, task_ids: taskIds }, createdAt);
         }
       },
     );

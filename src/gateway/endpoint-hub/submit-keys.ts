@@ -7,6 +7,8 @@
 // One row per key in the hub's SQLite, written in the transaction that stores the tasks' outbox
 // rows; kept a day (KEY_TTL_S), as Stripe keeps its keys.
 
+import { sha256Hex } from './lineage-capture';
+
 /** How long a key is remembered; a request sent again later is a new request. */
 export const KEY_TTL_S = 24 * 3600;
 
@@ -82,6 +84,5 @@ export async function submissionFingerprint(submission: {
   const parts = [submission.task_group_id ?? '', submission.workflow_id ?? '', submission.campaign_id ?? '', submission.resource_specification_json ?? ''];
   for (const task of submission.tasks) parts.push(task.function_uuid, task.payload_json);
   // JSON of the parts: no separator inside a payload can make two different lists read alike.
-  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(JSON.stringify(parts)));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+  return sha256Hex(JSON.stringify(parts));
 }
