@@ -17,6 +17,8 @@ import { childPid, clientCpuSeconds, cpuClock, endpointCpuSeconds, treeCpuSecond
 import { defaultEndpoint, untilRecordsQueryable, warmIncrement } from './endpoints';
 import { healthzFigures, withBareWorker } from './healthz';
 import { interchangeThroughput } from './interchange';
+import { TRACE_HEADER, TRACE_HOPS, parseServerTiming } from '../src/protocol/trace';
+import { fetchResending } from '../src/sdk/resend';
 
 interface Figure {
   value: number;
@@ -32,6 +34,8 @@ interface Figure {
   also?: { value: number; name: string };
 }
 const figures: Record<string, Figure> = {};
+/** Where one round trip's time goes: each hop's median and p90 ms since the hop before it. */
+const hopTraces: Record<string, Array<{ hop: string; median_ms: number; p90_ms: number }>> = {};
 const failed: Array<{ section: string; error: string }> = [];
 const skipped: Array<{ section: string; reason: string }> = [];
 
@@ -182,6 +186,8 @@ async function latencySection() {
         also: { value: quantile(floor, q), name: `one-line Worker on the same launcher ${key} (the runtime's floor)` },
       };
     }
+    process.stderr.write('bench: traced round trips (Ferry-Trace: 1) …\n');
+    hopTraces['run_roundtrip'] = await traceRoundTrips(stack, endpoint.endpointId, noop, 200);
     process.stderr.write('bench: GET /healthz beside a one-line Worker …\n');
     const hz = await healthzFigures(stack.gateway.url);
     figures['healthz_p50'] = {
@@ -191,6 +197,43 @@ async function latencySection() {
   } finally {
     await stack.stop();
   }
+}
+
+/**
+ * `n` sequential traced runs of a no-op (`Ferry-Trace: 1`, src/protocol/trace.ts), after the timed
+ * ones: each hop's median and p90, and the client's part (request out and answer back, the round
+ * trip less every hop) as `client ↔ gateway`.
+ */
+async function traceRoundTrips(stack: Stack, endpointId: string, fn: string, n: number) {
+  const token = await stack.tokenFor('bench');
+  const byHop = new Map<string, number[]>();
+  const add = (hop: string, ms: number) => {
+    if (!byHop.has(hop)) byHop.set(hop, []);
+    byHop.get(hop)!.push(ms);
+  };
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    const res = await fetchResending(fetch, `${stack.gateway.url}/v3/run`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', [TRACE_HEADER]: '1', 'idempotency-key': crypto.randomUUID() },
+      body: JSON.stringify({ endpoint_id: endpointId, function_uuid: fn, args: [], wait: 10 }),
+    });
+    const doc = (await res.json()) as { status?: string };
+    const total = performance.now() - t0;
+    const timing = res.headers.get('server-timing');
+    if (res.status !== 200 || doc.status !== 'success' || !timing) throw new Error(`traced run: ${res.status} ${JSON.stringify(doc)} server-timing ${timing}`);
+    const hops = parseServerTiming(timing);
+    if (hops.length !== TRACE_HOPS.length) throw new Error(`traced run: ${hops.length} hops, expected ${TRACE_HOPS.length}: ${timing}`);
+    for (const { hop, ms } of hops.slice(1)) add(hop, ms);
+    add('client ↔ gateway', total - hops.reduce((sum, h) => sum + h.ms, 0));
+  }
+  const rows = [...byHop].map(([hop, ms]) => {
+    const sorted = ms.sort((a, b) => a - b);
+    return { hop, median_ms: median(sorted), p90_ms: quantile(sorted, 0.9) };
+  });
+  process.stderr.write(`  where a round trip goes (${n} traced runs; ms since the hop before, median / p90):\n`);
+  for (const r of rows) process.stderr.write(`    ${r.hop.padEnd(18)} ${r.median_ms.toFixed(3).padStart(8)} ${r.p90_ms.toFixed(3).padStart(8)}\n`);
+  return rows;
 }
 
 /** `throughput`: a batch of no-op tasks (20,000) through a local endpoint, beside BullMQ's addBulk of as many jobs. */
@@ -641,7 +684,7 @@ function report(section: string, meta: ReturnType<typeof runMeta>) {
     if (f.baseline_cpu_us_per_task) console.log(`    baseline CPU-µs/task: ${formatCpu(f.baseline_cpu_us_per_task)}`);
   }
   const rounded = JSON.parse(JSON.stringify(figures, (_, v: unknown) => (typeof v === 'number' && !Number.isInteger(v) ? Number(v.toPrecision(6)) : v))) as Record<string, Figure>;
-  const text = JSON.stringify({ ...meta, finished: new Date().toISOString(), section, failed, skipped, figures: rounded }, null, 2) + '\n';
+  const text = JSON.stringify({ ...meta, finished: new Date().toISOString(), section, failed, skipped, figures: rounded, hop_traces: hopTraces }, null, 2) + '\n';
   const dir = join(PROJECT_ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${meta.commit.slice(0, 7)}${meta.dirty ? '-dirty' : ''}-${meta.time.replace(/[:.]/g, '-')}.json`);

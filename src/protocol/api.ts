@@ -134,6 +134,14 @@ export const SubmissionHeaders = z.object({
     .describe('A key the client chooses for this request; sent again with the same request, it stores nothing twice'),
 });
 
+/** Headers of `POST /v3/run`: a submission's, and `Ferry-Trace: 1` for the task's hops in a Server-Timing header. */
+export const RunHeaders = SubmissionHeaders.extend({
+  'ferry-trace': z
+    .literal('1')
+    .optional()
+    .describe("1: answer with a Server-Timing header naming each hop of the task (gateway, hub, agent, interchange, manager, worker, isolate) and the ms since the hop before it"),
+});
+
 export const SubmitResponse = z.object({
   request_id: z.string(),
   task_group_id: z.string(),

@@ -5,6 +5,7 @@
 
 import { z } from 'zod';
 import { JsonValue, Payload, ResultRef, Runtime, StatusReport, TaskExceptionDoc, Uuid } from './api';
+import { TraceHops } from './trace';
 
 export const PROTOCOL_VERSION = 2;
 
@@ -28,6 +29,8 @@ export const TaskMessage = z.object({
   function_uuid: Uuid,
   payload: Payload,
   resource_specification: z.record(z.string(), JsonValue).optional(),
+  /** A traced task (src/protocol/trace.ts): the endpoint's hops so far, each process adds its own. */
+  trace: TraceHops.optional(),
 });
 export type TaskMessage = z.infer<typeof TaskMessage>;
 
@@ -77,6 +80,8 @@ export const TaskResult = z.object({
    * counts it as an attempt, as it counts a task it had to deliver twice.
    */
   delivery: z.number().int().min(2).optional(),
+  /** A traced task's endpoint hops, from its message on (src/protocol/trace.ts); never stored. */
+  trace: TraceHops.optional(),
 });
 export type TaskResult = z.infer<typeof TaskResult>;
 

@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '../../src/sdk/client';
 import { FerryApiError } from '../../src/sdk/errors';
+import { TRACE_HEADER, TRACE_HOPS, parseServerTiming } from '../../src/protocol/trace';
 import { startStack, type AgentProcess, type EndpointHandle, type Stack, waitForWorkers } from '../helpers/stack';
 
 let stack: Stack;
@@ -39,6 +40,36 @@ describe('end to end', () => {
     const doc = await alice.run(endpoint.endpointId, fn, [2, 3], { extra: 10 }, 10);
     expect(doc.status).toBe('success');
     expect(doc.result).toBe(15);
+  });
+
+  it('answers a traced /v3/run with a Server-Timing header naming every hop in order, and an untraced one without', async () => {
+    const fn = await alice.registerFunction((x: number) => x * 3);
+    const call = (traced: boolean) =>
+      fetch(`${stack.gateway.url}/v3/run`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...(traced ? { [TRACE_HEADER]: '1' } : {}) },
+        body: JSON.stringify({ endpoint_id: endpoint.endpointId, function_uuid: fn, args: [7], wait: 10 }),
+      });
+    const token = await stack.tokenFor('alice');
+    const traced = await call(true);
+    expect(traced.status).toBe(200);
+    expect(((await traced.json()) as { result: unknown }).result).toBe(21);
+    const hops = parseServerTiming(traced.headers.get('server-timing') ?? '');
+    expect(hops.map((h) => h.hop)).toEqual([...TRACE_HOPS]);
+    expect(hops.every((h) => Number.isFinite(h.ms) && h.ms >= 0)).toBe(true);
+    const plain = await call(false);
+    expect(plain.status).toBe(200);
+    expect(plain.headers.get('server-timing')).toBeNull();
+    // The trace is not stored: the task's doc reads as any other's.
+    const doc = await alice.getTask(((await plain.json()) as { task_id: string }).task_id);
+    expect(Object.keys(doc)).not.toContain('trace');
+    const bad = await fetch(`${stack.gateway.url}/v3/run`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', [TRACE_HEADER]: 'yes' },
+      body: JSON.stringify({ endpoint_id: endpoint.endpointId, function_uuid: fn, args: [7] }),
+    });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { code: string }).code).toBe('VALIDATION_ERROR');
   });
 
   it('fails bad functions with their codes while other tasks on the endpoint succeed', async () => {

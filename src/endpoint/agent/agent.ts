@@ -11,6 +11,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StatusReport } from '../../protocol/api';
 import { PROTOCOL_VERSION, chunkBySize, type GatewayFrame, type TaskMessage, type TaskResult } from '../../protocol/wire';
+import { traceHop } from '../../protocol/trace';
 import type { FerryError } from '../../protocol/errors';
 import type { ResultBody, WorkerTaskResult } from '../../protocol/interchange';
 import type { EndpointConfig } from '../config/endpoint-config';
@@ -29,9 +30,15 @@ import { ResultNotStoredError, ResultObjects } from './result-objects';
 
 export const AGENT_VERSION = '0.1.0';
 
-/** At most FLUSH_BURST flushes of results and credits to the gateway in any FLUSH_WINDOW_MS. */
-const FLUSH_BURST = 3;
-const FLUSH_WINDOW_MS = 30;
+/**
+ * Results frames on their way to the gateway, not yet answered by a results_ack: more results wait
+ * for an answer, so that under load the endpoint's Durable Object, which handles frames one at a
+ * time, gets a few large frames rather than a flood of small ones queued before its other requests,
+ * while a lone result goes at once. A frame unanswered after RESULTS_ACK_PATIENCE_MS (the hub
+ * failed to store it, and the reconnect will send it again) no longer holds the others back.
+ */
+const RESULT_FRAMES_IN_FLIGHT = 2;
+const RESULTS_ACK_PATIENCE_MS = 2000;
 
 /** Frames stay under 1 MiB; leave room for the envelope. */
 const FRAME_BUDGET = 900_000;
@@ -89,7 +96,9 @@ export class Agent {
   private pendingRunning: string[] = [];
   private pendingCredit = 0;
   private flushScheduled = false;
-  private readonly recentFlushes: number[] = [];
+  /** When each results frame in flight was sent (ms), oldest first. */
+  private resultFramesInFlight: number[] = [];
+  private resultsTimer: NodeJS.Timeout | undefined;
   private timers: NodeJS.Timeout[] = [];
   private blockSeq = 0;
   private readonly address: string;
@@ -212,6 +221,7 @@ export class Agent {
     this.stopping = true;
     this.resultObjects.stop();
     for (const t of this.timers) clearInterval(t);
+    clearTimeout(this.resultsTimer);
     this.accessTokens.stop();
     this.link.close();
     await this.scaler.cancelAll();
@@ -268,11 +278,13 @@ export class Agent {
         this.pendingResults = [...this.journal.results.values()];
         if (this.pendingResults.length > 0) this.opts.log.info('re-sending unacknowledged results', { count: this.pendingResults.length });
         this.pendingCredit = 0;
+        this.resultFramesInFlight = [];
         this.scheduleFlush();
         this.sendStatus();
         break;
       }
       case 'tasks': {
+        for (const t of frame.tasks) traceHop(t.trace, 'agent.received');
         const fresh = this.journal.addTasks(frame.tasks, frame.functions);
         // Acknowledged in the next flush, after the fsync: the tasks start meanwhile (one lost to a
         // power loss before its ack is delivered again, as any task not acknowledged).
@@ -299,6 +311,8 @@ export class Agent {
       case 'results_ack':
         this.journal.acknowledge(frame.task_ids);
         for (const id of frame.task_ids) this.resultSends.delete(id);
+        this.resultFramesInFlight.shift();
+        if (this.pendingResults.length) this.scheduleFlush();
         break;
       case 'refuse':
         break; // handled by the link
@@ -309,6 +323,7 @@ export class Agent {
   private onResults(results: WorkerTaskResult[]): void {
     const inline: TaskResult[] = [];
     for (const { result_body, ...result } of results) {
+      traceHop(result.trace, 'agent.results');
       if (result_body === undefined) inline.push(result);
       else void this.storeResult(result, result_body);
     }
@@ -398,25 +413,26 @@ export class Agent {
     if (failed.length) this.acceptResults(failed);
   }
 
-  /**
-   * Frames to the gateway go out at once while the link is quiet (a single task's result is not
-   * delayed), and at most FLUSH_BURST times per FLUSH_WINDOW_MS under load, so that the endpoint's
-   * Durable Object, which handles frames one at a time, gets a few large frames rather than a
-   * flood of small ones that would queue its other requests.
-   */
+  /** Frames to the gateway go out on the next turn of the event loop, results as RESULT_FRAMES_IN_FLIGHT allows. */
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    const now = Date.now();
-    while (this.recentFlushes.length && now - this.recentFlushes[0]! >= FLUSH_WINDOW_MS) this.recentFlushes.shift();
-    const wait = this.recentFlushes.length < FLUSH_BURST ? 0 : this.recentFlushes[0]! + FLUSH_WINDOW_MS - now;
-    const run = () => {
+    setImmediate(() => {
       this.flushScheduled = false;
-      this.recentFlushes.push(Date.now());
       this.flush();
-    };
-    if (wait <= 0) setImmediate(run);
-    else setTimeout(run, wait);
+    });
+  }
+
+  /** Whether results may go now; if not, a flush is due when the oldest frame in flight runs out of patience. */
+  private resultsMayGo(): boolean {
+    const now = Date.now();
+    while (this.resultFramesInFlight.length && now - this.resultFramesInFlight[0]! >= RESULTS_ACK_PATIENCE_MS) this.resultFramesInFlight.shift();
+    if (this.resultFramesInFlight.length < RESULT_FRAMES_IN_FLIGHT) return true;
+    this.resultsTimer ??= setTimeout(() => {
+      this.resultsTimer = undefined;
+      this.scheduleFlush();
+    }, this.resultFramesInFlight[0]! + RESULTS_ACK_PATIENCE_MS - now);
+    return false;
   }
 
   private flush(): void {
@@ -432,14 +448,16 @@ export class Agent {
       for (const task_ids of chunkBySize(this.pendingRunning, FRAME_BUDGET)) this.link.send({ type: 'running', task_ids, at: Date.now() / 1000 });
       this.pendingRunning = [];
     }
-    if (this.pendingResults.length) {
+    if (this.pendingResults.length && this.resultsMayGo()) {
       // A result sent before and not acknowledged (the link or the gateway died) says how many times it was sent.
       const numbered = this.pendingResults.map((r) => {
         const delivery = (this.resultSends.get(r.task_id) ?? 0) + 1;
         return delivery > 1 ? { ...r, delivery } : r;
       });
+      for (const r of numbered) traceHop(r.trace, 'agent.sent');
       for (const results of chunkBySize(numbered, FRAME_BUDGET)) {
         if (!this.link.send({ type: 'results', results })) continue;
+        this.resultFramesInFlight.push(Date.now());
         for (const r of results) this.resultSends.set(r.task_id, r.delivery ?? 1);
       }
       this.pendingResults = [];

@@ -9,6 +9,7 @@ import { INTERCHANGE_VERSION, MAX_MANAGER_LINE_CHARS, MAX_REGISTER_LINE_CHARS, M
 import { MAX_JSON_DEPTH, MESSAGE_ENVELOPE_DEPTH, nestsDeeperThan } from '../../protocol/json-depth';
 import { FerryError } from '../../protocol/errors';
 import type { FunctionSpec, TaskMessage } from '../../protocol/wire';
+import { traceHop } from '../../protocol/trace';
 import type { Logger } from '../log';
 import { readMessages, sendMessage } from './ndjson';
 
@@ -321,6 +322,7 @@ export class Interchange {
         m.functionsSent.add(t.function_uuid);
       }
       for (const t of batch) m.inflight.set(t.task_id, t);
+      for (const t of batch) traceHop(t.trace, 'interchange.sent');
       const msg: DispatchMessage = { type: 'tasks', tasks: batch.map((t, i) => ({ ...t, attempt: attempts[i]! })), functions };
       sendMessage(m.socket, msg);
     }

@@ -9,6 +9,7 @@ import { hostname } from 'node:os';
 import { MAX_JSON_DEPTH, MESSAGE_ENVELOPE_DEPTH, nestsDeeperThan } from '../../protocol/json-depth';
 import { INTERCHANGE_VERSION, InterchangeMessage, MAX_MANAGER_LINE_CHARS, boundResultDepth, type FromWorker, type ToWorker, type WorkerTaskResult } from '../../protocol/interchange';
 import type { FunctionSpec, TaskMessage } from '../../protocol/wire';
+import { traceHop } from '../../protocol/trace';
 import { readMessages, sendLine, sendMessage } from '../interchange/ndjson';
 import type { Logger } from '../log';
 import { forkWorker } from '../worker/fork';
@@ -98,7 +99,10 @@ export class Manager {
         break;
       case 'tasks':
         for (const f of msg.functions) this.functions.set(f.function_uuid, f);
-        for (const t of msg.tasks) this.queue.push(t);
+        for (const t of msg.tasks) {
+          traceHop(t.trace, 'manager.received');
+          this.queue.push(t);
+        }
         this.assign();
         break;
       case 'cancel':
@@ -155,6 +159,7 @@ export class Manager {
       case 'results':
         for (const r of msg.results) {
           if (!slot.assigned.delete(r.task_id)) continue; // cancelled meanwhile
+          traceHop(r.trace, 'manager.results');
           // The worker bounds its results; a result past the bound still fails only its own task.
           this.pendingResults.push(boundResultDepth(r));
         }

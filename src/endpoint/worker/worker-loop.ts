@@ -7,6 +7,7 @@ import type { Payload } from '../../protocol/api';
 import type { TaskException } from '../../protocol/errors';
 import type { FromWorker, ResultBody, ToWorker, WorkerLimits, WorkerTaskResult } from '../../protocol/interchange';
 import type { FunctionSpec, TaskMessage } from '../../protocol/wire';
+import { traceHop } from '../../protocol/trace';
 import type { EncodedResult, Sandbox, SandboxOutcome } from './sandbox';
 
 type QueuedTask = TaskMessage & { attempt: number };
@@ -57,6 +58,7 @@ export class WorkerLoop {
     try {
       if (msg.type === 'tasks') {
         for (const f of msg.functions ?? []) this.functions.set(f.function_uuid, f);
+        for (const t of msg.tasks ?? []) traceHop(t.trace, 'worker.received');
         this.queue.push(...(msg.tasks ?? []));
         void this.pump();
       } else if (msg.type === 'cancel') {
@@ -92,6 +94,7 @@ export class WorkerLoop {
     if (this.pending.length === 0 || this.stopped) return;
     const results = this.pending;
     this.pending = [];
+    for (const r of results) traceHop(r.trace, 'worker.sent');
     this.opts.send({ type: 'results', results });
   }
 
@@ -116,8 +119,10 @@ export class WorkerLoop {
     const cpuBefore = process.cpuUsage();
     const announce = setTimeout(() => this.opts.send({ type: 'started', task_id: task.task_id, at: started_at }), this.opts.startedAfterMs ?? 50);
     let outcome: SandboxOutcome;
+    traceHop(task.trace, 'isolate.entered');
     try {
       outcome = await this.runTask(task);
+      traceHop(task.trace, 'isolate.left');
     } catch (err) {
       // The sandbox reports failures as outcomes; a throw here is a bug, and still becomes a result.
       outcome = failed({ code: 'INTERNAL', name: 'WorkerError', message: err instanceof Error ? err.message : String(err) });
@@ -142,6 +147,7 @@ export class WorkerLoop {
     else if (body) result.result_body = body;
     else result.result = outcome.result ?? null;
     if (outcome.stdout) result.stdout = outcome.stdout;
+    if (task.trace) result.trace = task.trace;
     const cpu = process.cpuUsage(cpuBefore);
     result.execution = {
       attempt, started_at, ended_at, host: this.opts.host, worker_pid: this.opts.pid,

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { LIMITS, type EndpointDoc, type EndpointStatus, type ResultRef, type StatusReport } from '../../protocol/api';
 import { endpointOfId } from '../../protocol/ids';
 import { canTransition, isFinal, transition, type TaskState, type TransitionEvent } from '../../protocol/task-state';
+import { traceHop, type TraceHops } from '../../protocol/trace';
 import { CLOSE_GATEWAY_RESTART, PROTOCOL_VERSION, chunkBySize, parseAgentFrame, seqOf, type AgentFrame, type FunctionSpec, type TaskResult } from '../../protocol/wire';
 import type { TaskLineage } from '../../provenance/prov-document';
 import { discardProvenance, type ProvenanceSink } from '../../provenance/task-events';
@@ -55,6 +56,8 @@ export interface Submission {
   tasks: Array<{ function_uuid: string; payload_json: string }>;
   /** The client's `Idempotency-Key` and the digest of what it asked for (see submit-keys.ts). */
   idempotency?: { key: string; fingerprint: string } | undefined;
+  /** A traced run (src/protocol/trace.ts): the gateway's hops so far. One task only. */
+  trace?: TraceHops | undefined;
 }
 
 export interface Submitted {
@@ -69,6 +72,8 @@ export interface RunOutcome {
   task_id: string;
   final: boolean;
   doc: string;
+  /** A traced run's hops, the endpoint's between the hub's. */
+  trace?: TraceHops;
 }
 
 /** What routes call on a hub. Declared plainly: the RPC stub's mapped types recurse without end on JsonValue. */
@@ -125,6 +130,8 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   private readonly submitKeys: SubmitKeys;
   /** Keyed submissions being stored, by owner and key. */
   private readonly keyedInFlight = new Map<string, Promise<HubReply<KeyedSubmission>>>();
+  /** Traced runs' hops by task id, from the store until the run answers (src/protocol/trace.ts). */
+  private readonly traces = new Map<string, TraceHops>();
   private readonly sessions: AgentSessionStore;
   /** Lineage records of this endpoint's ended tasks, written with their outcomes. */
   private readonly lineageIndex: LineageIndex;
@@ -364,7 +371,8 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       const taskId = `${record.endpoint_id}.${suffixes[i]}`;
       taskIds[i] = taskId;
       tasks[i] = { task_id: taskId, function_uuid: task.function_uuid };
-      const message = `{"task_id":"${taskId}","function_uuid":"${task.function_uuid}","payload":${task.payload_json}${rs === undefined ? '' : `,"resource_specification":${rs}`}}`;
+      const traced = submission.trace ? ',"trace":[]' : '';
+      const message = `{"task_id":"${taskId}","function_uuid":"${task.function_uuid}","payload":${task.payload_json}${rs === undefined ? '' : `,"resource_specification":${rs}`}${traced}}`;
       outboxRows[i] = { task_id: taskId, function_uuid: task.function_uuid, message };
     }
     await this.store.createTasks(
@@ -387,6 +395,10 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
         }
       },
     );
+    if (submission.trace) {
+      traceHop(submission.trace, 'hub.stored', Date.now());
+      this.traces.set(taskIds[0]!, submission.trace);
+    }
     this.dispatch();
     await this.armSweep();
     return ok({ task_group_id: groupId, task_ids: taskIds, request_id: submission.request_id });
@@ -394,11 +406,19 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
 
   /** Submits one task and holds the answer until it ends or `waitMs` passes. */
   async run(owner: string, submission: Submission, waitMs: number): Promise<HubReply<RunOutcome>> {
+    traceHop(submission.trace, 'hub.received', Date.now());
     const submitted = await this.submit(owner, submission);
     if (!submitted.ok) return submitted;
     const taskId = submitted.value.task_ids[0]!;
     const { record, doc } = await this.awaitDoc(taskId, waitMs);
-    return ok({ task_id: taskId, final: record !== null && isFinal(record.state), doc: doc ?? '' });
+    const outcome: RunOutcome = { task_id: taskId, final: record !== null && isFinal(record.state), doc: doc ?? '' };
+    const trace = this.traces.get(taskId);
+    if (trace) {
+      this.traces.delete(taskId);
+      traceHop(trace, 'hub.answered', Date.now());
+      outcome.trace = trace;
+    }
+    return ok(outcome);
   }
 
   async taskDoc(owner: string, taskId: string, waitMs: number): Promise<HubReply<string>> {
@@ -846,6 +866,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
         // A failed send leaves the rows undelivered; they go out on the next connection.
         if (!this.sendQuietly(ws, frame)) return;
       }
+      if (this.traces.size > 0) for (const r of rows) traceHop(this.traces.get(r.task_id), 'hub.sent', Date.now());
       this.ctx.storage.transactionSync(() => {
         this.outbox.markDeliveredThrough(rows[rows.length - 1]!.seq);
         this.sessions.save({ ...session, credits: session.credits - rows.length });
@@ -867,6 +888,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   }
 
   private async onResults(ws: WebSocket, results: TaskResult[]): Promise<void> {
+    const traced = this.traces.size > 0 ? this.tracedResults(results) : [];
     // A result the endpoint stored as an object travels and is kept as its reference.
     const objects = results.map((r) => (r.status === 'success' && r.result_object ? r.result_object : null));
     const encoded = results.map((r, i) => (objects[i] ? JSON.stringify(resultRefDoc(objects[i])) : r.result === undefined ? null : JSON.stringify(r.result)));
@@ -941,11 +963,26 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     // Another frame (or a cancel) may have ended a task meanwhile: only the stored outcomes count.
     const stored = new Set(report.finished);
     this.provenance.record(events.filter((e) => stored.has(e.task_id)));
+    for (const trace of traced) traceHop(trace, 'hub.finished', Date.now());
     this.waiters.wake(report.finished);
     for (const ids of chunkBySize(results.map((r) => r.task_id), TASK_FRAME_BUDGET)) this.sendQuietly(ws, JSON.stringify({ type: 'results_ack', task_ids: ids }));
     // Not awaited: frames are handled one at a time, and the next must not wait for an R2 write.
     if (this.builtRecords.size >= LINEAGE_BATCH) this.ctx.waitUntil(this.flushFullSegments());
     await this.armLineage();
+  }
+
+  /** The traces of traced runs' results, each with the endpoint's hops and the frame's arrival added. */
+  private tracedResults(results: readonly TaskResult[]): TraceHops[] {
+    const at = Date.now();
+    const out: TraceHops[] = [];
+    for (const r of results) {
+      const trace = this.traces.get(r.task_id);
+      if (!trace || !r.trace) continue;
+      trace.push(...r.trace);
+      traceHop(trace, 'hub.results', at);
+      out.push(trace);
+    }
+    return out;
   }
 
   /** Writes the full segments that wait, leaving fewer for the alarm; a failure is left to the alarm too. */

@@ -2,9 +2,10 @@
 // cancel, and /v3/run. A task id names its endpoint, so each call goes to the one hub that owns it.
 
 import { z } from 'zod';
-import { BatchStatusRequest, BatchStatusResponse, LIMITS, RunRequest, SubmissionHeaders, SubmitRequest, SubmitResponse, TaskDoc, TaskGroupDoc, TaskGroupId, TaskId, Uuid, WaitQuery } from '../../protocol/api';
+import { BatchStatusRequest, BatchStatusResponse, LIMITS, RunHeaders, RunRequest, SubmissionHeaders, SubmitRequest, SubmitResponse, TaskDoc, TaskGroupDoc, TaskGroupId, TaskId, Uuid, WaitQuery } from '../../protocol/api';
 import { FerryError } from '../../protocol/errors';
 import { endpointOfId } from '../../protocol/ids';
+import { serverTiming, type TraceHops } from '../../protocol/trace';
 import { hubOf, type Submission } from '../endpoint-hub/endpoint-hub';
 import { submissionFingerprint } from '../endpoint-hub/submit-keys';
 import { resolveFunctions } from '../function-cache';
@@ -190,21 +191,25 @@ export function registerTaskRoutes(table: RouteTable): void {
       summary: 'Submit one task and wait for it: 200 with the finished doc, or 202 with the doc so far',
       auth: 'user',
       body: RunRequest,
-      headers: SubmissionHeaders,
+      headers: RunHeaders,
       response: TaskDoc,
       otherResponses: [{ status: 202, description: 'The task did not finish within `wait` seconds; the doc so far', schema: TaskDoc }],
       errors: ['NOT_FOUND', 'FUNCTION_NOT_PERMITTED', 'RATE_LIMITED', 'IDEMPOTENCY_KEY_REUSED'],
       example: { endpoint_id: '{endpoint_id}', function_uuid: '{function_uuid}', args: [1, 2], wait: 1 },
     },
     async (c, { principal: { owner }, body, headers }) => {
+      const trace: TraceHops | undefined = headers['ferry-trace'] ? [['gateway.routed', Date.now()]] : undefined;
       await admitSubmission(c.env, owner, 1);
       const payload_json = encodePayload(body.kwargs === undefined ? { args: body.args ?? [] } : { args: body.args ?? [], kwargs: body.kwargs });
       const functions = await resolveFunctions(c.env, owner, [body.function_uuid]);
       const waitMs = Math.round((body.wait ?? DEFAULT_RUN_WAIT_S) * 1000);
       const submission: Submission = { request_id: crypto.randomUUID(), workflow_id: body.workflow_id, campaign_id: body.campaign_id, functions, tasks: [{ function_uuid: body.function_uuid, payload_json }] };
       submission.idempotency = await idempotencyOf(headers['idempotency-key'], submission);
+      submission.trace = trace;
       const outcome = unwrap(await hubOf(c.env, body.endpoint_id).run(owner, submission, waitMs));
-      return jsonText(outcome.doc, outcome.final ? 200 : 202);
+      const answer = jsonText(outcome.doc, outcome.final ? 200 : 202);
+      if (outcome.trace) answer.headers.set('server-timing', serverTiming(outcome.trace));
+      return answer;
     },
   );
 }
