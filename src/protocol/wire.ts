@@ -123,7 +123,17 @@ export const AckFrame = z.object({ type: z.literal('ack'), task_ids: z.array(z.s
 /** The agent can take `n` more tasks. */
 export const CreditFrame = z.object({ type: z.literal('credit'), n: z.number().int().nonnegative() });
 export const RunningFrame = z.object({ type: z.literal('running'), task_ids: z.array(z.string()), at: z.number() });
-export const ResultsFrame = z.object({ type: z.literal('results'), results: z.array(TaskResult) });
+/**
+ * Results, with what would otherwise take frames of their own: the credits the results free
+ * (`credit`, as a credit frame) and tasks journaled since the last ack (`acked`, as an ack frame).
+ * One frame, one turn of the hub.
+ */
+export const ResultsFrame = z.object({
+  type: z.literal('results'),
+  results: z.array(TaskResult),
+  credit: z.number().int().nonnegative().optional(),
+  acked: z.array(z.string()).optional(),
+});
 export const StatusFrame = z.object({ type: z.literal('status'), report: StatusReport });
 
 export const AgentFrame = z.discriminatedUnion('type', [HelloFrame, HeldFrame, AckFrame, CreditFrame, RunningFrame, ResultsFrame, StatusFrame]);

@@ -207,6 +207,24 @@ describe('delivery', () => {
     agent.close();
   });
 
+  it('takes acks and credits riding on a results frame: acked tasks wait for nodes, an ended one just ends, the credits deliver more', async () => {
+    const { user, fn, ep } = await setup();
+    const agent = await FakeAgent.ready(ep.endpoint_id, ep.token);
+    agent.send({ type: 'credit', n: 2 });
+    const { task_ids } = await submit(user, ep.endpoint_id, fn, [1, 2, 3].map((n) => ({ args: [n, n] })));
+    const [first, second, third] = task_ids as [string, string, string];
+    await agent.tasks(2);
+    agent.send({ type: 'results', results: [success(first, 2)], acked: [first, second], credit: 1 });
+    expect((await agent.next('results_ack')).task_ids).toEqual([first]);
+    // The credit the result freed delivers the third task.
+    expect((await agent.tasks(1)).map((t) => t.task_id)).toEqual([third]);
+    const ended = await taskStatus(user, first);
+    expect(ended.status).toBe('success');
+    expect(Object.keys(ended.details.task_transitions)).toEqual(['waiting-for-ep', 'success']);
+    expect((await taskStatus(user, second)).status).toBe('waiting-for-nodes');
+    agent.close();
+  });
+
   it('stores a failure with its exception', async () => {
     const { user, fn, ep } = await setup();
     const agent = await FakeAgent.ready(ep.endpoint_id, ep.token);

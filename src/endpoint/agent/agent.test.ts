@@ -1,6 +1,7 @@
 // The agent's group commit, observed from outside its journal: against a stand-in gateway (a real
-// HTTP server and WebSocket), every frame that tells the gateway what the journal holds (ack,
-// results) is sent only after an fsync that covers it, and one fsync covers a whole frame.
+// HTTP server and WebSocket), an ack (the gateway will not deliver those tasks again) is sent only
+// after an fsync that covers it has completed, one fsync covers a whole frame, and results do not
+// wait for one (a result lost to a power loss leaves its task held, which runs again).
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -15,15 +16,21 @@ import type { Provider } from '../providers/provider';
 import { Agent } from './agent';
 import { GatewayLink } from './gateway-link';
 
-// What the agent does, in order: its fsyncs (through node:fs) and the frames it sends (through its link).
+// What the agent does, in order: its fsyncs as they complete (through node:fs) and the frames it
+// sends (through its link).
 const events = vi.hoisted(() => ({ list: [] as string[] }));
 vi.mock('node:fs', async (importOriginal) => {
   const fs = await importOriginal<typeof import('node:fs')>();
   const fsyncSync = (fd: number) => {
-    events.list.push('fsync');
     fs.fsyncSync(fd);
+    events.list.push('fsync');
   };
-  return { ...fs, default: { ...fs, fsyncSync }, fsyncSync };
+  const fsync = (fd: number, done: (err: NodeJS.ErrnoException | null) => void) =>
+    fs.fsync(fd, (err) => {
+      events.list.push('fsync');
+      done(err);
+    });
+  return { ...fs, default: { ...fs, fsyncSync, fsync }, fsyncSync, fsync };
 });
 
 const ENDPOINT_ID = '00000000-0000-8000-8000-00000000e001';
@@ -122,14 +129,14 @@ describe('Agent journal group commit', () => {
     expect(gateway.received.filter((f) => f.type === 'ack').flatMap((f) => (f as { task_ids: string[] }).task_ids)).toEqual(tasks.map((t) => t.task_id));
   });
 
-  it('sends the results of a frame only after their fsync, one fsync for the frame and its results', async () => {
+  it('sends results without waiting for an fsync, and acknowledges their tasks after one', async () => {
     // Tasks of a function outside allowed_functions fail at once, in the agent: results with no worker.
     const gateway = await agentWithGateway({ allowed_functions: [OTHER_FN] });
     const from = events.list.length;
     const tasks = Array.from({ length: 50 }, (_, i) => ({ task_id: `r${i}`, function_uuid: FN.function_uuid, payload: { args: [i] } }));
     gateway.send({ type: 'tasks', tasks, functions: [FN] });
-    await gateway.arrival('results');
-    expect(commitOrder(from)).toEqual(['fsync', 'send ack', 'send results']);
+    await gateway.arrival('ack');
+    expect(commitOrder(from)).toEqual(['send results', 'fsync', 'send ack']);
     const results = gateway.received.filter((f) => f.type === 'results').flatMap((f) => (f as { results: Array<{ task_id: string; status: string }> }).results);
     expect(results.map((r) => [r.task_id, r.status])).toEqual(tasks.map((t) => [t.task_id, 'failed']));
   });

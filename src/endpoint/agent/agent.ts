@@ -40,6 +40,13 @@ export const AGENT_VERSION = '0.1.0';
 const RESULT_FRAMES_IN_FLIGHT = 2;
 const RESULTS_ACK_PATIENCE_MS = 2000;
 
+/**
+ * Longest a durable ack waits for a results frame to ride on. A task that ends sooner is
+ * acknowledged in the frame that carries its result (one frame and one turn of the hub instead of
+ * two); the gateway's lease on a delivered task is far longer.
+ */
+const ACK_HOLD_MS = 10;
+
 /** Frames stay under 1 MiB; leave room for the envelope. */
 const FRAME_BUDGET = 900_000;
 
@@ -88,14 +95,19 @@ export class Agent {
   private stopping = false;
   private interchangePort = 0;
   private welcomed = false;
-  /** Tasks journaled and not yet acknowledged: the ack waits for the flush's fsync. */
+  /** Tasks journaled and not yet acknowledged: the ack waits for an fsync that covers them. */
   private pendingAcks: string[] = [];
+  /** Tasks journaled and fsynced, to acknowledge with the next results frame or after ACK_HOLD_MS. */
+  private durableAcks: string[] = [];
+  private ackTimer: NodeJS.Timeout | undefined;
   private pendingResults: TaskResult[] = [];
   /** How many times each result not yet acknowledged was put on a socket. */
   private readonly resultSends = new Map<string, number>();
   private pendingRunning: string[] = [];
   private pendingCredit = 0;
   private flushScheduled = false;
+  /** Counts the gateway connections (hellos): an ack waiting for an fsync goes only on the one it was meant for. */
+  private connection = 0;
   /** When each results frame in flight was sent (ms), oldest first. */
   private resultFramesInFlight: number[] = [];
   private resultsTimer: NodeJS.Timeout | undefined;
@@ -222,6 +234,7 @@ export class Agent {
     this.resultObjects.stop();
     for (const t of this.timers) clearInterval(t);
     clearTimeout(this.resultsTimer);
+    clearTimeout(this.ackTimer);
     this.accessTokens.stop();
     this.link.close();
     await this.scaler.cancelAll();
@@ -263,6 +276,8 @@ export class Agent {
     // The held frames promise what the journal holds (and replace any ack not sent on the last socket).
     this.journal.sync();
     this.pendingAcks = [];
+    this.durableAcks = [];
+    this.connection++;
     const held = chunkBySize(this.journal.heldIds(), FRAME_BUDGET);
     this.link.send({ type: 'hello', protocol_version: PROTOCOL_VERSION, agent_version: AGENT_VERSION, held_frames: held.length });
     for (const task_ids of held) this.link.send({ type: 'held', task_ids });
@@ -437,12 +452,23 @@ export class Agent {
 
   private flush(): void {
     if (!this.welcomed) return; // the journal keeps results; they are re-sent after the next welcome
-    // Group commit: one fsync covers every task and result journaled since the last flush, before
-    // the gateway hears of any of them.
-    this.journal.sync();
     if (this.pendingAcks.length) {
-      for (const task_ids of chunkBySize(this.pendingAcks, FRAME_BUDGET)) this.link.send({ type: 'ack', task_ids });
+      // Group commit: one fsync (off the event loop) covers every task journaled before the gateway
+      // hears of it; a new connection meanwhile replaces these acks with its held frames.
+      const acks = this.pendingAcks;
+      const connection = this.connection;
       this.pendingAcks = [];
+      this.journal.durable().then(
+        () => {
+          if (connection !== this.connection || !this.welcomed) return;
+          this.durableAcks.push(...acks);
+          this.ackTimer ??= setTimeout(() => {
+            this.ackTimer = undefined;
+            this.sendAcks();
+          }, ACK_HOLD_MS);
+        },
+        (err: unknown) => this.opts.log.error('journal fsync failed; tasks stay unacknowledged until the next connection', { error: String(err) }),
+      );
     }
     if (this.pendingRunning.length) {
       for (const task_ids of chunkBySize(this.pendingRunning, FRAME_BUDGET)) this.link.send({ type: 'running', task_ids, at: Date.now() / 1000 });
@@ -455,8 +481,15 @@ export class Agent {
         return delivery > 1 ? { ...r, delivery } : r;
       });
       for (const r of numbered) traceHop(r.trace, 'agent.sent');
-      for (const results of chunkBySize(numbered, FRAME_BUDGET)) {
-        if (!this.link.send({ type: 'results', results })) continue;
+      const frames = chunkBySize(numbered, FRAME_BUDGET);
+      for (const [i, results] of frames.entries()) {
+        // The credits the results free, and the durable acks, ride on the last of their frames.
+        const last = i === frames.length - 1;
+        const credit = last ? this.pendingCredit : 0;
+        const acked = last && this.durableAcks.length && JSON.stringify(this.durableAcks).length < FRAME_BUDGET - JSON.stringify(results).length ? this.durableAcks : [];
+        if (!this.link.send({ type: 'results', results, ...(credit > 0 ? { credit } : {}), ...(acked.length ? { acked } : {}) })) continue;
+        if (credit > 0) this.pendingCredit = 0;
+        if (acked.length) this.durableAcks = [];
         this.resultFramesInFlight.push(Date.now());
         for (const r of results) this.resultSends.set(r.task_id, r.delivery ?? 1);
       }
@@ -466,6 +499,13 @@ export class Agent {
       this.link.send({ type: 'credit', n: this.pendingCredit });
       this.pendingCredit = 0;
     }
+  }
+
+  /** Durable acks that found no results frame to ride on, in frames of their own. */
+  private sendAcks(): void {
+    if (!this.welcomed || this.durableAcks.length === 0) return;
+    for (const task_ids of chunkBySize(this.durableAcks, FRAME_BUDGET)) this.link.send({ type: 'ack', task_ids });
+    this.durableAcks = [];
   }
 
   private sendStatus(): void {

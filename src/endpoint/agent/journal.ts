@@ -1,11 +1,13 @@
 // The agent's on-disk journal: every task it accepted and every result the gateway has not yet
 // acknowledged, so that a crashed or killed agent replays them on restart and loses nothing.
-// Append-only JSON lines, written with writeSync as things happen; `sync()` makes everything written
-// so far survive a power loss (group commit: one fsync for whatever accumulated since the last), and
-// the agent calls it before it acknowledges tasks or sends results. The file is rewritten with only
+// Append-only JSON lines, written with writeSync as things happen; `durable()` makes everything
+// written so far survive a power loss (group commit: one fsync, off the event loop, for whatever
+// accumulated since the last), and the agent awaits it before it acknowledges tasks: once told, the
+// gateway never delivers them again. Results need no fsync before they are sent: one lost to a power
+// loss leaves its task held, which runs again, and the gateway keeps the first result it stored. The file is rewritten with only
 // the live entries when it opens and when it has grown large.
 
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { MAX_JSON_DEPTH, MESSAGE_ENVELOPE_DEPTH, nestsDeeperThan } from '../../protocol/json-depth';
 import type { FunctionSpec, LostAttempt, TaskMessage, TaskResult } from '../../protocol/wire';
@@ -47,8 +49,12 @@ export class Journal {
   skippedLines = 0;
   private fd: number;
   private bytesSinceCompaction = 0;
-  /** Written since the last fsync (or compaction, which fsyncs the file it writes). */
+  /** Written since the last fsync began (or compaction, which fsyncs the file it writes). */
   private unsynced = false;
+  /** The fsync under way (durable()), if any. */
+  private syncing: Promise<void> | null = null;
+  /** Bumped when the file is replaced (compaction): an fsync of the old one no longer matters. */
+  private generation = 0;
   private readonly path: string;
   private readonly fsync: boolean;
 
@@ -109,15 +115,38 @@ export class Journal {
     if (held.length) this.append({ k: 'x', ids: held });
   }
 
-  /** Makes every entry appended so far durable: one fsync, none when nothing was written since the last. */
+  /** Makes every entry appended so far durable now: one fsync, none when nothing was written since the last. */
   sync(): void {
     if (!this.unsynced) return;
     this.unsynced = false;
     if (this.fsync) fsyncSync(this.fd);
   }
 
+  /**
+   * Resolves when every entry appended before the call is durable. One fsync on libuv's thread pool
+   * covers everything appended before it starts; entries appended while it runs wait for the next.
+   */
+  durable(): Promise<void> {
+    if (this.syncing) return this.unsynced ? this.syncing.then(() => this.durable()) : this.syncing;
+    if (!this.unsynced) return Promise.resolve();
+    this.unsynced = false;
+    if (!this.fsync) return Promise.resolve();
+    const generation = this.generation;
+    const done = new Promise<void>((resolve, reject) => {
+      fsync(this.fd, (err) => {
+        this.syncing = null;
+        // A compaction meanwhile closed this file after writing (and fsyncing) its replacement.
+        if (err && generation === this.generation) reject(err);
+        else resolve();
+      });
+    });
+    this.syncing = done;
+    return done;
+  }
+
   close(): void {
     this.sync();
+    this.generation++;
     closeSync(this.fd);
   }
 
@@ -129,6 +158,7 @@ export class Journal {
     this.bytesSinceCompaction += line.length;
     if (this.bytesSinceCompaction > COMPACT_AFTER_BYTES) {
       closeSync(this.fd);
+      this.generation++;
       this.fd = this.rewrite();
     }
   }

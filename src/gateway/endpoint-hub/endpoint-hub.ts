@@ -756,15 +756,22 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
         if (session.phase !== 'held') return this.refuse(ws, 'VALIDATION_ERROR', 'held frame after the announced held_frames', CLOSE.badFrame);
         return this.onHeld(ws, session, frame.task_ids);
       case 'credit':
-        this.sessions.save({ ...session, credits: session.credits + frame.n });
-        this.dispatch();
-        return;
+        return this.grant(frame.n);
       case 'ack':
         return this.advance(frame.task_ids, 'waiting-for-nodes', nowSeconds(), true);
       case 'running':
         return this.advance(frame.task_ids, 'running', frame.at, false);
       case 'results':
-        return this.onResults(ws, frame.results);
+        if (frame.acked) {
+          // A task whose result is in this frame needs no state on the way: its result ends it.
+          const ended = new Set(frame.results.map((r) => r.task_id));
+          const waiting = frame.acked.filter((id) => !ended.has(id));
+          if (waiting.length) await this.advance(waiting, 'waiting-for-nodes', nowSeconds(), true);
+        }
+        await this.onResults(ws, frame.results);
+        // Still this connection's credits only if no newer agent connection replaced it meanwhile.
+        if (frame.credit && this.isCurrent(ws)) this.grant(frame.credit);
+        return;
       case 'status':
         this.sessions.saveStatus({ report: frame.report, last_heartbeat: nowSeconds() });
         return;
@@ -850,6 +857,14 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     if (this.remoteStore) await this.sweepOutbox(true);
     for (const ids of chunkBySize(drop, TASK_FRAME_BUDGET)) this.sendQuietly(ws, JSON.stringify({ type: 'cancel', task_ids: ids }));
     if (gone.length > 0 || drop.length > 0) await this.armLineage();
+  }
+
+  /** The agent can take `n` more tasks: they go at once. */
+  private grant(n: number): void {
+    const session = this.sessions.current();
+    if (!session) return;
+    this.sessions.save({ ...session, credits: session.credits + n });
+    this.dispatch();
   }
 
   /** Sends queued tasks, oldest first, never more than the agent's credits. */
