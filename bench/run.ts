@@ -170,15 +170,20 @@ async function latencySection() {
     };
     await timeSequential(warmUp, run);
     const t = await timeSequential(n, run);
+    const concurrent = await callsPerSecond(CONCURRENT_CLIENTS, CONCURRENT_CALLS, run);
     // The runtime's own floor: the same POST to a one-line Worker served by the same launcher.
-    const floor = await withBareWorker(async (url) => {
+    const { floor, floorConcurrent } = await withBareWorker(async (url) => {
       const post = async () => {
         const res = await fetch(url, { method: 'POST', body: '{"args":[]}', headers: { 'content-type': 'application/json' } });
         if ((await res.text()) !== 'ok') throw new Error(`one-line Worker answered ${res.status}`);
       };
       await timeSequential(warmUp, post);
-      return timeSequential(n, post);
+      return { floor: await timeSequential(n, post), floorConcurrent: await callsPerSecond(CONCURRENT_CLIENTS, CONCURRENT_CALLS, post) };
     });
+    figures['run_concurrent_16'] = {
+      value: concurrent.rate, unit: 'calls/s', baseline: floorConcurrent.rate, baseline_name: `one-line Worker on the same launcher, ${CONCURRENT_CLIENTS} clients (the runtime's floor)`,
+      note: `${CONCURRENT_CLIENTS} clients, each ${CONCURRENT_CALLS} sequential POST /v3/run of a no-op, each result checked; p50 ${concurrent.p50.toFixed(2)} ms, p99 ${concurrent.p99.toFixed(2)} ms`,
+    };
     for (const [q, key] of [[0.5, 'p50'], [0.99, 'p99']] as const) {
       figures[`run_roundtrip_${key}`] = {
         value: quantile(t, q), unit: 'ms', baseline: quantile(bull, q), baseline_name: `${bullmqName('add one job + waitUntilFinished')} ${key}`,
@@ -197,6 +202,27 @@ async function latencySection() {
   } finally {
     await stack.stop();
   }
+}
+
+const CONCURRENT_CLIENTS = 16;
+const CONCURRENT_CALLS = 100;
+
+/** `clients` loops, each making `calls` sequential calls at once: calls per second over all, and each call's p50 / p99. */
+async function callsPerSecond(clients: number, calls: number, call: () => Promise<void>): Promise<{ rate: number; p50: number; p99: number }> {
+  const times: number[] = [];
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      for (let i = 0; i < calls; i++) {
+        const t = performance.now();
+        await call();
+        times.push(performance.now() - t);
+      }
+    }),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  times.sort((a, b) => a - b);
+  return { rate: (clients * calls) / seconds, p50: quantile(times, 0.5), p99: quantile(times, 0.99) };
 }
 
 /**
