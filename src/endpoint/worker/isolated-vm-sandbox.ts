@@ -147,6 +147,18 @@ const DATAREF_SOURCE = `(function () {
       return info.sha256;
     }
     async slice(start, end) {
+      // A range given whole goes in one read, whose answer carries the size and digest; the size
+      // is asked for first only when the range needs it (no end, an empty range).
+      if (!this.#info && Number.isInteger(start) && Number.isInteger(end) && 0 <= start && start < end) {
+        let r = null;
+        try {
+          r = await call(this.#id, this.#key(false), start, end);
+        } catch (e) {
+          if (!(e instanceof RangeError)) throw e;
+        }
+        if (r) this.#info = { size: r.size, sha256: r.sha256 };
+        if (r && end <= r.size && r.data.byteLength === end - start) return new Uint8Array(r.data);
+      }
       const size = (await this.#meta()).size;
       if (end === undefined) end = size;
       if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end < start || end > size) {
