@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { INTERCHANGE_VERSION } from '../src/protocol/interchange';
-import { readMessages, sendMessage } from '../src/endpoint/interchange/ndjson';
+import { readFrames, sendFrame } from '../src/endpoint/interchange/frames';
 
 interface SimConfig {
   port: number;
@@ -21,16 +21,16 @@ cfg.blocks.forEach(({ block_id, secret }, i) => {
   const socket = connect({ host: '127.0.0.1', port: cfg.port });
   socket.setNoDelay(true);
   socket.on('connect', () => {
-    sendMessage(socket, { type: 'register', version: INTERCHANGE_VERSION, secret, block_id, manager_id: `sim-${i}`, host: 'sim', workers: cfg.workers, prefetch: cfg.prefetch });
+    sendFrame(socket, { type: 'register', version: INTERCHANGE_VERSION, secret, block_id, manager_id: `sim-${i}`, host: 'sim', workers: cfg.workers, prefetch: cfg.prefetch });
   });
-  readMessages(socket, (value) => {
+  readFrames(socket, (value) => {
     const msg = value as { type: string; tasks?: Array<{ task_id: string; attempt: number; payload: { args: unknown[] } }> };
     if (msg.type === 'registered') {
       if (++registered === cfg.blocks.length) process.send?.({ type: 'ready' });
-      sendMessage(socket, { type: 'heartbeat', idle_workers: cfg.workers, workers: cfg.workers });
+      sendFrame(socket, { type: 'heartbeat', idle_workers: cfg.workers, workers: cfg.workers });
     } else if (msg.type === 'tasks') {
       const now = Date.now() / 1000;
-      sendMessage(socket, {
+      sendFrame(socket, {
         type: 'results',
         results: msg.tasks!.map((t) => ({ task_id: t.task_id, status: 'success', result: t.payload.args[0] ?? null, execution: { attempt: t.attempt, started_at: now, ended_at: now, host: 'sim', worker_pid: process.pid } })),
       });

@@ -1,23 +1,25 @@
-// Messages inside an endpoint: between the agent's interchange and a manager (newline-delimited
-// JSON over TCP), and between a manager and its worker processes (Node IPC). Version 2: results
-// sent in parts (`result_part`, `result_body`); an agent refuses a version-1 manager left running
-// by an older agent, whose tasks then run again on managers it starts.
+// Messages inside an endpoint: between the agent's interchange and a manager (length-prefixed
+// frames over TCP: a JSON header and a body of raw bytes, src/endpoint/interchange/frames.ts), and
+// between a manager and its worker processes (Node IPC with structured clone, which carries
+// Uint8Array as bytes). Version 3: bytes (result parts, read answers) travel as frame bodies, not
+// base64; an agent refuses an older manager left running by an older agent, whose tasks then run
+// again on managers it starts.
 
 import { z } from 'zod';
 import { RESULT_CONTENT_TYPES, Sha256Hex } from './api';
 import { MAX_JSON_DEPTH, nestsDeeperThan, resultTooDeepException } from './json-depth';
 import { FunctionSpec, TaskMessage, TaskResult } from './wire';
 
-export const INTERCHANGE_VERSION = 2;
+export const INTERCHANGE_VERSION = 3;
 
-// Frame caps, in characters of a line (UTF-16 code units, never more than its bytes). The
-// interchange's port may be reachable by other users of the cluster: before a manager has proved
-// its block's secret it may send one line of a register message's size (~400 characters, a long
-// host name included); after, no line may outgrow MAX_MANAGER_LINE_CHARS, which a manager keeps
-// by splitting its batches of results (one result's line is ~1.5 MB at most: its inline JSON, its
-// output and error, escaped).
-export const MAX_REGISTER_LINE_CHARS = 4 * 1024;
-export const MAX_MANAGER_LINE_CHARS = 16 * 1024 * 1024;
+// Frame caps, in bytes of a frame's header and body (its 8-byte prefix declares both, so a frame
+// over the cap is refused before its body is read). The interchange's port may be reachable by
+// other users of the cluster: before a manager has proved its block's secret it may send one frame
+// of a register message's size (~400 bytes, a long host name included); after, no frame may
+// outgrow MAX_MANAGER_FRAME_BYTES, which a manager keeps by splitting its batches of results (one
+// result's header is ~1.5 MB at most: its inline JSON, its output and error, escaped).
+export const MAX_REGISTER_FRAME_BYTES = 4 * 1024;
+export const MAX_MANAGER_FRAME_BYTES = 16 * 1024 * 1024;
 
 // ---- manager → interchange ----
 export const RegisterMessage = z.object({
@@ -40,10 +42,8 @@ export const ManagerStartedMessage = z.object({ type: z.literal('started'), task
 // `result_body` instead of `result`. The agent spools the parts to disk and stores them as an
 // object of the task's owner. A worker has at most RESULT_PARTS_IN_FLIGHT parts unacknowledged by
 // its manager, which acknowledges a part once it is written to the agent's socket: no process on
-// the way holds more than a few parts of a result. Parts are small on purpose: a part's message
-// (~87 KB of base64) stays a young object for V8, collected within a few MiB of traffic, where
-// megabyte strings would wait in the old generation for a full collection while the agent's
-// memory grew with the result.
+// the way holds more than a few parts of a result, and the agent writes each part to its spool as
+// it comes.
 export const RESULT_PART_BYTES = 64 * 1024;
 export const RESULT_PARTS_IN_FLIGHT = 16;
 
@@ -71,15 +71,19 @@ export function boundResultDepth<T>(result: T): T | WorkerTaskResult {
   return { ...rest, status: 'failed', exception: resultTooDeepException() };
 }
 
-/** Bytes [offset, offset + decoded length) of a result sent in parts; `data` is base64. */
+/**
+ * The header of bytes [offset, offset + length) of a result sent in parts; the bytes (at most
+ * RESULT_PART_BYTES) are the frame's body on the interchange, `data` on Node IPC (ResultPart).
+ */
 export const ResultPartMessage = z.object({
   type: z.literal('result_part'),
   task_id: z.string(),
   attempt: z.number().int().positive(),
   offset: z.number().int().nonnegative(),
-  data: z.string().max(Math.ceil(RESULT_PART_BYTES / 3) * 4),
 });
 export type ResultPartMessage = z.infer<typeof ResultPartMessage>;
+/** A result part with its bytes, as a worker sends it to its manager. */
+export type ResultPart = ResultPartMessage & { data: Uint8Array };
 
 export const ManagerResultsMessage = z.object({ type: z.literal('results'), results: z.array(WorkerTaskResult) });
 /** Tasks whose execution was lost with a worker (killed, crashed): the agent decides to retry or fail. */
@@ -120,16 +124,19 @@ export const ManagerCancelMessage = z.object({ type: z.literal('cancel'), task_i
 export const ShutdownMessage = z.object({ type: z.literal('shutdown'), reason: z.string() });
 
 /**
- * The agent's answer to a `read`: the bytes (base64) with the object's size and digest, or an error
+ * The agent's answer to a `read`: the header of the bytes (the frame's body on the interchange,
+ * `data` on Node IPC: ReadResult) with the object's size and digest, or an error
  * code (FERRY_DATA_NOT_FOUND: no such object for this endpoint's owner, or no readable file inside the
  * data_roots at that path; FERRY_DATA_PATH_REFUSED: a path outside the data_roots as written, not a
  * regular file, or hard-linked; RANGE_NOT_SATISFIABLE; UNAVAILABLE).
  */
 export const ReadResultMessage = z.discriminatedUnion('ok', [
-  z.object({ type: z.literal('read_result'), req_id: z.string(), ok: z.literal(true), data: z.string(), size: z.number().int().nonnegative(), sha256: z.string() }),
+  z.object({ type: z.literal('read_result'), req_id: z.string(), ok: z.literal(true), size: z.number().int().nonnegative(), sha256: z.string() }),
   z.object({ type: z.literal('read_result'), req_id: z.string(), ok: z.literal(false), code: z.string(), message: z.string() }),
 ]);
 export type ReadResultMessage = z.infer<typeof ReadResultMessage>;
+/** A read's answer as a manager passes it to its worker: a successful one carries its bytes. */
+export type ReadResult = Extract<ReadResultMessage, { ok: false }> | (Extract<ReadResultMessage, { ok: true }> & { data: Uint8Array });
 
 export const InterchangeMessage = z.union([
   z.discriminatedUnion('type', [RegisteredMessage, DispatchMessage, ManagerCancelMessage, ShutdownMessage]),
@@ -137,7 +144,7 @@ export const InterchangeMessage = z.union([
 ]);
 export type InterchangeMessage = z.infer<typeof InterchangeMessage>;
 
-// ---- manager ↔ worker (Node IPC; both ends are Ferry's own processes) ----
+// ---- manager ↔ worker (Node IPC, `serialization: 'advanced'`; both ends are Ferry's own processes) ----
 export interface WorkerLimits {
   memory_mb: number;
   timeout_s: number;
@@ -154,12 +161,12 @@ export type ToWorker =
   | { type: 'cancel'; task_ids: string[] }
   /** The manager has passed this part of a result on (or dropped it: the task was cancelled). */
   | { type: 'result_part_ack'; task_id: string; attempt: number; offset: number }
-  | ReadResultMessage;
+  | ReadResult;
 
 export type FromWorker =
   | { type: 'ready'; pid: number }
   | { type: 'started'; task_id: string; at: number }
   | { type: 'results'; results: WorkerTaskResult[] }
-  | ResultPartMessage
+  | ResultPart
   /** A read through the agent; `req_id` is the worker's own. */
   | { type: 'read'; req_id: string; object_id: string; start: number; end: number };

@@ -207,8 +207,12 @@ export async function putObject(t: ObjectTransport, data: PutData, options: PutO
     return putMultipart(t, all(), null, partSize, contentType, filterRecords, options);
   }
   const whole = source;
+  // Views, not copies: fetch copies a part's bytes into its request body once already.
   async function* slices(): AsyncGenerator<Uint8Array | Blob> {
-    for (let at = 0; at < known!; at += partSize) yield whole.slice(at, Math.min(at + partSize, known!));
+    for (let at = 0; at < known!; at += partSize) {
+      const end = Math.min(at + partSize, known!);
+      yield whole instanceof Blob ? whole.slice(at, end) : whole.subarray(at, end);
+    }
   }
   return putMultipart(t, slices(), known, partSize, contentType, filterRecords, options);
 }

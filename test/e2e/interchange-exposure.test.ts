@@ -1,5 +1,6 @@
 // The agent's interchange port may be reachable by anyone on the cluster's network. A peer that
-// never registers and sends 400 MiB without a newline is cut off at the register message's cap:
+// never registers and sends 400 MiB that are no frame (its first 8 bytes, read as a frame's prefix,
+// declare ~3 GB) is cut off at the register message's cap, before any of it is buffered:
 // the agent's memory barely moves, the refusal is logged once with the peer's address, and the
 // endpoint goes on running tasks.
 
@@ -23,7 +24,7 @@ function logLines(output: string, msg: string): Array<Record<string, unknown>> {
   return output.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === msg);
 }
 
-it('400 MiB without a newline before registering: refused early, agent RSS grows < 20 MB, logged once with the peer, tasks still run', async () => {
+it('400 MiB that are no frame (a prefix declaring ~3 GB) before registering: refused early, agent RSS grows < 20 MB, logged once with the peer, tasks still run', async () => {
   const alice = await stack.client('alice');
   const endpoint = await stack.createEndpoint('exposed', 'alice');
   const agent = endpoint.start();
@@ -45,6 +46,7 @@ it('400 MiB without a newline before registering: refused early, agent RSS grows
   await new Promise<void>((r) => socket.once('connect', () => r()));
   const peer = `${socket.localAddress}:${socket.localPort}`;
   const closed = new Promise<void>((r) => socket.once('close', () => r()));
+  // 'aaaa' 'aaaa': a prefix declaring a header and a body of 0x61616161 bytes each.
   const chunk = Buffer.alloc(1024 * 1024, 'a');
   const offered = 400 * 1024 * 1024;
   let sent = 0;
@@ -63,7 +65,7 @@ it('400 MiB without a newline before registering: refused early, agent RSS grows
 
   await agent.waitForOutput(/"msg":"interchange connection refused"/); // stderr may trail the close
   const refusals = logLines(agent.output(), 'interchange connection refused');
-  expect(refusals).toEqual([expect.objectContaining({ level: 'warn', peer, reason: expect.stringMatching(/^a message longer than \d+ characters$/) })]);
+  expect(refusals).toEqual([expect.objectContaining({ level: 'warn', peer, reason: expect.stringMatching(/^a frame longer than \d+ bytes$/) })]);
 
   expect(await run(41)).toBe(42);
   expect(agent.child.exitCode).toBe(null);

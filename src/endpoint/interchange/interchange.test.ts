@@ -6,10 +6,11 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { INTERCHANGE_VERSION, MAX_MANAGER_LINE_CHARS, MAX_REGISTER_LINE_CHARS, RESULT_PART_BYTES, type WorkerTaskResult } from '../../protocol/interchange';
+import { INTERCHANGE_VERSION, MAX_MANAGER_FRAME_BYTES, MAX_REGISTER_FRAME_BYTES, RESULT_PART_BYTES, type WorkerTaskResult } from '../../protocol/interchange';
 import { MAX_JSON_DEPTH } from '../../protocol/json-depth';
 import { createLogger } from '../log';
 import { writeConnectFile } from '../manager/connect-file';
+import { FRAME_PREFIX_BYTES, encodeFrame, readFrames } from './frames';
 import { LocalProvider } from '../providers/local-provider';
 import { Interchange } from './interchange';
 
@@ -92,6 +93,12 @@ async function setup(workers = 2, register_timeout_s?: number) {
   return { ix, port, provider, results, parts, attempts, logs, until, startBlock, dial, managersChanged: () => managersChanged };
 }
 
+/** One frame's bytes, as a peer writes them. */
+const frame = (header: unknown, body?: Uint8Array): Buffer => {
+  const f = encodeFrame(header, body);
+  return f.body ? Buffer.concat([f.head, f.body]) : f.head;
+};
+
 const tasks = (n: number, from = 0) => Array.from({ length: n }, (_, i) => ({ task_id: `t${from + i}`, function_uuid: fn.function_uuid, payload: { args: [from + i] } }));
 
 describe('Interchange with real managers', () => {
@@ -173,19 +180,13 @@ describe('Interchange with real managers', () => {
     // (which the schema's recursion cannot parse), except t1, answered plainly.
     const socket = connect({ host: '127.0.0.1', port: s.port });
     cleanups.push(() => void socket.destroy());
-    let buffered = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      buffered += chunk;
-      for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
-        const msg = JSON.parse(buffered.slice(0, nl)) as { type: string; tasks?: Array<{ task_id: string }> };
-        buffered = buffered.slice(nl + 1);
-        if (msg.type !== 'tasks') continue;
-        const results = msg.tasks!.map(({ task_id }) => ({ task_id, status: 'success', result: task_id === 't1' ? 1 : JSON.parse('['.repeat(3000) + ']'.repeat(3000)) }));
-        socket.write(JSON.stringify({ type: 'results', results }) + '\n');
-      }
+    readFrames(socket, (value) => {
+      const msg = value as { type: string; tasks?: Array<{ task_id: string }> };
+      if (msg.type !== 'tasks') return;
+      const results = msg.tasks!.map(({ task_id }) => ({ task_id, status: 'success', result: task_id === 't1' ? 1 : JSON.parse('['.repeat(3000) + ']'.repeat(3000)) }));
+      socket.write(frame({ type: 'results', results }));
     });
-    socket.write(JSON.stringify({ type: 'register', version: INTERCHANGE_VERSION, secret: 'deep-secret', block_id: 'b-deep', manager_id: 'm-deep', host: 'test', workers: 1, prefetch: 0 }) + '\n');
+    socket.write(frame({ type: 'register', version: INTERCHANGE_VERSION, secret: 'deep-secret', block_id: 'b-deep', manager_id: 'm-deep', host: 'test', workers: 1, prefetch: 0 }));
     await s.until(() => s.ix.stats().managers === 1, 'the manager to register');
     s.ix.submit(tasks(1, 0));
     await s.until(() => s.results.has('t0'), 'the deep result');
@@ -198,14 +199,14 @@ describe('Interchange with real managers', () => {
     expect(s.ix.stats().managers).toBe(1);
   });
 
-  it('fails a task whose error is too long for one line under the frame cap with FERRY_RESULT_TOO_LARGE; its manager stays', async () => {
+  it('fails a task whose error is too long for one frame under the cap with FERRY_RESULT_TOO_LARGE; its manager stays', async () => {
     const s = await setup(1);
     // The message and the stack that repeats it: over the cap together, each under it.
     fn.code = `(n) => { if (n > 0) throw new Error('e'.repeat(n)); return 'small' }`;
     try {
       await s.startBlock();
       await s.until(() => s.ix.stats().managers === 1, 'the manager');
-      s.ix.submit([{ task_id: 'huge', function_uuid: fn.function_uuid, payload: { args: [Math.ceil(MAX_MANAGER_LINE_CHARS * 0.6)] } }]);
+      s.ix.submit([{ task_id: 'huge', function_uuid: fn.function_uuid, payload: { args: [Math.ceil(MAX_MANAGER_FRAME_BYTES * 0.6)] } }]);
       await s.until(() => s.results.size === 1, 'the huge error');
       expect(s.results.get('huge')).toMatchObject({ status: 'failed', exception: { code: 'FERRY_RESULT_TOO_LARGE' }, execution: { attempt: 1 } });
       s.ix.submit([{ task_id: 'after', function_uuid: fn.function_uuid, payload: { args: [0] } }]);
@@ -228,25 +229,39 @@ describe('Interchange with real managers', () => {
     expect(refusals).toEqual([expect.objectContaining({ level: 'warn', peer: c.peer, reason: 'no register message within 0.5 s' })]);
   });
 
-  it('closes a connection on the first bytes past the register cap, before any newline, and logs it once with the peer', async () => {
+  it('closes a connection at a prefix declaring a frame past the register cap, before its body, and logs it once with the peer', async () => {
     const s = await setup(1, 60);
     const c = await s.dial();
-    // One character past the cap, no newline: refused now, not at the line's end nor the timeout.
-    c.socket.write('{"type":"register","host":"' + 'h'.repeat(MAX_REGISTER_LINE_CHARS));
+    // A frame one byte past the cap, declared and not sent: refused at its prefix, not at the timeout.
+    const prefix = Buffer.alloc(FRAME_PREFIX_BYTES);
+    prefix.writeUInt32BE(MAX_REGISTER_FRAME_BYTES + 1, 0);
+    c.socket.write(Buffer.concat([prefix, Buffer.from('{"type":"register","host":"')]));
     await c.closed;
     const refusals = s.logs.filter((l) => l.msg === 'interchange connection refused');
-    expect(refusals).toEqual([expect.objectContaining({ peer: c.peer, reason: `a message longer than ${MAX_REGISTER_LINE_CHARS} characters` })]);
+    expect(refusals).toEqual([expect.objectContaining({ peer: c.peer, reason: `a frame longer than ${MAX_REGISTER_FRAME_BYTES} bytes` })]);
+  });
+
+  it('refuses a registered manager frame that carries a body where none belongs, and the manager with it', async () => {
+    const s = await setup(1, 60);
+    s.ix.allowBlock('b-body', 'body-secret');
+    const c = await s.dial();
+    c.socket.write(frame({ type: 'register', version: INTERCHANGE_VERSION, secret: 'body-secret', block_id: 'b-body', manager_id: 'm-body', host: 'test', workers: 1, prefetch: 0 }));
+    await s.until(() => s.ix.stats().managers === 1, 'the manager to register');
+    c.socket.write(frame({ type: 'heartbeat', idle_workers: 1, workers: 1 }, new Uint8Array(10)));
+    await c.closed;
+    expect(s.logs.filter((l) => l.msg === 'interchange connection refused')).toEqual([expect.objectContaining({ peer: c.peer, reason: 'a heartbeat frame with a body of 10 bytes' })]);
+    await s.until(() => s.ix.stats().managers === 0, 'the manager to be dropped');
   });
 
   it('refuses any message but register first, and a wrong secret, each logged once with the peer; no manager counts', async () => {
     const s = await setup(1, 60);
     const early = await s.dial();
-    early.socket.write('{"type":"heartbeat","idle_workers":1,"workers":1}\n');
+    early.socket.write(frame({ type: 'heartbeat', idle_workers: 1, workers: 1 }));
     await early.closed;
     const wrong = await s.dial();
     const register = { type: 'register', version: INTERCHANGE_VERSION, secret: 'guess', block_id: 'b0', manager_id: 'm0', host: 'h', workers: 1, prefetch: 0 };
     // A second try on the refused connection is not read either.
-    wrong.socket.write(JSON.stringify(register) + '\n' + JSON.stringify(register) + '\n');
+    wrong.socket.write(Buffer.concat([frame(register), frame(register)]));
     await wrong.closed;
     expect(s.logs.filter((l) => l.msg === 'interchange connection refused')).toEqual([
       expect.objectContaining({ peer: early.peer, reason: 'a heartbeat message before registering' }),
@@ -259,11 +274,11 @@ describe('Interchange with real managers', () => {
     const s = await setup(1, 1);
     const c = await s.dial(true);
     const register = { type: 'register', version: INTERCHANGE_VERSION, secret: 'guess', block_id: 'b0', manager_id: 'm0', host: 'h', workers: 1, prefetch: 0 };
-    c.socket.write(JSON.stringify(register) + '\n');
+    c.socket.write(frame(register));
     const ended = new Promise<void>((r) => c.socket.once('end', () => r()));
     await ended; // told to shut down; this peer does not, and keeps writing (a write to a closed peer is reset)
     const opened = Date.now();
-    const writer = setInterval(() => c.socket.write('{"type":"heartbeat","idle_workers":1,"workers":1}\n'), 50);
+    const writer = setInterval(() => c.socket.write(frame({ type: 'heartbeat', idle_workers: 1, workers: 1 })), 50);
     await c.closed;
     clearInterval(writer);
     expect(Date.now() - opened).toBeGreaterThanOrEqual(500);

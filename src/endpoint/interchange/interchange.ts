@@ -5,13 +5,13 @@
 
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { INTERCHANGE_VERSION, MAX_MANAGER_LINE_CHARS, MAX_REGISTER_LINE_CHARS, ManagerMessage, RESULT_PART_BYTES, boundResultDepth, type DispatchMessage, type WorkerTaskResult } from '../../protocol/interchange';
+import { INTERCHANGE_VERSION, MAX_MANAGER_FRAME_BYTES, MAX_REGISTER_FRAME_BYTES, ManagerMessage, RESULT_PART_BYTES, boundResultDepth, type DispatchMessage, type WorkerTaskResult } from '../../protocol/interchange';
 import { MAX_JSON_DEPTH, MESSAGE_ENVELOPE_DEPTH, nestsDeeperThan } from '../../protocol/json-depth';
 import { FerryError } from '../../protocol/errors';
 import type { FunctionSpec, TaskMessage } from '../../protocol/wire';
 import { traceHop } from '../../protocol/trace';
 import type { Logger } from '../log';
-import { readMessages, sendMessage } from './ndjson';
+import { readFrames, sendFrame } from './frames';
 
 export interface InterchangeHooks {
   /** Code of a function, for the first task of it a manager receives. */
@@ -23,8 +23,8 @@ export interface InterchangeHooks {
   onResults(results: WorkerTaskResult[]): void;
   /**
    * A part of a result sent by reference (bytes [offset, offset + data.length)), in order, for a
-   * task still dispatched. `data` is a scratch buffer, valid only during the call (the parts of a
-   * 50 MB result then leave no 50 MB of buffers behind for the collector). Absent: parts are dropped.
+   * task still dispatched. `data` is a view into the socket reader's buffers, valid only during the
+   * call (a caller that keeps it copies it). Absent: parts are dropped.
    */
   onResultPart?(taskId: string, attempt: number, offset: number, data: Buffer): void;
   /** Executions lost with a worker or manager; the agent re-queues (`requeue`) or fails them. */
@@ -80,8 +80,6 @@ export class Interchange {
   private readonly managers = new Map<string, ManagerConn>();
   private readonly queue = new Map<string, TaskMessage>(); // insertion order = dispatch order
   private dispatchScheduled = false;
-  /** Where result parts are decoded, one at a time (ResultPartMessage caps their size). */
-  private readonly partScratch = Buffer.allocUnsafeSlow(RESULT_PART_BYTES);
   private watchdog: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: InterchangeOptions) {}
@@ -102,7 +100,7 @@ export class Interchange {
   async stop(): Promise<void> {
     if (this.watchdog) clearInterval(this.watchdog);
     for (const m of this.managers.values()) {
-      sendMessage(m.socket, { type: 'shutdown', reason: 'interchange stopping' });
+      sendFrame(m.socket, { type: 'shutdown', reason: 'interchange stopping' });
       m.socket.end();
     }
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
@@ -143,7 +141,7 @@ export class Interchange {
         }
       }
     }
-    for (const [m, ids] of byManager) sendMessage(m.socket, { type: 'cancel', task_ids: ids });
+    for (const [m, ids] of byManager) sendFrame(m.socket, { type: 'cancel', task_ids: ids });
     if (byManager.size) this.scheduleDispatch();
   }
 
@@ -181,8 +179,8 @@ export class Interchange {
       refuse(`no register message within ${timeout_s} s`);
       socket.destroy();
     }, timeout_s * 1000);
-    const maxLineChars = () => (manager ? MAX_MANAGER_LINE_CHARS : MAX_REGISTER_LINE_CHARS);
-    readMessages(socket, (value) => {
+    const maxFrameBytes = () => (manager ? MAX_MANAGER_FRAME_BYTES : MAX_REGISTER_FRAME_BYTES);
+    readFrames(socket, (value, body) => {
       if (refused) return; // a refused manager's later lines (it may try to register again)
       const parsed = decodeManagerMessage(value);
       if ('error' in parsed) {
@@ -191,6 +189,11 @@ export class Interchange {
         return;
       }
       const { msg } = parsed;
+      // Only a result part carries bytes.
+      if (body.length > 0 && (msg.type !== 'result_part' || body.length > RESULT_PART_BYTES)) {
+        refuse(`a ${msg.type} frame with a body of ${body.length} bytes`);
+        return void socket.destroy();
+      }
       if (!manager) {
         if (msg.type !== 'register') {
           refuse(`a ${msg.type} message before registering`);
@@ -200,7 +203,7 @@ export class Interchange {
         const given = Buffer.from(msg.secret);
         if (msg.version !== INTERCHANGE_VERSION || !expected || expected.length !== given.length || !timingSafeEqual(expected, given)) {
           refuse(msg.version !== INTERCHANGE_VERSION ? `interchange version ${msg.version} ≠ ${INTERCHANGE_VERSION}` : 'bad block secret', { block_id: msg.block_id, host: msg.host });
-          sendMessage(socket, { type: 'shutdown', reason: 'refused' });
+          sendFrame(socket, { type: 'shutdown', reason: 'refused' });
           socket.end();
           return;
         }
@@ -210,7 +213,7 @@ export class Interchange {
           capacity: msg.workers + msg.prefetch, inflight: new Map(), functionsSent: new Set(), lastSeen: Date.now(),
         };
         this.managers.set(manager.id, manager);
-        sendMessage(socket, { type: 'registered', heartbeat_s: this.opts.heartbeat_s });
+        sendFrame(socket, { type: 'registered', heartbeat_s: this.opts.heartbeat_s });
         this.opts.log.info('manager connected', { manager_id: manager.id, block_id: manager.blockId, host: manager.host, workers: manager.workers });
         this.opts.hooks.onManagersChanged();
         this.scheduleDispatch();
@@ -222,10 +225,7 @@ export class Interchange {
           this.opts.hooks.onStarted(msg.task_ids.filter((id) => manager!.inflight.has(id)), msg.at);
           break;
         case 'result_part':
-          if (manager.inflight.has(msg.task_id) && this.opts.hooks.onResultPart) {
-            const n = this.partScratch.write(msg.data, 'base64');
-            this.opts.hooks.onResultPart(msg.task_id, msg.attempt, msg.offset, this.partScratch.subarray(0, n));
-          }
+          if (manager.inflight.has(msg.task_id) && this.opts.hooks.onResultPart) this.opts.hooks.onResultPart(msg.task_id, msg.attempt, msg.offset, body);
           break;
         case 'results': {
           const mine = msg.results.filter((r) => manager!.inflight.delete(r.task_id));
@@ -249,7 +249,7 @@ export class Interchange {
           this.read(manager.socket, msg.req_id, msg.object_id, msg.start, msg.end);
           break;
       }
-    }, { maxLineChars, onRefused: (reason) => refuse(reason) });
+    }, { maxFrameBytes, onRefused: (reason) => refuse(reason) });
     socket.on('error', () => {});
     socket.on('close', () => {
       clearTimeout(registerTimer);
@@ -259,12 +259,12 @@ export class Interchange {
 
   private read(socket: Socket, req_id: string, objectId: string, start: number, end: number): void {
     const reader = this.opts.hooks.onRead;
-    if (!reader) return sendMessage(socket, { type: 'read_result', req_id, ok: false, code: 'UNAVAILABLE', message: 'this agent serves no object reads' });
+    if (!reader) return sendFrame(socket, { type: 'read_result', req_id, ok: false, code: 'UNAVAILABLE', message: 'this agent serves no object reads' });
     reader(objectId, start, end).then(
-      (r) => sendMessage(socket, { type: 'read_result', req_id, ok: true, data: Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength).toString('base64'), size: r.size, sha256: r.sha256 }),
+      (r) => sendFrame(socket, { type: 'read_result', req_id, ok: true, size: r.size, sha256: r.sha256 }, r.data),
       (err: unknown) => {
         const code = err instanceof FerryError ? (err.code === 'NOT_FOUND' ? 'FERRY_DATA_NOT_FOUND' : err.code) : 'UNAVAILABLE';
-        sendMessage(socket, { type: 'read_result', req_id, ok: false, code, message: err instanceof Error ? err.message : String(err) });
+        sendFrame(socket, { type: 'read_result', req_id, ok: false, code, message: err instanceof Error ? err.message : String(err) });
       },
     );
   }
@@ -324,7 +324,7 @@ export class Interchange {
       for (const t of batch) m.inflight.set(t.task_id, t);
       for (const t of batch) traceHop(t.trace, 'interchange.sent');
       const msg: DispatchMessage = { type: 'tasks', tasks: batch.map((t, i) => ({ ...t, attempt: attempts[i]! })), functions };
-      sendMessage(m.socket, msg);
+      sendFrame(m.socket, msg);
     }
   }
 }

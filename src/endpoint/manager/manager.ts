@@ -7,10 +7,10 @@ import { randomUUID } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { MAX_JSON_DEPTH, MESSAGE_ENVELOPE_DEPTH, nestsDeeperThan } from '../../protocol/json-depth';
-import { INTERCHANGE_VERSION, InterchangeMessage, MAX_MANAGER_LINE_CHARS, boundResultDepth, type FromWorker, type ToWorker, type WorkerTaskResult } from '../../protocol/interchange';
+import { INTERCHANGE_VERSION, InterchangeMessage, MAX_MANAGER_FRAME_BYTES, MAX_READ_BYTES, boundResultDepth, type FromWorker, type ToWorker, type WorkerTaskResult } from '../../protocol/interchange';
 import type { FunctionSpec, TaskMessage } from '../../protocol/wire';
 import { traceHop } from '../../protocol/trace';
-import { readMessages, sendLine, sendMessage } from '../interchange/ndjson';
+import { encodeFrame, readFrames, sendFrame, writeFrame } from '../interchange/frames';
 import type { Logger } from '../log';
 import { forkWorker } from '../worker/fork';
 import type { ConnectInfo } from './connect-file';
@@ -55,13 +55,13 @@ export class Manager {
     this.socket = socket;
     socket.setNoDelay(true);
     socket.on('connect', () => {
-      sendMessage(socket, {
+      sendFrame(socket, {
         type: 'register', version: INTERCHANGE_VERSION, secret: this.info.secret, block_id: this.info.block_id,
         manager_id: this.id, host: hostname(), workers: this.info.workers, prefetch: this.info.prefetch,
       });
     });
     // No cap on what the agent sends: the manager dialed the agent named in its 0600 connect file.
-    readMessages(socket, (value) => this.onMessage(value), { onRefused: (reason) => this.log.error('interchange sent a malformed message', { reason }) });
+    readFrames(socket, (value, body) => this.onMessage(value, body), { onRefused: (reason) => this.log.error('interchange sent a malformed message', { reason }) });
     socket.on('error', (err) => this.log.warn('interchange connection error', { error: err.message }));
     socket.on('close', () => this.stop('interchange connection closed'));
   }
@@ -84,7 +84,7 @@ export class Manager {
     });
   }
 
-  private onMessage(value: unknown): void {
+  private onMessage(value: unknown, body: Buffer): void {
     // Checked before the schema, which recurses: a message nested past the bound would overflow it.
     const parsed = nestsDeeperThan(value, MAX_JSON_DEPTH + MESSAGE_ENVELOPE_DEPTH) ? null : InterchangeMessage.safeParse(value);
     if (!parsed?.success) {
@@ -92,6 +92,11 @@ export class Manager {
       return this.stop('protocol error');
     }
     const msg = parsed.data;
+    // Only a successful read's answer carries bytes, no more than a read may ask for.
+    if (body.length > 0 && !(msg.type === 'read_result' && msg.ok && body.length <= MAX_READ_BYTES)) {
+      this.log.error('interchange sent a malformed message', { reason: `a ${msg.type} frame with a body of ${body.length} bytes` });
+      return this.stop('protocol error');
+    }
     switch (msg.type) {
       case 'registered':
         this.heartbeat = setInterval(() => this.sendHeartbeat(), msg.heartbeat_s * 1000);
@@ -119,7 +124,8 @@ export class Manager {
         const pending = this.reads.get(msg.req_id);
         if (!pending) break;
         this.reads.delete(msg.req_id);
-        this.send(pending.slot, { ...msg, req_id: pending.req_id });
+        // Copied out of the socket reader's buffers by the IPC channel's serialization.
+        this.send(pending.slot, msg.ok ? { ...msg, req_id: pending.req_id, data: body } : { ...msg, req_id: pending.req_id });
         break;
       }
     }
@@ -127,7 +133,7 @@ export class Manager {
 
   private sendHeartbeat(): void {
     const idle = this.workers.filter((w) => w.ready && w.assigned.size === 0).length;
-    if (this.socket) sendMessage(this.socket, { type: 'heartbeat', idle_workers: idle, workers: this.workers.length });
+    if (this.socket) sendFrame(this.socket, { type: 'heartbeat', idle_workers: idle, workers: this.workers.length });
   }
 
   private spawnWorker(): WorkerSlot {
@@ -171,7 +177,7 @@ export class Manager {
         // once written, which paces the worker. A cancelled task's parts are dropped.
         const ack = () => this.send(slot, { type: 'result_part_ack', task_id: msg.task_id, attempt: msg.attempt, offset: msg.offset });
         if (!slot.assigned.has(msg.task_id) || !this.socket) ack();
-        else sendMessage(this.socket, msg, ack);
+        else sendFrame(this.socket, { type: 'result_part', task_id: msg.task_id, attempt: msg.attempt, offset: msg.offset }, msg.data, ack);
         break;
       }
       case 'read': {
@@ -181,7 +187,7 @@ export class Manager {
         }
         const req_id = String(++this.readSeq);
         this.reads.set(req_id, { slot, req_id: msg.req_id });
-        sendMessage(this.socket, { type: 'read', req_id, object_id: msg.object_id, start: msg.start, end: msg.end });
+        sendFrame(this.socket, { type: 'read', req_id, object_id: msg.object_id, start: msg.start, end: msg.end });
         break;
       }
     }
@@ -207,7 +213,7 @@ export class Manager {
         });
         this.scheduleFlush();
       } else {
-        sendMessage(this.socket, { type: 'lost', task_ids: [running.task_id], reason: `worker ${slot.child.pid} exited (${signal ?? `code ${code}`})` });
+        sendFrame(this.socket, { type: 'lost', task_ids: [running.task_id], reason: `worker ${slot.child.pid} exited (${signal ?? `code ${code}`})` });
       }
     }
     for (const [id, r] of this.reads) if (r.slot === slot) this.reads.delete(id);
@@ -257,7 +263,7 @@ export class Manager {
       this.flushScheduled = false;
       if (!this.socket) return;
       if (this.pendingStarted.length) {
-        sendMessage(this.socket, { type: 'started', task_ids: this.pendingStarted, at: Date.now() / 1000 });
+        sendFrame(this.socket, { type: 'started', task_ids: this.pendingStarted, at: Date.now() / 1000 });
         this.pendingStarted = [];
       }
       if (this.pendingResults.length) {
@@ -267,10 +273,10 @@ export class Manager {
     });
   }
 
-  /** Sends results in as few lines as the agent's frame cap allows. */
+  /** Sends results in as few frames as the agent's frame cap allows. */
   private sendResults(socket: Socket, results: WorkerTaskResult[]): void {
-    const line = JSON.stringify({ type: 'results', results });
-    if (line.length <= MAX_MANAGER_LINE_CHARS) return sendLine(socket, line);
+    const frame = encodeFrame({ type: 'results', results });
+    if (frame.bytes <= MAX_MANAGER_FRAME_BYTES) return writeFrame(socket, frame);
     if (results.length > 1) {
       const half = results.length >> 1;
       this.sendResults(socket, results.slice(0, half));
@@ -280,10 +286,10 @@ export class Manager {
     // One result over the cap (a huge error message): the agent would drop this manager and run
     // the task again; it fails instead, with what it ran.
     const [r] = results as [WorkerTaskResult];
-    this.log.warn('result too large for the interchange', { task_id: r.task_id, chars: line.length });
-    sendMessage(socket, {
+    this.log.warn('result too large for the interchange', { task_id: r.task_id, bytes: frame.bytes });
+    sendFrame(socket, {
       type: 'results',
-      results: [{ task_id: r.task_id, status: 'failed', execution: r.execution, exception: { code: 'FERRY_RESULT_TOO_LARGE', name: 'ResultTooLarge', message: `the task's result, output and error exceed ${MAX_MANAGER_LINE_CHARS} characters` } }],
+      results: [{ task_id: r.task_id, status: 'failed', execution: r.execution, exception: { code: 'FERRY_RESULT_TOO_LARGE', name: 'ResultTooLarge', message: `the task's result, output and error exceed ${MAX_MANAGER_FRAME_BYTES} bytes` } }],
     });
   }
 }

@@ -1,5 +1,6 @@
 // Starts one worker process (main.ts) the way the manager and the tests both need it: TypeScript
-// through tsx, and --no-node-snapshot, which isolated-vm requires on Node 20.
+// through tsx, --no-node-snapshot, which isolated-vm requires on Node 20, and IPC by structured
+// clone (`serialization: 'advanced'`), which carries result parts and read answers as bytes.
 
 import { fork, type ChildProcess, type ForkOptions } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -14,6 +15,7 @@ const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).
 export function forkWorker(limits: WorkerLimits, opts: ForkOptions = {}): ChildProcess {
   return fork(WORKER_MAIN, [JSON.stringify(limits)], {
     ...opts,
+    serialization: 'advanced',
     execArgv: ['--no-node-snapshot', '--import', TSX_LOADER, ...(opts.execArgv ?? [])],
   });
 }

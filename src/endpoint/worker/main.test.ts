@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RESULT_PART_BYTES, RESULT_PARTS_IN_FLIGHT, type FromWorker, type ResultPartMessage, type ToWorker, type WorkerLimits } from '../../protocol/interchange';
+import { RESULT_PART_BYTES, RESULT_PARTS_IN_FLIGHT, type FromWorker, type ResultPart, type ToWorker, type WorkerLimits } from '../../protocol/interchange';
 import type { TaskResult } from '../../protocol/wire';
 import { forkWorker } from './fork';
 import { isAlive, killAll, untilDead } from '../../../test/helpers/processes';
@@ -123,7 +123,7 @@ describe('worker process', () => {
     const BYTES = '00000000-0000-4000-8000-0000000000a4';
     const n = (RESULT_PARTS_IN_FLIGHT + 3) * RESULT_PART_BYTES + 10;
     w.send({ type: 'tasks', tasks: [{ task_id: 'bytes', function_uuid: BYTES, payload: { args: [n] }, attempt: 2 }], functions: [{ function_uuid: BYTES, runtime: 'js', code: '(n) => { const a = new Uint8Array(n); for (let i = 0; i < n; i++) a[i] = i % 251; return a }' }] });
-    const parts = () => w.messages.filter((m): m is ResultPartMessage => m.type === 'result_part');
+    const parts = () => w.messages.filter((m): m is ResultPart => m.type === 'result_part');
     await w.until('a window of parts', () => parts().length >= RESULT_PARTS_IN_FLIGHT);
     // Nothing acknowledged yet: no more than the window (pacing itself: result-parts.test.ts).
     expect(parts()).toHaveLength(RESULT_PARTS_IN_FLIGHT);
@@ -134,7 +134,7 @@ describe('worker process', () => {
       w.send({ type: 'result_part_ack', task_id: p.task_id, attempt: p.attempt, offset: p.offset });
     }
     await w.until('the result', () => w.results().length === 1);
-    const data = Buffer.concat(parts().map((p) => Buffer.from(p.data, 'base64')));
+    const data = Buffer.concat(parts().map((p) => p.data));
     expect(data.length).toBe(n);
     expect(data.every((b, i) => b === i % 251)).toBe(true);
     expect(parts().every((p) => p.task_id === 'bytes' && p.attempt === 2)).toBe(true);

@@ -3,7 +3,7 @@
 // its manager goes away or on SIGTERM.
 
 import { hostname } from 'node:os';
-import { MAX_READ_BYTES, type FromWorker, type ReadResultMessage, type ToWorker, type WorkerLimits } from '../../protocol/interchange';
+import { MAX_READ_BYTES, type FromWorker, type ReadResult, type ToWorker, type WorkerLimits } from '../../protocol/interchange';
 import { createLogger } from '../log';
 import { IsolatedVmSandbox, type ObjectRead } from './isolated-vm-sandbox';
 import { ResultPartSender } from './result-parts';
@@ -51,13 +51,13 @@ const send = (msg: FromWorker): void => {
 };
 // Reads for DataRefs go to the manager, which relays them to the agent's cache; a range larger
 // than MAX_READ_BYTES goes in several requests, in flight together.
-const reads = new Map<string, (msg: ReadResultMessage) => void>();
+const reads = new Map<string, (msg: ReadResult) => void>();
 let readSeq = 0;
 function readPiece(objectId: string, start: number, end: number): Promise<ObjectRead> {
   return new Promise((resolve, reject) => {
     const req_id = String(++readSeq);
     reads.set(req_id, (msg) => {
-      if (msg.ok) resolve({ data: Buffer.from(msg.data, 'base64'), size: msg.size, sha256: msg.sha256 });
+      if (msg.ok) resolve({ data: msg.data, size: msg.size, sha256: msg.sha256 });
       else reject(new Error(`${msg.code}: ${msg.message}`));
     });
     send({ type: 'read', req_id, object_id: objectId, start, end });

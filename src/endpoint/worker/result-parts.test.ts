@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import type { FromWorker, ResultPartMessage } from '../../protocol/interchange';
+import type { FromWorker, ResultPart } from '../../protocol/interchange';
 import { ResultPartSender } from './result-parts';
 
 describe('ResultPartSender', () => {
   it('sends a body in parts, never more than the window unacknowledged, and answers its size and sha256', async () => {
-    const sent: ResultPartMessage[] = [];
+    const sent: ResultPart[] = [];
     const sender = new ResultPartSender({ send: (m: FromWorker) => void (m.type === 'result_part' && sent.push(m)), partBytes: 10, inFlight: 2 });
     const data = Uint8Array.from({ length: 45 }, (_, i) => i);
     let done = false;
@@ -30,7 +30,7 @@ describe('ResultPartSender', () => {
     sender.ack('t1', 2, 40);
     const info = await finished;
     expect(info).toEqual({ size: 45, sha256: createHash('sha256').update(data).digest('hex'), content_type: 'application/octet-stream' });
-    const joined = Buffer.concat(sent.map((m) => Buffer.from(m.data, 'base64')));
+    const joined = Buffer.concat(sent.map((m) => m.data));
     expect(Array.from(joined)).toEqual(Array.from(data));
     expect(sent.every((m) => m.task_id === 't1' && m.attempt === 2)).toBe(true);
   });

@@ -32,7 +32,8 @@ export class ResultPartSender {
       const piece = data.subarray(offset, Math.min(offset + this.partBytes, data.byteLength));
       hash.update(piece);
       pending.push(new Promise<void>((resolve) => this.acks.set(keyOf(taskId, attempt, offset), resolve)));
-      this.opts.send({ type: 'result_part', task_id: taskId, attempt, offset, data: Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength).toString('base64') });
+      // The IPC channel copies the view's bytes (structured clone), not the whole result.
+      this.opts.send({ type: 'result_part', task_id: taskId, attempt, offset, data: piece });
       if (pending.length >= this.inFlight) await pending.shift();
     }
     await Promise.all(pending);
