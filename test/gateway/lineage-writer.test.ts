@@ -233,6 +233,30 @@ it('counts in the record every attempt the task doc counts, a second result in t
   agent.close();
 });
 
+it('counts in a pending record the attempt of its result sent again in a later frame', async () => {
+  const alice = await newUser('alice');
+  const fn = await registerFunction(alice);
+  const ep = await registerEndpoint(alice);
+  const { task_ids } = await submit(alice, ep.endpoint_id, fn, [{ args: [1] }, { args: [2] }], { workflow_id: 'wf-resent' });
+  await holdLineageAlarm(hubStub(ep.endpoint_id));
+  const agent = await FakeAgent.ready(ep.endpoint_id, ep.token);
+  agent.send({ type: 'credit', n: 2 });
+  await agent.tasks(2);
+  agent.send({ type: 'results', results: task_ids.map((id, i) => success(id, i + 2)) });
+  await agent.next('results_ack');
+  // The first task's result again, as an agent sends it after a lost link, while its record waits.
+  agent.send({ type: 'results', results: [{ ...success(task_ids[0]!, 2), delivery: 2 }] });
+  await agent.next('results_ack');
+  expect(await rows(ep.endpoint_id)).toEqual({ ended: 0, pending: 2, records: 0 });
+  const records = (await alice.call('get', '/v3/provenance?workflow_id=wf-resent')).body.records as Array<{ task_id: string; attempts: number }>;
+  for (const id of task_ids) {
+    const doc = (await alice.call('get', `/v2/tasks/${id}`)).body;
+    expect(records.find((r) => r.task_id === id)!.attempts, id).toBe(doc.details.attempts);
+  }
+  expect(records.find((r) => r.task_id === task_ids[0])!.attempts).toBe(2);
+  agent.close();
+});
+
 it('a query writes pending records before it answers (read your writes)', async () => {
   const alice = await newUser('alice');
   const fn = await registerFunction(alice);

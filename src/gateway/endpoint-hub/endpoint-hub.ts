@@ -905,7 +905,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     const objects = results.map((r) => (r.status === 'success' && r.result_object ? r.result_object : null));
     const encoded = results.map((r, i) => (objects[i] ? JSON.stringify(resultRefDoc(objects[i])) : r.result === undefined ? null : JSON.stringify(r.result)));
     const storedLarge = await this.storeLargeResults(results, encoded);
-    // With lineage on, the states with the facts a record takes from the store (owner's task group, function, workflow, …).
+    // With lineage on, each state with the facts a record takes from the store (group, function, attempts, workflow, campaign).
     const states = await this.store.readStates(results.map((r) => r.task_id), this.lineageOn);
     const deliveries = this.outbox.deliveries(results.map((r) => r.task_id));
     const at = nowSeconds();
