@@ -11,7 +11,7 @@ import type { Payload, ResultRef } from '../protocol/api';
 export type Hasher = (text: string, item: LineageItem) => void;
 
 /** `{"$ref": id}` objects anywhere inside a JSON value. */
-export function refsIn(value: unknown, out: string[] = []): string[] {
+function refsIn(value: unknown, out: string[] = []): string[] {
   if (Array.isArray(value)) {
     for (const v of value) refsIn(v, out);
   } else if (value !== null && typeof value === 'object') {

@@ -107,7 +107,8 @@ describe('lineage of a 10,000-task batch', () => {
         expect(r.hostname).toBeNull();
         expect(r.reported_by).toBeUndefined();
       } else {
-        expect(r.reported_by, id).toBe('endpoint');
+        // With the Redis store the hub reads states without the tasks' facts: it builds every record from the store.
+        expect(r.reported_by, id).toBe(process.env.FERRY_TEST_TASK_STORE === 'redis' ? undefined : 'endpoint');
         expect(r.hostname, id).toEqual(expect.any(String));
         // Worker telemetry: wall and CPU time of the run, the worker process's peak memory.
         expect(r.telemetry, id).toMatchObject({ wall_time_s: expect.any(Number), cpu_time_s: expect.any(Number), peak_memory_bytes: expect.any(Number) });
