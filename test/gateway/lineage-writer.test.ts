@@ -170,7 +170,7 @@ it('takes pending rows a batch at a time, saying whether more wait, and an alarm
     }
     return taken;
   });
-  expect(batches).toEqual([{ records: 800, lines: 800, more: true }, { records: 700, lines: 700, more: false }]);
+  expect(batches).toEqual([{ records: 1200, lines: 1200, more: true }, { records: 300, lines: 300, more: false }]);
 
   const agent = await FakeAgent.ready(ep.endpoint_id, ep.token);
   agent.send({ type: 'credit', n: 1500 });

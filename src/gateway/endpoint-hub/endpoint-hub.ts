@@ -521,7 +521,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
    * those of ended outbox rows built from the final task records, then the pending rows' as they
    * are; each batch as one segment, then in one transaction indexed and its rows dropped. A failed
    * batch leaves its rows; the alarm runs again (and queries flush first). `fullOnly`: only whole
-   * batches (about LINEAGE_BATCH), leaving a partial one waiting.
+   * batches (LINEAGE_BATCH records, or up to a frame more), leaving a partial one waiting.
    */
   private flushLineage(fullOnly = false): Promise<void> {
     if (!this.lineageOn || !this.schemaReady) return Promise.resolve();

@@ -41,8 +41,9 @@ export class LineagePending {
   }
 
   /**
-   * The oldest rows, as many as hold about `limit` records (at least one row); null if fewer than
-   * `atLeast` records wait (none, by default).
+   * The oldest rows holding at least `limit` records (all of them when fewer wait), one row past
+   * `limit` at most: a frame's row is never split, and a segment short of `limit` would cost one
+   * more object-store write per `limit` records. Null if fewer than `atLeast` records wait (none, by default).
    */
   take(limit: number, atLeast = 1): PendingBatch | null {
     // Which rows first (ids and counts only), then their lines: every cursor read to its end.
@@ -52,7 +53,7 @@ export class LineagePending {
     if (counts.length === 0 || waiting < atLeast) return null;
     let records = 0;
     let last = 0;
-    while (last < counts.length && (last === 0 || records + counts[last]![1] <= limit)) records += counts[last++]![1];
+    while (last < counts.length && records < limit) records += counts[last++]![1];
     const firstId = counts[0]![0];
     const lastId = counts[last - 1]![0];
     const taken = this.sql.exec<{ lines: string; meta: string }>('SELECT lines, meta FROM lineage_pending WHERE id BETWEEN ? AND ? ORDER BY id', firstId, lastId).toArray();
