@@ -1,10 +1,12 @@
 // WebSocket frames between an endpoint agent and the gateway, version 2 (since 1: a result may be a
-// stored object, `result_object`). Both sides parse every frame on receipt with `parseGatewayFrame`
+// stored object, `result_object`; a result may carry its lineage facts, `lineage`, which a gateway
+// that does not know them ignores). Both sides parse every frame on receipt with `parseGatewayFrame`
 // / `parseAgentFrame`; an unknown or malformed frame is an error, never ignored. Frames stay under
 // LIMITS.maxFrameBytes and carry batches.
 
 import { z } from 'zod';
 import { JsonValue, Payload, ResultRef, Runtime, StatusReport, TaskExceptionDoc, Uuid } from './api';
+import { LineageFacts } from './lineage-facts';
 import { TraceHops } from './trace';
 
 export const PROTOCOL_VERSION = 2;
@@ -74,6 +76,12 @@ export const TaskResult = z.object({
   execution: ExecutionInfo.optional(),
   /** The executions of this task before this one that were lost, oldest first (none: absent). */
   lost_attempts: z.array(LostAttempt).optional(),
+  /**
+   * What the task used and generated, named by the endpoint from its copy of the payload and the
+   * result (src/provenance/lineage-items.ts). Absent (an older agent, a result without its task):
+   * the gateway names them itself.
+   */
+  lineage: LineageFacts.optional(),
   /**
    * The how-many-th time the agent sends this result, when not the first: a result sent before the
    * link or the gateway died, and not acknowledged, is sent again after the reconnect. The gateway

@@ -14,20 +14,10 @@
 // type `prov:QUALIFIED_NAME`; times are xsd:dateTime (plain strings where PROV defines the attribute
 // as a time, typed literals elsewhere); every prefix used is declared in `prefix`.
 
-/** One thing a task used or generated: a data object by id, or an inline value by its sha256. */
-export interface LineageItem {
-  /** The argument's position or name (`args.0`, `kwargs.x`), `result`, or an event's map key. */
-  role: string;
-  /** A data object's id (`{"$ref": id}`, or an id an external system reports). */
-  object?: string;
-  /** sha256 (hex) of the value's JSON text, for inline values. */
-  digest?: string;
-  /**
-   * A small inline value's JSON text itself (at most 64 characters, shorter than its digest), as a
-   * Ferry record stores it; records read back carry its `digest` as well.
-   */
-  value?: string;
-}
+import type { LineageItem } from '../protocol/lineage-facts';
+
+/** One thing a task used or generated (its shape is the wire's: endpoints report them with results). */
+export type { LineageItem };
 
 /** What the worker measured of the attempt that ended the task. */
 export interface WorkerTelemetry {
@@ -78,6 +68,12 @@ export interface TaskLineage {
    * host and times are that execution's).
    */
   attempt_history?: AttemptRecord[];
+  /**
+   * `endpoint`: what the task used and generated, its times and host are as its endpoint reported
+   * them with the result (digests computed there), so the endpoint's owner vouches for them. Absent:
+   * the gateway named the items from its own copy of the payload and result.
+   */
+  reported_by?: 'endpoint';
 }
 
 /** A registered function as the document names it (looked up by the caller). */
@@ -227,6 +223,7 @@ export function provDocument(records: readonly TaskLineage[], context: ProvConte
     if (r.task_group_id !== null) attrs['ferry:task_group_id'] = r.task_group_id;
     if (r.activity_id !== null) attrs['ferry:activity_id'] = r.activity_id;
     if (r.hostname !== null) attrs['ferry:host'] = r.hostname;
+    if (r.reported_by === 'endpoint' && r.endpoint_id !== null) attrs['ferry:reportedBy'] = qualifiedName(provIds.endpoint(r.endpoint_id));
     const t = r.telemetry;
     if (t?.wall_time_s !== undefined) attrs['ferry:wall_time_s'] = t.wall_time_s;
     if (t?.cpu_time_s !== undefined) attrs['ferry:cpu_time_s'] = t.cpu_time_s;

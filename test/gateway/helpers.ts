@@ -8,6 +8,8 @@ import { expect } from 'vitest';
 import { SubmitResponse, TaskDoc } from '../../src/protocol/api';
 import { DEV_ISSUER, ENDPOINT_ACCESS_AUDIENCE, ENDPOINT_AUDIENCE, GATEWAY_ISSUER, USER_AUDIENCE } from '../../src/protocol/tokens';
 import { PROTOCOL_VERSION, withSeq } from '../../src/protocol/wire';
+import { lineageFactsOf, type ReportedResult } from '../../src/provenance/lineage-items';
+import { sha256HexSync } from './sha256-sync';
 
 export const BASE = 'https://gw.test';
 
@@ -138,8 +140,13 @@ export async function taskStatus(user: User, taskId: string): Promise<any> {
 type Frame = { type: string; [key: string]: any };
 
 /** An endpoint agent reduced to its wire protocol: frames in a queue, awaited with deadlines. */
+/** The payload of every task a fake agent received, by task id: its journal, kept across reconnects. */
+const receivedPayloads = new Map<string, { args?: unknown[]; kwargs?: Record<string, unknown> }>();
+
 export class FakeAgent {
   readonly frames: Frame[] = [];
+  /** As the agent does, results of tasks it received carry their lineage facts; false: an older agent's, without. */
+  reportsLineage = true;
   /** Byte length of every frame received, in order. */
   readonly frameBytes: number[] = [];
   private readonly listeners = new Set<() => void>();
@@ -149,7 +156,9 @@ export class FakeAgent {
   private constructor(readonly ws: WebSocket) {
     ws.addEventListener('message', (event) => {
       this.frameBytes.push(new TextEncoder().encode(event.data as string).length);
-      this.frames.push(JSON.parse(event.data as string));
+      const frame = JSON.parse(event.data as string);
+      if (frame.type === 'tasks') for (const t of frame.tasks) receivedPayloads.set(t.task_id, t.payload);
+      this.frames.push(frame);
       for (const l of [...this.listeners]) l();
     });
     ws.addEventListener('close', (event) => {
@@ -203,6 +212,7 @@ export class FakeAgent {
 
   /** Sends a frame with this seq (null: without one), to test how the hub orders frames. */
   sendAs(seq: number | null, frame: Frame): void {
+    if (frame.type === 'results' && this.reportsLineage) frame = { ...frame, results: frame.results.map(withLineage) };
     const json = JSON.stringify(frame);
     if (seq !== null) this.sent = Math.max(this.sent, seq);
     this.ws.send(seq === null ? json : withSeq(json, seq));
@@ -264,6 +274,14 @@ export class FakeAgent {
       // already closed
     }
   }
+}
+
+/** A result with the lineage facts the agent sends, when its task was received and it has none. */
+function withLineage(r: ReportedResult & { task_id: string; lineage?: unknown }): unknown {
+  const payload = receivedPayloads.get(r.task_id);
+  if (!payload || r.lineage !== undefined) return r;
+  const lineage = lineageFactsOf(payload, r, sha256HexSync);
+  return lineage ? { ...r, lineage } : r;
 }
 
 export function success(taskId: string, result: unknown, attempt = 1): Frame {

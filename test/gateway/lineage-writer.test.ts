@@ -1,10 +1,10 @@
-// The hub writes lineage records off the results path. Every ended task keeps its outbox row,
-// marked ended, with its payload; a frame of results has its tasks' records built in its own
-// transaction and kept in memory, any other task's record (a cancel's) is built from the store when
-// written. A full batch of 1,000 is written as soon as it waits; an alarm, or a provenance query,
-// writes the rest. All go in batches: the records as NDJSON segments
-// in R2, the index (each record's byte range) in SQLite. Nothing is lost: the record appears
-// without any query, the rows leave only with it, and a record lost with the hub's memory is rebuilt.
+// The hub writes lineage records off the results path. A frame of results whose endpoint sent each
+// result's lineage facts has its tasks' records built in its own transaction and appended to a
+// pending row; any other ended task (a cancel, an older agent's result) keeps its outbox row, marked
+// ended, with its payload, and its record is built from the store when written. A full batch of
+// 1,000 is written as soon as it waits; an alarm, or a provenance query, writes the rest. All go in
+// batches: the records as NDJSON segments in R2, the index (each record's byte range) in SQLite.
+// Nothing is lost: the record appears without any query, and the rows leave only with it.
 
 import { env } from 'cloudflare:workers';
 import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
@@ -26,11 +26,6 @@ async function rows(endpointId: string): Promise<{ ended: number; pending: numbe
     pending: state.storage.sql.exec<{ n: number }>('SELECT COALESCE(SUM(records), 0) AS n FROM lineage_pending').one().n,
     records: state.storage.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM lineage_tasks').one().n,
   }));
-}
-
-/** The records a hub holds in memory, built when their tasks ended, by task id. */
-function builtRecords(instance: unknown): Map<string, unknown> {
-  return (instance as { builtRecords: Map<string, unknown> }).builtRecords;
 }
 
 /** Makes the hub believe its lineage alarm is set an hour ahead: no alarm writes records before the test looks. */
@@ -57,9 +52,8 @@ it('writes the records of ended tasks from the alarm, then drops their outbox ro
   await agent.next('results_ack');
   expect((await alice.call('delete', `/v2/tasks/${task_ids[2]}`)).status).toBeLessThan(300);
 
-  // Ended, not yet written: the three outbox rows are marked; the results' two records wait in memory.
-  expect(await rows(ep.endpoint_id)).toEqual({ ended: 3, pending: 0, records: 0 });
-  expect(await runInDurableObject(hubStub(ep.endpoint_id), async (instance) => [...builtRecords(instance).keys()].sort())).toEqual(task_ids.slice(0, 2).sort());
+  // Ended, not yet written: the results' two records wait in a pending row; the cancelled task's outbox row is marked.
+  expect(await rows(ep.endpoint_id)).toEqual({ ended: 1, pending: 2, records: 0 });
   const stub = hubStub(ep.endpoint_id);
   // The alarm waits 5 s from the first ended task (fewer than a full segment wait): a quiet endpoint writes few objects.
   const alarmIn = await runInDurableObject(stub, async (_i, state) => ((await state.storage.getAlarm()) ?? 0) - Date.now());
@@ -67,11 +61,10 @@ it('writes the records of ended tasks from the alarm, then drops their outbox ro
   expect(alarmIn).toBeLessThanOrEqual(5_000);
   expect(await runDurableObjectAlarm(stub)).toBe(true);
   expect(await rows(ep.endpoint_id)).toEqual({ ended: 0, pending: 0, records: 3 });
-  // One segment, in submission order: the results' records built with them, the cancelled task's built from the store.
+  // The cancelled task's record built from the store, the results' as they were built with them: a segment each.
   const written = await segments(ep.endpoint_id);
-  expect(written.map((s) => s.map((r) => r.task_id))).toEqual([task_ids]);
-  expect(written[0]!.map((r) => r.status)).toEqual(['success', 'success', 'cancelled']);
-  expect(await runInDurableObject(stub, async (instance) => builtRecords(instance).size)).toBe(0);
+  expect(written.map((s) => s.map((r) => r.task_id)).sort((a, b) => a.length - b.length)).toEqual([task_ids.slice(2), task_ids.slice(0, 2)]);
+  expect(written.flat().map((r) => r.status).sort()).toEqual(['cancelled', 'success', 'success']);
 
   const listed = await alice.call('get', '/v3/provenance?workflow_id=wf-alarm');
   expect(listed.body.records.map((r: { status: string }) => r.status).sort()).toEqual(['cancelled', 'success', 'success']);
@@ -117,8 +110,7 @@ it('keeps the ended rows and their built records when their segment cannot be wr
     }
   });
   expect(failedAlarm).toBe('R2 unavailable');
-  expect(await rows(ep.endpoint_id)).toEqual({ ended: 2, pending: 0, records: 0 });
-  expect(await runInDurableObject(stub, async (instance) => builtRecords(instance).size)).toBe(2);
+  expect(await rows(ep.endpoint_id)).toEqual({ ended: 0, pending: 2, records: 0 });
   expect(await segments(ep.endpoint_id)).toEqual([]);
   await runInDurableObject(stub, async (instance) => (instance as unknown as { alarm(): Promise<void> }).alarm());
   expect(await rows(ep.endpoint_id)).toEqual({ ended: 0, pending: 0, records: 2 });
@@ -126,34 +118,41 @@ it('keeps the ended rows and their built records when their segment cannot be wr
   agent.close();
 });
 
-it('rebuilds from the store a record lost with the hub\'s memory: the same record it had built', async () => {
+it('names what a task used and generated the same from an older agent\'s result (no facts) as from the endpoint\'s facts, which the record says it reports', async () => {
   const alice = await newUser('alice');
   const fn = await registerFunction(alice);
   const ep = await registerEndpoint(alice);
-  const { task_ids } = await submit(alice, ep.endpoint_id, fn, [{ args: [1, 2] }, { args: [3, 4] }], { workflow_id: 'wf-lost' });
-  const stub = hubStub(ep.endpoint_id);
-  await holdLineageAlarm(stub);
+  // Values long enough to be named by digest, a data reference inside one, and a short one kept verbatim.
+  const ref = 'ab'.repeat(32);
+  const payload = { args: ['x'.repeat(100), { data: { $ref: ref }, note: 'y'.repeat(80) }], kwargs: { small: 7 } };
+  const { task_ids } = await submit(alice, ep.endpoint_id, fn, [payload, payload], { workflow_id: 'wf-facts' });
   const agent = await FakeAgent.ready(ep.endpoint_id, ep.token);
   agent.send({ type: 'credit', n: 2 });
   await agent.tasks(2);
-  agent.send({ type: 'results', results: task_ids.map((id, i) => success(id, 3 + 4 * i)) });
+  const result = { values: 'z'.repeat(90), from: { $ref: ref } };
+  agent.send({ type: 'results', results: [success(task_ids[0]!, result)] });
   await agent.next('results_ack');
-  // The second task's built record is lost, as an evicted hub loses all of them; its outbox row stays.
-  const built = await runInDurableObject(stub, async (instance) => {
-    const records = builtRecords(instance);
-    const copies = JSON.parse(JSON.stringify(task_ids.map((id) => records.get(id) ?? null))) as Array<{ task_id: string } | null>;
-    records.delete(task_ids[1]!);
-    return copies;
-  });
-  expect(built.map((r) => r?.task_id)).toEqual(task_ids);
-  expect(await rows(ep.endpoint_id)).toEqual({ ended: 2, pending: 0, records: 0 });
-  await runInDurableObject(stub, async (instance) => (instance as unknown as { alarm(): Promise<void> }).alarm());
-  expect(await rows(ep.endpoint_id)).toEqual({ ended: 0, pending: 0, records: 2 });
-  expect((await segments(ep.endpoint_id)).flat()).toEqual(built);
+  agent.reportsLineage = false;
+  agent.send({ type: 'results', results: [success(task_ids[1]!, result)] });
+  await agent.next('results_ack');
+  expect(await rows(ep.endpoint_id)).toEqual({ ended: 1, pending: 1, records: 0 });
+
+  const records = (await alice.call('get', '/v3/provenance?workflow_id=wf-facts')).body.records as Array<Record<string, unknown>>;
+  const [reported, named] = task_ids.map((id) => records.find((r) => r.task_id === id)!);
+  expect(reported!.reported_by).toBe('endpoint');
+  expect(named!.reported_by).toBeUndefined();
+  for (const key of ['used', 'generated', 'hostname', 'telemetry', 'attempts', 'status', 'function_uuid', 'workflow_id', 'owner']) expect(reported![key], key).toEqual(named![key]);
+  expect(reported!.used).toContainEqual({ role: 'args.0', digest: await sha256Hex(JSON.stringify(payload.args[0])) });
+  expect(reported!.used).toContainEqual({ role: 'args.1', object: ref });
+  expect(reported!.generated).toContainEqual({ role: 'result', digest: await sha256Hex(JSON.stringify(result)) });
+  // PROV-JSON names the endpoint as the one that reported the record built from its facts.
+  const reportedBy = async (id: string) => (await alice.call('get', `/v3/provenance/tasks/${id}`)).body.activity[`ferry:task/${id}`]['ferry:reportedBy'];
+  expect(await reportedBy(task_ids[0]!)).toEqual({ $: `ferry:endpoint/${ep.endpoint_id}`, type: 'prov:QUALIFIED_NAME' });
+  expect(await reportedBy(task_ids[1]!)).toBeUndefined();
   agent.close();
 });
 
-it('takes pending rows (kept by an earlier version) a batch at a time, saying whether more wait, and an alarm writes them all', async () => {
+it('takes pending rows a batch at a time, saying whether more wait, and an alarm writes them all', async () => {
   const alice = await newUser('alice');
   const fn = await registerFunction(alice);
   const ep = await registerEndpoint(alice);
@@ -171,7 +170,7 @@ it('takes pending rows (kept by an earlier version) a batch at a time, saying wh
     }
     return taken;
   });
-  expect(batches).toEqual([{ records: 800, lines: 800, more: true }, { records: 700, lines: 700, more: false }]);
+  expect(batches).toEqual([{ records: 1200, lines: 1200, more: true }, { records: 300, lines: 300, more: false }]);
 
   const agent = await FakeAgent.ready(ep.endpoint_id, ep.token);
   agent.send({ type: 'credit', n: 1500 });
@@ -201,13 +200,12 @@ it('writes a full segment of 1,000 records as soon as one waits, leaving fewer f
     agent.send({ type: 'results', results: task_ids.slice(start, start + 500).map((id, i) => success(id, start + i)) });
     await agent.next('results_ack');
     // Under 1,000 waiting: nothing written yet.
-    if (start === 0) expect(await rows(ep.endpoint_id)).toEqual({ ended: 500, pending: 0, records: 0 });
+    if (start === 0) expect(await rows(ep.endpoint_id)).toEqual({ ended: 0, pending: 500, records: 0 });
   }
   // The frame that made 1,000 or more wait started the write after its acknowledgement.
   await runInDurableObject(stub, async (instance) => (instance as unknown as { lineageFlush: { done: Promise<void> } | null }).lineageFlush?.done);
-  expect(await rows(ep.endpoint_id)).toEqual({ ended: 250, pending: 0, records: 1000 });
+  expect(await rows(ep.endpoint_id)).toEqual({ ended: 0, pending: 250, records: 1000 });
   expect((await segments(ep.endpoint_id)).map((s) => s.map((r) => r.task_id))).toEqual([task_ids.slice(0, 1000)]);
-  expect(await runInDurableObject(stub, async (instance) => builtRecords(instance).size)).toBe(250);
   // A query writes the rest first.
   expect((await alice.call('get', '/v3/provenance?workflow_id=wf-full&format=count')).body.count).toBe(1250);
   expect(await rows(ep.endpoint_id)).toEqual({ ended: 0, pending: 0, records: 1250 });
@@ -227,6 +225,30 @@ it('counts in the record every attempt the task doc counts, a second result in t
   agent.send({ type: 'results', results: [success(task_ids[0]!, 2), success(task_ids[0]!, 2), success(task_ids[1]!, 3)] });
   await agent.next('results_ack');
   const records = (await alice.call('get', '/v3/provenance?workflow_id=wf-dup')).body.records as Array<{ task_id: string; attempts: number }>;
+  for (const id of task_ids) {
+    const doc = (await alice.call('get', `/v2/tasks/${id}`)).body;
+    expect(records.find((r) => r.task_id === id)!.attempts, id).toBe(doc.details.attempts);
+  }
+  expect(records.find((r) => r.task_id === task_ids[0])!.attempts).toBe(2);
+  agent.close();
+});
+
+it('counts in a pending record the attempt of its result sent again in a later frame', async () => {
+  const alice = await newUser('alice');
+  const fn = await registerFunction(alice);
+  const ep = await registerEndpoint(alice);
+  const { task_ids } = await submit(alice, ep.endpoint_id, fn, [{ args: [1] }, { args: [2] }], { workflow_id: 'wf-resent' });
+  await holdLineageAlarm(hubStub(ep.endpoint_id));
+  const agent = await FakeAgent.ready(ep.endpoint_id, ep.token);
+  agent.send({ type: 'credit', n: 2 });
+  await agent.tasks(2);
+  agent.send({ type: 'results', results: task_ids.map((id, i) => success(id, i + 2)) });
+  await agent.next('results_ack');
+  // The first task's result again, as an agent sends it after a lost link, while its record waits.
+  agent.send({ type: 'results', results: [{ ...success(task_ids[0]!, 2), delivery: 2 }] });
+  await agent.next('results_ack');
+  expect(await rows(ep.endpoint_id)).toEqual({ ended: 0, pending: 2, records: 0 });
+  const records = (await alice.call('get', '/v3/provenance?workflow_id=wf-resent')).body.records as Array<{ task_id: string; attempts: number }>;
   for (const id of task_ids) {
     const doc = (await alice.call('get', `/v2/tasks/${id}`)).body;
     expect(records.find((r) => r.task_id === id)!.attempts, id).toBe(doc.details.attempts);

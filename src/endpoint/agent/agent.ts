@@ -6,7 +6,7 @@
 // covering them (group commit, in flush()): what the gateway is told survives a power loss.
 // Restarted after a crash, it replays its journal: nothing is lost.
 
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StatusReport } from '../../protocol/api';
@@ -14,6 +14,7 @@ import { PROTOCOL_VERSION, chunkBySize, type GatewayFrame, type TaskMessage, typ
 import { traceHop } from '../../protocol/trace';
 import type { FerryError } from '../../protocol/errors';
 import type { ResultBody, WorkerTaskResult } from '../../protocol/interchange';
+import { lineageFactsOf } from '../../provenance/lineage-items';
 import type { EndpointConfig } from '../config/endpoint-config';
 import { Interchange } from '../interchange/interchange';
 import type { Logger } from '../log';
@@ -78,6 +79,10 @@ export const TEST_CRASH_EXIT_CODE = 86;
 
 /** Why an execution counts as lost when the agent finds it unfinished in its journal. */
 const AGENT_STOPPED_REASON = 'the agent stopped while the execution was in flight';
+
+function sha256Hex(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
 
 export class Agent {
   private readonly journal: Journal;
@@ -380,9 +385,13 @@ export class Agent {
     // result (a lost worker's task that had finished after all) or a cancelled task's late result
     // still goes to the gateway, best effort, which records it as an extra attempt.
     // The executions lost before this one go with the result, into the gateway's record of the task.
+    // So do the task's lineage facts: its payload and result named (large values hashed) here, where
+    // both are, instead of on the gateway's one thread.
     const withHistory = results.map((r) => {
-      const lost = this.journal.tasks.get(r.task_id)?.lostAttempts ?? [];
-      return lost.length > 0 ? { ...r, lost_attempts: lost } : r;
+      const held = this.journal.tasks.get(r.task_id);
+      if (!held) return r;
+      const lineage = lineageFactsOf(held.task.payload, r, sha256Hex);
+      return { ...r, ...(held.lostAttempts.length > 0 ? { lost_attempts: held.lostAttempts } : {}), ...(lineage ? { lineage } : {}) };
     });
     const fresh = withHistory.filter((r) => this.journal.tasks.has(r.task_id));
     this.journal.addResults(fresh);

@@ -25,7 +25,7 @@ import type { TaskOutcome, TaskRecord, TaskStore } from '../task-store/port';
 import { isOverBytes } from '../text-size';
 import { AgentSessionStore, type AgentSession } from './agent-session';
 import { allowListOf, createEndpointSchema, endpointDoc, hasEndpointSchema, migrateEndpointSchema, readEndpoint, writeEndpoint, type EndpointFields, type EndpointRecord } from './endpoint-record';
-import { lineageRecord, lineageRecords, taskItemsNow } from './lineage-capture';
+import { lineageRecord, lineageRecords } from './lineage-capture';
 import { LineagePending, type PendingBatch } from './lineage-pending';
 import { lineageSegmentKey, putLines, putSegment, r2SegmentReader } from '../lineage-segments';
 import { FrameOrder } from './frame-order';
@@ -96,15 +96,14 @@ const SWEEP_CHUNK = 2_000;
 /**
  * Lineage records are written in segments of LINEAGE_BATCH, as soon as a full one waits (off the
  * results path, after the frame's acknowledgement); fewer are written this long after the first of
- * them ended (an alarm). Queries write what waits first, and the outbox keeps each waiting task's
- * row, so the wait costs neither freshness nor durability; it saves object-store writes (each a
- * billed R2 operation): a 20-task/s endpoint writes one segment per 5 s, not ten a second.
+ * them ended (an alarm). Queries write what waits first, and each waiting record is kept in SQLite
+ * (a pending row, or its task's outbox row), so the wait costs neither freshness nor durability; it
+ * saves object-store writes (each a billed R2 operation): a 20-task/s endpoint writes one segment
+ * per 5 s, not ten a second.
  */
 const LINEAGE_DELAY_MS = 5_000;
 /** Ended tasks whose records one transaction writes, as one segment in the object store. */
 const LINEAGE_BATCH = 1_000;
-/** Records built when their tasks ended, held in memory until written; beyond, records are rebuilt from the store. */
-const BUILT_RECORDS_MAX = 50_000;
 
 const EMPTY_REPORT: StatusReport = { total_workers: 0, idle_workers: 0, pending_tasks: 0, outstanding_tasks: 0, managers: 0, blocks: 0 };
 
@@ -135,14 +134,10 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   private readonly sessions: AgentSessionStore;
   /** Lineage records of this endpoint's ended tasks, written with their outcomes. */
   private readonly lineageIndex: LineageIndex;
-  /** Records an earlier version built when their tasks ended and kept in SQLite, until written to a segment. */
+  /** Records built from the endpoint's facts when their tasks ended, as NDJSON lines, until written to a segment. */
   private readonly lineagePending: LineagePending;
-  /**
-   * Records built when their tasks ended (a frame of results through the SQLite store), by task id,
-   * until written: the task's outbox row, marked ended, is what makes the record durable (a record
-   * lost with this memory is rebuilt from the store), so a built record costs no SQLite write.
-   */
-  private readonly builtRecords = new Map<string, TaskLineage>();
+  /** Records the pending rows hold, as far as this instance knows; null: not counted since it woke. */
+  private pendingRecords: number | null = null;
   private readonly lineageOn: boolean;
   private readonly waiters = new TaskWaiters();
   private readonly provenance: ProvenanceSink = discardProvenance;
@@ -475,22 +470,32 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   // ---- lineage ----
 
   /**
-   * Rows of tasks now final (inside the outcomes' transaction). With lineage on, each keeps its
-   * outbox row (its payload), marked ended, until flushLineage writes its record: the record built
-   * with the outcome (`records`: a frame of results through the SQLite store) waits in memory, any
-   * other is built then from the store. With lineage off, rows are dropped.
+   * Rows of tasks now final (inside the outcomes' transaction). With lineage on, a task whose record
+   * was built with its outcome (`records`: from the endpoint's facts) has it appended to the pending
+   * rows and its outbox row dropped; any other keeps its outbox row (its payload), marked ended,
+   * until flushLineage builds its record from the store. With lineage off, rows are dropped.
    */
   private retire(taskIds: readonly string[], records?: ReadonlyMap<string, TaskLineage>): void {
     if (taskIds.length === 0) return;
     if (!this.lineageOn) return this.outbox.remove(taskIds);
-    this.outbox.markEnded(taskIds);
-    // Set inside the transaction, so a flush never finds an ended row before its record; a task
-    // retired again without one (its transaction rolled back, then cancelled) drops a stale one.
+    const built: TaskLineage[] = [];
+    const unbuilt: string[] = [];
     for (const id of taskIds) {
       const record = records?.get(id);
-      if (record && this.builtRecords.size < BUILT_RECORDS_MAX) this.builtRecords.set(id, record);
-      else this.builtRecords.delete(id);
+      if (record) built.push(record);
+      else unbuilt.push(id);
     }
+    if (built.length > 0) {
+      this.outbox.remove(built.map((r) => r.task_id));
+      this.lineagePending.append(built);
+      // Counted before the transaction commits: a rollback leaves it high, which only starts a flush early.
+      this.pendingRecords = this.pendingCount() + built.length;
+    }
+    if (unbuilt.length > 0) this.outbox.markEnded(unbuilt);
+  }
+
+  private pendingCount(): number {
+    return (this.pendingRecords ??= this.lineagePending.count());
   }
 
   /** When the lineage alarm is set for (ms), as far as this instance knows; 0: not set. */
@@ -513,9 +518,10 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
 
   /**
    * Writes the lineage records of every ended task whose record is not written yet, in batches:
-   * read the final task records, build the records, then in one transaction write them and drop
-   * the outbox rows. A failed batch leaves its rows; the alarm runs again (and queries flush first).
-   * `fullOnly`: only whole batches (LINEAGE_BATCH), leaving a partial one waiting.
+   * those of ended outbox rows built from the final task records, then the pending rows' as they
+   * are; each batch as one segment, then in one transaction indexed and its rows dropped. A failed
+   * batch leaves its rows; the alarm runs again (and queries flush first). `fullOnly`: only whole
+   * batches (LINEAGE_BATCH records, or up to a frame more), leaving a partial one waiting.
    */
   private flushLineage(fullOnly = false): Promise<void> {
     if (!this.lineageOn || !this.schemaReady) return Promise.resolve();
@@ -530,9 +536,8 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
           await this.writeLineage(rows);
           if (rows.length < LINEAGE_BATCH) break;
         }
-        if (fullOnly) return;
         for (;;) {
-          const batch = this.lineagePending.take(LINEAGE_BATCH);
+          const batch = this.lineagePending.take(LINEAGE_BATCH, fullOnly ? LINEAGE_BATCH : 1);
           if (batch === null) break;
           await this.writePending(batch);
           if (!batch.more) break;
@@ -551,16 +556,8 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   private async writeLineage(rows: ReadonlyArray<{ seq: number; task_id: string }>): Promise<void> {
     const record = this.endpoint()!;
     const ids = rows.map((r) => r.task_id);
-    // Taken before any await: a frame handled meanwhile may drop a record from memory, and the
-    // rows this batch deletes must still get one.
     const built = new Map<string, TaskLineage>();
-    for (const id of ids) {
-      const r = this.builtRecords.get(id);
-      if (r) built.set(id, r);
-    }
-    const unbuilt = ids.filter((id) => !built.has(id));
-    const rebuilt = unbuilt.length === 0 ? [] : await this.rebuildRecords(record, unbuilt);
-    for (const r of rebuilt) built.set(r.task_id, r);
+    for (const r of await this.rebuildRecords(record, ids)) built.set(r.task_id, r);
     // Records in the order the tasks were submitted (outbox order); a task gone from the store
     // (expired) before its record was built has nothing left to record.
     const records: TaskLineage[] = [];
@@ -575,7 +572,6 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       this.lineageIndex.write(records, false, placement);
       this.outbox.removeEnded(ids);
     });
-    for (const id of ids) this.builtRecords.delete(id);
   }
 
   /** The records of ended tasks, from their final stored records and their outbox rows' payloads. */
@@ -602,6 +598,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       this.lineageIndex.writeSegmentRows(placement, batch.rows);
       this.lineagePending.remove(batch);
     });
+    if (this.pendingRecords !== null) this.pendingRecords = Math.max(0, this.pendingRecords - batch.ids.length);
   }
 
   /** Reads records from the hub's segments in the object store. */
@@ -908,17 +905,17 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     const objects = results.map((r) => (r.status === 'success' && r.result_object ? r.result_object : null));
     const encoded = results.map((r, i) => (objects[i] ? JSON.stringify(resultRefDoc(objects[i])) : r.result === undefined ? null : JSON.stringify(r.result)));
     const storedLarge = await this.storeLargeResults(results, encoded);
+    // With lineage on, each state with the facts a record takes from the store (group, function, attempts, workflow, campaign).
     const states = await this.store.readStates(results.map((r) => r.task_id), this.lineageOn);
-    // With lineage on, the tasks' delivery messages too: their payloads are what the records used.
-    const messages = this.lineageOn ? new Map<string, string>() : undefined;
-    const deliveries = this.outbox.deliveries(results.map((r) => r.task_id), messages);
+    const deliveries = this.outbox.deliveries(results.map((r) => r.task_id));
     const at = nowSeconds();
     const outcomes: TaskOutcome[] = [];
     const extraAttempts: string[] = [];
     const events: TransitionEvent[] = [];
-    // Lineage records built with the outcomes, from what this frame read: kept in memory until written.
+    // Lineage records built with the outcomes, from the endpoint's facts and what this frame read:
+    // appended to the pending rows in the outcomes' transaction, without reading the tasks back.
     const records = new Map<string, TaskLineage>();
-    const endpoint = messages ? this.endpoint() : null;
+    const endpoint = this.lineageOn ? this.endpoint() : null;
     for (let i = 0; i < results.length; i++) {
       const r = results[i]!;
       const s = states.get(r.task_id);
@@ -949,16 +946,13 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       };
       outcomes.push(outcome);
       events.push(moved.event);
-      const message = messages?.get(r.task_id);
-      if (endpoint && s.facts && message !== undefined) {
-        // Built here only when no value needs a digest (an await); otherwise by flushLineage, from the store.
-        const items = taskItemsNow(message, object?.$ref, object ? null : encoded[i]!);
-        if (items) {
-          // The task's record as finishTasks will leave it: no await between this frame's reads and its writes.
-          const execution = r.execution || r.lost_attempts ? { ...r.execution, ...(r.lost_attempts ? { lost_attempts: r.lost_attempts } : {}) } : null;
-          const source = { ...s.facts, task_id: r.task_id, state: moved.state, attempts: Math.max(s.facts.attempts + 1, outcome.reported_attempt), transitions: moved.transitions, completion_t: at, execution };
-          records.set(r.task_id, lineageRecord(endpoint.owner, endpoint.endpoint_id, source, items));
-        }
+      // A result without facts (an older agent) or a store without them (Redis): the record is built
+      // by flushLineage, from the store and the outbox row's payload.
+      if (endpoint && s.facts && r.lineage) {
+        // The task's record as finishTasks will leave it: no await between this frame's reads and its writes.
+        const execution = r.execution || r.lost_attempts ? { ...r.execution, ...(r.lost_attempts ? { lost_attempts: r.lost_attempts } : {}) } : null;
+        const source = { ...s.facts, task_id: r.task_id, state: moved.state, attempts: Math.max(s.facts.attempts + 1, outcome.reported_attempt), transitions: moved.transitions, completion_t: at, execution };
+        records.set(r.task_id, lineageRecord(endpoint.owner, endpoint.endpoint_id, source, r.lineage, 'endpoint'));
       }
     }
     // A task with two results in this frame: the second counts one more attempt after the first's outcome.
@@ -968,10 +962,10 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     }
     const report = await this.store.finishTasks(outcomes, extraAttempts, (stored) => {
       // A task that ended in an earlier frame has just counted another attempt in the store: a
-      // record of it still waiting in memory says one too few, so the flush rebuilds it instead.
+      // pending record of it says one too few (one still in the outbox is built from the store).
       const finished = new Set(stored);
-      for (const id of extraAttempts) if (!finished.has(id) && !records.has(id)) this.builtRecords.delete(id);
-      for (const o of outcomes) if (!finished.has(o.task_id)) this.builtRecords.delete(o.task_id);
+      const recounted = this.lineageOn ? extraAttempts.filter((id) => !finished.has(id) && !records.has(id)) : [];
+      if (recounted.length > 0) this.lineagePending.countAttempt(recounted);
       this.retire(stored, records);
     });
     for (const id of storedLarge) this.largeResultsInFlight.delete(id);
@@ -982,7 +976,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     this.waiters.wake(report.finished);
     for (const ids of chunkBySize(results.map((r) => r.task_id), TASK_FRAME_BUDGET)) this.sendQuietly(ws, JSON.stringify({ type: 'results_ack', task_ids: ids }));
     // Not awaited: frames are handled one at a time, and the next must not wait for an R2 write.
-    if (this.builtRecords.size >= LINEAGE_BATCH) this.ctx.waitUntil(this.flushFullSegments());
+    if (this.lineageOn && this.pendingCount() >= LINEAGE_BATCH) this.ctx.waitUntil(this.flushFullSegments());
     await this.armLineage();
   }
 

@@ -1,9 +1,14 @@
-// Builds the lineage records of ended tasks from their final stored records (function, workflow,
-// group, attempts, transitions, execution, result) and their outbox messages (the payload: the
-// outbox keeps a task's row, marked ended, until its record is written).
+// Builds the lineage records of ended tasks: from what the endpoint reported with the result (its
+// lineage facts, execution and lost attempts) and the task's facts the hub read with its state; or,
+// for a task ended without the endpoint's facts (a cancel, an older agent, a store without facts),
+// from its final stored record and its outbox message (the payload: the outbox keeps the task's
+// row, marked ended, until its record is written), naming the items here.
 
-import type { AttemptRecord, LineageItem, TaskLineage } from '../../provenance/prov-document';
+import type { Payload } from '../../protocol/api';
+import type { LineageFacts } from '../../protocol/lineage-facts';
 import type { ExecutionInfo, LostAttempt } from '../../protocol/wire';
+import { namedItems, payloadArguments, resultItems, type Hasher } from '../../provenance/lineage-items';
+import type { AttemptRecord, LineageItem, TaskLineage } from '../../provenance/prov-document';
 import type { TaskRecord } from '../task-store/port';
 import { isObjectResult, spilledResultKey } from './task-doc-json';
 
@@ -17,80 +22,17 @@ export async function sha256Hex(text: string): Promise<string> {
   return out;
 }
 
-/** `{"$ref": id}` objects anywhere inside a JSON value. */
-export function refsIn(value: unknown, out: string[] = []): string[] {
-  if (Array.isArray(value)) {
-    for (const v of value) refsIn(v, out);
-  } else if (value !== null && typeof value === 'object') {
-    const ref = (value as Record<string, unknown>).$ref;
-    if (typeof ref === 'string') out.push(ref);
-    else for (const v of Object.values(value)) refsIn(v, out);
-  }
-  return out;
-}
-
-function isRef(value: unknown): value is { $ref: string } {
-  return value !== null && typeof value === 'object' && !Array.isArray(value) && typeof (value as Record<string, unknown>).$ref === 'string';
-}
-
-/**
- * Inline values whose JSON is at most this long are stored verbatim in records (`value`): shorter
- * than a digest, and no hashing on the results path; `withDigests` adds their digests when read.
- */
-export const VERBATIM_MAX_CHARS = 64;
-
-/**
- * An inline value's item: verbatim when small, else by the digest `pending` collects; null when a
- * digest is needed and `pending` is null (the caller cannot wait).
- */
-function inlineItem(role: string, text: string, pending: Array<Promise<void>> | null): LineageItem | null {
-  if (text.length <= VERBATIM_MAX_CHARS) return { role, value: text };
-  if (pending === null) return null;
-  const item: LineageItem = { role };
-  pending.push(sha256Hex(text).then((d) => void (item.digest = d)));
-  return item;
-}
-
-/** The `$ref`s inside a value's JSON text (parsed only when the text names one). */
-function refsInText(text: string): string[] {
-  return text.includes('"$ref"') ? refsIn(JSON.parse(text)) : [];
-}
-
-/**
- * Items (appended to `items`) of named values: a reference as its object, an inline value verbatim
- * or by digest (plus the references inside it). False when a digest is needed and `pending` is null.
- */
-function pushItems(items: LineageItem[], named: ReadonlyArray<[string, unknown]>, pending: Array<Promise<void>> | null): boolean {
-  for (const [role, value] of named) {
-    if (isRef(value)) {
-      items.push({ role, object: value.$ref });
-      continue;
-    }
-    const text = JSON.stringify(value) ?? 'null';
-    const item = inlineItem(role, text, pending);
-    if (item === null) return false;
-    items.push(item);
-    for (const object of refsInText(text)) items.push({ role, object });
-  }
-  return true;
+/** Names values the way the endpoint does, hashing with crypto.subtle: the digests land once `pending` settles. */
+function hasher(pending: Array<Promise<void>>): Hasher {
+  return (text, item) => void pending.push(sha256Hex(text).then((d) => void (item.digest = d)));
 }
 
 /** One item per argument: a reference as its object, an inline value verbatim or by digest (plus the references inside it). */
 export async function itemsOf(named: ReadonlyArray<[string, unknown]>): Promise<LineageItem[]> {
-  const items: LineageItem[] = [];
   const pending: Array<Promise<void>> = [];
-  pushItems(items, named, pending);
+  const items = namedItems(named, hasher(pending));
   await Promise.all(pending);
   return items;
-}
-
-/** A delivery message's arguments, named `args.<i>` and `kwargs.<name>`. */
-function payloadArguments(message: string | undefined): Array<[string, unknown]> {
-  if (message === undefined) return [];
-  const payload = (JSON.parse(message) as { payload?: { args?: unknown[]; kwargs?: Record<string, unknown> } }).payload ?? {};
-  const named: Array<[string, unknown]> = (payload.args ?? []).map((v, i) => [`args.${i}`, v]);
-  for (const [k, v] of Object.entries(payload.kwargs ?? {})) named.push([`kwargs.${k}`, v]);
-  return named;
 }
 
 /** Records as read back: every verbatim item gets its digest too (in place). */
@@ -118,39 +60,17 @@ function attemptHistory(execution: Execution, state: string): AttemptRecord[] {
   return history;
 }
 
-/** What a task's record names as used (its payload's arguments) and generated (its result). */
-export interface TaskItems {
-  used: LineageItem[];
-  generated: LineageItem[];
-}
-
 /**
  * A task's items from its delivery message (the payload) and its result: an object reference
  * (`resultObject`), or the result's JSON text (`resultText`, also a result the gateway spilled to R2).
  */
-export async function taskItems(message: string | undefined, resultObject: string | undefined, resultText: string | null): Promise<TaskItems> {
+async function taskItems(message: string | undefined, resultObject: string | undefined, resultText: string | null): Promise<LineageFacts> {
   const pending: Array<Promise<void>> = [];
-  const items = collectItems(message, resultObject, resultText, pending)!;
+  const hash = hasher(pending);
+  const payload = message === undefined ? undefined : (JSON.parse(message) as { payload?: Payload }).payload;
+  const items = { used: namedItems(payloadArguments(payload), hash), generated: resultItems(resultObject, resultText, hash) };
   await Promise.all(pending);
   return items;
-}
-
-/** `taskItems` without waiting: null when a value is long enough to be named by its digest. */
-export function taskItemsNow(message: string | undefined, resultObject: string | undefined, resultText: string | null): TaskItems | null {
-  return collectItems(message, resultObject, resultText, null);
-}
-
-function collectItems(message: string | undefined, resultObject: string | undefined, resultText: string | null, pending: Array<Promise<void>> | null): TaskItems | null {
-  const generated: LineageItem[] = [];
-  if (resultObject !== undefined) generated.push({ role: 'result', object: resultObject });
-  if (resultText !== null) {
-    const item = inlineItem('result', resultText, pending);
-    if (item === null) return null;
-    generated.push(item);
-    for (const object of refsInText(resultText)) generated.push({ role: 'result', object });
-  }
-  const used: LineageItem[] = [];
-  return pushItems(used, payloadArguments(message), pending) ? { used, generated } : null;
 }
 
 /** The object a result stored as a reference names, if it is one. */
@@ -172,8 +92,8 @@ export interface LineageSource {
   execution: Execution | null;
 }
 
-/** A task's lineage record, from its final record and its items. */
-export function lineageRecord(owner: string, endpointId: string, t: LineageSource, { used, generated }: TaskItems): TaskLineage {
+/** A task's lineage record, from its final record and its items (named by the endpoint: `reportedBy`). */
+export function lineageRecord(owner: string, endpointId: string, t: LineageSource, { used, generated }: LineageFacts, reportedBy?: 'endpoint'): TaskLineage {
   const { execution, transitions } = t;
   const telemetry: NonNullable<TaskLineage['telemetry']> = {};
   if (execution?.started_at !== undefined && execution.ended_at !== undefined) telemetry.wall_time_s = Math.max(0, execution.ended_at - execution.started_at);
@@ -199,6 +119,7 @@ export function lineageRecord(owner: string, endpointId: string, t: LineageSourc
     generated,
     telemetry: Object.keys(telemetry).length > 0 ? telemetry : null,
     ...(execution?.lost_attempts?.length ? { attempt_history: attemptHistory(execution, t.state) } : {}),
+    ...(reportedBy ? { reported_by: reportedBy } : {}),
   } satisfies TaskLineage;
 }
 

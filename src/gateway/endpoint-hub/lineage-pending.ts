@@ -1,8 +1,7 @@
-// Lineage records an earlier version built when their tasks ended and kept in SQLite until written
-// to a segment: one row per frame of results, holding the frame's records as NDJSON lines and the
-// index rows they will need. Records are now kept in memory instead (EndpointHub.builtRecords), with
-// their tasks' outbox rows as what makes them durable; rows left by the earlier version are still
-// written out (EndpointHub.flushLineage), a batch at a time. `append` is how they were written.
+// Lineage records built when their tasks ended (from the endpoint's facts), kept in SQLite until
+// written to a segment: one row per frame of results, appended in the transaction that ended the
+// tasks, holding the frame's records as NDJSON lines and the index rows they will need, so writing
+// a segment (EndpointHub.flushLineage) neither reads the tasks back nor builds a record.
 
 import type { TaskLineage } from '../../provenance/prov-document';
 import { mergeSegmentRows, segmentRowsOf, type SegmentRows } from '../lineage-index';
@@ -41,14 +40,20 @@ export class LineagePending {
     this.sql.exec('INSERT INTO lineage_pending (lines, meta, records) VALUES (?, ?, ?)', ndjson(records), JSON.stringify(meta), records.length);
   }
 
-  /** The oldest rows, as many as hold about `limit` records (at least one row); null if none wait. */
-  take(limit: number): PendingBatch | null {
+  /**
+   * The oldest rows holding at least `limit` records (all of them when fewer wait), one row past
+   * `limit` at most: a frame's row is never split, and a segment short of `limit` would cost one
+   * more object-store write per `limit` records. Null if fewer than `atLeast` records wait (none, by default).
+   */
+  take(limit: number, atLeast = 1): PendingBatch | null {
     // Which rows first (ids and counts only), then their lines: every cursor read to its end.
     const counts = [...this.sql.exec('SELECT id, records FROM lineage_pending ORDER BY id').raw<[number, number]>()];
-    if (counts.length === 0) return null;
+    let waiting = 0;
+    for (const [, n] of counts) waiting += n;
+    if (counts.length === 0 || waiting < atLeast) return null;
     let records = 0;
     let last = 0;
-    while (last < counts.length && (last === 0 || records + counts[last]![1] <= limit)) records += counts[last++]![1];
+    while (last < counts.length && records < limit) records += counts[last++]![1];
     const firstId = counts[0]![0];
     const lastId = counts[last - 1]![0];
     const taken = this.sql.exec<{ lines: string; meta: string }>('SELECT lines, meta FROM lineage_pending WHERE id BETWEEN ? AND ? ORDER BY id', firstId, lastId).toArray();
@@ -59,6 +64,30 @@ export class LineagePending {
   /** Drops the rows a batch took (call it inside the transaction that indexes their segment). */
   remove(batch: PendingBatch): void {
     this.sql.exec('DELETE FROM lineage_pending WHERE id BETWEEN ? AND ?', batch.firstId, batch.lastId);
+  }
+
+  /** Records the rows hold. */
+  count(): number {
+    return this.sql.exec<{ n: number }>('SELECT COALESCE(SUM(records), 0) AS n FROM lineage_pending').one().n;
+  }
+
+  /**
+   * One more attempt in the pending records of these tasks (a result sent again after its task had
+   * ended), where one waits. Rare: each id is looked for in the rows' text.
+   */
+  countAttempt(taskIds: readonly string[]): void {
+    for (const taskId of taskIds) {
+      const needle = JSON.stringify(taskId);
+      for (const row of this.sql.exec<{ id: number; lines: string; meta: string }>('SELECT id, lines, meta FROM lineage_pending WHERE instr(meta, ?) > 0', needle).toArray()) {
+        const line = (JSON.parse(row.meta) as PendingMeta).ids.indexOf(taskId);
+        if (line < 0) continue;
+        const lines = row.lines.split('\n');
+        const record = JSON.parse(lines[line]!) as TaskLineage;
+        record.attempts++;
+        lines[line] = JSON.stringify(record);
+        this.sql.exec('UPDATE lineage_pending SET lines = ? WHERE id = ?', lines.join('\n'), row.id);
+      }
+    }
   }
 
   hasAny(): boolean {
