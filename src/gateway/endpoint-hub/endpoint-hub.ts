@@ -6,6 +6,7 @@ import { DurableObject } from 'cloudflare:workers';
 import { z } from 'zod';
 import { EVENTS_LIMITS } from '../../protocol/events';
 import { LIMITS, type EndpointDoc, type EndpointStatus, type ResultRef, type StatusReport } from '../../protocol/api';
+import { FerryError } from '../../protocol/errors';
 import { endpointOfId } from '../../protocol/ids';
 import { canTransition, isFinal, transition, type TaskState, type TransitionEvent } from '../../protocol/task-state';
 import { traceHop, type TraceHops } from '../../protocol/trace';
@@ -40,6 +41,8 @@ import { EVENTS_SOCKET_PATH, EventSubscribers } from './event-subscribers';
 
 /** Headers by which the gateway tells the hub who opens the agent socket (already authenticated). */
 export const AGENT_SOCKET_HEADERS = { endpointId: 'x-ferry-endpoint-id', owner: 'x-ferry-owner', generation: 'x-ferry-secret-gen' } as const;
+
+const EVENTS_NEED_SQLITE = 'event streams need the default task store (TASK_STORE=sqlite): with Redis, nothing records the order of changes';
 
 const REVOKED_MESSAGE = 'the endpoint secret was revoked; register the endpoint again for a new secret';
 
@@ -493,7 +496,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   async events(owner: string, filter: HubFilter, after: number | null, limit: number, check: boolean): Promise<HubReply<EventsPage>> {
     const record = this.owned(owner, true);
     if (!record) return fail('NOT_FOUND', 'endpoint not found');
-    if (this.remoteStore) return fail('NOT_IMPLEMENTED', 'event streams need the default task store (TASK_STORE=sqlite)');
+    if (this.remoteStore) return fail('NOT_IMPLEMENTED', EVENTS_NEED_SQLITE);
     const head = this.changes.head();
     if (after !== null && after > head) return fail('VALIDATION_ERROR', 'Last-Event-ID is not an event id of this stream');
     if (check && filter.kind === 'task_group' && (endpointOfId(filter.task_group_id) !== record.endpoint_id || !(await this.store.groupExists(filter.task_group_id)))) {
@@ -711,7 +714,8 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     const owner = request.headers.get(AGENT_SOCKET_HEADERS.owner) ?? '';
     if (new URL(request.url).pathname === EVENTS_SOCKET_PATH) {
       // An event stream's socket (routes/events.ts); tasks of a deleted endpoint stay watchable by their owner.
-      if (!this.owned(owner, true) || this.remoteStore) return Response.json({ code: 'NOT_FOUND', message: 'endpoint not found' }, { status: 404 });
+      if (!this.owned(owner, true)) return Response.json({ code: 'NOT_FOUND', message: 'endpoint not found' }, { status: 404 });
+      if (this.remoteStore) return Response.json(new FerryError('NOT_IMPLEMENTED', EVENTS_NEED_SQLITE).toBody(), { status: 501 });
       return this.subscribers.accept();
     }
     const record = this.owned(owner);

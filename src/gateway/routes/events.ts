@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { TaskGroupId, TaskId, Uuid } from '../../protocol/api';
 import { CursorError, EVENTS_LIMITS, EventsQuery, filterOf, formatCursor, parseCursor, type EventCursor, type EventsFilter } from '../../protocol/events';
-import { FerryError } from '../../protocol/errors';
+import { FerryError, isErrorCode } from '../../protocol/errors';
 import { endpointOfId } from '../../protocol/ids';
 import { AGENT_SOCKET_HEADERS, hubOf } from '../endpoint-hub/endpoint-hub';
 import type { EventsPage, HubFilter } from '../endpoint-hub/event-log';
@@ -45,6 +45,7 @@ export function registerEventRoutes(table: RouteTable): void {
       headers: EventsHeaders,
       otherResponses: [{ status: 200, description: 'text/event-stream: `id:` (a cursor), `event: task|endpoint`, `data:` (a task doc, or {endpoint_id, status}); a `: keepalive` comment at least every 15 s' }],
       errors: ['NOT_FOUND', 'NOT_IMPLEMENTED'],
+      queryExample: 'task_group_id={task_group_id}',
     },
     async (c, { principal: { owner }, headers }) => {
       const raw: Record<string, unknown> = { ...c.req.query() };
@@ -100,10 +101,13 @@ async function hubsOf(env: GatewayEnv, owner: string, filter: EventsFilter): Pro
   return hubs;
 }
 
-/** A hub's subscription socket, or null when the hub does not know the owner's endpoint. */
-async function subscribe(env: GatewayEnv, endpointId: string, owner: string): Promise<WebSocket | null> {
+/** A hub's subscription socket; the hub's refusal (not the owner's: 404; a Redis task store: 501) is thrown. */
+async function subscribe(env: GatewayEnv, endpointId: string, owner: string): Promise<WebSocket> {
   const res = await hubOf(env, endpointId).fetch(new Request(`https://hub${EVENTS_SOCKET_PATH}`, { headers: { upgrade: 'websocket', [AGENT_SOCKET_HEADERS.owner]: owner } }));
-  if (!res.webSocket) return null;
+  if (!res.webSocket) {
+    const body = (await res.json().catch(() => null)) as { code?: unknown; message?: string } | null;
+    throw new FerryError(isErrorCode(body?.code) ? body.code : 'INTERNAL', body?.message);
+  }
   res.webSocket.accept();
   return res.webSocket;
 }
@@ -136,7 +140,6 @@ async function openStream(env: GatewayEnv, owner: string, hubs: Map<string, HubF
     // Subscribed before the first read: a write between the two is announced, never missed.
     for (const [endpointId, filter] of hubs) {
       const socket = await subscribe(env, endpointId, owner);
-      if (!socket) throw new FerryError('NOT_FOUND', 'endpoint not found');
       follows.push({ endpointId, filter, socket, position: 0, head: 0, more: false, reading: false });
     }
     const pages = await Promise.all(follows.map((f) => hubOf(env, f.endpointId).events(owner, f.filter, cursor ? (cursor.get(f.endpointId) ?? 0) : null, PAGE_EVENTS, true)));

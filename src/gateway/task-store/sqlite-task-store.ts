@@ -143,13 +143,14 @@ export class SqliteTaskStore implements TaskStore {
 
   async finishTasks(outcomes: readonly TaskOutcome[], extraAttempts: readonly string[], alongside?: FinishAlongside): Promise<FinishReport> {
     const report: FinishReport = { finished: [], refused: [] };
+    const finish = `UPDATE tasks SET state = ?, transitions = json_patch(transitions, ?), result = ?, result_ref = ?, exception = ?, stdout = ?, completion_t = ?, execution = ?,
+       attempts = MAX(attempts + ?, ?)${this.changes ? ', change_seq = ?' : ''} WHERE task_id = ? AND state NOT IN ('success', 'failed', 'cancelled')`;
     this.storage.transactionSync(() => {
       for (const o of outcomes) {
         // Only a task not final yet takes an outcome: the first final outcome wins.
         const stored = isFinal(o.state)
           ? this.sql.exec(
-              `UPDATE tasks SET state = ?, transitions = json_patch(transitions, ?), result = ?, result_ref = ?, exception = ?, stdout = ?, completion_t = ?, execution = ?,
-                 attempts = MAX(attempts + ?, ?)${this.changes ? ', change_seq = ?' : ''} WHERE task_id = ? AND state NOT IN ('success', 'failed', 'cancelled')`,
+              finish,
               o.state,
               JSON.stringify(o.transitions),
               o.result_json,
