@@ -2,8 +2,11 @@
 // nothing twice), endpoint status events, keepalives and bad queries. Streams are read with the
 // SDK's own SSE parser.
 
-import { exports } from 'cloudflare:workers';
+import { env, exports } from 'cloudflare:workers';
+import { runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
+import { EndpointHub } from '../../src/gateway/endpoint-hub/endpoint-hub';
+import type { GatewayEnv } from '../../src/gateway/env';
 import { TaskDoc } from '../../src/protocol/api';
 import { EndpointEvent, parseCursor } from '../../src/protocol/events';
 import { SseParser, type SseEvent } from '../../src/sdk/event-stream';
@@ -251,6 +254,22 @@ describe('GET /v3/events?workflow_id and ?task_id', () => {
 });
 
 describe('GET /v3/events: the stream itself', () => {
+  it('holds nothing in the hub: a fresh hub instance (as after hibernation) tells the open stream of its writes', async () => {
+    const { alice, fn, ep } = await setup();
+    const { task_ids, task_group_id } = await submit(alice, ep.endpoint_id, fn, [{ args: [1, 1] }, { args: [2, 2] }]);
+    const stream = await Stream.open(alice, `task_group_id=${task_group_id}`);
+    await stream.untilTasks(task_ids, ['waiting-for-ep']);
+    const ns = (env as unknown as GatewayEnv).ENDPOINT_HUB;
+    await runInDurableObject(ns.get(ns.idFromName(ep.endpoint_id)), async (_instance, state) => {
+      // Only storage and the hibernatable sockets carry over into a woken instance.
+      const woken = new EndpointHub(state, env as unknown as GatewayEnv);
+      expect((await woken.cancel(alice.sub, task_ids[1]!)).ok).toBe(true);
+    });
+    await stream.untilTasks([task_ids[1]!], ['cancelled']);
+    expect(stream.tasks().filter((t) => t.status === 'cancelled')).toHaveLength(1);
+    await stream.close();
+  });
+
   it('writes a keepalive comment while nothing happens', async () => {
     const { alice, fn, ep } = await setup();
     const { task_group_id } = await submit(alice, ep.endpoint_id, fn);

@@ -497,7 +497,8 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     const record = this.owned(owner, true);
     if (!record) return fail('NOT_FOUND', 'endpoint not found');
     if (this.remoteStore) return fail('NOT_IMPLEMENTED', EVENTS_NEED_SQLITE);
-    const head = this.changes.head();
+    // Read from storage, not the counter's memory: what is committed is what can be read.
+    const head = this.changes.stored();
     if (after !== null && after > head) return fail('VALIDATION_ERROR', 'Last-Event-ID is not an event id of this stream');
     if (check && filter.kind === 'task_group' && (endpointOfId(filter.task_group_id) !== record.endpoint_id || !(await this.store.groupExists(filter.task_group_id)))) {
       return fail('NOT_FOUND', 'task group not found');

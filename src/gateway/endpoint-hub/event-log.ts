@@ -37,12 +37,14 @@ export class ChangeCounter {
 
   /** The newest position handed out (0: none yet). */
   head(): number {
-    if (this.last === null) {
-      const task = this.sql.exec<{ m: number | null }>('SELECT MAX(change_seq) AS m FROM tasks').one().m ?? 0;
-      const status = this.sql.exec<{ seq: number }>('SELECT seq FROM endpoint_event').toArray()[0]?.seq ?? 0;
-      this.last = Math.max(task, status);
-    }
-    return this.last;
+    return (this.last ??= this.stored());
+  }
+
+  /** The newest position in storage (an index's last entry): what a read of changes goes up to. */
+  stored(): number {
+    const task = this.sql.exec<{ m: number | null }>('SELECT MAX(change_seq) AS m FROM tasks').one().m ?? 0;
+    const status = this.sql.exec<{ seq: number }>('SELECT seq FROM endpoint_event').toArray()[0]?.seq ?? 0;
+    return Math.max(task, status);
   }
 
   next(): number {
