@@ -310,19 +310,24 @@ async function throughputSection() {
     const ratios: number[] = [];
     let streamedRate = 0;
     let plainRate = 0;
+    const cpuRuns: { plain: CpuParts[]; streamed: CpuParts[] } = { plain: [], streamed: [] };
+    const sample = ferryCpu(stack, endpoint.agentPid);
     for (let p = 0; p < pairs; p++) {
-      const plain = await timedBatch(client, endpoint.endpointId, inc, n, `bench-plain-${p}`);
+      const plain = await timedBatch(client, endpoint.endpointId, inc, n, `bench-plain-${p}`, sample);
       const subscriber = await workflowSubscriber(client, `bench-streamed-${p}`, n);
-      const streamed = await timedBatch(client, endpoint.endpointId, inc, n, `bench-streamed-${p}`);
+      const streamed = await timedBatch(client, endpoint.endpointId, inc, n, `bench-streamed-${p}`, sample);
       const events = await subscriber.done; // every terminal event came, each once (checked as read)
-      process.stderr.write(`\n  pair ${p + 1}: ${plain.toFixed(0)} tasks/s without, ${streamed.toFixed(0)} with a subscriber (${events} events read)\n`);
-      ratios.push(streamed / plain);
-      streamedRate += streamed / pairs;
-      plainRate += plain / pairs;
+      process.stderr.write(`\n  pair ${p + 1}: ${plain.rate.toFixed(0)} tasks/s without, ${streamed.rate.toFixed(0)} with a subscriber (${events} events read); gateway CPU-µs/task ${plain.cpu.gateway!.toFixed(0)} without, ${streamed.cpu.gateway!.toFixed(0)} with\n`);
+      ratios.push(streamed.rate / plain.rate);
+      streamedRate += streamed.rate / pairs;
+      plainRate += plain.rate / pairs;
+      cpuRuns.plain.push(plain.cpu);
+      cpuRuns.streamed.push(streamed.cpu);
     }
     figures['throughput_20k_streamed'] = {
       value: streamedRate, unit: 'tasks/s', baseline: plainRate, baseline_name: `the same batch without a subscriber (mean of ${pairs})`,
-      note: `${pairs} interleaved pairs of ${n} tasks, every result verified, the subscriber read every terminal event once; pair ratios ${ratios.map((r) => r.toFixed(3)).join(' ')}, median ${median(ratios).toFixed(3)}`,
+      note: `${pairs} interleaved pairs of ${n} tasks, every result verified, the subscriber (the SDK, in the client process) read every terminal event once; pair ratios ${ratios.map((r) => r.toFixed(3)).join(' ')}, median ${median(ratios).toFixed(3)}`,
+      cpu_us_per_task: medianCpu(cpuRuns.streamed), baseline_cpu_us_per_task: medianCpu(cpuRuns.plain),
     };
   } finally {
     await stack.stop();
@@ -330,14 +335,16 @@ async function throughputSection() {
 }
 
 /** One batch of `n` increments, submitted and awaited as throughput_20k does: tasks per second, results checked. */
-async function timedBatch(client: Client, endpointId: string, inc: string, n: number, workflowId: string): Promise<number> {
+async function timedBatch(client: Client, endpointId: string, inc: string, n: number, workflowId: string, sample: () => CpuParts): Promise<{ rate: number; cpu: CpuParts }> {
   const payloads = Array.from({ length: n }, (_, i) => [i]);
+  const cpu = cpuClock(sample);
   const t0 = performance.now();
   const sub = await client.submitBatch(endpointId, inc, payloads, { workflow_id: workflowId });
   const docs = await client.waitAll(sub.task_ids, { timeout: 600 });
   const rate = n / ((performance.now() - t0) / 1000);
+  const used = cpu.stop(n);
   checkIncrements(docs, n, workflowId);
-  return rate;
+  return { rate, cpu: used };
 }
 
 /**

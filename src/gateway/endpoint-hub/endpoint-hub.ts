@@ -161,7 +161,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.subscribers = new EventSubscribers(ctx);
-    this.changes = new ChangeCounter(this.sql, (position) => this.subscribers.tick(position));
+    this.changes = new ChangeCounter(this.sql, (position, ended) => this.subscribers.tick(position, ended));
     this.sqliteStore = new SqliteTaskStore(ctx.storage, this.changes);
     this.remoteStore = taskStoreKind(env) === 'redis';
     this.outbox = new Outbox(this.sql);
@@ -531,7 +531,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     const last = readStatusEvent(this.sql);
     if (last && statusKey(last.status) === statusKey(status)) return;
     writeStatusEvent(this.sql, this.changes.next(), status);
-    this.changes.committed();
+    this.changes.committed(true);
   }
 
   /** The agent's socket (and sockets it replaced that are closing), not the event streams'. */

@@ -24,7 +24,9 @@ export function migrateEventLog(sql: SqlStorage): void {
 /**
  * The hub's change counter. Positions are handed out inside the write's transaction (the hub's
  * thread is the only writer, so commit order is position order); a rolled-back write leaves a gap,
- * which nobody notices. `committed()` after the transaction tells subscribers (one call per write).
+ * which nobody notices. `committed()` after the transaction tells subscribers (one call per write);
+ * `ended`: the write ended tasks (or changed the endpoint's status), which streams read at once,
+ * where other changes may wait a moment to be read together (routes/events.ts).
  */
 export class ChangeCounter {
   private last: number | null = null;
@@ -32,7 +34,7 @@ export class ChangeCounter {
 
   constructor(
     private readonly sql: SqlStorage,
-    private readonly onCommit: (position: number) => void,
+    private readonly onCommit: (position: number, ended: boolean) => void,
   ) {}
 
   /** The newest position handed out (0: none yet). */
@@ -59,10 +61,10 @@ export class ChangeCounter {
     return first;
   }
 
-  committed(): void {
+  committed(ended = false): void {
     if (this.last === null || this.last <= this.published) return;
     this.published = this.last;
-    this.onCommit(this.last);
+    this.onCommit(this.last, ended);
   }
 }
 

@@ -1,6 +1,7 @@
 // Open event streams, as the hub sees them: one hibernatable WebSocket per stream (tag `events`),
 // opened by the gateway's worker that holds the client's SSE response. After each write the hub
-// sends the new position (a few bytes) and the worker reads the changes by RPC. Nothing stays
+// sends the new position (a few bytes: `<position>`, or `<position>!` when the write ended tasks)
+// and the worker reads the changes by RPC. Nothing stays
 // pending in the object: an idle hub with open streams hibernates as it does with its agent
 // socket, and wakes for the next write. Why not a long RPC per stream: a call the object has not
 // answered keeps it in memory, and one per client would pin every watched hub.
@@ -37,11 +38,11 @@ export class EventSubscribers {
     }
   }
 
-  /** Tells every open stream the hub's newest position. */
-  tick(position: number): void {
+  /** Tells every open stream the hub's newest position, and whether the write ended tasks. */
+  tick(position: number, ended: boolean): void {
     this.open ??= this.ctx.getWebSockets(EVENTS_SOCKET_TAG);
     if (this.open.length === 0) return;
-    const text = String(position);
+    const text = ended ? `${position}!` : String(position);
     for (const ws of this.open) {
       try {
         ws.send(text);

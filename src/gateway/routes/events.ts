@@ -21,6 +21,13 @@ import { defineRoute, type RouteTable } from '../route-spec';
 
 /** Task events one read of a hub answers at most. */
 const PAGE_EVENTS = 500;
+/**
+ * A change that ended no task (a submit, an ack, a task running) is read at most this long after
+ * the stream's previous read, with whatever else changed meanwhile: under load, one read carries
+ * many writes' changes, and a task that passed several states is read once, in its latest. A write
+ * that ended tasks is read at once: results are what a client waits for.
+ */
+const GATHER_MS = 25;
 
 /** The query as documented and checked first (one `task_id`); the handler reads every `task_id`. */
 const EventsQueryParams = z.strictObject({
@@ -122,6 +129,12 @@ interface HubFollow {
   head: number;
   more: boolean;
   reading: boolean;
+  /** A write that ended tasks was announced since the last read began. */
+  ended: boolean;
+  /** When the last read began (ms). */
+  readAt: number;
+  /** A read waiting for GATHER_MS to pass. */
+  timer: ReturnType<typeof setTimeout> | null;
 }
 
 async function openStream(env: GatewayEnv, owner: string, hubs: Map<string, HubFilter>, cursor: EventCursor | null): Promise<Response> {
@@ -140,7 +153,7 @@ async function openStream(env: GatewayEnv, owner: string, hubs: Map<string, HubF
     // Subscribed before the first read: a write between the two is announced, never missed.
     for (const [endpointId, filter] of hubs) {
       const socket = await subscribe(env, endpointId, owner);
-      follows.push({ endpointId, filter, socket, position: 0, head: 0, more: false, reading: false });
+      follows.push({ endpointId, filter, socket, position: 0, head: 0, more: false, reading: false, ended: false, readAt: 0, timer: null });
     }
     const pages = await Promise.all(follows.map((f) => hubOf(env, f.endpointId).events(owner, f.filter, cursor ? (cursor.get(f.endpointId) ?? 0) : null, PAGE_EVENTS, true)));
     for (const page of pages) firstPages.push(unwrap(page));
@@ -161,6 +174,7 @@ async function openStream(env: GatewayEnv, owner: string, hubs: Map<string, HubF
     if (closed) return;
     closed = true;
     if (keepalive !== null) clearInterval(keepalive);
+    for (const f of follows) if (f.timer !== null) clearTimeout(f.timer);
     closeSockets();
     if (why !== undefined) logEvent('warn', 'event stream ended by a failure', { error: why instanceof Error ? why.message : String(why) });
     writer.close().catch(() => undefined);
@@ -180,12 +194,23 @@ async function openStream(env: GatewayEnv, owner: string, hubs: Map<string, HubF
   };
 
   const read = async (follow: HubFollow): Promise<void> => {
-    if (follow.reading || closed) return;
+    if (follow.reading || follow.timer !== null || closed) return;
     follow.reading = true;
     try {
       while (!closed && (follow.more || follow.head > follow.position)) {
+        const wait = follow.more || follow.ended ? 0 : follow.readAt + GATHER_MS - Date.now();
+        if (wait > 0) {
+          // Nothing ended: gather more changes first (a result announced meanwhile reads at once).
+          follow.timer = setTimeout(() => {
+            follow.timer = null;
+            void read(follow);
+          }, wait);
+          return;
+        }
         // A client that reads slowly slows the reads down, not the gateway's memory up.
         await writer.ready;
+        follow.ended = false;
+        follow.readAt = Date.now();
         const page = unwrap(await hubOf(env, follow.endpointId).events(owner, follow.filter, follow.position, PAGE_EVENTS, false));
         await writePage(follow, page);
       }
@@ -201,8 +226,17 @@ async function openStream(env: GatewayEnv, owner: string, hubs: Map<string, HubF
     for (let i = 0; i < follows.length; i++) await writePage(follows[i]!, firstPages[i]!);
     for (const follow of follows) {
       follow.socket.addEventListener('message', (event) => {
-        const position = Number(event.data);
+        const text = String(event.data);
+        const ended = text.endsWith('!');
+        const position = Number(ended ? text.slice(0, -1) : text);
         if (position > follow.head) follow.head = position;
+        if (ended) {
+          follow.ended = true;
+          if (follow.timer !== null) {
+            clearTimeout(follow.timer);
+            follow.timer = null;
+          }
+        }
         void read(follow);
       });
       // The hub went away (endpoint deleted, gateway restarting): the client reconnects with its Last-Event-ID.

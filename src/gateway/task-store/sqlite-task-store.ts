@@ -176,7 +176,7 @@ export class SqliteTaskStore implements TaskStore {
       for (const taskId of extraAttempts) this.sql.exec('UPDATE tasks SET attempts = attempts + 1 WHERE task_id = ?', taskId);
       alongside?.(report.finished);
     });
-    this.changes?.committed();
+    this.changes?.committed(true);
     return report;
   }
 
