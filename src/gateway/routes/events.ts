@@ -22,11 +22,13 @@ import { defineRoute, type RouteTable } from '../route-spec';
 /** Task events one read of a hub answers at most. */
 const PAGE_EVENTS = 500;
 /**
- * A change that ended no task (a submit, an ack, a task running) is read at most this long after
- * the stream's previous read, with whatever else changed meanwhile: under load, one read carries
- * many writes' changes, and a task that passed several states is read once, in its latest. A write
- * that ended tasks is read at once: results are what a client waits for.
+ * When a hub's changes are read. A write that ended tasks is read at once (results are what a
+ * client waits for), unless the stream's last read began less than READ_GAP_MS ago: under load,
+ * one read then carries many writes. A change that ended no task (a submit, an ack, a task
+ * running) waits up to GATHER_MS for more, so a task that passed several states is read once, in
+ * its latest, and a result that comes meanwhile is read with it.
  */
+const READ_GAP_MS = 10;
 const GATHER_MS = 25;
 
 /** The query as documented and checked first (one `task_id`); the handler reads every `task_id`. */
@@ -131,6 +133,8 @@ interface HubFollow {
   reading: boolean;
   /** A write that ended tasks was announced since the last read began. */
   ended: boolean;
+  /** When the first change not read yet was announced (ms; 0: none). */
+  unreadSince: number;
   /** When the last read began (ms). */
   readAt: number;
   /** A read waiting for GATHER_MS to pass. */
@@ -153,7 +157,7 @@ async function openStream(env: GatewayEnv, owner: string, hubs: Map<string, HubF
     // Subscribed before the first read: a write between the two is announced, never missed.
     for (const [endpointId, filter] of hubs) {
       const socket = await subscribe(env, endpointId, owner);
-      follows.push({ endpointId, filter, socket, position: 0, head: 0, more: false, reading: false, ended: false, readAt: 0, timer: null });
+      follows.push({ endpointId, filter, socket, position: 0, head: 0, more: false, reading: false, ended: false, unreadSince: 0, readAt: 0, timer: null });
     }
     const pages = await Promise.all(follows.map((f) => hubOf(env, f.endpointId).events(owner, f.filter, cursor ? (cursor.get(f.endpointId) ?? 0) : null, PAGE_EVENTS, true)));
     for (const page of pages) firstPages.push(unwrap(page));
@@ -198,9 +202,10 @@ async function openStream(env: GatewayEnv, owner: string, hubs: Map<string, HubF
     follow.reading = true;
     try {
       while (!closed && (follow.more || follow.head > follow.position)) {
-        const wait = follow.more || follow.ended ? 0 : follow.readAt + GATHER_MS - Date.now();
+        const now = Date.now();
+        const wait = follow.more ? 0 : Math.max(follow.readAt + READ_GAP_MS, follow.ended ? 0 : (follow.unreadSince || now) + GATHER_MS) - now;
         if (wait > 0) {
-          // Nothing ended: gather more changes first (a result announced meanwhile reads at once).
+          // Gather more changes first (a result announced meanwhile shortens the wait).
           follow.timer = setTimeout(() => {
             follow.timer = null;
             void read(follow);
@@ -210,6 +215,7 @@ async function openStream(env: GatewayEnv, owner: string, hubs: Map<string, HubF
         // A client that reads slowly slows the reads down, not the gateway's memory up.
         await writer.ready;
         follow.ended = false;
+        follow.unreadSince = 0;
         follow.readAt = Date.now();
         const page = unwrap(await hubOf(env, follow.endpointId).events(owner, follow.filter, follow.position, PAGE_EVENTS, false));
         await writePage(follow, page);
@@ -230,6 +236,7 @@ async function openStream(env: GatewayEnv, owner: string, hubs: Map<string, HubF
         const ended = text.endsWith('!');
         const position = Number(ended ? text.slice(0, -1) : text);
         if (position > follow.head) follow.head = position;
+        if (follow.unreadSince === 0) follow.unreadSince = Date.now();
         if (ended) {
           follow.ended = true;
           if (follow.timer !== null) {
