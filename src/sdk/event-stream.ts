@@ -45,9 +45,11 @@ export class SseParser {
     this.buffer += text;
     const events: SseEvent[] = [];
     let start = 0;
+    // The next CR, looked up again only once passed: a stream without any (Ferry's) is scanned once, not once per line.
+    let cr = this.buffer.indexOf('\r');
     for (;;) {
       const lf = this.buffer.indexOf('\n', start);
-      const cr = this.buffer.indexOf('\r', start);
+      if (cr >= 0 && cr < start) cr = this.buffer.indexOf('\r', start);
       const end = lf < 0 ? cr : cr < 0 ? lf : Math.min(lf, cr);
       if (end < 0) break;
       const line = this.buffer.slice(start, end);
