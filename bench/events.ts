@@ -16,7 +16,7 @@ function quantile(sorted: number[], q: number): number {
  * from the result reaching the hub (`completion_t`: the hub's clock when the results frame arrived,
  * the same host's clock) to the answer reaching the client.
  */
-export async function notificationLatency(client: Client, endpointId: string, fn: string, n: number): Promise<{ sse: { p50: number; p99: number }; wait: { p50: number; p99: number } }> {
+export async function notificationLatency(client: Client, endpointId: string, fn: string, n: number): Promise<{ sse: { p50: number; p99: number; mean: number }; wait: { p50: number; p99: number; mean: number } }> {
   const abort = new AbortController();
   const waiting = new Map<string, (ms: number) => void>();
   const early = new Map<string, number>();
@@ -57,7 +57,8 @@ export async function notificationLatency(client: Client, endpointId: string, fn
   }
   sse.sort((a, b) => a - b);
   wait.sort((a, b) => a - b);
-  return { sse: { p50: quantile(sse, 0.5), p99: quantile(sse, 0.99) }, wait: { p50: quantile(wait, 0.5), p99: quantile(wait, 0.99) } };
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  return { sse: { p50: quantile(sse, 0.5), p99: quantile(sse, 0.99), mean: mean(sse) }, wait: { p50: quantile(wait, 0.5), p99: quantile(wait, 0.99), mean: mean(wait) } };
 }
 
 /**
