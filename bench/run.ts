@@ -306,7 +306,7 @@ async function throughputSection() {
     };
     // The same batch with one subscriber streaming all of it (GET /v3/events?workflow_id), in
     // pairs with a run without one; the ratio of each pair, their median.
-    const pairs = 2;
+    const pairs = Number(process.env.BENCH_PAIRS) || 3;
     const ratios: number[] = [];
     let streamedRate = 0;
     let plainRate = 0;
