@@ -4,6 +4,7 @@
 // sees every change once even across reconnects.
 
 import { EVENTS_LIMITS, EndpointEvent, TaskEvent } from '../protocol/events';
+import { MAX_JSON_DEPTH, MESSAGE_ENVELOPE_DEPTH, textNestsDeeperThan } from '../protocol/json-depth';
 import { apiErrorFromBody, FerryApiError } from './errors';
 
 export interface SseEvent {
@@ -189,6 +190,8 @@ export async function* streamEvents(options: EventStreamOptions): AsyncGenerator
 }
 
 function toFerryEvent(e: SseEvent): FerryEvent | null {
+  // Bounded in size by the parser; in depth here, before a recursive decoder sees it.
+  if ((e.type === 'task' || e.type === 'endpoint') && textNestsDeeperThan(e.data, MAX_JSON_DEPTH + MESSAGE_ENVELOPE_DEPTH)) throw new SseError('an event nests deeper than a task doc can');
   if (e.type === 'task') return { type: 'task', id: e.id, task: TaskEvent.parse(JSON.parse(e.data)) };
   if (e.type === 'endpoint') return { type: 'endpoint', id: e.id, endpoint: EndpointEvent.parse(JSON.parse(e.data)) };
   return null; // a type this SDK does not know yet
