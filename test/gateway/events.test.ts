@@ -235,6 +235,24 @@ describe('GET /v3/events?workflow_id and ?task_id', () => {
     await Promise.all([stream.close(), theirs.close()]);
   });
 
+  it('bounds the hubs a stream follows: a workflow over 33 endpoints follows those holding its tasks; task ids over 33 answer 400', async () => {
+    const { alice, fn, ep } = await setup();
+    const others = [];
+    for (let i = 0; i < 32; i++) others.push(await registerEndpoint(alice));
+    const wf = `wf-${crypto.randomUUID()}`;
+    const a = await submit(alice, ep.endpoint_id, fn, [{ args: [1, 1] }], { workflow_id: wf });
+    const b = await submit(alice, others[5]!.endpoint_id, fn, [{ args: [2, 2] }], { workflow_id: wf });
+    const stream = await Stream.open(alice, `workflow_id=${wf}`);
+    await stream.untilTasks([...a.task_ids, ...b.task_ids], ['waiting-for-ep']);
+    expect([...parseCursor(stream.lastId()).keys()].sort()).toEqual([ep.endpoint_id, others[5]!.endpoint_id].sort());
+    await stream.close();
+    const ids = [a.task_ids[0]!];
+    for (const other of others) ids.push((await submit(alice, other.endpoint_id, fn)).task_ids[0]!);
+    const res = await Stream.request(alice, ids.map((id) => `task_id=${id}`).join('&'));
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as any)).toMatchObject({ code: 'VALIDATION_ERROR', details: { max_endpoints: 32 } });
+  });
+
   it('follows task ids on two endpoints (repeatable task_id), only those', async () => {
     const { alice, fn, ep } = await setup();
     const ep2 = await registerEndpoint(alice);

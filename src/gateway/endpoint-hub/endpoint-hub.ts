@@ -83,7 +83,7 @@ export interface RunOutcome {
 }
 
 /** What routes call on a hub. Declared plainly: the RPC stub's mapped types recurse without end on JsonValue. */
-export type HubApi = Pick<EndpointHub, 'register' | 'update' | 'secretGeneration' | 'checkSecret' | 'revokeSecret' | 'describe' | 'status' | 'remove' | 'submit' | 'run' | 'taskDoc' | 'taskDocs' | 'taskGroup' | 'cancel' | 'lineage' | 'lineageCount' | 'events' | 'fetch'>;
+export type HubApi = Pick<EndpointHub, 'register' | 'update' | 'secretGeneration' | 'checkSecret' | 'revokeSecret' | 'describe' | 'status' | 'remove' | 'submit' | 'run' | 'taskDoc' | 'taskDocs' | 'taskGroup' | 'cancel' | 'lineage' | 'lineageCount' | 'events' | 'holdsWorkflow' | 'fetch'>;
 
 export function hubOf(env: GatewayEnv, endpointId: string): HubApi {
   return env.ENDPOINT_HUB.get(env.ENDPOINT_HUB.idFromName(endpointId)) as unknown as HubApi;
@@ -522,6 +522,12 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       }
     }
     return ok({ events, position: page.position, more: page.more });
+  }
+
+  /** Whether any task of the owner's workflow was submitted here (a stream of the workflow then follows this hub). */
+  async holdsWorkflow(owner: string, workflowId: string): Promise<boolean> {
+    if (!this.owned(owner, true) || this.remoteStore) return false;
+    return this.sql.exec('SELECT 1 FROM task_requests WHERE workflow_id = ? LIMIT 1', workflowId).toArray().length > 0;
   }
 
   /** Stamps a status event when what it shows changed (online, workers, blocks) and tells the streams. */

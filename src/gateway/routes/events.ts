@@ -40,6 +40,9 @@ const EventsQueryParams = z.strictObject({
   last_event_id: z.string().max(EVENTS_LIMITS.maxCursorChars).optional().describe('For clients that cannot set the Last-Event-ID header'),
 });
 
+/** A workflow stream over more endpoints than it follows asks at most this many (the newest) which hold its tasks. */
+const MAX_PROBED_ENDPOINTS = 256;
+
 const EventsHeaders = z.object({ 'last-event-id': z.string().max(EVENTS_LIMITS.maxCursorChars).optional() });
 
 export function registerEventRoutes(table: RouteTable): void {
@@ -98,14 +101,22 @@ async function hubsOf(env: GatewayEnv, owner: string, filter: EventsFilter): Pro
         else hubs.set(endpointId, { kind: 'tasks', task_ids: [id] });
       }
       break;
-    case 'workflow':
+    case 'workflow': {
       // A workflow's tasks may be on any of the owner's endpoints (deleted ones included: their tasks
-      // stay readable). The Registry lists them; streams follow the endpoints known when they open.
-      for (const id of await registryOf(env, owner).lineageEndpointIds()) hubs.set(id, { kind: 'workflow', workflow_id: filter.workflow_id });
+      // stay readable), which the Registry lists. Up to maxHubs, the stream follows them all (a task
+      // submitted later to any of them shows); past that, those that hold tasks of it already.
+      let ids = await registryOf(env, owner).lineageEndpointIds();
+      if (ids.length > EVENTS_LIMITS.maxHubs) {
+        if (ids.length > MAX_PROBED_ENDPOINTS) ids = ids.slice(-MAX_PROBED_ENDPOINTS);
+        const holds = await Promise.all(ids.map((id) => hubOf(env, id).holdsWorkflow(owner, filter.workflow_id)));
+        ids = ids.filter((_, i) => holds[i]);
+      }
+      for (const id of ids) hubs.set(id, { kind: 'workflow', workflow_id: filter.workflow_id });
       break;
+    }
   }
   if (hubs.size > EVENTS_LIMITS.maxHubs) {
-    throw new FerryError('VALIDATION_ERROR', `a stream follows at most ${EVENTS_LIMITS.maxHubs} endpoints and this one spans ${hubs.size}: filter by task_group_id or endpoint_id`, { max_endpoints: EVENTS_LIMITS.maxHubs });
+    throw new FerryError('VALIDATION_ERROR', `a stream follows at most ${EVENTS_LIMITS.maxHubs} endpoints and this one spans ${hubs.size}: stream each task group or endpoint on its own`, { max_endpoints: EVENTS_LIMITS.maxHubs });
   }
   return hubs;
 }
