@@ -8,6 +8,7 @@ import type { GatewayEnv } from './env';
 import { errorResponse, toFerryError } from './http-errors';
 import { createRouteTable, type GatewayHono, type RouteTable } from './route-spec';
 import { registerEndpointRoutes } from './routes/endpoints';
+import { registerEventRoutes } from './routes/events';
 import { registerFunctionRoutes } from './routes/functions';
 import { registerObjectRoutes } from './routes/objects';
 import { registerProvenanceRoutes } from './routes/provenance';
@@ -37,6 +38,7 @@ export function createApp(): GatewayApp {
   registerTaskRoutes(routes);
   registerObjectRoutes(routes);
   registerProvenanceRoutes(routes);
+  registerEventRoutes(routes);
   hono.onError(function ferryErrors(err) {
     return errorResponse(toFerryError(err));
   });

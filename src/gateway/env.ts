@@ -39,6 +39,8 @@ export interface GatewayEnv {
   RATE_LIMIT_WINDOW_S?: string;
   /** Lineage recording: `on` (the default) or `off` (no provenance records; for overhead measurements). */
   LINEAGE?: string;
+  /** Seconds between `: keepalive` comments on an event stream (default and most: 15). */
+  EVENTS_KEEPALIVE_S?: string;
   /** Set by the local launcher (a random key per start): the key of its drain call (src/gateway/drain.ts). */
   LAUNCHER_KEY?: string;
 }
@@ -71,6 +73,10 @@ export function taskStoreKind(env: GatewayEnv): TaskStoreKind {
   if (kind === '' || kind === 'sqlite') return 'sqlite';
   if (kind === 'redis') return 'redis';
   throw new Error(`TASK_STORE: must be "sqlite" or "redis", got ${JSON.stringify(env.TASK_STORE)}`);
+}
+
+export function eventsKeepaliveSeconds(env: GatewayEnv): number {
+  return Math.min(positiveNumber(env.EVENTS_KEEPALIVE_S, 15), 15);
 }
 
 export function lineageEnabled(env: GatewayEnv): boolean {
