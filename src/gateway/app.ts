@@ -9,10 +9,12 @@ import { errorResponse, toFerryError } from './http-errors';
 import { createRouteTable, type GatewayHono, type RouteTable } from './route-spec';
 import { registerEndpointRoutes } from './routes/endpoints';
 import { registerFunctionRoutes } from './routes/functions';
+import { registerKeyRoutes } from './routes/keys';
 import { registerObjectRoutes } from './routes/objects';
 import { registerProvenanceRoutes } from './routes/provenance';
 import { registerServiceRoutes } from './routes/service';
 import { registerTaskRoutes } from './routes/tasks';
+import { registerUserRoutes } from './routes/users';
 
 export interface GatewayApp {
   hono: GatewayHono;
@@ -37,6 +39,8 @@ export function createApp(): GatewayApp {
   registerTaskRoutes(routes);
   registerObjectRoutes(routes);
   registerProvenanceRoutes(routes);
+  registerUserRoutes(routes);
+  registerKeyRoutes(routes);
   hono.onError(function ferryErrors(err) {
     return errorResponse(toFerryError(err));
   });
