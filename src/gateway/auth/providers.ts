@@ -5,6 +5,7 @@
 
 import { z } from 'zod';
 import type { GatewayEnv } from '../env';
+import { parseJsonText, readBodyText } from '../request-body';
 
 const ProviderSetting = z.strictObject({
   /** A short name, shown to people choosing where to sign in (`ferry login --oidc --provider NAME`). */
@@ -76,6 +77,7 @@ export interface ProviderEndpoints {
 }
 
 const DISCOVERY_TTL_MS = 10 * 60_000;
+const MAX_DISCOVERY_BYTES = 256 * 1024;
 /** A provider that could not be read is asked again after this long, not on every request. */
 const DISCOVERY_RETRY_MS = 30_000;
 const discovered = new Map<string, { value: ProviderEndpoints | null; until: number }>();
@@ -95,9 +97,9 @@ export async function providerEndpoints(provider: AuthProvider): Promise<Provide
   let value: ProviderEndpoints | null = null;
   try {
     const res = await fetch(`${provider.issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`, { headers: { accept: 'application/json' } });
-    const text = res.ok ? await res.text() : '';
-    // A discovery document is a few KiB; a larger answer is not one.
-    const doc = res.ok && text.length < 256 * 1024 ? Discovery.safeParse(JSON.parse(text)) : null;
+    // A discovery document is a few KiB; a larger answer is not one (the read stops at the cap).
+    const doc = res.ok ? Discovery.safeParse(parseJsonText(await readBodyText(res, MAX_DISCOVERY_BYTES))) : null;
+    if (!res.ok) await res.body?.cancel();
     if (doc?.success && doc.data.issuer === provider.issuer) {
       value = {
         jwks_uri: doc.data.jwks_uri ?? null,
