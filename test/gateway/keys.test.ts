@@ -1,7 +1,11 @@
 // Instrument keys and a user's revocation of their tokens, route by route: the route table says
 // what a key needs for each route, and a key outside its scopes gets 403 FORBIDDEN_SCOPE.
 
+import { env } from 'cloudflare:workers';
+import { runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
+import type { GatewayEnv } from '../../src/gateway/env';
+import { registryOf } from '../../src/gateway/registry';
 import { createApp } from '../../src/gateway/app';
 import type { RouteSpec } from '../../src/gateway/route-spec';
 import { call, exchangeSecret, FakeAgent, mintUserToken, newUser, registerEndpoint, registerFunction, submit, substitute, success, type User } from './helpers';
@@ -146,6 +150,18 @@ describe('instrument keys', () => {
     expect((await bob.call('delete', '/v3/keys/nope')).status).toBe(404);
   });
 
+  it('refuses an expired key with 401 TOKEN_EXPIRED', async () => {
+    const alice = await newUser('alice');
+    const key = await createKey(alice, { functions: '*', endpoints: '*', actions: ['read_results'] });
+    // Its expiry moved into the past in the owner's record, before the key was ever used (so not cached).
+    await runInDurableObject(registryOf(env as unknown as GatewayEnv, alice.sub), async (_instance, state) => {
+      state.storage.sql.exec('UPDATE api_keys SET expires_at = ? WHERE key_id = ?', Date.now() - 1000, key.key_id);
+    });
+    const res = await call('get', '/v3/objects/nothing-here', { token: key.secret });
+    expect([res.status, res.body.code]).toEqual([401, 'TOKEN_EXPIRED']);
+    expect((await alice.call('get', '/v3/keys')).body.keys[0].expires_at < new Date().toISOString()).toBe(true);
+  });
+
   it('refuses a forged, altered or unknown key with 401, and a key that names another owner', async () => {
     const alice = await newUser('alice');
     const key = await createKey(alice, { functions: '*', endpoints: '*', actions: ['read_results'] });
@@ -182,6 +198,7 @@ describe('POST /v3/users/me/revoke', () => {
     const carol = await newUser('carol');
     const { values } = await resources(carol);
     const older = await mintUserToken(carol.sub);
+    const key = await createKey(carol, { functions: '*', endpoints: '*', actions: ['read_results'] });
     const revoke = await carol.call('post', '/v3/users/me/revoke');
     expect(revoke.status, revoke.text).toBe(200);
     for (const spec of keyRoutes(routes.specs)) {
@@ -196,6 +213,9 @@ describe('POST /v3/users/me/revoke', () => {
     const fresh = await mintUserToken(carol.sub);
     const res = await call('get', `/v2/functions/${values.function_uuid}`, { token: fresh });
     expect(res.status, res.text).toBe(200);
+    // Instrument keys are revoked one by one, not by this: the detector keeps reading its results.
+    const byKey = await call('get', `/v2/tasks/${values.task_id}`, { token: key.secret });
+    expect(byKey.status, byKey.text).toBe(200);
     // Other users are untouched.
     const dave = await newUser('dave');
     expect((await dave.call('get', '/v2/endpoints')).status).toBe(200);
