@@ -10,7 +10,7 @@ import { registerKeyCommands } from './key-commands';
 import { PROJECT_ROOT } from './gateway-process';
 import { registerLineageCommand } from './lineage-command';
 import { login } from './login';
-import { logout, oidcLogin } from './oidc-login';
+import { freshGatewayAccess, logout, oidcLogin } from './oidc-login';
 import { registerPutCommand } from './put-command';
 import { mintUserToken, readDevSecret } from './tokens';
 
@@ -62,11 +62,16 @@ program
 
 program
   .command('token')
-  .description('mint a development user token with the key in .dev.vars')
+  .description('mint a development user token with the key in .dev.vars; --current: print the saved sign-in\'s token')
   .option('--sub <subject>', 'the user the token names', 'dev-user')
   .option('--expires <duration>', 'lifetime, e.g. 1h, 30d', '30d')
-  .action(async (opts: { sub: string; expires: string }) => {
+  .option('--current', 'print the token of the saved sign-in (ferry login), renewed first if it expires within a minute: export TOKEN=$(ferry token --current)')
+  .action(async (opts: { sub: string; expires: string; current?: boolean }) => {
     try {
+      if (opts.current) {
+        process.stdout.write((await freshGatewayAccess()).token + '\n');
+        return;
+      }
       const secret = readDevSecret(join(PROJECT_ROOT, '.dev.vars'));
       process.stdout.write((await mintUserToken({ secret, sub: opts.sub, expiresIn: opts.expires })) + '\n');
     } catch (err) {

@@ -17,7 +17,8 @@ import { CLI_CLIENT_ID, startIdentityProvider, type TestIdentityProvider } from 
 import { startStack } from '../helpers/stack';
 
 const AUDIENCE = 'https://ferry.test/api';
-const ACCESS_TTL_S = 8;
+// Short, so the test sees one expire; long enough for register, submit and result on a loaded machine.
+const ACCESS_TTL_S = 12;
 
 let idpA: TestIdentityProvider;
 let idpB: TestIdentityProvider;
@@ -109,10 +110,10 @@ it('signs in with the device flow, refreshes the token after it expired, and run
   expect(decodeJwt(renewed.token).exp!).toBeGreaterThan(exp);
   expect(statSync(join(home, 'user.json')).mode & 0o777).toBe(0o600);
 
-  // Register, submit and result with the renewed sign-in (refreshed again if it is about to expire).
-  process.env.FERRY_HOME = home;
-  const { freshGatewayAccess } = await import('../../src/cli/oidc-login');
-  const client = new Client({ url: stack.gateway.url, token: (await freshGatewayAccess()).token });
+  // Register, submit and result with the renewed sign-in (`ferry token --current` renews it again if it is about to expire).
+  const current = await runFerry(['token', '--current'], env);
+  expect(current.code, current.stderr).toBe(0);
+  const client = new Client({ url: stack.gateway.url, token: current.stdout.trim() });
   const fn = await client.registerFunction((a: number, b: number) => a * b);
   const taskId = await client.submit(ep.endpointId, fn, [6, 7]);
   expect(await client.result(taskId, { timeout: 30 })).toBe(42);
