@@ -25,11 +25,11 @@ export function registerKeyRoutes(table: RouteTable): void {
       errors: ['TOO_MANY_KEYS'],
       example: { name: 'detector-7', expires_in: 2_592_000, scopes: { functions: '*', endpoints: '*', actions: ['run'] } },
     },
-    async (_c, { principal: { owner }, body }) => {
+    async (c, { principal: { owner }, body }) => {
       const keyId = `k${randomSuffix()}`;
       const { token, secretSha256 } = await newKeySecret(owner, keyId);
       const now = Date.now();
-      const doc = await registryOf(_c.env, owner).createKey(
+      const doc = await registryOf(c.env, owner).createKey(
         { key_id: keyId, name: body.name, secret_sha256: secretSha256, scopes: body.scopes, created_at: now, expires_at: now + body.expires_in * 1000 },
         KEY_LIMITS.maxActiveKeys,
       );
