@@ -12,7 +12,7 @@ import { maxUserTokenTtlSeconds, type GatewayEnv } from './env';
 import { providerUserId } from './auth/identities';
 import { authenticateKey, isKeyToken, type KeyGrant } from './auth/keys';
 import { notBeforeMs } from './auth/not-before';
-import { isProduction, providerEndpoints, providerOf, type AuthProvider } from './auth/providers';
+import { authProviders, isProduction, providerEndpoints, providerOf, type AuthProvider } from './auth/providers';
 
 // Per-isolate caches, filled on first use from the request's env (never at module load).
 const hmacKeys = new Map<string, Promise<CryptoKey>>();
@@ -103,10 +103,13 @@ export async function authenticateUser(env: GatewayEnv, authorization: string | 
   let principal!: UserPrincipal;
   let iat: unknown;
   let identity: { issuer: string; sub: string } | null = null;
+  // Settings are read before the try: a gateway misconfigured answers 500, not 401 to every token.
+  const production = isProduction(env);
+  authProviders(env);
   try {
     const { alg } = decodeProtectedHeader(token);
     if (alg === 'HS256') {
-      if (isProduction(env)) throw new FerryError('UNAUTHORIZED', 'development tokens are refused: this gateway is in production (DEPLOYMENT=production); sign in with `ferry login --oidc`');
+      if (production) throw new FerryError('UNAUTHORIZED', 'development tokens are refused: this gateway is in production (DEPLOYMENT=production); sign in with `ferry login --oidc`');
       const { payload } = await jwtVerify(token, await hmacKey(env), { algorithms: ['HS256'], audience: USER_AUDIENCE, issuer: DEV_ISSUER });
       checkUserTokenLifetime(env, payload);
       iat = payload.iat;
