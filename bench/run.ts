@@ -19,8 +19,8 @@ import { notificationLatency, workflowSubscriber } from './events';
 import { healthzFigures, withBareWorker } from './healthz';
 import { interchangeThroughput } from './interchange';
 import { TRACE_HEADER, TRACE_HOPS, parseServerTiming } from '../src/protocol/trace';
-import type { Client } from '../src/sdk/client';
 import { fetchResending } from '../src/sdk/resend';
+import { Client } from '../src/sdk/client';
 
 interface Figure {
   value: number;
@@ -107,6 +107,7 @@ const SECTIONS: Record<string, () => Promise<void>> = {
   latency: latencySection,
   throughput: throughputSection,
   journal: journalSection,
+  keys: keysSection,
 };
 
 async function main() {
@@ -392,6 +393,80 @@ async function journalSection() {
       value: median(rates.on), unit: 'tasks/s', baseline: median(rates.off), baseline_name: 'journal_fsync: false (median)',
       note: `${pairs} interleaved pairs of ${n} tasks after one untimed run each, every result verified; median pair ratio ${median(ratios).toFixed(3)} (pairs: ${ratios.map((r) => r.toFixed(3)).join(' ')}); one bare fsync of a small append on this disk: p50 ${fsync.p50.toFixed(3)} ms, p99 ${fsync.p99.toFixed(3)} ms`,
       cpu_us_per_task: medianCpu(cpus.on), baseline_cpu_us_per_task: medianCpu(cpus.off),
+    };
+  } finally {
+    await stack.stop();
+  }
+}
+
+/**
+ * `keys`: the hot path with an instrument key beside a plain user token (a JWT), on one gateway and
+ * endpoint: POST /v3/run round trips interleaved call by call, then the 20,000-task batch in
+ * interleaved pairs after one untimed run each. The key is scoped to the two functions and the
+ * endpoint, so every request also passes the route table's scope check.
+ */
+async function keysSection() {
+  const n = Number(process.env.BENCH_TASKS) || 20_000;
+  const pairs = Number(process.env.BENCH_PAIRS) || 3;
+  const warmUp = 50;
+  const calls = 500;
+  process.stderr.write('bench: keys, starting a gateway and a local endpoint …\n');
+  const stack = await startStack();
+  try {
+    const userClient = await stack.client('bench');
+    const endpoint = await defaultEndpoint(stack, userClient, 'bench');
+    const noop = await userClient.registerFunction(() => null, { name: 'noop' });
+    const inc = await warmIncrement(userClient, endpoint.endpointId);
+    const created = await fetch(`${stack.gateway.url}/v3/keys`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${await stack.tokenFor('bench')}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'bench', expires_in: 3600, scopes: { functions: [noop, inc], endpoints: [endpoint.endpointId], actions: ['run', 'submit', 'read_results'] } }),
+    });
+    if (!created.ok) throw new Error(`POST /v3/keys answered ${created.status} ${await created.text()}`);
+    const keyClient = new Client({ url: stack.gateway.url, token: ((await created.json()) as { secret: string }).secret });
+    const clients = { token: userClient, key: keyClient };
+    const modes = ['token', 'key'] as const;
+
+    process.stderr.write(`bench: keys, ${calls} round trips each, interleaved …\n`);
+    const times: Record<'token' | 'key', number[]> = { token: [], key: [] };
+    for (let i = 0; i < 2 * (warmUp + calls); i++) {
+      const mode = modes[i % 2]!;
+      const t = performance.now();
+      const doc = await clients[mode].run(endpoint.endpointId, noop, [], undefined, 10);
+      const ms = performance.now() - t;
+      if (doc.status !== 'success' || doc.result !== null) throw new Error(`run with a ${mode} ended ${doc.status} ${JSON.stringify(doc.exception ?? doc.result)}`);
+      if (i >= 2 * warmUp) times[mode].push(ms);
+    }
+    for (const mode of modes) times[mode].sort((a, b) => a - b);
+
+    const payloads = Array.from({ length: n }, (_, i) => [i]);
+    const rates: Record<'token' | 'key', number[]> = { token: [], key: [] };
+    const cpus: Record<'token' | 'key', CpuParts[]> = { token: [], key: [] };
+    for (let pass = -1; pass < pairs; pass++) {
+      for (const mode of pass % 2 === 0 ? modes : ([...modes].reverse() as Array<'token' | 'key'>)) {
+        const finished = progress(pass < 0 ? `warm-up, ${mode}` : `pair ${pass + 1}/${pairs} ${mode}`);
+        const cpu = cpuClock(ferryCpu(stack, endpoint.agentPid));
+        const t0 = performance.now();
+        const sub = await clients[mode].submitBatch(endpoint.endpointId, inc, payloads, { workflow_id: `bench-keys-${mode}-${pass}` });
+        const docs = await clients[mode].waitAll(sub.task_ids, { timeout: 600, onProgress: (p) => finished(p.done, p.total) });
+        const t1 = performance.now();
+        const cpuPerTask = cpu.stop(n);
+        checkIncrements(docs, n, `keys ${mode}`);
+        if (pass < 0) continue;
+        rates[mode].push(n / ((t1 - t0) / 1000));
+        cpus[mode].push(cpuPerTask);
+        process.stderr.write(`  ${mode}: ${(n / ((t1 - t0) / 1000)).toFixed(0)} tasks/s, CPU-µs/task ${formatCpu(cpuPerTask)}\n`);
+      }
+    }
+    const ratios = rates.key.map((r, i) => r / rates.token[i]!);
+    figures['keys_run_roundtrip_p50'] = {
+      value: quantile(times.key, 0.5), unit: 'ms', baseline: quantile(times.token, 0.5), baseline_name: 'the same POST /v3/run with a user token (JWT) p50',
+      note: `${calls} round trips each, interleaved call by call after ${warmUp} warm-up each, each result checked; p99 ${quantile(times.key, 0.99).toFixed(2)} ms with the key, ${quantile(times.token, 0.99).toFixed(2)} ms with the token; ratio of p50s ${(quantile(times.key, 0.5) / quantile(times.token, 0.5)).toFixed(3)}`,
+    };
+    figures['keys_throughput_20k'] = {
+      value: median(rates.key), unit: 'tasks/s', baseline: median(rates.token), baseline_name: 'the same batch with a user token (JWT), median',
+      note: `${pairs} interleaved pairs of ${n} tasks (submitBatch + waitAll) after one untimed run each, every result verified; median pair ratio ${median(ratios).toFixed(3)} (pairs: ${ratios.map((r) => r.toFixed(3)).join(' ')})`,
+      cpu_us_per_task: medianCpu(cpus.key), baseline_cpu_us_per_task: medianCpu(cpus.token),
     };
   } finally {
     await stack.stop();

@@ -15,7 +15,8 @@ import { FerryApiError } from '../sdk/errors';
 import { CliError, describeError, fail } from './cli-error';
 import { PROVIDER_TYPES, renderEndpointTemplate, type ProviderType } from './endpoint-templates';
 import { claimPidFile, explainExit, logPath, runningPid, startDetached, stopAgent } from './endpoint-process';
-import { gatewayClient, resolveGatewayAccess, type AccessFlags } from './user-config';
+import { freshGatewayAccess } from './oidc-login';
+import { gatewayClient, type AccessFlags } from './user-config';
 
 const DEFAULT_START_TIMEOUT_S = 60;
 const DEFAULT_STOP_TIMEOUT_S = 30;
@@ -143,7 +144,7 @@ async function configure(name: string, opts: AccessFlags & { provider: ProviderT
         `  to register it again and rewrite the config from the ${opts.provider} template (the old one is kept as config.yaml.bak).`,
     );
   }
-  const access = resolveGatewayAccess(opts);
+  const access = await freshGatewayAccess(opts);
   const text = renderEndpointTemplate(opts.provider, name);
   // The same name gives the same endpoint id at the gateway, with a fresh token.
   const reg = await gatewayClient(access).registerEndpoint({ endpoint_name: name, display_name: name });
@@ -255,7 +256,7 @@ async function status(name: string, opts: AccessFlags & { json?: boolean }): Pro
   };
   let failed: unknown = null;
   try {
-    const access = resolveGatewayAccess(opts);
+    const access = await freshGatewayAccess(opts);
     report.gateway = { url: access.url, error: 'unknown' };
     if (!local.endpointId) throw new CliError(`no credentials for ${name}: run ferry endpoint configure ${name}`);
     const st = await gatewayClient(access).endpointStatus(local.endpointId);
@@ -312,7 +313,7 @@ async function list(opts: AccessFlags & { json?: boolean }): Promise<void> {
   }
   let failed: unknown = null;
   try {
-    const client = gatewayClient(resolveGatewayAccess(opts));
+    const client = gatewayClient(await freshGatewayAccess(opts));
     const remote: EndpointDoc[] = await client.listEndpoints();
     const statuses = await Promise.all(remote.map((e) => client.endpointStatus(e.endpoint_id).then((s) => s.status, () => 'unknown' as const)));
     remote.forEach((e, i) => {
@@ -350,7 +351,7 @@ async function confirm(question: string): Promise<boolean> {
 async function remove(name: string, opts: AccessFlags & { yes?: boolean; timeout: number }): Promise<void> {
   const home = ferryHome();
   const local = requireLocal(name, home);
-  const access = resolveGatewayAccess(opts);
+  const access = await freshGatewayAccess(opts);
   if (!opts.yes) {
     if (!process.stdin.isTTY) throw new CliError(`refusing to delete endpoint ${name} without confirmation: stdin is not a terminal; pass --yes`);
     const ok = await confirm(`Delete endpoint ${name}${local.endpointId ? ` (${local.endpointId})` : ''}: stop it, delete it at ${access.url} and remove ${local.dir}? [y/N] `);

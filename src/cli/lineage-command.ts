@@ -9,7 +9,8 @@ import { InvalidArgumentError } from 'commander';
 import type { ProvDocument, ProvRecord, ProvValue } from '../provenance/prov-document';
 import { apiErrorFromBody } from '../sdk/errors';
 import { CliError, fail } from './cli-error';
-import { resolveGatewayAccess, type AccessFlags, type GatewayAccess } from './user-config';
+import { freshGatewayAccess } from './oidc-login';
+import type { AccessFlags, GatewayAccess } from './user-config';
 
 interface LineageFlags extends AccessFlags {
   down?: boolean;
@@ -47,7 +48,7 @@ async function getJson(access: GatewayAccess, path: string): Promise<unknown> {
 }
 
 export async function runLineage(id: string, flags: LineageFlags, write: (text: string) => void = (t) => process.stdout.write(t)): Promise<void> {
-  const access = resolveGatewayAccess(flags);
+  const access = await freshGatewayAccess(flags);
   const direction = flags.down ? 'down' : 'up';
   const taskDoc = (await getJson(access, `/v3/provenance/tasks/${encodeURIComponent(id)}`)) as ProvDocument | null;
   const doc = taskDoc ?? ((await getJson(access, `/v3/provenance/objects/${encodeURIComponent(id)}?direction=${direction}&depth=${flags.depth}&format=prov-json`)) as ProvDocument | null);

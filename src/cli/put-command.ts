@@ -7,7 +7,8 @@ import { InvalidArgumentError } from 'commander';
 import type { PutProgress } from '../sdk/objects';
 import { fail } from './cli-error';
 import { putFile } from './put-file';
-import { gatewayClient, resolveGatewayAccess, type AccessFlags } from './user-config';
+import { freshGatewayAccess } from './oidc-login';
+import { gatewayClient, type AccessFlags } from './user-config';
 
 interface PutFlags extends AccessFlags {
   contentType?: string;
@@ -33,7 +34,7 @@ export function progressLine(progress: PutProgress, elapsedS: number, width = 30
 }
 
 export async function runPut(file: string, flags: PutFlags): Promise<void> {
-  const client = gatewayClient(resolveGatewayAccess(flags));
+  const client = gatewayClient(await freshGatewayAccess(flags));
   const total = statSync(file).size;
   const showProgress = flags.progress ?? Boolean(process.stderr.isTTY);
   const started = performance.now();

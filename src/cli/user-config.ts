@@ -24,7 +24,22 @@ export interface GatewayAccess {
   tokenSource: string;
 }
 
-const UserConfig = z.object({ gateway_url: z.url(), token: z.string().min(1) });
+/** A sign-in through an OpenID provider (`ferry login --oidc`): what refreshing the token needs. */
+export const OidcSession = z.object({
+  provider: z.string(),
+  issuer: z.string(),
+  client_id: z.string(),
+  token_endpoint: z.url(),
+  revocation_endpoint: z.url().nullable(),
+  /** The resource (the gateway's audience) the tokens are asked for. */
+  resource: z.string(),
+  refresh_token: z.string().min(1).nullable(),
+  /** When the access token (`token`) expires, in unix ms. */
+  expires_at: z.number(),
+});
+export type OidcSession = z.infer<typeof OidcSession>;
+
+const UserConfig = z.object({ gateway_url: z.url(), token: z.string().min(1), oidc: OidcSession.optional() });
 export type UserConfig = z.infer<typeof UserConfig>;
 
 export function userConfigPath(home = ferryHome()): string {
@@ -36,7 +51,7 @@ function devConfigPaths(home: string): string[] {
   return [...new Set([join(home, 'dev.json'), join(PROJECT_ROOT, '.ferry', 'dev.json')])];
 }
 
-function readJsonConfig(path: string): Partial<UserConfig> | null {
+export function readJsonConfig(path: string): Partial<UserConfig> | null {
   if (!existsSync(path)) return null;
   let raw: unknown;
   try {
@@ -90,7 +105,7 @@ export function gatewayClient(access: GatewayAccess): Client {
 export function writeUserConfig(config: UserConfig, home = ferryHome()): string {
   mkdirSync(home, { recursive: true, mode: 0o700 });
   const path = userConfigPath(home);
-  writeFileSync(path, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
+  writeFileSync(path, JSON.stringify(UserConfig.parse(config), null, 2) + '\n', { mode: 0o600 });
   // writeFileSync keeps the mode of a file that already exists.
   chmodSync(path, 0o600);
   return path;

@@ -10,10 +10,12 @@ import { createRouteTable, type GatewayHono, type RouteTable } from './route-spe
 import { registerEndpointRoutes } from './routes/endpoints';
 import { registerEventRoutes } from './routes/events';
 import { registerFunctionRoutes } from './routes/functions';
+import { registerKeyRoutes } from './routes/keys';
 import { registerObjectRoutes } from './routes/objects';
 import { registerProvenanceRoutes } from './routes/provenance';
 import { registerServiceRoutes } from './routes/service';
 import { registerTaskRoutes } from './routes/tasks';
+import { registerUserRoutes } from './routes/users';
 
 export interface GatewayApp {
   hono: GatewayHono;
@@ -39,6 +41,8 @@ export function createApp(): GatewayApp {
   registerObjectRoutes(routes);
   registerProvenanceRoutes(routes);
   registerEventRoutes(routes);
+  registerUserRoutes(routes);
+  registerKeyRoutes(routes);
   hono.onError(function ferryErrors(err) {
     return errorResponse(toFerryError(err));
   });

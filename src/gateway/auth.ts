@@ -1,13 +1,18 @@
-// Bearer tokens (jose). User tokens: HS256 with the gateway's own key (dev issuer) or, when OIDC is
-// configured, RS256/ES256 from the institution's issuer through its JWKS. Endpoint tokens: minted
+// Bearer tokens (jose). User tokens: HS256 with the gateway's own key (dev issuer) or RS256/ES256
+// from a configured OpenID provider through its JWKS (src/gateway/auth/providers.ts); instrument
+// keys (src/gateway/auth/keys.ts). Endpoint tokens: minted
 // here, HS256, a different audience, so neither kind opens the other's doors. An endpoint's SECRET
 // (long-lived) is only exchanged for short-lived ACCESS tokens (a third audience) at
 // POST /v3/endpoints/{id}/token; both carry the secret generation, which the endpoint's hub checks.
 
-import { SignJWT, createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from 'jose';
+import { SignJWT, createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from 'jose';
 import { FerryError } from '../protocol/errors';
 import { DEV_ISSUER, ENDPOINT_ACCESS_AUDIENCE, ENDPOINT_AUDIENCE, GATEWAY_ISSUER, USER_AUDIENCE, type EndpointTokenClaims } from '../protocol/tokens';
 import { maxUserTokenTtlSeconds, type GatewayEnv } from './env';
+import { providerUserId } from './auth/identities';
+import { authenticateKey, isKeyToken, type KeyGrant } from './auth/keys';
+import { notBeforeMs } from './auth/not-before';
+import { authProviders, isProduction, providerEndpoints, providerOf, type AuthProvider } from './auth/providers';
 
 // Per-isolate caches, filled on first use from the request's env (never at module load).
 const hmacKeys = new Map<string, Promise<CryptoKey>>();
@@ -69,29 +74,74 @@ function checkUserTokenLifetime(env: GatewayEnv, payload: JWTPayload): void {
   }
 }
 
-/** The owner id (`sub`) of a valid user token. */
-export async function authenticateUser(env: GatewayEnv, authorization: string | undefined): Promise<string> {
+/** Who a user route serves: the owner, how they proved it, and a key's scopes when a key did. */
+export interface UserPrincipal {
+  owner: string;
+  via: 'dev' | 'oidc' | 'key';
+  /** The provider and its `sub` of an OIDC token; null otherwise. */
+  issuer: string | null;
+  sub: string | null;
+  /** Present when an instrument key made the request: what it may do (checked by the route table). */
+  key?: KeyGrant;
+}
+
+/** Work to finish after the answer (ctx.waitUntil); tests and callers without a context drop it. */
+export type Defer = (work: Promise<unknown>) => void;
+const noDefer: Defer = (work) => void work.catch(() => undefined);
+
+/**
+ * The principal of a valid user token or instrument key. User tokens: the development issuer's
+ * (HS256, the gateway's key; refused with DEPLOYMENT=production) or a configured provider's (its
+ * JWKS); both must expire, and be issued (iat) at or after the user's not-before.
+ */
+export async function authenticateUser(env: GatewayEnv, authorization: string | undefined, defer: Defer = noDefer): Promise<UserPrincipal> {
   const token = bearerToken(authorization);
+  if (isKeyToken(token)) {
+    const { owner, grant } = await authenticateKey(env, token, defer);
+    return { owner, via: 'key', issuer: null, sub: null, key: grant };
+  }
+  let principal!: UserPrincipal;
+  let iat: unknown;
+  let identity: { issuer: string; sub: string } | null = null;
+  // Settings are read before the try: a gateway misconfigured answers 500, not 401 to every token.
+  const production = isProduction(env);
+  authProviders(env);
   try {
     const { alg } = decodeProtectedHeader(token);
     if (alg === 'HS256') {
+      if (production) throw new FerryError('UNAUTHORIZED', 'development tokens are refused: this gateway is in production (DEPLOYMENT=production); sign in with `ferry login --oidc`');
       const { payload } = await jwtVerify(token, await hmacKey(env), { algorithms: ['HS256'], audience: USER_AUDIENCE, issuer: DEV_ISSUER });
       checkUserTokenLifetime(env, payload);
-      return subjectOf(payload);
-    }
-    if (env.AUTH_JWKS_URL && env.AUTH_ISSUER && env.AUTH_AUDIENCE && (alg === 'RS256' || alg === 'ES256')) {
-      const { payload } = await jwtVerify(token, remoteKeySet(env.AUTH_JWKS_URL), {
-        algorithms: ['RS256', 'ES256'],
-        audience: env.AUTH_AUDIENCE,
-        issuer: env.AUTH_ISSUER,
-      });
+      iat = payload.iat;
+      principal = { owner: subjectOf(payload), via: 'dev', issuer: null, sub: null };
+    } else {
+      // The unverified issuer only picks the verifier; the verification checks it again.
+      const provider = alg === 'RS256' || alg === 'ES256' ? providerOf(env, decodeJwt(token).iss) : null;
+      if (!provider) throw new FerryError('UNAUTHORIZED', `tokens signed with ${String(alg)} by this issuer are not accepted`);
+      const { payload } = await jwtVerify(token, await providerKeySet(provider), { algorithms: ['RS256', 'ES256'], audience: provider.audience, issuer: provider.issuer });
       checkUserTokenLifetime(env, payload);
-      return subjectOf(payload);
+      iat = payload.iat;
+      identity = { issuer: provider.issuer, sub: subjectOf(payload) };
     }
-    throw new FerryError('UNAUTHORIZED', `tokens signed with ${String(alg)} are not accepted`);
   } catch (err) {
     rethrowAsAuthError(err);
   }
+  // Outside the try: a store that fails is the gateway's fault, not the token's.
+  if (identity) principal = { owner: await providerUserId(env, identity.issuer, identity.sub, defer), via: 'oidc', ...identity };
+  const notBefore = await notBeforeMs(env, principal.owner);
+  if (notBefore > 0 && (typeof iat !== 'number' || iat * 1000 < notBefore)) {
+    throw new FerryError('TOKEN_REVOKED', 'this token was issued before its user revoked their tokens (POST /v3/users/me/revoke): sign in again', { not_before: notBefore / 1000 });
+  }
+  return principal;
+}
+
+async function providerKeySet(provider: AuthProvider): Promise<ReturnType<typeof createRemoteJWKSet>> {
+  let url = provider.jwks_url;
+  if (!url) {
+    url = (await providerEndpoints(provider))?.jwks_uri ?? undefined;
+    if (!url) throw new FerryError('UNAVAILABLE', `cannot read the signing keys of ${provider.issuer} (no jwks_url, and its discovery document cannot be read)`);
+  }
+  return remoteKeySet(url);
 }
 
 async function verifyEndpointToken(env: GatewayEnv, authorization: string | undefined, audience: string): Promise<EndpointTokenClaims> {

@@ -25,6 +25,12 @@ export interface GatewayEnv {
   AUTH_JWKS_URL?: string;
   AUTH_ISSUER?: string;
   AUTH_AUDIENCE?: string;
+  /** The public client id the CLI signs in as with the single provider above (default `ferry-cli`). */
+  AUTH_CLIENT_ID?: string;
+  /** Several OpenID providers: a JSON list of {name, issuer, audience, client_id?, jwks_url?, scopes?} (src/gateway/auth/providers.ts). */
+  AUTH_PROVIDERS?: string;
+  /** `production` refuses the gateway's own development (HS256) user tokens; default `development`. */
+  DEPLOYMENT?: string;
   GIT_SHA?: string;
   /** Where task state lives: `sqlite` (each endpoint hub's own storage, the default) or `redis`. */
   TASK_STORE?: string;

@@ -92,6 +92,8 @@ export function buildOpenApiDocument(specs: readonly RouteSpec[], version: strin
       security: spec.auth === 'none' ? [] : spec.auth === 'reader' || spec.auth === 'writer' ? [{ userToken: [] }, { endpointToken: [] }] : [{ [spec.auth === 'user' ? 'userToken' : spec.auth === 'endpoint-secret' ? 'endpointSecret' : 'endpointToken']: [] }],
       'x-ferry-auth': spec.auth,
       ...(spec.queryExample === undefined ? {} : { 'x-ferry-query-example': spec.queryExample }),
+      // What an instrument key needs to call it (none: keys are refused).
+      'x-ferry-key-action': spec.keys === undefined || spec.keys === 'none' ? 'none' : spec.keys.action,
       parameters: parameters(spec),
       responses,
     };

@@ -6,15 +6,18 @@
 import { decodeJwt } from 'jose';
 import { ENDPOINT_ACCESS_AUDIENCE, ENDPOINT_AUDIENCE } from '../protocol/tokens';
 import { FerryError } from '../protocol/errors';
-import { authenticateEndpoint, authenticateUser } from './auth';
+import { authenticateEndpoint, authenticateUser, type Defer } from './auth';
+import type { KeyGrant } from './auth/keys';
 import { hubOf } from './endpoint-hub/endpoint-hub';
 import type { GatewayEnv } from './env';
 import { unwrap } from './hub-reply';
 
 export interface ReaderPrincipal {
   owner: string;
-  /** `user`, or `endpoint:<endpoint_id>`: who read, for the owner's counters. */
+  /** `user`, `key:<key_id>`, or `endpoint:<endpoint_id>`: who read, for the owner's counters. */
   reader: string;
+  /** An instrument key's scopes, when a key made the request. */
+  key?: KeyGrant;
 }
 
 function audienceOf(authorization: string | undefined): string[] {
@@ -28,7 +31,7 @@ function audienceOf(authorization: string | undefined): string[] {
   }
 }
 
-export async function authenticateReader(env: GatewayEnv, authorization: string | undefined): Promise<ReaderPrincipal> {
+export async function authenticateReader(env: GatewayEnv, authorization: string | undefined, defer?: Defer): Promise<ReaderPrincipal> {
   const audiences = audienceOf(authorization);
   // The endpoint secret opens nothing but its own exchange route.
   if (audiences.includes(ENDPOINT_AUDIENCE)) throw new FerryError('UNAUTHORIZED', 'an endpoint secret is only accepted by POST /v3/endpoints/{endpoint_id}/token');
@@ -40,17 +43,19 @@ export async function authenticateReader(env: GatewayEnv, authorization: string 
     unwrap(check);
     return { owner: claims.sub, reader: `endpoint:${claims.endpoint_id}` };
   }
-  return { owner: await authenticateUser(env, authorization), reader: 'user' };
+  const user = await authenticateUser(env, authorization, defer);
+  return user.key ? { owner: user.owner, reader: `key:${user.key.key_id}`, key: user.key } : { owner: user.owner, reader: 'user' };
 }
 
 export interface WriterPrincipal {
   owner: string;
-  /** `user`, or `endpoint:<endpoint_id>`: who stored, for the owner's counters. */
+  /** `user`, `key:<key_id>`, or `endpoint:<endpoint_id>`: who stored, for the owner's counters. */
   writer: string;
+  key?: KeyGrant;
 }
 
 /** Storing objects for the owner: the same tokens as reads, the same checks (a revoked secret's tokens stop at once). */
-export async function authenticateWriter(env: GatewayEnv, authorization: string | undefined): Promise<WriterPrincipal> {
-  const { owner, reader } = await authenticateReader(env, authorization);
-  return { owner, writer: reader };
+export async function authenticateWriter(env: GatewayEnv, authorization: string | undefined, defer?: Defer): Promise<WriterPrincipal> {
+  const { owner, reader, key } = await authenticateReader(env, authorization, defer);
+  return key ? { owner, writer: reader, key } : { owner, writer: reader };
 }

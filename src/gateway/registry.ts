@@ -4,7 +4,9 @@
 
 import { DurableObject } from 'cloudflare:workers';
 import type { FunctionDoc, Runtime } from '../protocol/api';
+import type { KeyDoc } from '../protocol/auth-api';
 import type { TaskLineage } from '../provenance/prov-document';
+import { AuthTables, type KeyLookup } from './auth/auth-tables';
 import type { GatewayEnv, RateLimits } from './env';
 import { LineageIndex, type LineageQuery } from './lineage-index';
 import { putSegment, r2SegmentReader } from './lineage-segments';
@@ -40,6 +42,8 @@ export class Registry extends DurableObject<GatewayEnv> {
   private readonly sql: SqlStorage;
   /** Task messages the owner ingested from elsewhere (POST /v3/provenance/events). */
   private readonly lineageIndex: LineageIndex;
+  /** The owner's keys and token not-before (src/gateway/auth/). */
+  private readonly auth: AuthTables;
 
   constructor(ctx: DurableObjectState, env: GatewayEnv) {
     super(ctx, env);
@@ -47,6 +51,35 @@ export class Registry extends DurableObject<GatewayEnv> {
     for (const statement of SCHEMA) this.sql.exec(statement);
     this.lineageIndex = new LineageIndex(this.sql);
     this.lineageIndex.createSchema();
+    this.auth = new AuthTables(this.sql);
+    this.auth.createSchema();
+  }
+
+  // Access (src/gateway/auth/): keys, the owner's token not-before, provider identities.
+  async notBeforeMs(): Promise<number> {
+    return this.auth.notBeforeMs();
+  }
+  async revokeTokens(notBeforeMs: number): Promise<number> {
+    return this.auth.revokeTokens(notBeforeMs);
+  }
+  async createKey(key: Parameters<AuthTables['createKey']>[0], maxActive: number): Promise<KeyDoc | null> {
+    if (this.auth.activeKeyCount(key.created_at) >= maxActive) return null;
+    return this.auth.createKey(key);
+  }
+  async lookupKey(keyId: string): Promise<KeyLookup> {
+    return this.auth.lookupKey(keyId);
+  }
+  async listKeys(): Promise<KeyDoc[]> {
+    return this.auth.listKeys();
+  }
+  async revokeKey(keyId: string, nowMs: number): Promise<KeyDoc | null> {
+    return this.auth.revokeKey(keyId, nowMs);
+  }
+  async touchKey(keyId: string, nowMs: number): Promise<void> {
+    this.auth.touchKey(keyId, nowMs);
+  }
+  async claimIdentity(issuer: string, sub: string, proposedUserId: string): Promise<string> {
+    return this.auth.claimIdentity(issuer, sub, proposedUserId, Date.now());
   }
 
   /**

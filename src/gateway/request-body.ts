@@ -10,7 +10,8 @@ function tooLarge(maxBytes: number): FerryError {
   return new FerryError('PAYLOAD_TOO_LARGE', `the request body is over ${maxBytes} bytes; split the batch or pass large data by reference`, { max_bytes: maxBytes });
 }
 
-export async function readBodyText(request: Request, maxBytes: number): Promise<string> {
+/** A request's body, or any message with headers and a body stream (a provider's answer). */
+export async function readBodyText(request: Pick<Request, 'headers' | 'body'>, maxBytes: number): Promise<string> {
   const declared = request.headers.get('content-length');
   if (declared !== null && Number(declared) > maxBytes) throw tooLarge(maxBytes);
   if (!request.body) return '';

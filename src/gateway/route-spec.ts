@@ -5,7 +5,8 @@ import type { Context, Hono } from 'hono';
 import { z } from 'zod';
 import { FerryError, type ErrorCode } from '../protocol/errors';
 import type { EndpointTokenClaims } from '../protocol/tokens';
-import { authenticateEndpoint, authenticateEndpointSecret, authenticateUser } from './auth';
+import { authenticateEndpoint, authenticateEndpointSecret, authenticateUser, type Defer, type UserPrincipal } from './auth';
+import { checkKeyAction, checkKeyResources, isKeyToken, type KeyGrant, type KeyRule } from './auth/keys';
 import { maxRequestBytes, type GatewayEnv } from './env';
 import { authenticateReader, authenticateWriter, type ReaderPrincipal, type WriterPrincipal } from './reader-auth';
 import { validationError } from './http-errors';
@@ -52,10 +53,16 @@ export interface RouteSpec<
   example?: unknown;
   /** A query string example for a route that needs one (`task_group_id={task_group_id}`), placeholders as in `example`. */
   queryExample?: string;
+  /**
+   * What an instrument key needs to call this route: `'none'` (keys are refused), or an action and
+   * the endpoints and functions the request touches, which must be in the key's scopes. Absent is
+   * `'none'`; the key-scope test requires every route a key could reach to say which.
+   */
+  keys?: KeyRule<RouteInput<A, P, Q, B, H>>;
 }
 
 export interface Principal {
-  user: { owner: string };
+  user: UserPrincipal;
   endpoint: EndpointTokenClaims;
   'endpoint-secret': EndpointTokenClaims;
   reader: ReaderPrincipal;
@@ -86,7 +93,9 @@ export function errorCodesOf(spec: RouteSpec): ErrorCode[] {
   if (spec.auth !== 'none') {
     codes.add('UNAUTHORIZED');
     if (spec.auth === 'user' || spec.auth === 'reader' || spec.auth === 'writer' || spec.auth === 'endpoint') codes.add('TOKEN_EXPIRED');
-    if (spec.auth === 'endpoint' || spec.auth === 'endpoint-secret') codes.add('TOKEN_REVOKED');
+    // Endpoint secrets, instrument keys and the tokens a user revoked.
+    codes.add('TOKEN_REVOKED');
+    codes.add('FORBIDDEN_SCOPE');
   }
   if (spec.params) codes.add('NOT_FOUND');
   if (spec.query || spec.headers) codes.add('VALIDATION_ERROR');
@@ -102,14 +111,32 @@ export function honoPath(path: string): string {
   return path.replace(/\{([A-Za-z0-9_]+)\}/g, ':$1');
 }
 
+function deferOf(c: GatewayContext): Defer {
+  return (work) => {
+    const settled = work.catch(() => undefined);
+    try {
+      c.executionCtx.waitUntil(settled);
+    } catch {
+      // No execution context (an in-process call): the work still runs, unawaited.
+    }
+  };
+}
+
 async function principalOf(c: GatewayContext, auth: AuthKind): Promise<Principal[AuthKind]> {
   const header = c.req.header('authorization');
-  if (auth === 'user') return { owner: await authenticateUser(c.env, header) };
+  if (auth === 'user') return authenticateUser(c.env, header, deferOf(c));
+  if (auth === 'reader') return authenticateReader(c.env, header, deferOf(c));
+  if (auth === 'writer') return authenticateWriter(c.env, header, deferOf(c));
+  if (auth === 'none') return null;
+  // An instrument key is no endpoint token: say what it is refused for, not that it is malformed.
+  const token = header ? /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] : undefined;
+  if (token && isKeyToken(token)) throw new FerryError('FORBIDDEN_SCOPE', 'instrument keys cannot call endpoint agent routes');
   if (auth === 'endpoint') return authenticateEndpoint(c.env, header);
-  if (auth === 'endpoint-secret') return authenticateEndpointSecret(c.env, header);
-  if (auth === 'reader') return authenticateReader(c.env, header);
-  if (auth === 'writer') return authenticateWriter(c.env, header);
-  return null;
+  return authenticateEndpointSecret(c.env, header);
+}
+
+function keyOf(principal: unknown): KeyGrant | undefined {
+  return (principal as { key?: KeyGrant } | null)?.key;
 }
 
 export function defineRoute<
@@ -126,6 +153,8 @@ export function defineRoute<
   table.specs.push(spec as unknown as RouteSpec);
   table.hono.on(spec.method.toUpperCase(), honoPath(spec.path), async function validatedRoute(c) {
     const principal = (await principalOf(c, spec.auth)) as Principal[A];
+    const key = keyOf(principal);
+    if (key) checkKeyAction(key, spec.keys as KeyRule<unknown> | undefined, `${spec.method.toUpperCase()} ${spec.path}`);
     let params: unknown;
     if (spec.params) {
       const parsed = spec.params.safeParse(c.req.param());
@@ -151,7 +180,9 @@ export function defineRoute<
       if (!parsed.success) throw validationError(parsed.error);
       body = parsed.data;
     }
-    const result = await handler(c, { principal, params, query, body, headers } as RouteInput<A, P, Q, B, H>);
+    const input = { principal, params, query, body, headers } as RouteInput<A, P, Q, B, H>;
+    if (key && spec.keys) checkKeyResources(key, spec.keys, input);
+    const result = await handler(c, input);
     return result instanceof Response ? result : c.json(result as object);
   });
 }

@@ -341,3 +341,6 @@ export const OBJECT_LIMITS = {
   /** The `x-ferry-filters` header's byte cap. */
   maxFiltersHeaderBytes: 8 * 1024,
 } as const;
+
+// People and machines (sign-in settings, instrument keys, revocation): their own module.
+export * from './auth-api';

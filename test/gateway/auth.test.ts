@@ -94,23 +94,59 @@ describe('user routes', () => {
 describe('OIDC tokens through a JWKS', () => {
   afterEach(() => vi.restoreAllMocks());
 
-  it('accepts an RS256 token of the configured issuer and refuses one of another issuer', async () => {
-    const { privateKey, publicKey } = await generateKeyPair('RS256');
-    const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
-    const jwksUrl = `https://idp-${crypto.randomUUID()}.test/jwks`;
+  /** Two providers' keys, served at their JWKS URLs through a stubbed fetch. */
+  async function twoProviders() {
+    const providers = await Promise.all(
+      ['https://idp-a.test', 'https://idp-b.test'].map(async (issuer) => {
+        const { privateKey, publicKey } = await generateKeyPair('RS256');
+        const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
+        const jwksUrl = `${issuer}/jwks-${crypto.randomUUID()}`;
+        const sign = (sub: string, iss = issuer) => new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject(sub).setIssuer(iss).setAudience('ferry-prod').setIssuedAt().setExpirationTime('5m').sign(privateKey);
+        return { issuer, jwk, jwksUrl, privateKey, sign };
+      }),
+    );
     vi.spyOn(globalThis, 'fetch').mockImplementation(async (input) => {
       const url = input instanceof Request ? input.url : String(input);
-      if (url === jwksUrl) return Response.json({ keys: [jwk] });
-      return new Response('no', { status: 404 });
+      const provider = providers.find((p) => p.jwksUrl === url);
+      return provider ? Response.json({ keys: [provider.jwk] }) : new Response('no', { status: 404 });
     });
-    const env = { JWT_SECRET: 'x', AUTH_JWKS_URL: jwksUrl, AUTH_ISSUER: 'https://idp.test', AUTH_AUDIENCE: 'ferry-prod' } as GatewayEnv;
-    const sign = (issuer: string) => new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject('scientist@lab').setIssuer(issuer).setAudience('ferry-prod').setExpirationTime('5m').sign(privateKey);
-    expect(await authenticateUser(env, `Bearer ${await sign('https://idp.test')}`)).toBe('scientist@lab');
+    return providers;
+  }
+
+  it('accepts an RS256 token of the configured issuer (its user gets an oidc- id, not the bare sub) and refuses one of another issuer', async () => {
+    const [idp] = await twoProviders();
+    const oidcEnv = { ...(env as unknown as GatewayEnv), AUTH_JWKS_URL: idp!.jwksUrl, AUTH_ISSUER: idp!.issuer, AUTH_AUDIENCE: 'ferry-prod' } as GatewayEnv;
+    const scientist = await authenticateUser(oidcEnv, `Bearer ${await idp!.sign('scientist@lab')}`);
+    expect(scientist).toMatchObject({ owner: expect.stringMatching(/^oidc-[a-z2-7]{26}$/), via: 'oidc', issuer: idp!.issuer, sub: 'scientist@lab' });
     // The institution's tokens must expire too.
-    const forever = await new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject('scientist@lab').setIssuer('https://idp.test').setAudience('ferry-prod').sign(privateKey);
-    await expect(authenticateUser(env, `Bearer ${forever}`)).rejects.toMatchObject({ code: 'UNAUTHORIZED', message: expect.stringContaining('exp') });
-    await expect(authenticateUser(env, `Bearer ${await sign('https://evil.test')}`)).rejects.toMatchObject({ code: 'UNAUTHORIZED' });
+    const forever = await new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject('scientist@lab').setIssuer(idp!.issuer).setAudience('ferry-prod').sign(idp!.privateKey);
+    await expect(authenticateUser(oidcEnv, `Bearer ${forever}`)).rejects.toMatchObject({ code: 'UNAUTHORIZED', message: expect.stringContaining('exp') });
+    await expect(authenticateUser(oidcEnv, `Bearer ${await idp!.sign('scientist@lab', 'https://evil.test')}`)).rejects.toMatchObject({ code: 'UNAUTHORIZED' });
     // Without OIDC configured, an RS256 token is refused.
-    await expect(authenticateUser({ JWT_SECRET: 'x' } as GatewayEnv, `Bearer ${await sign('https://idp.test')}`)).rejects.toBeInstanceOf(FerryError);
+    await expect(authenticateUser(env as unknown as GatewayEnv, `Bearer ${await idp!.sign('scientist@lab')}`)).rejects.toBeInstanceOf(FerryError);
+  });
+
+  it('gives the same sub at two providers two users, each the same id every time', async () => {
+    const [a, b] = await twoProviders();
+    const providers = JSON.stringify([a, b].map((p, i) => ({ name: `idp-${i}`, issuer: p!.issuer, audience: 'ferry-prod', jwks_url: p!.jwksUrl })));
+    const multiEnv = { ...(env as unknown as GatewayEnv), AUTH_PROVIDERS: providers } as GatewayEnv;
+    const atA = await authenticateUser(multiEnv, `Bearer ${await a!.sign('jdoe')}`);
+    const atB = await authenticateUser(multiEnv, `Bearer ${await b!.sign('jdoe')}`);
+    expect(atA.owner).not.toBe(atB.owner);
+    expect([atA.sub, atB.sub]).toEqual(['jdoe', 'jdoe']);
+    expect((await authenticateUser(multiEnv, `Bearer ${await a!.sign('jdoe')}`)).owner).toBe(atA.owner);
+    // A development token naming the same sub is a third user: the plain sub.
+    expect((await authenticateUser(multiEnv, `Bearer ${await mintUserToken('jdoe')}`)).owner).toBe('jdoe');
+  });
+});
+
+describe('DEPLOYMENT=production', () => {
+  it('refuses development tokens with 401 UNAUTHORIZED naming the setting, and still takes instrument keys', async () => {
+    const production = { ...(env as unknown as GatewayEnv), DEPLOYMENT: 'production' } as GatewayEnv;
+    await expect(authenticateUser(production, `Bearer ${await mintUserToken('dev-user')}`)).rejects.toMatchObject({ code: 'UNAUTHORIZED', message: expect.stringContaining('DEPLOYMENT=production') });
+    const user = await newUser();
+    const key = await user.call('post', '/v3/keys', { name: 'k', expires_in: 3600, scopes: { functions: '*', endpoints: '*', actions: ['run'] } });
+    expect((await authenticateUser(production, `Bearer ${key.body.secret}`)).owner).toBe(user.sub);
+    expect(await (await call('get', '/v3/auth/config')).body).toEqual({ dev_tokens: true, providers: [] });
   });
 });

@@ -190,7 +190,8 @@ it('every route, fuzzed as two users: no 5xx, every 4xx a code of the table, not
   const sentByBob: string[] = [];
 
   const doc = (await call('get', '/v3/openapi.json')).body;
-  const ops: Operation[] = Object.entries(doc.paths as Record<string, Record<string, any>>).flatMap(([path, operations]) =>
+  // A user revoking their own tokens would end the fuzz as that user (test/gateway/keys.test.ts covers it).
+  const ops: Operation[] = Object.entries(doc.paths as Record<string, Record<string, any>>).filter(([path]) => path !== '/v3/users/me/revoke').flatMap(([path, operations]) =>
     Object.entries(operations).map(([method, op]) => ({
       method,
       path,

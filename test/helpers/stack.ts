@@ -19,8 +19,8 @@ export interface Stack {
   secret: string;
   tokenFor(sub: string, expiresIn?: string | number): Promise<string>;
   client(sub?: string): Promise<Client>;
-  /** Registers an endpoint for `owner` and writes its credentials and config; does not start it. */
-  createEndpoint(name: string, owner?: string, config?: Record<string, unknown>): Promise<EndpointHandle>;
+  /** Registers an endpoint for `owner` (or with `token`, a user token of any kind) and writes its credentials and config; does not start it. */
+  createEndpoint(name: string, owner?: string, config?: Record<string, unknown>, token?: string): Promise<EndpointHandle>;
   /** What the gateway (launcher and workerd) has printed, across restarts (the last 1 MB). */
   gatewayOutput(): string;
   /** Stops the gateway (SIGKILL by default: workerd dies mid-write) and starts it on the same state and port. */
@@ -116,8 +116,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack & { 
     taskStore,
     redis,
     gatewayOutput: () => gatewayLog,
-    async createEndpoint(name, owner = 'alice', config = {}) {
-      const c = await client(owner);
+    async createEndpoint(name, owner = 'alice', config = {}, token?: string) {
+      const c = token === undefined ? await client(owner) : new Client({ url: gateway.url, token });
       const reg = await c.registerEndpoint({ endpoint_name: name });
       const home = join(dir, 'home');
       const creds = { endpoint_name: name, endpoint_id: reg.endpoint_id, gateway_url: gateway.url, connection_url: reg.task_queue_info.connection_url, token: reg.token };

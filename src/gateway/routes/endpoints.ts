@@ -28,6 +28,7 @@ export function registerEndpointRoutes(table: RouteTable): void {
       path: '/v3/endpoints',
       summary: "Register an endpoint (the same name again: the same id and a fresh secret of a new generation; the old secret, its access tokens and the agent they connected are revoked). The token is the endpoint's secret: exchange it at /v3/endpoints/{endpoint_id}/token",
       auth: 'user',
+      keys: 'none',
       body: RegisterEndpointRequest,
       response: RegisterEndpointResponse,
       errors: [],
@@ -63,6 +64,7 @@ export function registerEndpointRoutes(table: RouteTable): void {
       path: '/v3/endpoints/{endpoint_id}',
       summary: 'Update an endpoint',
       auth: 'user',
+      keys: 'none',
       params: EndpointParams,
       body: RegisterEndpointRequest,
       response: EndpointDoc,
@@ -81,7 +83,7 @@ export function registerEndpointRoutes(table: RouteTable): void {
     },
   );
 
-  defineRoute(table, { method: 'get', path: '/v2/endpoints', summary: "The caller's endpoints", auth: 'user', response: EndpointList, errors: [] }, async (c, { principal: { owner } }) => {
+  defineRoute(table, { method: 'get', path: '/v2/endpoints', summary: "The caller's endpoints", auth: 'user', keys: 'none', response: EndpointList, errors: [] }, async (c, { principal: { owner } }) => {
     const ids = await registryOf(c.env, owner).endpointIds();
     const replies = await Promise.all(ids.map((id) => hubOf(c.env, id).describe(owner)));
     return replies.flatMap((reply) => (reply.ok ? [reply.value] : []));
@@ -89,7 +91,7 @@ export function registerEndpointRoutes(table: RouteTable): void {
 
   defineRoute(
     table,
-    { method: 'get', path: '/v2/endpoints/{endpoint_id}', summary: 'One endpoint', auth: 'user', params: EndpointParams, response: EndpointDoc, errors: ['NOT_FOUND'] },
+    { method: 'get', path: '/v2/endpoints/{endpoint_id}', summary: 'One endpoint', auth: 'user', keys: 'none', params: EndpointParams, response: EndpointDoc, errors: ['NOT_FOUND'] },
     async (c, { principal: { owner }, params }) => unwrap(await hubOf(c.env, params.endpoint_id).describe(owner)),
   );
 
@@ -100,6 +102,7 @@ export function registerEndpointRoutes(table: RouteTable): void {
       path: '/v2/endpoints/{endpoint_id}/status',
       summary: 'Online when an agent is connected and heartbeating; its last status report',
       auth: 'user',
+      keys: 'none',
       params: EndpointParams,
       response: EndpointStatus,
       errors: ['NOT_FOUND'],
@@ -114,6 +117,7 @@ export function registerEndpointRoutes(table: RouteTable): void {
       path: '/v3/endpoints/{endpoint_id}/allowed_functions',
       summary: 'The functions this endpoint may run (unrestricted: any of the owner\'s)',
       auth: 'user',
+      keys: 'none',
       params: EndpointParams,
       response: AllowedFunctions,
       errors: ['NOT_FOUND'],
@@ -131,6 +135,7 @@ export function registerEndpointRoutes(table: RouteTable): void {
       path: '/v2/endpoints/{endpoint_id}',
       summary: 'Delete an endpoint: its agent is disconnected and later submits are refused',
       auth: 'user',
+      keys: 'none',
       params: EndpointParams,
       response: DeleteEndpointResponse,
       errors: ['NOT_FOUND'],
@@ -168,6 +173,7 @@ export function registerEndpointRoutes(table: RouteTable): void {
       path: '/v3/endpoints/{endpoint_id}/revoke',
       summary: "Revoke the endpoint's secret: it and every access token minted from it stop working at once, the connected agent is refused; register again for a new secret",
       auth: 'user',
+      keys: 'none',
       params: EndpointParams,
       response: RevokeEndpointSecretResponse,
       errors: ['NOT_FOUND'],

@@ -58,6 +58,8 @@ export function registerEventRoutes(table: RouteTable): void {
       otherResponses: [{ status: 200, description: 'text/event-stream: `id:` (a cursor), `event: task|endpoint`, `data:` (a task doc, or {endpoint_id, status}); a `: keepalive` comment at least every 15 s' }],
       errors: ['NOT_FOUND', 'NOT_IMPLEMENTED'],
       queryExample: 'task_group_id={task_group_id}',
+      // A stream may span endpoints and workflows a key's scopes cannot name up front: keys are refused.
+      keys: 'none',
     },
     async (c, { principal: { owner }, headers }) => {
       const raw: Record<string, unknown> = { ...c.req.query() };

@@ -20,6 +20,7 @@ export function registerFunctionRoutes(table: RouteTable): void {
       path: '/v3/functions',
       summary: 'Register a function; the same code from the same owner gets the same id',
       auth: 'user',
+      keys: 'none',
       body: RegisterFunctionRequest,
       response: RegisterFunctionResponse,
       errors: ['INVALID_FUNCTION_CODE'],
@@ -46,7 +47,7 @@ export function registerFunctionRoutes(table: RouteTable): void {
 
   defineRoute(
     table,
-    { method: 'get', path: '/v2/functions/{function_uuid}', summary: 'A registered function', auth: 'user', params: FunctionParams, response: FunctionDoc, errors: ['NOT_FOUND'] },
+    { method: 'get', path: '/v2/functions/{function_uuid}', summary: 'A registered function', auth: 'user', keys: 'none', params: FunctionParams, response: FunctionDoc, errors: ['NOT_FOUND'] },
     async (c, { principal: { owner }, params }) => {
       const doc = await registryOf(c.env, owner).getFunction(params.function_uuid);
       if (!doc) throw new FerryError('NOT_FOUND', 'function not found');
@@ -56,7 +57,7 @@ export function registerFunctionRoutes(table: RouteTable): void {
 
   defineRoute(
     table,
-    { method: 'delete', path: '/v2/functions/{function_uuid}', summary: 'Delete a function; tasks already submitted still run', auth: 'user', params: FunctionParams, response: DeleteFunctionResponse, errors: ['NOT_FOUND'] },
+    { method: 'delete', path: '/v2/functions/{function_uuid}', summary: 'Delete a function; tasks already submitted still run', auth: 'user', keys: 'none', params: FunctionParams, response: DeleteFunctionResponse, errors: ['NOT_FOUND'] },
     async (c, { principal: { owner }, params }) => {
       if (!(await registryOf(c.env, owner).deleteFunction(params.function_uuid))) throw new FerryError('NOT_FOUND', 'function not found');
       await uncacheFunction(c.env, params.function_uuid);

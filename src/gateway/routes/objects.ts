@@ -77,7 +77,7 @@ export function registerObjectRoutes(table: RouteTable): void {
   // Static paths first: `/v3/objects/stats` must not be read as an object id.
   defineRoute(
     table,
-    { method: 'get', path: '/v3/objects/stats', summary: "The caller's objects: count, bytes stored, bytes the gateway served (per reader), objects stored (per writer)", auth: 'user', response: ObjectStats, errors: [] },
+    { method: 'get', path: '/v3/objects/stats', summary: "The caller's objects: count, bytes stored, bytes the gateway served (per reader), objects stored (per writer)", auth: 'user', keys: 'none', response: ObjectStats, errors: [] },
     async (c, { principal: { owner } }) => objectIndexOf(c.env, owner).stats(),
   );
 
@@ -88,6 +88,7 @@ export function registerObjectRoutes(table: RouteTable): void {
       path: '/v3/objects',
       summary: "Store raw bytes (≤ 64 MiB, Content-Length required, Content-Type kept; ?ttl_s=, x-ferry-filters); the id derives from owner and content. Endpoint tokens store for their owner (results by reference)",
       auth: 'writer',
+      keys: { action: 'upload_objects' },
       query: ObjectTtlQuery,
       response: ObjectRef,
       errors: ['LENGTH_REQUIRED', 'PAYLOAD_TOO_LARGE', 'VALIDATION_ERROR'],
@@ -111,6 +112,7 @@ export function registerObjectRoutes(table: RouteTable): void {
       path: '/v3/objects/uploads',
       summary: 'Start a multipart upload; every part but the last is part_size bytes; an upload never completed expires',
       auth: 'writer',
+      keys: { action: 'upload_objects' },
       body: StartUploadRequest,
       response: StartUploadResponse,
       errors: [],
@@ -141,6 +143,7 @@ export function registerObjectRoutes(table: RouteTable): void {
       path: '/v3/objects/uploads/{upload_id}/{n}',
       summary: 'Store part n (1 … 10000) of an upload: raw bytes, Content-Length required; sending a part again replaces it',
       auth: 'writer',
+      keys: { action: 'upload_objects' },
       params: PartParams,
       response: UploadPartResponse,
       errors: ['LENGTH_REQUIRED', 'PAYLOAD_TOO_LARGE', 'VALIDATION_ERROR', 'NOT_FOUND'],
@@ -169,6 +172,7 @@ export function registerObjectRoutes(table: RouteTable): void {
       path: '/v3/objects/uploads/{upload_id}/complete',
       summary: 'Complete an upload; the gateway reads the object once to compute its sha256 (and checks the one given, if any)',
       auth: 'writer',
+      keys: { action: 'upload_objects' },
       params: UploadParams,
       body: CompleteUploadRequest,
       response: ObjectRef,
@@ -207,7 +211,7 @@ export function registerObjectRoutes(table: RouteTable): void {
 
   defineRoute(
     table,
-    { method: 'delete', path: '/v3/objects/uploads/{upload_id}', summary: 'Abort an upload: its parts are dropped', auth: 'writer', params: UploadParams, response: DeletedResponse, errors: ['NOT_FOUND'] },
+    { method: 'delete', path: '/v3/objects/uploads/{upload_id}', summary: 'Abort an upload: its parts are dropped', auth: 'writer', keys: { action: 'upload_objects' }, params: UploadParams, response: DeletedResponse, errors: ['NOT_FOUND'] },
     async (c, { principal: { owner }, params }) => {
       if (!(await objectIndexOf(c.env, owner).endUpload(params.upload_id, true))) throw new FerryError('NOT_FOUND', 'upload not found');
       return { deleted: true as const };
@@ -221,6 +225,7 @@ export function registerObjectRoutes(table: RouteTable): void {
       path: '/v3/objects/{id}',
       summary: "An object's bytes (X-Content-Type-Options: nosniff; Content-Disposition: attachment unless text/plain, application/json, image/png, image/jpeg, image/gif or image/webp); Range: bytes=a-b | a- | -n answers 206 (416 past the end); HEAD: size and digest only. Endpoint tokens read their owner's objects",
       auth: 'reader',
+      keys: { action: 'read_results' },
       params: ObjectParams,
       otherResponses: [
         { status: 206, description: 'The requested range (Content-Range)' },
@@ -256,7 +261,7 @@ export function registerObjectRoutes(table: RouteTable): void {
 
   defineRoute(
     table,
-    { method: 'get', path: '/v3/objects/{id}/meta', summary: "An object's record: size, sha256, content type, ingest filters, times", auth: 'reader', params: ObjectParams, response: ObjectMeta, errors: ['NOT_FOUND'] },
+    { method: 'get', path: '/v3/objects/{id}/meta', summary: "An object's record: size, sha256, content type, ingest filters, times", auth: 'reader', keys: { action: 'read_results' }, params: ObjectParams, response: ObjectMeta, errors: ['NOT_FOUND'] },
     async (c, { principal, params }) => {
       const record = await objectIndexOf(c.env, principal.owner).meta(params.id);
       if (!record) throw new FerryError('NOT_FOUND', 'object not found');
@@ -266,7 +271,7 @@ export function registerObjectRoutes(table: RouteTable): void {
 
   defineRoute(
     table,
-    { method: 'delete', path: '/v3/objects/{id}', summary: 'Delete an object', auth: 'user', params: ObjectParams, response: DeletedResponse, errors: ['NOT_FOUND'] },
+    { method: 'delete', path: '/v3/objects/{id}', summary: 'Delete an object', auth: 'user', keys: 'none', params: ObjectParams, response: DeletedResponse, errors: ['NOT_FOUND'] },
     async (c, { principal: { owner }, params }) => {
       if (!(await objectIndexOf(c.env, owner).remove(params.id))) throw new FerryError('NOT_FOUND', 'object not found');
       return { deleted: true as const };

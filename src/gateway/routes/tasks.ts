@@ -67,6 +67,7 @@ export function registerTaskRoutes(table: RouteTable): void {
       path: '/v3/endpoints/{endpoint_id}/submit',
       summary: 'Submit a batch of tasks; every task is stored before the answer',
       auth: 'user',
+      keys: { action: 'submit', endpoints: ({ params }) => [params.endpoint_id], functions: ({ body }) => Object.keys(body.tasks) },
       params: EndpointParams,
       body: SubmitRequest,
       headers: SubmissionHeaders,
@@ -114,6 +115,7 @@ export function registerTaskRoutes(table: RouteTable): void {
       path: '/v2/tasks/{task_id}',
       summary: 'A task doc; ?wait=S holds the answer until the task ends or S seconds pass',
       auth: 'user',
+      keys: { action: 'read_results', endpoints: ({ params }) => [endpointOfId(params.task_id)] },
       params: TaskParams,
       query: WaitQuery,
       response: TaskDoc,
@@ -139,6 +141,7 @@ export function registerTaskRoutes(table: RouteTable): void {
       path: '/v2/batch_status',
       summary: 'Task docs of many tasks; ids that are unknown or not the caller\'s are left out',
       auth: 'user',
+      keys: { action: 'read_results', endpoints: ({ body }) => body.task_ids.map(endpointOfId) },
       body: BatchStatusRequest,
       response: BatchStatusResponse,
       errors: [],
@@ -162,7 +165,7 @@ export function registerTaskRoutes(table: RouteTable): void {
 
   defineRoute(
     table,
-    { method: 'get', path: '/v2/taskgroup/{task_group_id}', summary: 'The tasks of a task group', auth: 'user', params: TaskGroupParams, response: TaskGroupDoc, errors: ['NOT_FOUND'] },
+    { method: 'get', path: '/v2/taskgroup/{task_group_id}', summary: 'The tasks of a task group', auth: 'user', keys: { action: 'read_results', endpoints: ({ params }) => [endpointOfId(params.task_group_id)] }, params: TaskGroupParams, response: TaskGroupDoc, errors: ['NOT_FOUND'] },
     async (c, { principal: { owner }, params }) => {
       const tasks = unwrap(await hubOf(c.env, endpointOf(params.task_group_id, 'task group')).taskGroup(owner, params.task_group_id));
       return { taskgroup_id: params.task_group_id, tasks: tasks.map((t) => ({ id: t.task_id, created_at: new Date(t.created_at * 1000).toISOString() })) };
@@ -176,6 +179,7 @@ export function registerTaskRoutes(table: RouteTable): void {
       path: '/v2/tasks/{task_id}',
       summary: 'Cancel a task that has not finished',
       auth: 'user',
+      keys: 'none',
       params: TaskParams,
       response: TaskDoc,
       errors: ['NOT_FOUND', 'TASK_ALREADY_FINISHED'],
@@ -190,6 +194,7 @@ export function registerTaskRoutes(table: RouteTable): void {
       path: '/v3/run',
       summary: 'Submit one task and wait for it: 200 with the finished doc, or 202 with the doc so far',
       auth: 'user',
+      keys: { action: 'run', endpoints: ({ body }) => [body.endpoint_id], functions: ({ body }) => [body.function_uuid] },
       body: RunRequest,
       headers: RunHeaders,
       response: TaskDoc,
