@@ -3,6 +3,7 @@
 import { Hono } from 'hono';
 import { FerryError } from '../protocol/errors';
 import { LAUNCHER_DRAIN_PATH } from '../protocol/wire';
+import { cors } from './cors/cors';
 import { drainGateway, trackRequest } from './drain';
 import type { GatewayEnv } from './env';
 import { errorResponse, toFerryError } from './http-errors';
@@ -27,6 +28,7 @@ export function createApp(): GatewayApp {
     const timeoutMs = Math.min(60_000, Math.max(0, Number(c.req.query('timeout_ms')) || 5000));
     return c.json(await drainGateway(timeoutMs, (id) => c.env.ENDPOINT_HUB.get(c.env.ENDPOINT_HUB.idFromString(id)).drainForShutdown()));
   });
+  hono.use(cors());
   hono.use(async function countInFlight(_c, next) {
     await trackRequest(next);
   });
