@@ -13,6 +13,7 @@ import { registerFunctionRoutes } from './routes/functions';
 import { registerObjectRoutes } from './routes/objects';
 import { registerProvenanceRoutes } from './routes/provenance';
 import { registerServiceRoutes } from './routes/service';
+import { registerTaskListRoutes } from './routes/task-list';
 import { registerTaskRoutes } from './routes/tasks';
 
 export interface GatewayApp {
@@ -37,6 +38,7 @@ export function createApp(): GatewayApp {
   registerFunctionRoutes(routes);
   registerEndpointRoutes(routes);
   registerTaskRoutes(routes);
+  registerTaskListRoutes(routes);
   registerObjectRoutes(routes);
   registerProvenanceRoutes(routes);
   hono.onError(function ferryErrors(err) {
