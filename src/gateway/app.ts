@@ -8,6 +8,7 @@ import { drainGateway, trackRequest } from './drain';
 import type { GatewayEnv } from './env';
 import { errorResponse, toFerryError } from './http-errors';
 import { createRouteTable, type GatewayHono, type RouteTable } from './route-spec';
+import { registerDashboardRoutes } from './routes/dashboard';
 import { registerEndpointRoutes } from './routes/endpoints';
 import { registerFunctionRoutes } from './routes/functions';
 import { registerObjectRoutes } from './routes/objects';
@@ -41,6 +42,7 @@ export function createApp(): GatewayApp {
   registerTaskListRoutes(routes);
   registerObjectRoutes(routes);
   registerProvenanceRoutes(routes);
+  registerDashboardRoutes(hono);
   hono.onError(function ferryErrors(err) {
     return errorResponse(toFerryError(err));
   });
