@@ -43,9 +43,19 @@ export function truncate(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max)}… (${text.length - max} more characters)`;
 }
 
+/** A task or group id without its endpoint part (`….<suffix>`); other ids cut to 8 characters. */
 export function shortId(id: string): string {
   const dot = id.indexOf('.');
-  return dot > 0 ? `…${id.slice(dot + 1, dot + 9)}` : id.length > 12 ? `${id.slice(0, 8)}…` : id;
+  return dot > 0 ? `…${id.slice(dot + 1)}` : id.length > 12 ? `${id.slice(0, 8)}…` : id;
+}
+
+/** Replaces children with `nodes` (reused ones move), keeping the keyboard focus where it was. */
+export function reconcile(el: Element, nodes: readonly Node[]): void {
+  const current = el.childNodes;
+  if (current.length === nodes.length && nodes.every((n, i) => current[i] === n)) return;
+  const focused = document.activeElement;
+  el.replaceChildren(...nodes);
+  if (focused instanceof HTMLElement && focused !== document.activeElement && focused.isConnected) focused.focus();
 }
 
 export function formatTime(unixSeconds: number | null | undefined): string {

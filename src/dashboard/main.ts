@@ -82,6 +82,7 @@ async function render(): Promise<void> {
     else link.removeAttribute('aria-current');
   }
   document.title = `${entry.title} · Ferry`;
+  announce('');
   fill(main, h('p', { class: 'muted' }, 'Loading…'));
   try {
     await entry.view({ api, root: main, args, query: new URLSearchParams(queryText), announce, signal: controller.signal });

@@ -19,7 +19,8 @@ export function statusChart(samples: readonly StatusSample[], windowS: number, s
     let d = '';
     points.forEach((p, i) => {
       const gap = i === 0 || p.t - points[i - 1]!.t > 3 * sampleEveryS;
-      d += `${gap ? 'M' : 'L'}${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`;
+      // A lone sample after a gap still shows: a zero-length segment drawn with a round cap.
+      d += `${gap ? 'M' : 'L'}${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}${gap ? 'h0.01' : ''}`;
     });
     return d;
   };

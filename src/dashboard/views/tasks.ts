@@ -5,7 +5,7 @@
 import type { EndpointDoc } from '../../protocol/api';
 import type { TaskList, TaskSummary } from '../../protocol/task-list';
 import { TASK_STATES } from '../../protocol/task-state';
-import { fill, formatTime, h, route, shortId, statusBadge } from '../dom';
+import { fill, formatTime, h, reconcile, route, shortId, statusBadge } from '../dom';
 import { every, type ViewContext } from '../view';
 
 const PAGE = 200;
@@ -41,11 +41,20 @@ export async function tasksView(ctx: ViewContext): Promise<void> {
   let older: TaskSummary[] = [];
   let olderCursor: string | null = null;
   let firstCursor: string | null = null;
+  let drawn = new Map<string, { key: string; tr: HTMLTableRowElement }>();
 
   const draw = () => {
     const seen = new Set(newest.map((t) => t.task_id));
     const rows = [...newest, ...older.filter((t) => !seen.has(t.task_id))];
-    fill(body, ...rows.map((t) => taskRow(t, names)));
+    // Rows whose task did not change are kept (with any focus inside), changed ones rebuilt.
+    const next = new Map<string, { key: string; tr: HTMLTableRowElement }>();
+    for (const t of rows) {
+      const key = `${t.status} ${t.completion_t} ${t.attempts}`;
+      const kept = drawn.get(t.task_id);
+      next.set(t.task_id, kept && kept.key === key ? kept : { key, tr: taskRow(t, names) });
+    }
+    drawn = next;
+    reconcile(body, [...next.values()].map((r) => r.tr));
     const byStatus = new Map<string, number>();
     for (const t of rows) byStatus.set(t.status, (byStatus.get(t.status) ?? 0) + 1);
     fill(counts, `${rows.length} tasks shown`, ...[...byStatus].map(([status, n]) => h('span', { class: 'count', 'data-status': status }, ' · ', statusBadge(status), ' ', h('span', { class: 'n' }, n))));
