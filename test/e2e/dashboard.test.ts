@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ResultRef } from '../../src/protocol/api';
+import { dashboardLink } from '../../src/cli/dev';
 import { PROJECT_ROOT } from '../../src/cli/gateway-process';
 import type { Client } from '../../src/sdk/client';
 import { launchChromium } from '../helpers/browser';
@@ -145,7 +146,7 @@ describe('the dashboard in Chromium', () => {
 
   it("signs in from `ferry dev`'s link and leaves no token in the address or the history", async () => {
     const fresh = await browser.newPage();
-    await fresh.goto(`${stack.gateway.url}/#token=${encodeURIComponent(token)}`);
+    await fresh.goto(dashboardLink(stack.gateway.url, token));
     await fresh.locator('section[data-endpoint-id]').first().waitFor();
     expect(fresh.url()).not.toContain(token);
     expect(fresh.url()).toMatch(/#\/endpoints$/);
