@@ -87,6 +87,20 @@ describe('the dashboard in Chromium', () => {
     expect(new Set(shown)).toEqual(new Set(task_ids));
     await shot('tasks', false);
 
+    // Filters by keyboard alone: the status filter, then Apply; the address keeps the filter.
+    await page.locator('#filter-status').focus();
+    await page.keyboard.press('End'); // the last state: cancelled
+    await page.keyboard.press('Tab'); // the function filter …
+    await page.keyboard.press('Tab'); // the endpoint filter …
+    await page.keyboard.press('Tab'); // the workflow filter …
+    await page.keyboard.press('Tab'); // … Apply
+    await page.keyboard.press('Enter');
+    await page.waitForURL(/status=cancelled/);
+    await page.locator('#task-counts', { hasText: '0 tasks shown' }).waitFor();
+    expect(page.url()).toContain(`endpoint_id=${endpoint.endpointId}`);
+    await page.goBack();
+    await page.locator('#task-counts .count[data-status="success"]').waitFor();
+
     // Open one from the table: its result, its output, its timeline.
     await page.locator(`tr[data-task-id="${task_ids[7]}"] th a`).click();
     await page.locator('#task-result').waitFor();
