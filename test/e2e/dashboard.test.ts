@@ -156,6 +156,17 @@ describe('the dashboard in Chromium', () => {
     await page.keyboard.press('Enter');
     await page.waitForURL(`**/#/task/${encodeURIComponent(first)}`);
     await page.getByRole('heading', { name: /^Task / }).waitFor();
+
+    // The object between them: its record, and who read how much of the caller's objects.
+    await page.goto(`${stack.gateway.url}/#/object/${ref.$ref}`);
+    await page.getByRole('heading', { name: /^Object / }).waitFor();
+    const facts = await page.locator('dl.facts').textContent();
+    expect(facts).toContain('(1024 bytes)');
+    expect(facts).toContain(ref.sha256);
+    await page.getByRole('link', { name: 'Objects' }).click();
+    await page.getByRole('table', { name: 'Who read them' }).waitFor();
+    expect(await page.getByRole('table', { name: 'Who read them' }).textContent()).toContain(`endpoint:${endpoint.endpointId}`);
+    await shot('objects');
   });
 
   it("signs in from `ferry dev`'s link and leaves no token in the address or the history", async () => {
