@@ -15,9 +15,11 @@ import { generated } from '../test/helpers/generated-bytes';
 import { BULLMQ_CONCURRENCY, BULLMQ_VERSION, startBullmqPeer } from './bullmq';
 import { childPid, clientCpuSeconds, cpuClock, endpointCpuSeconds, treeCpuSeconds, treeWriteBytes, type CpuParts } from './cpu';
 import { defaultEndpoint, untilRecordsQueryable, warmIncrement } from './endpoints';
+import { notificationLatency, workflowSubscriber } from './events';
 import { healthzFigures, withBareWorker } from './healthz';
 import { interchangeThroughput } from './interchange';
 import { TRACE_HEADER, TRACE_HOPS, parseServerTiming } from '../src/protocol/trace';
+import type { Client } from '../src/sdk/client';
 import { fetchResending } from '../src/sdk/resend';
 
 interface Figure {
@@ -191,6 +193,12 @@ async function latencySection() {
         also: { value: quantile(floor, q), name: `one-line Worker on the same launcher ${key} (the runtime's floor)` },
       };
     }
+    process.stderr.write('bench: result at the hub → client, by SSE and by ?wait= …\n');
+    const notified = await notificationLatency(client, endpoint.endpointId, noop, 300);
+    figures['sse_event_p50'] = {
+      value: notified.sse.p50, unit: 'ms', baseline: notified.wait.p50, baseline_name: 'GET /v2/tasks/{id}?wait=10 long-poll p50, the same tasks',
+      note: `300 sequential no-op tasks, each watched by an open GET /v3/events?endpoint_id stream and a long-poll at once; from the result reaching the hub (completion_t, the hub's clock in whole ms) to the client; mean ${notified.sse.mean.toFixed(2)} ms against ${notified.wait.mean.toFixed(2)} ms, p99 ${notified.sse.p99.toFixed(2)} ms against ${notified.wait.p99.toFixed(2)} ms`,
+    };
     process.stderr.write('bench: traced round trips (Ferry-Trace: 1) …\n');
     hopTraces['run_roundtrip'] = await traceRoundTrips(stack, endpoint.endpointId, noop, 200);
     process.stderr.write('bench: GET /healthz beside a one-line Worker …\n');
@@ -296,9 +304,47 @@ async function throughputSection() {
       note: `${n} tasks, every result verified; submit took ${((tSubmitted - t0) / 1000).toFixed(2)} s; BullMQ: every job ran and completed once with the right value`,
       cpu_us_per_task: cpuPerTask, baseline_cpu_us_per_task: bull.cpu,
     };
+    // The same batch with one subscriber streaming all of it (GET /v3/events?workflow_id), in
+    // pairs with a run without one; the ratio of each pair, their median.
+    const pairs = Number(process.env.BENCH_PAIRS) || 3;
+    const ratios: number[] = [];
+    let streamedRate = 0;
+    let plainRate = 0;
+    const cpuRuns: { plain: CpuParts[]; streamed: CpuParts[] } = { plain: [], streamed: [] };
+    const sample = ferryCpu(stack, endpoint.agentPid);
+    for (let p = 0; p < pairs; p++) {
+      const plain = await timedBatch(client, endpoint.endpointId, inc, n, `bench-plain-${p}`, sample);
+      const subscriber = await workflowSubscriber(client, `bench-streamed-${p}`, n);
+      const streamed = await timedBatch(client, endpoint.endpointId, inc, n, `bench-streamed-${p}`, sample);
+      const events = await subscriber.done; // every terminal event came, each once (checked as read)
+      process.stderr.write(`\n  pair ${p + 1}: ${plain.rate.toFixed(0)} tasks/s without, ${streamed.rate.toFixed(0)} with a subscriber (${events} events read); gateway CPU-µs/task ${plain.cpu.gateway!.toFixed(0)} without, ${streamed.cpu.gateway!.toFixed(0)} with\n`);
+      ratios.push(streamed.rate / plain.rate);
+      streamedRate += streamed.rate / pairs;
+      plainRate += plain.rate / pairs;
+      cpuRuns.plain.push(plain.cpu);
+      cpuRuns.streamed.push(streamed.cpu);
+    }
+    figures['throughput_20k_streamed'] = {
+      value: streamedRate, unit: 'tasks/s', baseline: plainRate, baseline_name: `the same batch without a subscriber (mean of ${pairs})`,
+      note: `${pairs} interleaved pairs of ${n} tasks, every result verified, the subscriber (the SDK, in the client process) read every terminal event once; pair ratios ${ratios.map((r) => r.toFixed(3)).join(' ')}, median ${median(ratios).toFixed(3)}`,
+      cpu_us_per_task: medianCpu(cpuRuns.streamed), baseline_cpu_us_per_task: medianCpu(cpuRuns.plain),
+    };
   } finally {
     await stack.stop();
   }
+}
+
+/** One batch of `n` increments, submitted and awaited as throughput_20k does: tasks per second, results checked. */
+async function timedBatch(client: Client, endpointId: string, inc: string, n: number, workflowId: string, sample: () => CpuParts): Promise<{ rate: number; cpu: CpuParts }> {
+  const payloads = Array.from({ length: n }, (_, i) => [i]);
+  const cpu = cpuClock(sample);
+  const t0 = performance.now();
+  const sub = await client.submitBatch(endpointId, inc, payloads, { workflow_id: workflowId });
+  const docs = await client.waitAll(sub.task_ids, { timeout: 600 });
+  const rate = n / ((performance.now() - t0) / 1000);
+  const used = cpu.stop(n);
+  checkIncrements(docs, n, workflowId);
+  return { rate, cpu: used };
 }
 
 /**

@@ -10,6 +10,7 @@ import { errorResponse, toFerryError } from './http-errors';
 import { createRouteTable, type GatewayHono, type RouteTable } from './route-spec';
 import { registerDashboardRoutes } from './routes/dashboard';
 import { registerEndpointRoutes } from './routes/endpoints';
+import { registerEventRoutes } from './routes/events';
 import { registerFunctionRoutes } from './routes/functions';
 import { registerObjectRoutes } from './routes/objects';
 import { registerProvenanceRoutes } from './routes/provenance';
@@ -43,6 +44,7 @@ export function createApp(): GatewayApp {
   registerObjectRoutes(routes);
   registerProvenanceRoutes(routes);
   registerDashboardRoutes(hono);
+  registerEventRoutes(routes);
   hono.onError(function ferryErrors(err) {
     return errorResponse(toFerryError(err));
   });

@@ -41,6 +41,8 @@ export interface GatewayEnv {
   LINEAGE?: string;
   /** Origins (scheme://host[:port], separated by commas or spaces) whose pages may call the API (CORS); empty: none. */
   CORS_ORIGINS?: string;
+  /** Seconds between `: keepalive` comments on an event stream (default and most: 15). */
+  EVENTS_KEEPALIVE_S?: string;
   /** Set by the local launcher (a random key per start): the key of its drain call (src/gateway/drain.ts). */
   LAUNCHER_KEY?: string;
 }
@@ -73,6 +75,10 @@ export function taskStoreKind(env: GatewayEnv): TaskStoreKind {
   if (kind === '' || kind === 'sqlite') return 'sqlite';
   if (kind === 'redis') return 'redis';
   throw new Error(`TASK_STORE: must be "sqlite" or "redis", got ${JSON.stringify(env.TASK_STORE)}`);
+}
+
+export function eventsKeepaliveSeconds(env: GatewayEnv): number {
+  return Math.min(positiveNumber(env.EVENTS_KEEPALIVE_S, 15), 15);
 }
 
 export function lineageEnabled(env: GatewayEnv): boolean {

@@ -91,6 +91,7 @@ export function buildOpenApiDocument(specs: readonly RouteSpec[], version: strin
       summary: spec.summary,
       security: spec.auth === 'none' ? [] : spec.auth === 'reader' || spec.auth === 'writer' ? [{ userToken: [] }, { endpointToken: [] }] : [{ [spec.auth === 'user' ? 'userToken' : spec.auth === 'endpoint-secret' ? 'endpointSecret' : 'endpointToken']: [] }],
       'x-ferry-auth': spec.auth,
+      ...(spec.queryExample === undefined ? {} : { 'x-ferry-query-example': spec.queryExample }),
       parameters: parameters(spec),
       responses,
     };

@@ -50,6 +50,8 @@ export interface RouteSpec<
   errors: readonly ErrorCode[];
   /** A request body example. `{name}` placeholders stand for path parameter values of the same name. */
   example?: unknown;
+  /** A query string example for a route that needs one (`task_group_id={task_group_id}`), placeholders as in `example`. */
+  queryExample?: string;
 }
 
 export interface Principal {

@@ -37,6 +37,7 @@ export const ERROR_CODES = {
   // Ferry's own faults (5xx).
   INTERNAL: { status: 500, kind: 'system', retryable: true, message: 'Internal error' },
   UNAVAILABLE: { status: 503, kind: 'system', retryable: true, message: 'Service unavailable' },
+  NOT_IMPLEMENTED: { status: 501, kind: 'system', retryable: false, message: 'This gateway\'s configuration does not offer that' },
   // Task execution outcomes, reported in a task's `exception.code`.
   FERRY_TASK_TIMEOUT: { status: 500, kind: 'user', retryable: false, message: 'The task exceeded its wall-time limit' },
   FERRY_MEMORY_LIMIT: { status: 500, kind: 'user', retryable: false, message: 'The task exceeded its memory limit' },

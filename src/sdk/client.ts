@@ -9,6 +9,8 @@ import type {
 import { LIMITS } from '../protocol/api';
 import type { ProvDocument, TaskLineage } from '../provenance/prov-document';
 import { FerryApiError, TaskCancelledError, TaskFailedError, WaitTimeoutError, apiErrorFromBody } from './errors';
+import { streamEvents, type EventStreamOptions, type EventsSelector, type FerryEvent } from './event-stream';
+import { Executor, type ExecutorOptions } from './executor';
 import { fetchResending } from './resend';
 import type { ObjectMeta, ObjectRef, ObjectStats } from '../protocol/api';
 import {
@@ -275,6 +277,26 @@ export class Client {
       // Hold until the task a quarter into the open ones ends (or a second passes), then look again.
       await this.getTask(open[Math.floor(open.length / 4)]!, { wait: 1 });
     }
+  }
+
+  /** A task group's task ids and creation times, in submission order. */
+  async taskGroup(taskGroupId: string): Promise<Array<{ task_id: string; created_at: string }>> {
+    const res = await this.request<{ tasks: Array<{ id: string; created_at: string }> }>('GET', `/v2/taskgroup/${enc(taskGroupId)}`);
+    return res.tasks.map((t) => ({ task_id: t.id, created_at: t.created_at }));
+  }
+
+  /**
+   * The event stream of a task group, an endpoint, a workflow or task ids (GET /v3/events): each
+   * task state change (the doc, result inline once it ended) and endpoint status change. It
+   * reconnects by itself with the last event's id, and ends when `signal` aborts or the loop is left.
+   */
+  events(selector: EventsSelector, options: Pick<EventStreamOptions, 'lastEventId' | 'signal' | 'backoff' | 'onReconnect'> = {}): AsyncGenerator<FerryEvent, void, undefined> {
+    return streamEvents({ url: this.url, token: this.token, fetch: this.fetchImpl, selector, ...options });
+  }
+
+  /** Futures over one task group, settled by its event stream (see executor.ts). */
+  executor(options: ExecutorOptions): Executor {
+    return new Executor(this, options);
   }
 
   /** Cancels a task that has not finished; returns its doc (status `cancelled`). */

@@ -4,3 +4,7 @@ export type { BatchSubmission, ClientOptions, RegisterFunctionOptions, ResultOpt
 export { FerryApiError, TaskCancelledError, TaskFailedError, WaitTimeoutError } from './errors';
 export { resultRefOf } from './objects';
 export type { ByteRange, GetOptions, IngestFilter, ObjectHead, PutData, PutOptions, PutProgress } from './objects';
+export { SseError, SseParser, streamEvents } from './event-stream';
+export type { EventStreamOptions, EventsSelector, FerryEvent, SseEvent } from './event-stream';
+export { Executor, TaskFuture } from './executor';
+export type { ExecutorOptions, SubmitWithOptions } from './executor';

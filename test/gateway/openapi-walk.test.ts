@@ -37,6 +37,7 @@ it("every route answers 404 (or nothing of theirs) to another user's token", asy
       const auth = op['x-ferry-auth'] as string;
       if (auth === 'none') continue;
       walked++;
+      const query = op['x-ferry-query-example'] === undefined ? '' : `?${substitute(op['x-ferry-query-example'], values)}`;
       const url = path.replace(/\{([a-z_]+)\}/g, (_, name: string) => {
         expect(values[name], `no value for path parameter ${name} of ${path}`).toBeDefined();
         return values[name]!;
@@ -45,7 +46,7 @@ it("every route answers 404 (or nothing of theirs) to another user's token", asy
       const body = example === undefined ? undefined : substitute(example, values);
       const token = auth === 'endpoint' ? bobAccess : auth === 'endpoint-secret' ? bobEndpoint.token : bob.token;
       const headers: Record<string, string> = auth === 'endpoint' ? { upgrade: 'websocket' } : {};
-      const res = await call(method, url, { token, body, headers });
+      const res = await call(method, url + query, { token, body, headers });
       const where = `${method.toUpperCase()} ${path} → ${res.status} ${res.text.slice(0, 200)}`;
       if (res.status === 404) {
         expect(res.body.code, where).toBe('NOT_FOUND');

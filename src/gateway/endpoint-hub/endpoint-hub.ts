@@ -4,7 +4,9 @@
 
 import { DurableObject } from 'cloudflare:workers';
 import { z } from 'zod';
+import { EVENTS_LIMITS } from '../../protocol/events';
 import { LIMITS, type EndpointDoc, type EndpointStatus, type ResultRef, type StatusReport } from '../../protocol/api';
+import { FerryError } from '../../protocol/errors';
 import { endpointOfId } from '../../protocol/ids';
 import { canTransition, isFinal, transition, type TaskState, type TransitionEvent } from '../../protocol/task-state';
 import type { StatusSample } from '../../protocol/task-list';
@@ -36,9 +38,13 @@ import { buildTaskFrames, TASK_FRAME_BUDGET } from './task-frames';
 import { TaskWaiters } from './task-waiters';
 import { StatusHistory } from './status-history';
 import { objectResultRef, resultObjectKey, spilledResultKey, taskDocJson } from './task-doc-json';
+import { ChangeCounter, changedTasks, migrateEventLog, readStatusEvent, recentStart, statusKey, writeStatusEvent, type EventsPage, type HubEvent, type HubFilter } from './event-log';
+import { EVENTS_SOCKET_PATH, EventSubscribers } from './event-subscribers';
 
 /** Headers by which the gateway tells the hub who opens the agent socket (already authenticated). */
 export const AGENT_SOCKET_HEADERS = { endpointId: 'x-ferry-endpoint-id', owner: 'x-ferry-owner', generation: 'x-ferry-secret-gen' } as const;
+
+const EVENTS_NEED_SQLITE = 'event streams need the default task store (TASK_STORE=sqlite): with Redis, nothing records the order of changes';
 
 const REVOKED_MESSAGE = 'the endpoint secret was revoked; register the endpoint again for a new secret';
 
@@ -79,7 +85,7 @@ export interface RunOutcome {
 }
 
 /** What routes call on a hub. Declared plainly: the RPC stub's mapped types recurse without end on JsonValue. */
-export type HubApi = Pick<EndpointHub, 'register' | 'update' | 'secretGeneration' | 'checkSecret' | 'revokeSecret' | 'describe' | 'status' | 'remove' | 'submit' | 'run' | 'taskDoc' | 'taskDocs' | 'taskGroup' | 'listTasks' | 'statusHistory' | 'cancel' | 'lineage' | 'lineageCount' | 'fetch'>;
+export type HubApi = Pick<EndpointHub, 'register' | 'update' | 'secretGeneration' | 'checkSecret' | 'revokeSecret' | 'describe' | 'status' | 'remove' | 'submit' | 'run' | 'taskDoc' | 'taskDocs' | 'taskGroup' | 'listTasks' | 'statusHistory' | 'cancel' | 'lineage' | 'lineageCount' | 'events' | 'holdsWorkflow' | 'fetch'>;
 
 export function hubOf(env: GatewayEnv, endpointId: string): HubApi {
   return env.ENDPOINT_HUB.get(env.ENDPOINT_HUB.idFromName(endpointId)) as unknown as HubApi;
@@ -134,6 +140,9 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   /** Traced runs' hops by task id, from the store until the run answers (src/protocol/trace.ts). */
   private readonly traces = new Map<string, TraceHops>();
   private readonly sessions: AgentSessionStore;
+  /** Positions of the event log (event-log.ts) and the streams told of each new one. */
+  private readonly changes: ChangeCounter;
+  private readonly subscribers: EventSubscribers;
   /** Lineage records of this endpoint's ended tasks, written with their outcomes. */
   private readonly lineageIndex: LineageIndex;
   /** Records built from the endpoint's facts when their tasks ended, as NDJSON lines, until written to a segment. */
@@ -155,7 +164,9 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   constructor(ctx: DurableObjectState, env: GatewayEnv) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
-    this.sqliteStore = new SqliteTaskStore(ctx.storage);
+    this.subscribers = new EventSubscribers(ctx);
+    this.changes = new ChangeCounter(this.sql, (position, ended) => this.subscribers.tick(position, ended));
+    this.sqliteStore = new SqliteTaskStore(ctx.storage, this.changes);
     this.remoteStore = taskStoreKind(env) === 'redis';
     this.outbox = new Outbox(this.sql);
     this.submitKeys = new SubmitKeys(this.sql);
@@ -173,6 +184,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       this.lineageIndex.createSchema();
       this.lineagePending.createSchema();
       this.statusSamples.createSchema();
+      migrateEventLog(this.sql);
     }
     if (registerHub(ctx.id.toString())) this.drainForShutdown();
   }
@@ -223,6 +235,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       this.lineageIndex.createSchema();
       this.lineagePending.createSchema();
       this.statusSamples.createSchema();
+      migrateEventLog(this.sql);
     });
     this.schemaReady = true;
   }
@@ -277,8 +290,9 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     const bumped = { ...record, secret_gen: record.secret_gen + 1 };
     writeEndpoint(this.sql, bumped);
     this.record = bumped;
-    for (const ws of this.ctx.getWebSockets()) this.refuse(ws, 'TOKEN_REVOKED', REVOKED_MESSAGE, CLOSE.revoked);
+    for (const ws of this.agentSockets()) this.refuse(ws, 'TOKEN_REVOKED', REVOKED_MESSAGE, CLOSE.revoked);
     this.agentSocket = null;
+    this.noteStatus();
     return ok(bumped.secret_gen);
   }
 
@@ -289,12 +303,16 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
 
   async status(owner: string): Promise<HubReply<EndpointStatus>> {
     if (!this.owned(owner)) return fail('NOT_FOUND');
+    return ok(this.currentStatus());
+  }
+
+  private currentStatus(): EndpointStatus {
     const session = this.sessions.current();
     const last = this.sessions.lastStatus();
     const lastSignOfLife = Math.max(last?.last_heartbeat ?? 0, session?.hello_at ?? 0);
     const connected = this.currentSocket() !== null && (session?.phase === 'held' || session?.phase === 'ready');
     const online = connected && nowSeconds() - lastSignOfLife <= 3 * heartbeatSeconds(this.env);
-    return ok({ status: online ? 'online' : 'offline', details: { ...(last?.report ?? EMPTY_REPORT), last_heartbeat: last?.last_heartbeat ?? null } });
+    return { status: online ? 'online' : 'offline', details: { ...(last?.report ?? EMPTY_REPORT), last_heartbeat: last?.last_heartbeat ?? null } };
   }
 
   async remove(owner: string): Promise<HubReply<null>> {
@@ -307,6 +325,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     if (session) this.sessions.save({ ...session, phase: 'closed' });
     for (const ws of this.ctx.getWebSockets()) closeQuietly(ws, CLOSE.endpointDeleted, 'endpoint deleted');
     this.agentSocket = null;
+    this.noteStatus();
     return ok(null);
   }
 
@@ -487,6 +506,65 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     return doc === null ? fail('NOT_FOUND') : ok(doc);
   }
 
+  // ---- events (GET /v3/events; event-log.ts) ----
+
+  /**
+   * Changes the filter selects after `after` (null: a new stream, which starts with the current
+   * state: for an endpoint, its status and its latest tasks), at most `limit` task events.
+   * `check`: the stream opens, and ids it names must exist here.
+   */
+  async events(owner: string, filter: HubFilter, after: number | null, limit: number, check: boolean): Promise<HubReply<EventsPage>> {
+    const record = this.owned(owner, true);
+    if (!record) return fail('NOT_FOUND', 'endpoint not found');
+    if (this.remoteStore) return fail('NOT_IMPLEMENTED', EVENTS_NEED_SQLITE);
+    // Read from storage, not the counter's memory: what is committed is what can be read.
+    const head = this.changes.stored();
+    if (after !== null && after > head) return fail('VALIDATION_ERROR', 'Last-Event-ID is not an event id of this stream');
+    if (check && filter.kind === 'task_group' && (endpointOfId(filter.task_group_id) !== record.endpoint_id || !(await this.store.groupExists(filter.task_group_id)))) {
+      return fail('NOT_FOUND', 'task group not found');
+    }
+    if (check && filter.kind === 'tasks') {
+      const states = await this.store.readStates(filter.task_ids);
+      if (states.size < filter.task_ids.length) return fail('NOT_FOUND', 'task not found', { task_id: filter.task_ids.find((id) => !states.has(id)) });
+    }
+    const start = after ?? (filter.kind === 'endpoint' ? recentStart(this.sql, EVENTS_LIMITS.endpointRecentTasks) : 0);
+    const page = changedTasks(this.sql, filter, start, head, limit);
+    const docs = await Promise.all(page.tasks.map((t) => this.encodeDoc(t.record)));
+    const events: HubEvent[] = page.tasks.map((t, i) => ({ seq: t.seq, type: 'task', data: docs[i]! }));
+    if (filter.kind === 'endpoint') {
+      const status = readStatusEvent(this.sql);
+      // A new stream starts with the status as it is; a resumed one gets it when it changed since.
+      const due = after === null ? { seq: start, status: this.currentStatus() } : status && status.seq > start && status.seq <= page.position ? status : null;
+      if (due) {
+        const data = JSON.stringify({ endpoint_id: record.endpoint_id, status: due.status });
+        const at = events.findIndex((e) => e.seq > due.seq);
+        events.splice(at < 0 ? events.length : at, 0, { seq: due.seq, type: 'endpoint', data });
+      }
+    }
+    return ok({ events, position: page.position, more: page.more });
+  }
+
+  /** Whether any task of the owner's workflow was submitted here (a stream of the workflow then follows this hub). */
+  async holdsWorkflow(owner: string, workflowId: string): Promise<boolean> {
+    if (!this.owned(owner, true) || this.remoteStore) return false;
+    return this.sql.exec('SELECT 1 FROM task_requests WHERE workflow_id = ? LIMIT 1', workflowId).toArray().length > 0;
+  }
+
+  /** Stamps a status event when what it shows changed (online, workers, blocks) and tells the streams. */
+  private noteStatus(): void {
+    if (!this.schemaReady || this.remoteStore) return;
+    const status = this.currentStatus();
+    const last = readStatusEvent(this.sql);
+    if (last && statusKey(last.status) === statusKey(status)) return;
+    writeStatusEvent(this.sql, this.changes.next(), status);
+    this.changes.committed(true);
+  }
+
+  /** The agent's socket (and sockets it replaced that are closing), not the event streams'. */
+  private agentSockets(): WebSocket[] {
+    return this.ctx.getWebSockets().filter((ws) => !this.subscribers.isSubscriber(ws));
+  }
+
   // ---- lineage ----
 
   /**
@@ -661,6 +739,12 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
 
   override async fetch(request: Request): Promise<Response> {
     const owner = request.headers.get(AGENT_SOCKET_HEADERS.owner) ?? '';
+    if (new URL(request.url).pathname === EVENTS_SOCKET_PATH) {
+      // An event stream's socket (routes/events.ts); tasks of a deleted endpoint stay watchable by their owner.
+      if (!this.owned(owner, true)) return Response.json({ code: 'NOT_FOUND', message: 'endpoint not found' }, { status: 404 });
+      if (this.remoteStore) return Response.json(new FerryError('NOT_IMPLEMENTED', EVENTS_NEED_SQLITE).toBody(), { status: 501 });
+      return this.subscribers.accept();
+    }
     const record = this.owned(owner);
     if (!record || record.endpoint_id !== request.headers.get(AGENT_SOCKET_HEADERS.endpointId)) {
       return Response.json({ code: 'NOT_FOUND', message: 'endpoint not found' }, { status: 404 });
@@ -672,7 +756,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     // One agent per endpoint: a new connection replaces the old one.
-    for (const old of this.ctx.getWebSockets()) closeQuietly(old, CLOSE.replaced, 'replaced by a newer agent connection');
+    for (const old of this.agentSockets()) closeQuietly(old, CLOSE.replaced, 'replaced by a newer agent connection');
     this.ctx.acceptWebSocket(server);
     const session: AgentSession = { session_id: crypto.randomUUID(), phase: 'hello', held_remaining: 0, credits: 0, hello_at: null };
     server.serializeAttachment({ session_id: session.session_id } satisfies SocketTag);
@@ -688,7 +772,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     const session = this.sessions.current();
     if (!session || session.phase === 'closed') return null;
     if (this.agentSocket === undefined) {
-      this.agentSocket = this.ctx.getWebSockets().find((ws) => (ws.deserializeAttachment() as SocketTag | null)?.session_id === session.session_id) ?? null;
+      this.agentSocket = this.agentSockets().find((ws) => (ws.deserializeAttachment() as SocketTag | null)?.session_id === session.session_id) ?? null;
     }
     if (this.agentSocket && this.agentSocket.readyState !== WebSocket.OPEN) return null;
     return this.agentSocket;
@@ -726,6 +810,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   private readonly frameOrders = new WeakMap<WebSocket, FrameOrder<string>>();
 
   override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    if (this.subscribers.isSubscriber(ws)) return Promise.resolve(); // streams only listen
     const seq = typeof message === 'string' ? seqOf(message) : null;
     if (seq === null) return this.chainFrame(() => this.handleFrame(ws, message));
     const tag = ws.deserializeAttachment() as SocketTag | null;
@@ -793,18 +878,21 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
         const at = nowSeconds();
         this.sessions.saveStatus({ report: frame.report, last_heartbeat: at });
         this.statusSamples.record(frame.report, at);
+        this.noteStatus();
         return;
       }
     }
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    if (this.subscribers.isSubscriber(ws)) return this.subscribers.gone(ws);
     // Echo the close; the runtime may already consider the socket closed and throw.
     closeQuietly(ws, code === 1005 || code === 1006 || code === 1015 ? CLOSE.normal : code, reason);
     this.onSocketGone(ws);
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {
+    if (this.subscribers.isSubscriber(ws)) return this.subscribers.gone(ws);
     closeQuietly(ws, 1011, 'socket error');
     this.onSocketGone(ws);
   }
@@ -814,6 +902,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     const session = this.isCurrent(ws);
     if (session) this.sessions.save({ ...session, phase: 'closed' });
     if (this.agentSocket === ws) this.agentSocket = null;
+    this.noteStatus();
   }
 
   private async onHello(ws: WebSocket, session: AgentSession, protocolVersion: number, heldFrames: number): Promise<void> {
@@ -824,6 +913,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     this.sendQuietly(ws, JSON.stringify({ type: 'welcome', protocol_version: PROTOCOL_VERSION, endpoint_id: record.endpoint_id, heartbeat_s: heartbeatSeconds(this.env) }));
     const next: AgentSession = { ...session, phase: heldFrames > 0 ? 'held' : 'ready', held_remaining: heldFrames, hello_at: nowSeconds() };
     this.sessions.save(next);
+    this.noteStatus();
     if (next.phase === 'ready') {
       await this.reconcile(ws, []);
       this.dispatch();

@@ -2,6 +2,7 @@
 // the hub's outbox lets one `transactionSync` write tasks and their delivery rows together.
 
 import { canTransition, isFinal, type TaskState, type TransitionEvent } from '../../protocol/task-state';
+import type { ChangeCounter } from '../endpoint-hub/event-log';
 import { forEachIdChunk, insertRows } from '../sql-batches';
 import type { AlongsideWrites, FinishAlongside, FinishReport, NewTaskBatch, TaskListFilter, TaskListPage, TaskListRow, TaskOutcome, TaskRecord, TaskStateRow, TaskStore } from './port';
 
@@ -12,17 +13,21 @@ const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS tasks (
      task_id TEXT PRIMARY KEY, task_group_id TEXT NOT NULL, request_id TEXT NOT NULL, function_uuid TEXT NOT NULL,
      state TEXT NOT NULL, transitions TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL,
-     result TEXT, result_ref TEXT, exception TEXT, stdout TEXT, completion_t REAL, execution TEXT)`,
+     result TEXT, result_ref TEXT, exception TEXT, stdout TEXT, completion_t REAL, execution TEXT, change_seq INTEGER)`,
   `CREATE INDEX IF NOT EXISTS tasks_by_group ON tasks(task_group_id)`,
 ];
 
-const RECORD_COLUMNS = `t.task_id, t.task_group_id, t.function_uuid, t.state, t.transitions, t.attempts, t.created_at,
+export const RECORD_COLUMNS = `t.task_id, t.task_group_id, t.function_uuid, t.state, t.transitions, t.attempts, t.created_at,
   t.result, t.result_ref, t.exception, t.stdout, t.completion_t, t.execution, r.workflow_id, r.campaign_id, r.resource_specification`;
 
-type RecordRow = [string, string, string, string, string, number, number, string | null, string | null, string | null, string | null, number | null, string | null, string | null, string | null, string | null];
+export type RecordRow = [string, string, string, string, string, number, number, string | null, string | null, string | null, string | null, number | null, string | null, string | null, string | null, string | null];
 
 export class SqliteTaskStore implements TaskStore {
-  constructor(private readonly storage: DurableObjectStorage) {}
+  /** `changes`: stamps each changed row's `change_seq` (the hub's event log, event-log.ts). */
+  constructor(
+    private readonly storage: DurableObjectStorage,
+    private readonly changes?: ChangeCounter,
+  ) {}
 
   private get sql(): SqlStorage {
     return this.storage.sql;
@@ -45,10 +50,17 @@ export class SqliteTaskStore implements TaskStore {
         batch.created_at,
       );
       if (batch.new_group) this.sql.exec('INSERT INTO task_groups (task_group_id, created_at) VALUES (?, ?)', batch.task_group_id, batch.created_at);
-      const rows = batch.tasks.map((t) => [t.task_id, batch.task_group_id, batch.request_id, t.function_uuid, 'waiting-for-ep', transitions, batch.created_at]);
-      insertRows(this.sql, 'INSERT INTO tasks (task_id, task_group_id, request_id, function_uuid, state, transitions, created_at)', 7, rows);
+      if (this.changes) {
+        const first = this.changes.take(batch.tasks.length);
+        const rows = batch.tasks.map((t, i) => [t.task_id, batch.task_group_id, batch.request_id, t.function_uuid, 'waiting-for-ep', transitions, batch.created_at, first + i]);
+        insertRows(this.sql, 'INSERT INTO tasks (task_id, task_group_id, request_id, function_uuid, state, transitions, created_at, change_seq)', 8, rows);
+      } else {
+        const rows = batch.tasks.map((t) => [t.task_id, batch.task_group_id, batch.request_id, t.function_uuid, 'waiting-for-ep', transitions, batch.created_at]);
+        insertRows(this.sql, 'INSERT INTO tasks (task_id, task_group_id, request_id, function_uuid, state, transitions, created_at)', 7, rows);
+      }
       alongside?.();
     });
+    this.changes?.committed();
   }
 
   async readStates(taskIds: readonly string[], withFacts = false): Promise<Map<string, TaskStateRow>> {
@@ -93,8 +105,30 @@ export class SqliteTaskStore implements TaskStore {
       if (!group) groups.set(key, (group = { move, ids: [] }));
       group.ids.push(move.task_id);
     }
+    const changes = this.changes;
     this.storage.transactionSync(() => {
       for (const { move, ids } of groups.values()) {
+        if (changes) {
+          // Each row its own position: (id, position) pairs joined in, still one statement per chunk.
+          forEachIdChunk(
+            ids,
+            (_, chunk) => {
+              const first = changes.take(chunk.length);
+              const pairs = chunk.flatMap((id, i) => [id, first + i]);
+              this.sql.exec(
+                `UPDATE tasks SET state = ?, transitions = json_set(transitions, ?, ?), change_seq = v.column2
+                   FROM (VALUES ${new Array(chunk.length).fill('(?,?)').join(',')}) AS v WHERE tasks.task_id = v.column1 AND tasks.state = ?`,
+                move.to,
+                `$."${move.to}"`,
+                move.at,
+                ...pairs,
+                move.from,
+              );
+            },
+            52, // 4 + 2 x 48 parameters
+          );
+          continue;
+        }
         forEachIdChunk(
           ids,
           (placeholders, chunk) =>
@@ -104,17 +138,19 @@ export class SqliteTaskStore implements TaskStore {
       }
       alongside?.();
     });
+    changes?.committed();
   }
 
   async finishTasks(outcomes: readonly TaskOutcome[], extraAttempts: readonly string[], alongside?: FinishAlongside): Promise<FinishReport> {
     const report: FinishReport = { finished: [], refused: [] };
+    const finish = `UPDATE tasks SET state = ?, transitions = json_patch(transitions, ?), result = ?, result_ref = ?, exception = ?, stdout = ?, completion_t = ?, execution = ?,
+       attempts = MAX(attempts + ?, ?)${this.changes ? ', change_seq = ?' : ''} WHERE task_id = ? AND state NOT IN ('success', 'failed', 'cancelled')`;
     this.storage.transactionSync(() => {
       for (const o of outcomes) {
         // Only a task not final yet takes an outcome: the first final outcome wins.
         const stored = isFinal(o.state)
           ? this.sql.exec(
-              `UPDATE tasks SET state = ?, transitions = json_patch(transitions, ?), result = ?, result_ref = ?, exception = ?, stdout = ?, completion_t = ?, execution = ?,
-                 attempts = MAX(attempts + ?, ?) WHERE task_id = ? AND state NOT IN ('success', 'failed', 'cancelled')`,
+              finish,
               o.state,
               JSON.stringify(o.transitions),
               o.result_json,
@@ -125,6 +161,8 @@ export class SqliteTaskStore implements TaskStore {
               o.execution_json,
               o.counts_attempt ? 1 : 0,
               o.reported_attempt,
+              // A position per outcome: a refused outcome leaves a gap.
+              ...(this.changes ? [this.changes.next()] : []),
               o.task_id,
             ).rowsWritten > 0
           : false;
@@ -138,6 +176,7 @@ export class SqliteTaskStore implements TaskStore {
       for (const taskId of extraAttempts) this.sql.exec('UPDATE tasks SET attempts = attempts + 1 WHERE task_id = ?', taskId);
       alongside?.(report.finished);
     });
+    this.changes?.committed(true);
     return report;
   }
 
@@ -185,7 +224,7 @@ export class SqliteTaskStore implements TaskStore {
   }
 }
 
-function toRecord(row: RecordRow): TaskRecord {
+export function toRecord(row: RecordRow): TaskRecord {
   const [task_id, task_group_id, function_uuid, state, transitions_json, attempts, created_at, result_json, result_ref, exception_json, stdout, completion_t, execution_json, workflow_id, campaign_id, resource_specification_json] = row;
   return {
     task_id,
