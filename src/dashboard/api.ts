@@ -9,6 +9,8 @@ export class ApiError extends Error {
 }
 
 export interface Api {
+  /** For the event stream, which sends it itself (in a header, as every call). */
+  readonly token: string;
   get<T>(path: string, signal?: AbortSignal): Promise<T>;
   del<T>(path: string): Promise<T>;
   /** A raw request with the token (the event stream reads its body itself). */
@@ -38,6 +40,7 @@ export function createApi(token: string, onUnauthorized: () => void): Api {
     return body as T;
   };
   return {
+    token,
     get: async (path, signal) => json(await call(path, signal ? { signal } : {})),
     del: async (path) => json(await call(path, { method: 'DELETE' })),
     fetch: call,

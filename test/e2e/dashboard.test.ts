@@ -13,12 +13,12 @@ import { dashboardLink } from '../../src/cli/dev';
 import { PROJECT_ROOT } from '../../src/cli/gateway-process';
 import type { Client } from '../../src/sdk/client';
 import { launchChromium } from '../helpers/browser';
-import { startStack, waitForWorkers, type EndpointHandle, type Stack } from '../helpers/stack';
+import { startStack, waitForWorkers, type EndpointHandle } from '../helpers/stack';
 
 const ARTIFACTS = join(PROJECT_ROOT, 'test', 'artifacts', 'dashboard');
 const HOSTILE = '<img src=x onerror="window.__pwned = 1">';
 
-let stack: Stack;
+let stack: Awaited<ReturnType<typeof startStack>>;
 let alice: Client;
 let token: string;
 let endpoint: EndpointHandle;
@@ -82,6 +82,8 @@ describe('the dashboard in Chromium', () => {
     expect(task_ids).toHaveLength(200);
     await page.waitForFunction(() => document.querySelectorAll('table.tasks tbody tr[data-status="success"]').length === 200, undefined, { timeout: 90_000 });
     expect(await page.locator('#task-counts .count[data-status="success"] .n').textContent()).toBe('200');
+    // Driven by the endpoint's event stream, not by reading the list again.
+    expect(await page.locator('#live-mode').getAttribute('data-mode')).toBe(stack.taskStore === 'redis' ? 'polling' : 'streaming');
     expect(await page.evaluate(() => (window as unknown as { __sameDocument?: boolean }).__sameDocument)).toBe(true);
     const shown = await page.locator('table.tasks tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-task-id')));
     expect(new Set(shown)).toEqual(new Set(task_ids));

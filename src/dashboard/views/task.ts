@@ -7,6 +7,7 @@ import type { TaskLineage } from '../../provenance/prov-document';
 import { ApiError } from '../api';
 import { fill, formatTime, h, route, shortId, statusBadge, truncate } from '../dom';
 import { timeline } from '../timeline';
+import { followEvents } from '../live';
 import { every, type ViewContext } from '../view';
 
 const REFRESH_MS = 1_000;
@@ -15,17 +16,40 @@ const MAX_ARG_CHARS = 200;
 const FINAL = new Set(['success', 'failed', 'cancelled']);
 
 export async function taskView(ctx: ViewContext): Promise<void> {
-  const taskId = ctx.args[0] ?? '';
+  const taskId = decodeURIComponent(ctx.args[0] ?? '');
   let ended = false;
   let lineage: TaskLineage | null = null;
-  every(ctx, REFRESH_MS, async () => {
-    if (ended && lineage) return;
-    const doc = await ctx.api.get<TaskDoc>(`/v2/tasks/${encodeURIComponent(taskId)}`, ctx.signal);
+  /** Draws the doc; once the task has ended, with its lineage record (written a moment later). */
+  const show = async (doc: TaskDoc) => {
     if (FINAL.has(doc.status)) lineage = await lineageOf(ctx, taskId);
     if (ctx.signal.aborted) return;
-    if (!ended || lineage) render(ctx, doc, lineage);
+    render(ctx, doc, lineage);
     ended = FINAL.has(doc.status);
-  });
+  };
+  await show(await ctx.api.get<TaskDoc>(`/v2/tasks/${encodeURIComponent(taskId)}`, ctx.signal));
+  if (ended && lineage) return;
+  // Until the task has ended and its record is there: its event stream, or the doc read again.
+  const poll = () =>
+    every(ctx, REFRESH_MS, async () => {
+      if (!(ended && lineage)) await show(await ctx.api.get<TaskDoc>(`/v2/tasks/${encodeURIComponent(taskId)}`, ctx.signal));
+    });
+  if (ended) return poll();
+  const stream = new AbortController();
+  ctx.signal.addEventListener('abort', () => stream.abort());
+  followEvents(
+    ctx.api.token,
+    [{ task_ids: [taskId] }],
+    stream.signal,
+    (event) => {
+      if (event.type !== 'task') return;
+      void show(event.task).then(() => {
+        if (!ended) return;
+        stream.abort();
+        if (!lineage) poll();
+      });
+    },
+    () => poll(),
+  );
 }
 
 /** The task's lineage record: written shortly after it ends (404 until then). */
