@@ -15,6 +15,14 @@ export interface DevOptions {
   endpointName: string;
 }
 
+/**
+ * The dashboard, signed in with the development token: in the fragment, which browsers never send
+ * to a server nor in a Referer; the page moves it to session storage and out of the history.
+ */
+export function dashboardLink(gatewayUrl: string, token: string): string {
+  return `${gatewayUrl}/#token=${encodeURIComponent(token)}`;
+}
+
 export async function runDev(options: DevOptions): Promise<void> {
   const home = process.env.FERRY_HOME || join(PROJECT_ROOT, '.ferry');
   mkdirSync(home, { recursive: true, mode: 0o700 });
@@ -65,6 +73,8 @@ export async function runDev(options: DevOptions): Promise<void> {
         `  endpoint_id: ${reg.endpoint_id}   (local)`,
         `  token:       ${token}`,
         `  (also in ${join(home, 'dev.json')})`,
+        `  dashboard:   ${dashboardLink(gateway.url, token)}`,
+        `               (signs you in; the page takes the token out of the address at once)`,
         '',
         'Try it:',
         `  export FERRY_TOKEN=$(node -p 'require("./.ferry/dev.json").token')`,

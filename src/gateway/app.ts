@@ -3,10 +3,12 @@
 import { Hono } from 'hono';
 import { FerryError } from '../protocol/errors';
 import { LAUNCHER_DRAIN_PATH } from '../protocol/wire';
+import { cors } from './cors/cors';
 import { drainGateway, trackRequest } from './drain';
 import type { GatewayEnv } from './env';
 import { errorResponse, toFerryError } from './http-errors';
 import { createRouteTable, type GatewayHono, type RouteTable } from './route-spec';
+import { registerDashboardRoutes } from './routes/dashboard';
 import { registerEndpointRoutes } from './routes/endpoints';
 import { registerEventRoutes } from './routes/events';
 import { registerFunctionRoutes } from './routes/functions';
@@ -14,6 +16,7 @@ import { registerKeyRoutes } from './routes/keys';
 import { registerObjectRoutes } from './routes/objects';
 import { registerProvenanceRoutes } from './routes/provenance';
 import { registerServiceRoutes } from './routes/service';
+import { registerTaskListRoutes } from './routes/task-list';
 import { registerTaskRoutes } from './routes/tasks';
 import { registerUserRoutes } from './routes/users';
 
@@ -30,6 +33,7 @@ export function createApp(): GatewayApp {
     const timeoutMs = Math.min(60_000, Math.max(0, Number(c.req.query('timeout_ms')) || 5000));
     return c.json(await drainGateway(timeoutMs, (id) => c.env.ENDPOINT_HUB.get(c.env.ENDPOINT_HUB.idFromString(id)).drainForShutdown()));
   });
+  hono.use(cors());
   hono.use(async function countInFlight(_c, next) {
     await trackRequest(next);
   });
@@ -38,8 +42,10 @@ export function createApp(): GatewayApp {
   registerFunctionRoutes(routes);
   registerEndpointRoutes(routes);
   registerTaskRoutes(routes);
+  registerTaskListRoutes(routes);
   registerObjectRoutes(routes);
   registerProvenanceRoutes(routes);
+  registerDashboardRoutes(hono);
   registerEventRoutes(routes);
   registerUserRoutes(routes);
   registerKeyRoutes(routes);

@@ -45,6 +45,8 @@ export interface GatewayEnv {
   RATE_LIMIT_WINDOW_S?: string;
   /** Lineage recording: `on` (the default) or `off` (no provenance records; for overhead measurements). */
   LINEAGE?: string;
+  /** Origins (scheme://host[:port], separated by commas or spaces) whose pages may call the API (CORS); empty: none. */
+  CORS_ORIGINS?: string;
   /** Seconds between `: keepalive` comments on an event stream (default and most: 15). */
   EVENTS_KEEPALIVE_S?: string;
   /** Set by the local launcher (a random key per start): the key of its drain call (src/gateway/drain.ts). */

@@ -68,9 +68,17 @@ describe('provenance', () => {
     expect(Object.values(doc.wasAttributedTo)).toHaveLength(1);
     expect((Object.values(doc.wasDerivedFrom) as any[]).map((d) => d['prov:usedEntity'])).toContain(`ferry:object/${R}`);
 
+    // The same record as JSON, as the dashboard reads it.
+    const record = (await alice.call('get', `/v3/provenance/tasks/${taskId}?format=records`)).body.records;
+    expect(record).toHaveLength(1);
+    expect(record[0]).toMatchObject({ task_id: taskId, status: 'success', workflow_id: 'wf-doc', hostname: 'node1', attempts: 1 });
+    expect(record[0].used).toEqual(expect.arrayContaining([expect.objectContaining({ role: 'args.0', value: '7' }), expect.objectContaining({ role: 'args.1', object: R })]));
+    expect((await alice.call('get', `/v3/provenance/tasks/${taskId}?format=xml`)).status).toBe(400);
+
     // Other users: nothing.
     const bob = await newUser('bob');
     expect((await bob.call('get', `/v3/provenance/tasks/${taskId}`)).status).toBe(404);
+    expect((await bob.call('get', `/v3/provenance/tasks/${taskId}?format=records`)).status).toBe(404);
     expect((await bob.call('get', `/v3/provenance/objects/${R}`)).status).toBe(404);
     expect((await bob.call('get', '/v3/provenance?workflow_id=wf-doc')).body).toEqual({ records: [] });
   });

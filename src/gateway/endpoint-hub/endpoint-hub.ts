@@ -9,6 +9,7 @@ import { LIMITS, type EndpointDoc, type EndpointStatus, type ResultRef, type Sta
 import { FerryError } from '../../protocol/errors';
 import { endpointOfId } from '../../protocol/ids';
 import { canTransition, isFinal, transition, type TaskState, type TransitionEvent } from '../../protocol/task-state';
+import type { StatusSample } from '../../protocol/task-list';
 import { traceHop, type TraceHops } from '../../protocol/trace';
 import { CLOSE_GATEWAY_RESTART, PROTOCOL_VERSION, chunkBySize, parseAgentFrame, seqOf, type AgentFrame, type FunctionSpec, type TaskResult } from '../../protocol/wire';
 import type { TaskLineage } from '../../provenance/prov-document';
@@ -23,7 +24,7 @@ import { randomSuffix, taskSuffixes } from '../random-ids';
 import { redisClient } from '../task-store/redis-client';
 import { RedisTaskStore } from '../task-store/redis-task-store';
 import { SqliteTaskStore } from '../task-store/sqlite-task-store';
-import type { TaskOutcome, TaskRecord, TaskStore } from '../task-store/port';
+import type { TaskListFilter, TaskListPage, TaskOutcome, TaskRecord, TaskStore } from '../task-store/port';
 import { isOverBytes } from '../text-size';
 import { AgentSessionStore, type AgentSession } from './agent-session';
 import { allowListOf, createEndpointSchema, endpointDoc, hasEndpointSchema, migrateEndpointSchema, readEndpoint, writeEndpoint, type EndpointFields, type EndpointRecord } from './endpoint-record';
@@ -35,6 +36,7 @@ import { Outbox } from './outbox';
 import { SubmitKeys, type KeyedSubmission } from './submit-keys';
 import { buildTaskFrames, TASK_FRAME_BUDGET } from './task-frames';
 import { TaskWaiters } from './task-waiters';
+import { StatusHistory } from './status-history';
 import { objectResultRef, resultObjectKey, spilledResultKey, taskDocJson } from './task-doc-json';
 import { ChangeCounter, changedTasks, migrateEventLog, readStatusEvent, recentStart, statusKey, writeStatusEvent, type EventsPage, type HubEvent, type HubFilter } from './event-log';
 import { EVENTS_SOCKET_PATH, EventSubscribers } from './event-subscribers';
@@ -83,7 +85,7 @@ export interface RunOutcome {
 }
 
 /** What routes call on a hub. Declared plainly: the RPC stub's mapped types recurse without end on JsonValue. */
-export type HubApi = Pick<EndpointHub, 'register' | 'update' | 'secretGeneration' | 'checkSecret' | 'revokeSecret' | 'describe' | 'status' | 'remove' | 'submit' | 'run' | 'taskDoc' | 'taskDocs' | 'taskGroup' | 'cancel' | 'lineage' | 'lineageCount' | 'events' | 'holdsWorkflow' | 'fetch'>;
+export type HubApi = Pick<EndpointHub, 'register' | 'update' | 'secretGeneration' | 'checkSecret' | 'revokeSecret' | 'describe' | 'status' | 'remove' | 'submit' | 'run' | 'taskDoc' | 'taskDocs' | 'taskGroup' | 'listTasks' | 'statusHistory' | 'cancel' | 'lineage' | 'lineageCount' | 'events' | 'holdsWorkflow' | 'fetch'>;
 
 export function hubOf(env: GatewayEnv, endpointId: string): HubApi {
   return env.ENDPOINT_HUB.get(env.ENDPOINT_HUB.idFromName(endpointId)) as unknown as HubApi;
@@ -145,6 +147,8 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   private readonly lineageIndex: LineageIndex;
   /** Records built from the endpoint's facts when their tasks ended, as NDJSON lines, until written to a segment. */
   private readonly lineagePending: LineagePending;
+  /** The last hour of status reports (the dashboard's chart). */
+  private readonly statusSamples: StatusHistory;
   /** Records the pending rows hold, as far as this instance knows; null: not counted since it woke. */
   private pendingRecords: number | null = null;
   private readonly lineageOn: boolean;
@@ -169,6 +173,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     this.sessions = new AgentSessionStore(this.sql);
     this.lineageIndex = new LineageIndex(this.sql);
     this.lineagePending = new LineagePending(this.sql);
+    this.statusSamples = new StatusHistory(this.sql);
     this.lineageOn = lineageEnabled(env);
     // An id nobody registered gets no tables: probing random ids leaves nothing behind.
     this.schemaReady = hasEndpointSchema(this.sql);
@@ -178,6 +183,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       // Endpoints registered before lineage existed get its tables on wake (IF NOT EXISTS).
       this.lineageIndex.createSchema();
       this.lineagePending.createSchema();
+      this.statusSamples.createSchema();
       migrateEventLog(this.sql);
     }
     if (registerHub(ctx.id.toString())) this.drainForShutdown();
@@ -228,6 +234,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       this.sessions.createSchema();
       this.lineageIndex.createSchema();
       this.lineagePending.createSchema();
+      this.statusSamples.createSchema();
       migrateEventLog(this.sql);
     });
     this.schemaReady = true;
@@ -457,6 +464,19 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     if (!this.owned(owner, true)) return fail('NOT_FOUND', 'task group not found');
     const tasks = await this.store.groupTasks(taskGroupId);
     return tasks === null ? fail('NOT_FOUND', 'task group not found') : ok(tasks);
+  }
+
+  /** A page of the endpoint's tasks, newest first, read below position `before` (null: from the newest). */
+  async listTasks(owner: string, filter: TaskListFilter, before: number | null, limit: number, budget: number): Promise<HubReply<TaskListPage>> {
+    const record = this.owned(owner, true);
+    if (!record) return fail('NOT_FOUND', 'endpoint not found');
+    return ok(await this.store.listTasks(filter, before, limit, budget));
+  }
+
+  /** Status reports of the last hour, oldest first. */
+  async statusHistory(owner: string): Promise<HubReply<StatusSample[]>> {
+    if (!this.owned(owner, true)) return fail('NOT_FOUND', 'endpoint not found');
+    return ok(this.statusSamples.read(nowSeconds()));
   }
 
   /** Cancels a task that has not finished. Whichever the hub stores first, cancel or result, wins. */
@@ -854,10 +874,13 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
         // Still this connection's credits only if no newer agent connection replaced it meanwhile.
         if (frame.credit && this.isCurrent(ws)) this.grant(frame.credit);
         return;
-      case 'status':
-        this.sessions.saveStatus({ report: frame.report, last_heartbeat: nowSeconds() });
+      case 'status': {
+        const at = nowSeconds();
+        this.sessions.saveStatus({ report: frame.report, last_heartbeat: at });
+        this.statusSamples.record(frame.report, at);
         this.noteStatus();
         return;
+      }
     }
   }
 

@@ -68,6 +68,8 @@ const WorkflowQuery = z.object({
   format: z.enum(['records', 'prov-json', 'count']).default('records'),
   limit: z.coerce.number().int().min(1).max(MAX_RECORDS).default(1_000),
 });
+/** A task's document is PROV-JSON unless asked for its record. */
+const TaskQuery = z.object({ format: z.enum(['records', 'prov-json']).default('prov-json') });
 const ObjectQuery = z.object({
   direction: z.enum(['up', 'down']).default('down'),
   depth: z.coerce.number().int().min(1).max(MAX_DEPTH).default(5),
@@ -159,21 +161,22 @@ export function registerProvenanceRoutes(table: RouteTable): void {
     {
       method: 'get',
       path: '/v3/provenance/tasks/{task_id}',
-      summary: "An ended task's W3C PROV-JSON document",
+      summary: "An ended task's W3C PROV-JSON document (`?format=records`: its lineage record as JSON, what the dashboard draws)",
       auth: 'user',
       keys: 'none',
       params: TaskParams,
-      response: ProvJson,
+      query: TaskQuery,
+      response: z.union([ProvJson, z.object({ records: z.array(LineageRecord) })]),
       errors: ['NOT_FOUND'],
     },
-    async (c, { principal: { owner }, params }) => {
+    async (c, { principal: { owner }, params, query: { format } }) => {
       const query: LineageQuery = { kind: 'task', task_id: params.task_id };
       const endpointId = endpointOfId(params.task_id);
       let records = endpointId === null ? [] : ((await hubOf(c.env, endpointId).lineage(owner, query)) as TaskLineage[]);
       if (records.length === 0) records = (await registryOf(c.env, owner).lineage(owner, query)) as TaskLineage[];
       await withDigests(records);
       if (records.length === 0) throw new FerryError('NOT_FOUND', 'no provenance for this task (not ended, or not yours)');
-      return renderProv(c.env, owner, records);
+      return format === 'records' ? { records } : renderProv(c.env, owner, records);
     },
   );
 

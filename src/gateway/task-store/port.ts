@@ -97,6 +97,34 @@ export interface FinishReport {
   refused: string[];
 }
 
+/** What a task list page keeps (all given fields must match). */
+export interface TaskListFilter {
+  status?: TaskState | undefined;
+  function_uuid?: string | undefined;
+  workflow_id?: string | undefined;
+  task_group_id?: string | undefined;
+}
+
+/** A task list row as a store reads it; `pos` orders an endpoint's tasks (higher: newer). */
+export interface TaskListRow {
+  pos: number;
+  task_id: string;
+  status: TaskState;
+  function_uuid: string;
+  task_group_id: string;
+  workflow_id: string | null;
+  created_at: number;
+  completion_t: number | null;
+  attempts: number;
+}
+
+export interface TaskListPage {
+  /** Newest first. */
+  rows: TaskListRow[];
+  /** Where to read on (below this position), or 0 when every older task was read. */
+  next: number;
+}
+
 export interface TaskStore {
   createTasks(batch: NewTaskBatch, alongside?: AlongsideWrites): Promise<void>;
   /**
@@ -118,6 +146,12 @@ export interface TaskStore {
    * transitions are merged into the stored ones. `extraAttempts` are tasks that ran once more.
    */
   finishTasks(outcomes: readonly TaskOutcome[], extraAttempts: readonly string[], alongside?: FinishAlongside): Promise<FinishReport>;
+  /**
+   * The endpoint's tasks matching `filter`, newest first, from below position `before` (null: the
+   * newest). Reads at most `budget` tasks, so a rare match can answer fewer than `limit` rows with
+   * a position to go on from.
+   */
+  listTasks(filter: TaskListFilter, before: number | null, limit: number, budget: number): Promise<TaskListPage>;
   groupExists(taskGroupId: string): Promise<boolean>;
   /** The group's tasks in submission order, or null when the group does not exist. */
   groupTasks(taskGroupId: string): Promise<Array<{ task_id: string; created_at: number }> | null>;

@@ -13,6 +13,16 @@ export function groupKey(taskGroupId: string): string {
   return `ferry:{${endpointOfId(taskGroupId) ?? 'invalid'}}:group:${taskGroupId}`;
 }
 
+/** `ferry:{<endpoint_id>}:tasks`: a sorted set of the endpoint's task ids by submission order (listing). */
+export function taskIndexKey(endpointId: string): string {
+  return `ferry:{${endpointId}}:tasks`;
+}
+
+/** `ferry:{<endpoint_id>}:tasks:seq`: the counter that gives each new task its score in the index. */
+export function taskCounterKey(endpointId: string): string {
+  return `ferry:{${endpointId}}:tasks:seq`;
+}
+
 /** `ferry:{rate:<owner>}:<window start>`: a hash of one owner's submission counters in one window. */
 export function rateKey(owner: string, windowStart: number): string {
   return `ferry:{rate:${encodeURIComponent(owner)}}:${windowStart}`;

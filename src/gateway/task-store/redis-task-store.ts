@@ -8,25 +8,29 @@ import type { Redis } from '@upstash/redis/cloudflare';
 import { endpointOfId } from '../../protocol/ids';
 import { canTransition, isFinal, TASK_STATES, type TaskState, type TransitionEvent, type Transitions } from '../../protocol/task-state';
 import { LuaScript, type RedisReply } from './redis-client';
-import { groupKey, taskKey } from './redis-keys';
-import type { AlongsideWrites, FinishAlongside, FinishReport, NewTaskBatch, TaskOutcome, TaskRecord, TaskStateRow, TaskStore } from './port';
+import { groupKey, taskCounterKey, taskIndexKey, taskKey } from './redis-keys';
+import type { AlongsideWrites, FinishAlongside, FinishReport, NewTaskBatch, TaskListFilter, TaskListPage, TaskListRow, TaskOutcome, TaskRecord, TaskStateRow, TaskStore } from './port';
 
 /** Tasks per script call: bounds one request body (Upstash caps them) and Redis's time in one script. */
 const WRITE_CHUNK = 1000;
 const READ_CHUNK = 2000;
+/** Newest tasks an endpoint's index keeps for listing (older ones stay readable by id). */
+const TASK_INDEX_CAP = 200_000;
 
 /** Optional values travel as '' (null) or '=' + value, so an empty string stays an empty string. */
 function opt(value: string | null | undefined): string {
   return value === null || value === undefined ? '' : `=${value}`;
 }
 
+// KEYS: the group's list, the endpoint's task index and its counter, then the tasks' hashes.
 const CREATE = new LuaScript(`
 local ttl = tonumber(ARGV[1])
 local created = ARGV[2]
 local optional = { 'workflow_id', 'campaign_id', 'rs', 'owner' }
 local entries = {}
-for i = 2, #KEYS do
-  local j = 9 + (i - 2) * 2
+local added = {}
+for i = 4, #KEYS do
+  local j = 9 + (i - 4) * 2
   local key = KEYS[i]
   -- A retried request finds its tasks already there: nothing is written twice.
   if redis.call('EXISTS', key) == 0 then
@@ -37,7 +41,24 @@ for i = 2, #KEYS do
     end
     redis.call('EXPIRE', key, ttl)
     entries[#entries + 1] = ARGV[j] .. ' ' .. created
+    added[#added + 1] = ARGV[j]
   end
+end
+if #added > 0 then
+  -- The endpoint's tasks in submission order (a score per task from one counter), for listing.
+  local last = redis.call('INCRBY', KEYS[3], #added)
+  local first = last - #added
+  for s = 1, #added, 500 do
+    local args = {}
+    for k = s, math.min(s + 499, #added) do
+      args[#args + 1] = first + k
+      args[#args + 1] = added[k]
+    end
+    redis.call('ZADD', KEYS[2], unpack(args))
+  end
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[#ARGV]) + 1))
+  redis.call('EXPIRE', KEYS[2], ttl)
+  redis.call('EXPIRE', KEYS[3], ttl)
 end
 for s = 1, #entries, 1000 do
   redis.call('RPUSH', KEYS[1], unpack(entries, s, math.min(s + 999, #entries)))
@@ -196,11 +217,12 @@ export class RedisTaskStore implements TaskStore {
   async createTasks(batch: NewTaskBatch, alongside?: AlongsideWrites): Promise<void> {
     if (!this.mine(batch.task_group_id) || batch.tasks.some((t) => !this.mine(t.task_id))) throw new Error('RedisTaskStore: a task or group id of another endpoint');
     const head = [this.ttl, String(batch.created_at), batch.task_group_id, batch.request_id, opt(batch.workflow_id), opt(batch.campaign_id), opt(batch.resource_specification_json), opt(batch.owner)];
+    const endpointId = endpointOfId(batch.task_group_id)!;
     for (const chunk of chunks(batch.tasks, WRITE_CHUNK)) {
       await CREATE.run(
         this.redis,
-        [groupKey(batch.task_group_id), ...chunk.map((t) => taskKey(t.task_id))],
-        [...head, ...chunk.flatMap((t) => [t.task_id, t.function_uuid])],
+        [groupKey(batch.task_group_id), taskIndexKey(endpointId), taskCounterKey(endpointId), ...chunk.map((t) => taskKey(t.task_id))],
+        [...head, ...chunk.flatMap((t) => [t.task_id, t.function_uuid]), TASK_INDEX_CAP],
       );
     }
     if (alongside) this.local(alongside);
@@ -272,6 +294,35 @@ export class RedisTaskStore implements TaskStore {
     }
     if (alongside) this.local(() => alongside(report.finished));
     return report;
+  }
+
+  async listTasks(filter: TaskListFilter, before: number | null, limit: number, budget: number): Promise<TaskListPage> {
+    if (this.endpointId === undefined) throw new Error('RedisTaskStore: listing needs the endpoint id');
+    const index = taskIndexKey(this.endpointId);
+    const rows: TaskListRow[] = [];
+    let below = before ?? Number.MAX_SAFE_INTEGER;
+    let scanned = 0;
+    // Reads the index downwards in chunks until the page is full or the budget spent.
+    while (scanned < budget) {
+      const take = Math.min(budget - scanned, Math.max(2 * limit, 200));
+      const flat = (await this.redis.zrange(index, `(${below}`, '-inf', { byScore: true, rev: true, offset: 0, count: take, withScores: true })) as Array<string | number>;
+      const entries: Array<{ id: string; pos: number }> = [];
+      for (let i = 0; i + 1 < flat.length; i += 2) entries.push({ id: String(flat[i]), pos: Number(flat[i + 1]) });
+      if (entries.length === 0) return { rows, next: 0 };
+      scanned += entries.length;
+      const records = new Map((await this.readRecords(entries.map((e) => e.id))).map((r) => [r.task_id, r]));
+      for (const { id, pos } of entries) {
+        below = pos;
+        const r = records.get(id);
+        // Gone (expired) or not matching: skipped.
+        if (!r || (filter.status !== undefined && r.state !== filter.status) || (filter.function_uuid !== undefined && r.function_uuid !== filter.function_uuid)) continue;
+        if ((filter.workflow_id !== undefined && r.workflow_id !== filter.workflow_id) || (filter.task_group_id !== undefined && r.task_group_id !== filter.task_group_id)) continue;
+        rows.push({ pos, task_id: id, status: r.state, function_uuid: r.function_uuid, task_group_id: r.task_group_id, workflow_id: r.workflow_id, created_at: r.created_at, completion_t: r.completion_t, attempts: r.attempts });
+        if (rows.length === limit) return { rows, next: pos };
+      }
+      if (entries.length < take) return { rows, next: 0 };
+    }
+    return { rows, next: below };
   }
 
   async groupExists(taskGroupId: string): Promise<boolean> {

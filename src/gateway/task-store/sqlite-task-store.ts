@@ -4,7 +4,7 @@
 import { canTransition, isFinal, type TaskState, type TransitionEvent } from '../../protocol/task-state';
 import type { ChangeCounter } from '../endpoint-hub/event-log';
 import { forEachIdChunk, insertRows } from '../sql-batches';
-import type { AlongsideWrites, FinishAlongside, FinishReport, NewTaskBatch, TaskOutcome, TaskRecord, TaskStateRow, TaskStore } from './port';
+import type { AlongsideWrites, FinishAlongside, FinishReport, NewTaskBatch, TaskListFilter, TaskListPage, TaskListRow, TaskOutcome, TaskRecord, TaskStateRow, TaskStore } from './port';
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS task_requests (
@@ -178,6 +178,36 @@ export class SqliteTaskStore implements TaskStore {
     });
     this.changes?.committed(true);
     return report;
+  }
+
+  async listTasks(filter: TaskListFilter, before: number | null, limit: number, budget: number): Promise<TaskListPage> {
+    // The scan walks rowids down (tasks are appended in submission order): no index beyond the
+    // table's own, so listing costs the submit path nothing.
+    const below = before ?? Number.MAX_SAFE_INTEGER;
+    const conditions: string[] = [];
+    const values: SqlStorageValue[] = [];
+    for (const [column, value] of [['t.state', filter.status], ['t.function_uuid', filter.function_uuid], ['r.workflow_id', filter.workflow_id], ['t.task_group_id', filter.task_group_id]] as const) {
+      if (value === undefined) continue;
+      conditions.push(`${column} = ?`);
+      values.push(value);
+    }
+    const rows: TaskListRow[] = [];
+    const cursor = this.sql.exec(
+      `SELECT t.rowid, t.task_id, t.state, t.function_uuid, t.task_group_id, r.workflow_id, t.created_at, t.completion_t, t.attempts
+         FROM (SELECT rowid, task_id, state, function_uuid, task_group_id, request_id, created_at, completion_t, attempts FROM tasks WHERE rowid < ? ORDER BY rowid DESC LIMIT ?) t
+         JOIN task_requests r ON r.request_id = t.request_id
+        ${conditions.length ? `WHERE ${conditions.join(' AND ')}` : ''} ORDER BY t.rowid DESC LIMIT ?`,
+      below,
+      budget,
+      ...values,
+      limit,
+    );
+    for (const [pos, task_id, state, function_uuid, task_group_id, workflow_id, created_at, completion_t, attempts] of cursor.raw<[number, string, string, string, string, string | null, number, number | null, number]>()) {
+      rows.push({ pos, task_id, status: state as TaskState, function_uuid, task_group_id, workflow_id, created_at, completion_t, attempts });
+    }
+    if (rows.length === limit) return { rows, next: rows[rows.length - 1]!.pos };
+    const scanned = this.sql.exec<{ n: number; low: number | null }>('SELECT count(*) AS n, min(rowid) AS low FROM (SELECT rowid FROM tasks WHERE rowid < ? ORDER BY rowid DESC LIMIT ?)', below, budget).one();
+    return { rows, next: scanned.n < budget || scanned.low === null ? 0 : scanned.low };
   }
 
   async groupExists(taskGroupId: string): Promise<boolean> {
