@@ -127,7 +127,10 @@ it('puts 200 MiB from a stream in parts and reads it back as a stream with the s
     // workerd's figure is two processes (Miniflare's entry and the gateway) with allocator slack
     // of tens of MiB; holding the object would add the whole second 100 MiB.
     expect(m.workerdPeak - m.workerdHalf).toBeLessThan(80 * MiB);
-    expect(m.selfPeak - m.selfBefore).toBeLessThan(128 * MiB);
+    // Under 160 MiB, not 128: fresh-clone CI runs measured 110, 123 and 130 MiB of growth on the
+    // upload while its second half added 8-14 MiB (GC and allocator slack, not bytes held). Holding
+    // the object would take 200 MiB or more.
+    expect(m.selfPeak - m.selfBefore).toBeLessThan(160 * MiB);
   }
 }, 60_000);
 
