@@ -1,0 +1,117 @@
+// An endpoint's audit log (GET /v3/endpoints/{id}/audit, the owner only). Two sources, read as one
+// paged list: task events (received, started, ended, by whom, with which function) DERIVED from the
+// lineage records the hub already writes in segments (no second write on the results path), and
+// the other security events (sharing changed, key used, secret revoked, refused attempts) appended
+// to `audit_events`, which nothing updates or deletes. A page merges both by time; its cursor is
+// `<lineage segment id>.<records read in it>.<last event seq>`, so each event comes once.
+
+import { SHARING_LIMITS, type AuditEvent } from '../../protocol/sharing-api';
+import type { TaskLineage } from '../../provenance/prov-document';
+import type { SegmentReader } from '../lineage-index';
+
+const SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS audit_events (seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, kind TEXT NOT NULL, user TEXT, detail_json TEXT)`,
+];
+
+/** A refused attempt by the same user is written at most this often (a stranger's retries are not a write each). */
+const REFUSED_RESOLUTION_MS = 10_000;
+/** A key's use is written at most this often per hub instance. */
+const KEY_USED_RESOLUTION_MS = 60_000;
+const MEMO_MAX = 10_000;
+
+export type StoredKind = 'sharing_changed' | 'key_used' | 'secret_revoked' | 'refused';
+
+export interface AuditCursor {
+  segment: number;
+  index: number;
+  seq: number;
+}
+
+export function parseCursor(text: string | undefined): AuditCursor {
+  if (text === undefined) return { segment: 0, index: 0, seq: 0 };
+  const [segment, index, seq] = text.split('.').map(Number) as [number, number, number];
+  return { segment, index, seq };
+}
+
+const cursorText = (c: AuditCursor) => `${c.segment}.${c.index}.${c.seq}`;
+
+/** A task's events from its lineage record; `user` is its submitter. */
+export function taskEvents(r: TaskLineage): AuditEvent[] {
+  const user = r.submitted_by ?? r.owner;
+  const base = { user, task_id: r.task_id, ...(r.function_uuid ? { function_uuid: r.function_uuid } : {}) };
+  const out: AuditEvent[] = [];
+  const received = r.transitions['waiting-for-ep'];
+  if (received !== undefined) out.push({ kind: 'task_received', at: received, ...base });
+  if (r.started_at !== null) out.push({ kind: 'task_started', at: r.started_at, ...base });
+  if (r.ended_at !== null) out.push({ kind: 'task_ended', at: r.ended_at, ...base, status: r.status });
+  return out;
+}
+
+export class AuditLog {
+  private readonly lastRefused = new Map<string, number>();
+  private readonly lastKeyUse = new Map<string, number>();
+
+  constructor(private readonly sql: SqlStorage) {}
+
+  createSchema(): void {
+    for (const statement of SCHEMA) this.sql.exec(statement);
+  }
+
+  append(kind: StoredKind, user: string | null, detail?: Record<string, unknown>): void {
+    this.sql.exec('INSERT INTO audit_events (at, kind, user, detail_json) VALUES (?, ?, ?, ?)', Date.now() / 1000, kind, user, detail === undefined ? null : JSON.stringify(detail));
+  }
+
+  /** A refused attempt, unless the same user's last one was written within REFUSED_RESOLUTION_MS. */
+  refused(user: string, detail: Record<string, unknown>): void {
+    const now = Date.now();
+    if ((this.lastRefused.get(user) ?? 0) > now - REFUSED_RESOLUTION_MS) return;
+    if (this.lastRefused.size >= MEMO_MAX) this.lastRefused.clear();
+    this.lastRefused.set(user, now);
+    this.append('refused', user, detail);
+  }
+
+  /** A key's use, at most once a minute per key (not a write per task). */
+  keyUsed(user: string, keyId: string): void {
+    const now = Date.now();
+    if ((this.lastKeyUse.get(keyId) ?? 0) > now - KEY_USED_RESOLUTION_MS) return;
+    if (this.lastKeyUse.size >= MEMO_MAX) this.lastKeyUse.clear();
+    this.lastKeyUse.set(keyId, now);
+    this.append('key_used', user, { key_id: keyId });
+  }
+
+  /** A page of up to `limit` items (a task's events count as one item) after `cursorText`, by time. */
+  async page(cursor: string | undefined, limit: number = SHARING_LIMITS.auditPageDefault, reader: SegmentReader): Promise<{ events: AuditEvent[]; next_cursor: string; more: boolean }> {
+    const at = parseCursor(cursor);
+    const stored = this.sql
+      .exec<{ seq: number; at: number; kind: string; user: string | null; detail_json: string | null }>('SELECT seq, at, kind, user, detail_json FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?', at.seq, limit + 1)
+      .toArray();
+    // Task records from the lineage segments, in the order they were written.
+    const tasks: Array<{ segment: number; index: number; record: TaskLineage }> = [];
+    const segments = this.sql.exec<{ id: number; key: string }>('SELECT id, key FROM lineage_segments WHERE id >= ? ORDER BY id LIMIT 8', at.segment).toArray();
+    for (const s of segments) {
+      if (tasks.length > limit) break;
+      const records = await reader.segment(s.key);
+      for (let i = s.id === at.segment ? at.index : 0; i < records.length && tasks.length <= limit; i++) tasks.push({ segment: s.id, index: i + 1, record: records[i]! });
+    }
+    const events: AuditEvent[] = [];
+    const next = { ...at };
+    let e = 0;
+    let t = 0;
+    for (let n = 0; n < limit && (e < stored.length || t < tasks.length); n++) {
+      const task = tasks[t];
+      const row = stored[e];
+      const taskAt = task ? (task.record.ended_at ?? 0) : Infinity;
+      if (row && row.at <= taskAt) {
+        events.push({ kind: row.kind as AuditEvent['kind'], at: row.at, user: row.user, ...(row.detail_json ? { detail: JSON.parse(row.detail_json) as Record<string, unknown> } : {}) });
+        next.seq = row.seq;
+        e++;
+      } else if (task) {
+        events.push(...taskEvents(task.record));
+        next.segment = task.segment;
+        next.index = task.index;
+        t++;
+      }
+    }
+    return { events, next_cursor: cursorText(next), more: e < stored.length || t < tasks.length };
+  }
+}
