@@ -78,8 +78,9 @@ export class Registry extends DurableObject<GatewayEnv> {
     return this.sql.exec('SELECT 1 FROM endpoints WHERE endpoint_id = ?', endpointId).toArray().length > 0;
   }
   /** Grants the owner's endpoint; `unknown` when it is not theirs, `no_group` for a group they do not have. */
-  async putGrant(endpointId: string, grantee: Grantee, functions: GrantFunctions): Promise<'ok' | 'unknown' | 'no_group' | 'too_many'> {
+  async putGrant(endpointId: string, grantee: Grantee, functions: GrantFunctions, owner: string): Promise<'ok' | 'unknown' | 'no_group' | 'too_many' | 'self'> {
     if (!this.ownsEndpoint(endpointId)) return 'unknown';
+    if (grantee.kind === 'user' && grantee.id === owner) return 'self';
     if (grantee.kind === 'group' && !this.sharing.group(grantee.id)) return 'no_group';
     const existing = this.sharing.grants(endpointId).some((g) => (grantee.kind === 'user' ? g.user === grantee.id : g.group === grantee.id));
     if (!existing && this.sharing.grantCount(endpointId) >= SHARING_LIMITS.maxGrants) return 'too_many';
@@ -93,8 +94,9 @@ export class Registry extends DurableObject<GatewayEnv> {
   async grants(endpointId: string): Promise<EndpointGrant[] | null> {
     return this.ownsEndpoint(endpointId) ? this.sharing.grants(endpointId) : null;
   }
-  async putFunctionShare(functionUuid: string, grantee: Grantee): Promise<'ok' | 'unknown' | 'no_group' | 'too_many'> {
+  async putFunctionShare(functionUuid: string, grantee: Grantee, owner: string): Promise<'ok' | 'unknown' | 'no_group' | 'too_many' | 'self'> {
     if (!(await this.getFunction(functionUuid))) return 'unknown';
+    if (grantee.kind === 'user' && grantee.id === owner) return 'self';
     if (grantee.kind === 'group' && !this.sharing.group(grantee.id)) return 'no_group';
     if (this.sharing.shareCount(functionUuid) >= SHARING_LIMITS.maxGrants) return 'too_many';
     this.sharing.putFunctionShare(functionUuid, grantee, Date.now());

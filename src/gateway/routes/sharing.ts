@@ -36,11 +36,8 @@ const EndpointParams = z.object({ endpoint_id: Uuid });
 const FunctionParams = z.object({ function_uuid: Uuid });
 const GroupParams = z.object({ group_name: GroupName });
 
-function granteeOf(owner: string, v: { user?: string | undefined; group?: string | undefined; public?: unknown }): Grantee {
-  if (v.user !== undefined) {
-    if (v.user === owner) throw new FerryError('VALIDATION_ERROR', 'user: that is you (the owner needs no grant)');
-    return { kind: 'user', id: v.user };
-  }
+function granteeOf(v: { user?: string | undefined; group?: string | undefined; public?: unknown }): Grantee {
+  if (v.user !== undefined) return { kind: 'user', id: v.user };
   if (v.group !== undefined) return { kind: 'group', id: v.group };
   return { kind: 'public', id: '' };
 }
@@ -49,7 +46,8 @@ function describeGrantee(g: Grantee): Record<string, string | boolean> {
   return g.kind === 'public' ? { public: true } : { [g.kind]: g.id };
 }
 
-function refuse(outcome: 'unknown' | 'no_group' | 'too_many' | 'no_grant', what: string): never {
+function refuse(outcome: 'unknown' | 'no_group' | 'too_many' | 'no_grant' | 'self', what: string): never {
+  if (outcome === 'self') throw new FerryError('VALIDATION_ERROR', 'user: that is you (the owner needs no grant)');
   if (outcome === 'unknown') throw new FerryError('NOT_FOUND', `${what} not found`);
   if (outcome === 'no_group') throw new FerryError('VALIDATION_ERROR', 'group: you have no group of that name (POST /v3/groups first)');
   if (outcome === 'too_many') throw new FerryError('TOO_MANY_SHARES', `at most ${SHARING_LIMITS.maxGrants} grants or shares of one ${what}`, { max: SHARING_LIMITS.maxGrants });
@@ -118,9 +116,9 @@ export function registerSharingRoutes(table: RouteTable): void {
       example: { group: 'beamline', functions: ['{function_uuid}'] },
     },
     async (c, { principal: { owner }, params, body }) => {
-      const grantee = granteeOf(owner, body);
+      const grantee = granteeOf(body);
       const registry = registryOf(c.env, owner);
-      const outcome = await registry.putGrant(params.endpoint_id, grantee, body.functions);
+      const outcome = await registry.putGrant(params.endpoint_id, grantee, body.functions, owner);
       if (outcome !== 'ok') refuse(outcome, 'endpoint');
       await tellHubs(c.env, owner, [params.endpoint_id], { action: 'shared', ...describeGrantee(grantee), functions: body.functions });
       return { endpoint_id: params.endpoint_id, grants: (await registry.grants(params.endpoint_id)) ?? [] };
@@ -152,7 +150,7 @@ export function registerSharingRoutes(table: RouteTable): void {
       queryExample: 'user=alice',
     },
     async (c, { principal: { owner }, params, query }) => {
-      const grantee = granteeOf(owner, query);
+      const grantee = granteeOf(query);
       const registry = registryOf(c.env, owner);
       const outcome = await registry.deleteGrant(params.endpoint_id, grantee);
       if (outcome === 'unknown') refuse(outcome, 'endpoint');
@@ -177,9 +175,9 @@ export function registerSharingRoutes(table: RouteTable): void {
       example: { public: true },
     },
     async (c, { principal: { owner }, params, body }) => {
-      const grantee = granteeOf(owner, body);
+      const grantee = granteeOf(body);
       const registry = registryOf(c.env, owner);
-      const outcome = await registry.putFunctionShare(params.function_uuid, grantee);
+      const outcome = await registry.putFunctionShare(params.function_uuid, grantee, owner);
       if (outcome !== 'ok') refuse(outcome, 'function');
       isolateAccess.forgetOwner(owner);
       // Guests find a function's owner through the KV copy: make sure it is there.
@@ -214,7 +212,7 @@ export function registerSharingRoutes(table: RouteTable): void {
       queryExample: 'public=true',
     },
     async (c, { principal: { owner }, params, query }) => {
-      const grantee = granteeOf(owner, query);
+      const grantee = granteeOf(query);
       const registry = registryOf(c.env, owner);
       const outcome = await registry.deleteFunctionShare(params.function_uuid, grantee);
       if (outcome === 'unknown') refuse(outcome, 'function');
