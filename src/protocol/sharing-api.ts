@@ -54,6 +54,7 @@ export const GranteeQuery = z.strictObject({ user: UserId.optional(), group: Gro
 export const EndpointGrant = z.object({ user: UserId.nullable(), group: GroupName.nullable(), functions: GrantFunctions, created_at: z.string() });
 export type EndpointGrant = z.infer<typeof EndpointGrant>;
 export const EndpointShares = z.object({ endpoint_id: Uuid, grants: z.array(EndpointGrant) });
+export type EndpointShares = z.infer<typeof EndpointShares>;
 
 export const FunctionShareRequest = z
   .strictObject({ ...Grantee, public: z.literal(true).optional() })
