@@ -71,7 +71,7 @@ export type FunctionShares = z.infer<typeof FunctionShares>;
 export const GuestEndpointStatus = z.object({ status: z.enum(['online', 'offline']), details: z.object({ queue_length: z.number().int().nonnegative() }) });
 export type GuestEndpointStatus = z.infer<typeof GuestEndpointStatus>;
 
-export const AUDIT_EVENT_KINDS = ['task_received', 'task_started', 'task_ended', 'sharing_changed', 'key_used', 'secret_revoked', 'refused'] as const;
+export const AUDIT_EVENT_KINDS = ['task_received', 'task_started', 'task_ended', 'sharing_changed', 'key_used', 'key_revoked', 'tokens_revoked', 'secret_revoked', 'refused'] as const;
 export const AuditEvent = z.object({
   kind: z.enum(AUDIT_EVENT_KINDS),
   /** Unix seconds. */

@@ -2,7 +2,7 @@
 // function shares, the guest's view of a shared endpoint, and the endpoint's audit log.
 
 import { describe, expect, it } from 'vitest';
-import { FakeAgent, newUser, registerEndpoint, registerFunction, submit, success, type User } from './helpers';
+import { call, FakeAgent, newUser, registerEndpoint, registerFunction, submit, success, type User } from './helpers';
 
 async function setting() {
   const facility = await newUser('facility');
@@ -233,5 +233,22 @@ describe('audit log', () => {
     const badCursor = await facility.call('get', `/v3/endpoints/${ep.endpoint_id}/audit?cursor=abc`);
     expect([badCursor.status, badCursor.body.code]).toEqual([400, 'VALIDATION_ERROR']);
     agent.close();
+  });
+
+  it('logs an instrument key used on the endpoint (once a minute, not per task) and its revocation', async () => {
+    const owner = await newUser('owner');
+    const fn = await registerFunction(owner);
+    const ep = await registerEndpoint(owner);
+    const created = await owner.call('post', '/v3/keys', { name: 'detector-7', expires_in: 3600, scopes: { functions: [fn], endpoints: [ep.endpoint_id], actions: ['run'] } });
+    for (let i = 0; i < 3; i++) {
+      const res = await call('post', '/v3/run', { token: created.body.secret, body: { endpoint_id: ep.endpoint_id, function_uuid: fn, args: [i, 1], wait: 0 } });
+      expect(res.status, res.text).toBe(202);
+    }
+    expect((await owner.call('delete', `/v3/keys/${created.body.key_id}`)).status).toBe(200);
+    const page = await owner.call('get', `/v3/endpoints/${ep.endpoint_id}/audit`);
+    expect(page.body.events.map((e: { kind: string; detail: unknown }) => [e.kind, e.detail])).toEqual([
+      ['key_used', { key_id: created.body.key_id }],
+      ['key_revoked', { key_id: created.body.key_id, name: 'detector-7' }],
+    ]);
   });
 });

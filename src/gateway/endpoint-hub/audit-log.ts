@@ -19,7 +19,7 @@ const REFUSED_RESOLUTION_MS = 10_000;
 const KEY_USED_RESOLUTION_MS = 60_000;
 const MEMO_MAX = 10_000;
 
-export type StoredKind = 'sharing_changed' | 'key_used' | 'secret_revoked' | 'refused';
+export type StoredKind = 'sharing_changed' | 'key_used' | 'key_revoked' | 'tokens_revoked' | 'secret_revoked' | 'refused';
 
 export interface AuditCursor {
   segment: number;

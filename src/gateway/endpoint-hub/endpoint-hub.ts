@@ -93,7 +93,7 @@ export interface RunOutcome {
 }
 
 /** What routes call on a hub. Declared plainly: the RPC stub's mapped types recurse without end on JsonValue. */
-export type HubApi = Pick<EndpointHub, 'register' | 'update' | 'secretGeneration' | 'checkSecret' | 'revokeSecret' | 'describe' | 'status' | 'remove' | 'submit' | 'run' | 'taskDoc' | 'taskDocs' | 'taskGroup' | 'listTasks' | 'statusHistory' | 'cancel' | 'lineage' | 'lineageCount' | 'events' | 'holdsWorkflow' | 'sharingChanged' | 'audit' | 'fetch'>;
+export type HubApi = Pick<EndpointHub, 'register' | 'update' | 'secretGeneration' | 'checkSecret' | 'revokeSecret' | 'describe' | 'status' | 'remove' | 'submit' | 'run' | 'taskDoc' | 'taskDocs' | 'taskGroup' | 'listTasks' | 'statusHistory' | 'cancel' | 'lineage' | 'lineageCount' | 'events' | 'holdsWorkflow' | 'sharingChanged' | 'credentialRevoked' | 'audit' | 'fetch'>;
 
 export function hubOf(env: GatewayEnv, endpointId: string): HubApi {
   return env.ENDPOINT_HUB.get(env.ENDPOINT_HUB.idFromName(endpointId)) as unknown as HubApi;
@@ -346,6 +346,13 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     if (!record) return fail('NOT_FOUND', 'endpoint not found');
     this.guard.access.forgetOwner(owner);
     this.auditLog.append('sharing_changed', owner, detail);
+    return ok(null);
+  }
+
+  /** The owner revoked a key that could reach this endpoint, or all their tokens: logged here. */
+  async credentialRevoked(owner: string, kind: 'key_revoked' | 'tokens_revoked', detail: Record<string, unknown>): Promise<HubReply<null>> {
+    if (!this.owned(owner)) return fail('NOT_FOUND', 'endpoint not found');
+    this.auditLog.append(kind, owner, detail);
     return ok(null);
   }
 

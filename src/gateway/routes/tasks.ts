@@ -129,8 +129,8 @@ export function registerTaskRoutes(table: RouteTable): void {
       if (taskStoreKind(c.env) === 'redis') {
         // A finished task (or no wait) needs no hub: only a wait is woken by the endpoint's object.
         const doc = (await readDocsFromRedis(c.env, owner, [params.task_id])).get(params.task_id);
-        if (doc === undefined) throw new FerryError('NOT_FOUND', 'task not found');
-        if (waitMs === 0 || /^\{"task_id":"[^"]*","status":"(success|failed|cancelled)"/.test(doc)) return jsonText(doc);
+        // Not the caller's submission: the hub decides (the endpoint's owner reads a guest's task; anyone else gets 404).
+        if (doc !== undefined && (waitMs === 0 || /^\{"task_id":"[^"]*","status":"(success|failed|cancelled)"/.test(doc))) return jsonText(doc);
       }
       return jsonText(unwrap(await hubOf(c.env, endpointId).taskDoc(owner, params.task_id, waitMs)));
     },
