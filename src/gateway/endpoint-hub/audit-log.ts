@@ -1,17 +1,46 @@
 // An endpoint's audit log (GET /v3/endpoints/{id}/audit, the owner only). Two sources, read as one
 // paged list: task events (received, started, ended, by whom, with which function) DERIVED from the
 // lineage records the hub already writes in segments (no second write on the results path), and
-// the other security events (sharing changed, key used, secret revoked, refused attempts) appended
-// to `audit_events`, which nothing updates or deletes. A page merges both by time; its cursor is
-// `<lineage segment id>.<records read in it>.<last event seq>`, so each event comes once.
+// the other security events (sharing changed, key used or revoked, tokens or secret revoked,
+// refused attempts), stored as lineage is: appended to `audit_events` in the hub's SQLite, and
+// every AUDIT_BATCH of them written as one gzip NDJSON segment in the object store
+// (`audit/<endpoint>/<first seq>.ndjson.gz`, never rewritten), indexed in `audit_segments`, their
+// rows then dropped in the same transaction. Nothing updates an event. A page merges both sources
+// by time; its cursor is `<lineage segment id>.<records read in it>.<last event seq>`.
 
 import { SHARING_LIMITS, type AuditEvent } from '../../protocol/sharing-api';
 import type { TaskLineage } from '../../provenance/prov-document';
 import type { SegmentReader } from '../lineage-index';
+import { putLines, segmentText } from '../lineage-segments';
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS audit_events (seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, kind TEXT NOT NULL, user TEXT, detail_json TEXT)`,
+  `CREATE TABLE IF NOT EXISTS audit_segments (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL)`,
 ];
+
+/** Events written as one segment, once that many wait. */
+export const AUDIT_BATCH = 100;
+
+/** What the log needs of its hub: the object store, a transaction, work after the answer. */
+export interface AuditStorage {
+  bucket: R2Bucket;
+  endpointId: () => string;
+  transaction: (writes: () => void) => void;
+  defer: (work: Promise<unknown>) => void;
+}
+
+interface EventRow {
+  seq: number;
+  at: number;
+  kind: string;
+  user: string | null;
+  detail_json: string | null;
+  [column: string]: SqlStorageValue;
+}
+
+function auditSegmentKey(endpointId: string, firstSeq: number): string {
+  return `audit/${endpointId}/${String(firstSeq).padStart(12, '0')}.ndjson.gz`;
+}
 
 /** A refused attempt by the same user is written at most this often (a stranger's retries are not a write each). */
 const REFUSED_RESOLUTION_MS = 10_000;
@@ -51,14 +80,62 @@ export class AuditLog {
   private readonly lastRefused = new Map<string, number>();
   private readonly lastKeyUse = new Map<string, number>();
 
-  constructor(private readonly sql: SqlStorage) {}
+  private flushing: Promise<void> | null = null;
+
+  constructor(
+    private readonly sql: SqlStorage,
+    private readonly storage: AuditStorage,
+  ) {}
 
   createSchema(): void {
     for (const statement of SCHEMA) this.sql.exec(statement);
   }
 
   append(kind: StoredKind, user: string | null, detail?: Record<string, unknown>): void {
-    this.sql.exec('INSERT INTO audit_events (at, kind, user, detail_json) VALUES (?, ?, ?, ?)', Date.now() / 1000, kind, user, detail === undefined ? null : JSON.stringify(detail));
+    const { seq } = this.sql
+      .exec<{ seq: number }>('INSERT INTO audit_events (at, kind, user, detail_json) VALUES (?, ?, ?, ?) RETURNING seq', Date.now() / 1000, kind, user, detail === undefined ? null : JSON.stringify(detail))
+      .one();
+    // A whole batch waits (seq counts every event ever appended): written after the answer.
+    if (seq % AUDIT_BATCH === 0 && !this.flushing) {
+      this.flushing = this.flush().finally(() => (this.flushing = null));
+      this.storage.defer(this.flushing);
+    }
+  }
+
+  /** Writes every whole batch of waiting events as a segment, then indexes it and drops its rows. */
+  private async flush(): Promise<void> {
+    for (;;) {
+      const rows = this.sql.exec<EventRow>('SELECT seq, at, kind, user, detail_json FROM audit_events ORDER BY seq LIMIT ?', AUDIT_BATCH).toArray();
+      if (rows.length < AUDIT_BATCH) return;
+      const first = rows[0]!.seq;
+      const last = rows[rows.length - 1]!.seq;
+      const key = auditSegmentKey(this.storage.endpointId(), first);
+      await putLines(this.storage.bucket, key, rows.map((r) => JSON.stringify(r) + '\n').join(''), rows.map((r) => String(r.seq)));
+      this.storage.transaction(() => {
+        this.sql.exec('INSERT OR IGNORE INTO audit_segments (key, first_seq, last_seq) VALUES (?, ?, ?)', key, first, last);
+        this.sql.exec('DELETE FROM audit_events WHERE seq <= ?', last);
+      });
+    }
+  }
+
+  /** Up to `limit` stored events after `seq`, oldest first: from segments, then the rows waiting. */
+  private async storedAfter(seq: number, limit: number): Promise<EventRow[]> {
+    const out: EventRow[] = [];
+    const segments = this.sql.exec<{ key: string }>('SELECT key FROM audit_segments WHERE last_seq > ? ORDER BY first_seq', seq).toArray();
+    for (const { key } of segments) {
+      if (out.length >= limit) return out;
+      const object = await this.storage.bucket.get(key);
+      if (!object) continue;
+      const text = new TextDecoder().decode(await segmentText(key, new Uint8Array(await object.arrayBuffer())));
+      for (const line of text.split('\n')) {
+        if (line.length === 0) continue;
+        const row = JSON.parse(line) as EventRow;
+        if (row.seq > seq && out.length < limit) out.push(row);
+      }
+    }
+    const after = out.length > 0 ? out[out.length - 1]!.seq : seq;
+    out.push(...this.sql.exec<EventRow>('SELECT seq, at, kind, user, detail_json FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?', after, limit - out.length).toArray());
+    return out;
   }
 
   /** A refused attempt, unless the same user's last one was written within REFUSED_RESOLUTION_MS. */
@@ -82,9 +159,7 @@ export class AuditLog {
   /** A page of up to `limit` items (a task's events count as one item) after `cursorText`, by time. */
   async page(cursor: string | undefined, limit: number = SHARING_LIMITS.auditPageDefault, reader: SegmentReader): Promise<{ events: AuditEvent[]; next_cursor: string; more: boolean }> {
     const at = parseCursor(cursor);
-    const stored = this.sql
-      .exec<{ seq: number; at: number; kind: string; user: string | null; detail_json: string | null }>('SELECT seq, at, kind, user, detail_json FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?', at.seq, limit + 1)
-      .toArray();
+    const stored = await this.storedAfter(at.seq, limit + 1);
     // Task records from the lineage segments, in the order they were written.
     const tasks: Array<{ segment: number; index: number; record: TaskLineage }> = [];
     const segments = this.sql.exec<{ id: number; key: string }>('SELECT id, key FROM lineage_segments WHERE id >= ? ORDER BY id LIMIT 8', at.segment).toArray();

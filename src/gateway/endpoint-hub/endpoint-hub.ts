@@ -187,7 +187,12 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     this.lineagePending = new LineagePending(this.sql);
     this.statusSamples = new StatusHistory(this.sql);
     this.lineageOn = lineageEnabled(env);
-    this.auditLog = new AuditLog(this.sql);
+    this.auditLog = new AuditLog(this.sql, {
+      bucket: env.OBJECTS,
+      endpointId: () => this.endpoint()!.endpoint_id,
+      transaction: (writes) => this.ctx.storage.transactionSync(writes),
+      defer: (work) => this.ctx.waitUntil(work.catch((err: unknown) => logEvent('warn', 'audit segment write failed; its events wait in SQLite for the next batch', { error: String(err) }))),
+    });
     this.guard = new SharingGuard(env);
     // An id nobody registered gets no tables: probing random ids leaves nothing behind.
     this.schemaReady = hasEndpointSchema(this.sql);
