@@ -88,7 +88,7 @@ describe('a facility shares an endpoint', () => {
       [second.task_id, 'alice', F, 'success'],
     ]);
     expect(events.filter((e) => e.kind === 'task_started' && e.user === 'alice')).toHaveLength(2);
-    // bob's attempts (one written: a user's refusals are written at most once per 10 s), then alice's.
+    // bob's attempts (the first written; a user's refusals within 10 s are counted into the next one written), then alice's.
     expect(events.filter((e) => e.kind === 'refused').map((e) => [e.user, e.detail?.reason])).toEqual([
       ['bob', 'not_shared'],
       ['alice', 'function_not_shared'],

@@ -42,7 +42,7 @@ function auditSegmentKey(endpointId: string, firstSeq: number): string {
   return `audit/${endpointId}/${String(firstSeq).padStart(12, '0')}.ndjson.gz`;
 }
 
-/** A refused attempt by the same user is written at most this often (a stranger's retries are not a write each). */
+/** A refused attempt by the same user is written at most this often (a stranger's retries are not a write each; they are counted). */
 const REFUSED_RESOLUTION_MS = 10_000;
 /** A key's use is written at most this often per hub instance. */
 const KEY_USED_RESOLUTION_MS = 60_000;
@@ -77,7 +77,7 @@ export function taskEvents(r: TaskLineage): AuditEvent[] {
 }
 
 export class AuditLog {
-  private readonly lastRefused = new Map<string, number>();
+  private readonly lastRefused = new Map<string, { at: number; repeats: number }>();
   private readonly lastKeyUse = new Map<string, number>();
 
   private flushing: Promise<void> | null = null;
@@ -138,13 +138,20 @@ export class AuditLog {
     return out;
   }
 
-  /** A refused attempt, unless the same user's last one was written within REFUSED_RESOLUTION_MS. */
+  /**
+   * A refused attempt. The same user's attempts within REFUSED_RESOLUTION_MS of their last written
+   * one are counted, not written: the next one written says how many came between (`repeats`).
+   */
   refused(user: string, detail: Record<string, unknown>): void {
     const now = Date.now();
-    if ((this.lastRefused.get(user) ?? 0) > now - REFUSED_RESOLUTION_MS) return;
+    const last = this.lastRefused.get(user);
+    if (last && last.at > now - REFUSED_RESOLUTION_MS) {
+      last.repeats++;
+      return;
+    }
     if (this.lastRefused.size >= MEMO_MAX) this.lastRefused.clear();
-    this.lastRefused.set(user, now);
-    this.append('refused', user, detail);
+    this.lastRefused.set(user, { at: now, repeats: 0 });
+    this.append('refused', user, last?.repeats ? { ...detail, repeats: last.repeats } : detail);
   }
 
   /** A key's use, at most once a minute per key (not a write per task). */
