@@ -76,6 +76,12 @@ describe('shared endpoints', () => {
     }
     const viaSubmit = await alice.call('post', `/v3/endpoints/${ep.endpoint_id}/submit`, { tasks: { [aliceFn]: [{ args: [1] }] } });
     expect([viaSubmit.status, viaSubmit.body.code]).toEqual([403, 'FUNCTION_NOT_SHARED']);
+    // A guest's task may not name stored objects (read with the owner's credentials); files under data_roots it may.
+    const objectRef = await run(alice, ep.endpoint_id, fn, [{ $ref: 'a'.repeat(64) }]);
+    expect([objectRef.status, objectRef.body.code, objectRef.body.details], objectRef.text).toEqual([403, 'FORBIDDEN', { reason: 'guest_object_ref' }]);
+    const nested = await run(alice, ep.endpoint_id, fn, [{ inputs: [{ $ref: 'a'.repeat(64), locations: ['file:///data/x'] }] }]);
+    expect(nested.status).toBe(403);
+    expect((await run(alice, ep.endpoint_id, fn, [{ $ref: 'file:///data/run1.h5' }])).status).toBe(202);
 
     // The stranger: 404 for the endpoint everywhere, never 403.
     for (const res of [

@@ -437,6 +437,11 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
         this.auditLog.refused(owner, { action: 'submit', reason: refused.reason, ...(refused.function_uuid ? { function_uuid: refused.function_uuid } : {}) });
         return refused.refusal;
       }
+      const ref = record.owner !== owner ? this.guard.objectRefIn(submission.tasks) : null;
+      if (ref !== null) {
+        this.auditLog.refused(owner, { action: 'submit', reason: 'object_ref' });
+        return fail('FORBIDDEN', 'a guest passes data inline or as file:// references: objects are read with the endpoint owner\'s credentials', { reason: 'guest_object_ref' });
+      }
     }
     if (submission.key_id !== undefined) this.auditLog.keyUsed(owner, submission.key_id);
     if (record.allowed_functions) {

@@ -42,9 +42,45 @@ export class SharingGuard {
     };
   }
 
+  /**
+   * The first object reference in a guest's payloads (`{"$ref": id}` naming a stored object, not a
+   * `file://` URL), or null. The agent reads objects with the endpoint's credentials, which are its
+   * owner's: a guest naming an object would have the owner's objects read for them (a confused
+   * deputy), so a guest passes data inline or as files under the endpoint's data_roots. Guests only.
+   */
+  objectRefIn(payloads: ReadonlyArray<{ payload_json: string }>): string | null {
+    for (const { payload_json } of payloads) {
+      if (!payload_json.includes('"$ref"')) continue;
+      const found = objectRef(JSON.parse(payload_json) as unknown, 0);
+      if (found !== null) return found;
+    }
+    return null;
+  }
+
   /** Whether the endpoint is shared with `caller` (the status route's guest view). */
   async isGuest(record: EndpointRecord, caller: string): Promise<boolean> {
     const access = await this.access.accessOf(this.env, record.owner, caller);
     return access.endpoints[record.endpoint_id] !== undefined;
   }
+}
+
+/** Deeper payloads are refused outright (a walk's depth bound). */
+const MAX_REF_DEPTH = 64;
+
+function objectRef(value: unknown, depth: number): string | null {
+  if (depth > MAX_REF_DEPTH) return '(nested too deep to check)';
+  if (Array.isArray(value)) {
+    for (const v of value) {
+      const found = objectRef(v, depth + 1);
+      if (found !== null) return found;
+    }
+  } else if (value !== null && typeof value === 'object') {
+    const ref = (value as Record<string, unknown>).$ref;
+    if (typeof ref === 'string') return ref.startsWith('file://') ? null : ref;
+    for (const v of Object.values(value)) {
+      const found = objectRef(v, depth + 1);
+      if (found !== null) return found;
+    }
+  }
+  return null;
 }

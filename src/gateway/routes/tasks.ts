@@ -72,7 +72,7 @@ export function registerTaskRoutes(table: RouteTable): void {
       body: SubmitRequest,
       headers: SubmissionHeaders,
       response: SubmitResponse,
-      errors: ['TOO_MANY_TASKS', 'NOT_FOUND', 'FUNCTION_NOT_PERMITTED', 'FUNCTION_NOT_SHARED', 'INVALID_ID', 'RATE_LIMITED', 'IDEMPOTENCY_KEY_REUSED'],
+      errors: ['TOO_MANY_TASKS', 'NOT_FOUND', 'FUNCTION_NOT_PERMITTED', 'FUNCTION_NOT_SHARED', 'FORBIDDEN', 'INVALID_ID', 'RATE_LIMITED', 'IDEMPOTENCY_KEY_REUSED'],
       example: { tasks: { '{function_uuid}': [{ args: [1, 2] }, { args: [3], kwargs: { b: 4 } }] } },
     },
     async (c, { principal: { owner, key }, params, body, headers }) => {
@@ -201,7 +201,7 @@ export function registerTaskRoutes(table: RouteTable): void {
       headers: RunHeaders,
       response: TaskDoc,
       otherResponses: [{ status: 202, description: 'The task did not finish within `wait` seconds; the doc so far', schema: TaskDoc }],
-      errors: ['NOT_FOUND', 'FUNCTION_NOT_PERMITTED', 'FUNCTION_NOT_SHARED', 'RATE_LIMITED', 'IDEMPOTENCY_KEY_REUSED'],
+      errors: ['NOT_FOUND', 'FUNCTION_NOT_PERMITTED', 'FUNCTION_NOT_SHARED', 'FORBIDDEN', 'RATE_LIMITED', 'IDEMPOTENCY_KEY_REUSED'],
       example: { endpoint_id: '{endpoint_id}', function_uuid: '{function_uuid}', args: [1, 2], wait: 1 },
     },
     async (c, { principal: { owner, key }, body, headers }) => {
