@@ -104,6 +104,14 @@ describe('a facility shares an endpoint', () => {
     expect(asAlice.stdout).toBe('');
     expect(asAlice.stderr).toContain('NOT_FOUND');
     expect(asAlice.stderr).not.toContain('bob');
+
+    // The owner lists and ends the grant: alice's next run is 404, as a stranger's.
+    const listed = await ferryAs('facility', ['endpoint', 'shares', 'beamline-7']);
+    expect(listed.stdout).toContain(`group beamline  functions=${F}`);
+    expect((await ferryAs('facility', ['group', 'list'])).stdout.trim()).toBe('beamline: alice');
+    const unshared = await ferryAs('facility', ['endpoint', 'unshare', 'beamline-7', '--group', 'beamline']);
+    expect([unshared.code, unshared.stdout.trim()], unshared.stderr).toEqual([0, 'Not shared.']);
+    await expect(alice.run(facilityEp.endpointId, F, [1], undefined, 0)).rejects.toMatchObject({ status: 404, code: 'NOT_FOUND' });
   });
 });
 
@@ -120,5 +128,9 @@ describe('a public function', () => {
     expect((await alice.getFunction(pub)).function_uuid).toBe(pub);
     // A public function does not open the owner's endpoint: E is shared with beamline for F only.
     await expect(bob.run(facilityEp.endpointId, pub, [1], undefined, 0)).rejects.toMatchObject({ status: 404, code: 'NOT_FOUND' });
+    // Made private again: 404 to alice at once.
+    const unshared = await ferryAs('facility', ['function', 'unshare', pub, '--public']);
+    expect([unshared.code, unshared.stdout.trim()], unshared.stderr).toEqual([0, `${pub}: not shared`]);
+    await expect(alice.run(aliceEp.endpointId, pub, [7], undefined, 0)).rejects.toMatchObject({ status: 404, code: 'NOT_FOUND' });
   });
 });
