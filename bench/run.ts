@@ -13,6 +13,7 @@ import { PROJECT_ROOT } from '../src/cli/gateway-process';
 import { startStack, type Stack, type TestTaskStore, waitForWorkers } from '../test/helpers/stack';
 import { generated } from '../test/helpers/generated-bytes';
 import { BULLMQ_CONCURRENCY, BULLMQ_VERSION, startBullmqPeer } from './bullmq';
+import { withStructuralFloor } from './structural-floor';
 import { childPid, clientCpuSeconds, cpuClock, endpointCpuSeconds, treeCpuSeconds, treeWriteBytes, type CpuParts } from './cpu';
 import { defaultEndpoint, untilRecordsQueryable, warmIncrement } from './endpoints';
 import { notificationLatency, workflowSubscriber } from './events';
@@ -186,6 +187,24 @@ async function latencySection() {
     figures['run_concurrent_16'] = {
       value: concurrent.rate, unit: 'calls/s', baseline: floorConcurrent.rate, baseline_name: `one-line Worker on the same launcher, ${CONCURRENT_CLIENTS} clients (the runtime's floor)`,
       note: `${CONCURRENT_CLIENTS} clients, each ${CONCURRENT_CALLS} sequential POST /v3/run of a no-op, each result checked; p50 ${concurrent.p50.toFixed(2)} ms, p99 ${concurrent.p99.toFixed(2)} ms`,
+    };
+    // The design's own floor (bench/structural-floor-worker.js): Worker → hub RPC → a row → the
+    // agent's WebSocket → a Node process that answers at once → back; no Ferry code on the way.
+    const skeleton = await withStructuralFloor(async (url) => {
+      const post = async () => {
+        const res = await fetch(`${url}/run`, { method: 'POST', body: '{"args":[]}', headers: { 'content-type': 'application/json' } });
+        if (res.status !== 200 || !(await res.text()).includes('success')) throw new Error(`structural floor answered ${res.status}`);
+      };
+      await timeSequential(warmUp, post);
+      return { times: await timeSequential(n, post), concurrent: await callsPerSecond(CONCURRENT_CLIENTS, CONCURRENT_CALLS, post) };
+    });
+    figures['structural_floor_p50'] = {
+      value: quantile(skeleton.times, 0.5), unit: 'ms', baseline: quantile(floor, 0.5), baseline_name: "one-line Worker p50 (the runtime's floor)",
+      note: `Worker → Durable Object RPC → one SQLite row → hibernatable WebSocket to a Node client that answers at once → back, no Ferry code (bench/structural-floor-worker.js): the least a round trip of this design costs on this runtime; ${n} sequential POSTs; p99 ${quantile(skeleton.times, 0.99).toFixed(2)} ms; Ferry's run p50 is ${(quantile(t, 0.5) / quantile(skeleton.times, 0.5)).toFixed(2)}× it`,
+    };
+    figures['structural_floor_concurrent_16'] = {
+      value: skeleton.concurrent.rate, unit: 'calls/s', baseline: floorConcurrent.rate, baseline_name: `one-line Worker, ${CONCURRENT_CLIENTS} clients`,
+      note: `${CONCURRENT_CLIENTS} clients × ${CONCURRENT_CALLS} sequential POSTs to the structural floor; p50 ${skeleton.concurrent.p50.toFixed(2)} ms; Ferry's run_concurrent_16 is ${(concurrent.rate / skeleton.concurrent.rate).toFixed(2)}× it`,
     };
     for (const [q, key] of [[0.5, 'p50'], [0.99, 'p99']] as const) {
       figures[`run_roundtrip_${key}`] = {
