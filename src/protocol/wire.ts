@@ -22,6 +22,8 @@ export const FunctionSpec = z.object({
   function_uuid: Uuid,
   runtime: Runtime,
   code: z.string(),
+  /** A Python function's entry point (its `function_name`); absent for the other runtimes. */
+  name: z.string().optional(),
 });
 export type FunctionSpec = z.infer<typeof FunctionSpec>;
 

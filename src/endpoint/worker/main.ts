@@ -30,7 +30,11 @@ function parseLimits(arg: string | undefined): WorkerLimits {
   if (v.shell_output_lines !== undefined && !(Number.isInteger(v.shell_output_lines) && v.shell_output_lines >= 1)) {
     throw new Error(`worker limits: shell_output_lines must be an integer ≥ 1, got ${arg}`);
   }
+  if (v.python !== undefined && !(v.python && typeof v.python.executable === 'string' && v.python.executable !== '' && Number.isInteger(v.python.threads) && v.python.threads >= 1)) {
+    throw new Error(`worker limits: python must be {"executable": a path, "threads": ≥ 1}, got ${arg}`);
+  }
   return {
+    ...(v.python ? { python: { executable: v.python.executable, threads: v.python.threads } } : {}),
     memory_mb: v.memory_mb,
     timeout_s: v.timeout_s,
     allow_wasm: v.allow_wasm === true,
