@@ -160,6 +160,7 @@ export class WorkerLoop {
     result.execution = {
       attempt, started_at, ended_at, host: this.opts.host, worker_pid: this.opts.pid,
       cpu_time_s: cpuMicros / 1e6, peak_rss_bytes: after.maxRSS * 1024,
+      ...(outcome.interpreter ? { interpreter: outcome.interpreter } : {}),
     };
     return result;
   }
