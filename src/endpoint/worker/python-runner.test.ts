@@ -4,7 +4,9 @@
 // output capped, the minimal environment and BLAS threads, DataRefs read through the reader port.
 
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TaskException } from '../../protocol/errors';
 import type { FunctionSpec } from '../../protocol/wire';
@@ -211,6 +213,22 @@ describe('PythonRunner', () => {
       expect(expectFailed(await none.run(pyFn('def f():\n    return 1\n'), { args: [] }, limits), 'INTERNAL').message).toContain('/nonexistent/python3');
     } finally {
       none.dispose();
+    }
+  });
+
+  it('refuses a frame from the runner whose lengths pass the bounds before reading it, and kills the process', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-py-'));
+    const script = join(dir, 'liar.py');
+    // Claims a 2 GiB header and sends nothing more: the worker must not wait for (or buffer) it.
+    writeFileSync(script, 'import struct, sys, time\nsys.stdout.buffer.write(struct.pack(">IQ", 2**31, 0))\nsys.stdout.buffer.flush()\ntime.sleep(60)\n');
+    const liar = new PythonRunner({ executable: PYTHON, threads: 1, runnerScript: script });
+    try {
+      const t0 = Date.now();
+      const e = expectFailed(await liar.run(pyFn('def f():\n    return 1\n'), { args: [] }, limits), 'INTERNAL');
+      expect(e.message).toContain('over the bounds');
+      expect(Date.now() - t0).toBeLessThan(5000);
+    } finally {
+      liar.dispose();
     }
   });
 });
