@@ -69,6 +69,9 @@ describe('PythonRunner', () => {
     const two = await runner.run(f, { args: [1] }, limits);
     expect(two).toMatchObject({ status: 'success', result: { sum: 3, calls: 2 } });
     expect(resultOf<{ pid: number }>(two).pid).toBe(resultOf<{ pid: number }>(one).pid);
+    // The runner's own CPU time and peak memory, which the worker's getrusage cannot see.
+    expect(one.child).toMatchObject({ cpu_time_s: expect.any(Number), peak_rss_bytes: expect.any(Number) });
+    expect(one.child!.peak_rss_bytes).toBeGreaterThan(1024 * 1024);
   });
 
   it('fails an exception with FERRY_FUNCTION_ERROR: its type, message and a traceback with the function\'s own line numbers', async () => {
@@ -77,6 +80,10 @@ describe('PythonRunner', () => {
     expect(e.stack).toContain('line 3, in f');
     expect(e.stack).toContain('raise ValueError(f"bad input {y}")');
     expect(e.stack).not.toContain('runner.py');
+    // A message of any length travels, cut to its first 16 K characters.
+    const long = expectFailed(await runner.run(pyFn('def f():\n    raise RuntimeError("x" * 5_000_000)\n'), { args: [] }, limits), 'FERRY_FUNCTION_ERROR');
+    expect(long.message.length).toBeLessThan(17 * 1024);
+    expect(long.message.endsWith('[truncated]')).toBe(true);
   });
 
   it('fails a syntax error with FERRY_FUNCTION_INVALID naming the line, and a missing entry point naming what is defined', async () => {

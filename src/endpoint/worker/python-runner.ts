@@ -288,11 +288,14 @@ export class PythonRunner implements Sandbox {
         }
         capture.append(String(header['stdout'] ?? ''));
         const interpreter = proc.interpreter;
+        const cpu = Number(header['cpu_time_s']);
+        const rss = Number(header['peak_rss_bytes']);
+        const child = Number.isFinite(cpu) && cpu >= 0 && Number.isSafeInteger(rss) && rss >= 0 ? { child: { cpu_time_s: cpu, peak_rss_bytes: rss } } : {};
         if (header['type'] === 'failed') {
           const exception = exceptionOf(header);
           // After a MemoryError the process's heap may be left fragmented: the next task gets a new one.
           if (exception.code === 'FERRY_MEMORY_LIMIT') this.drop(uuid);
-          return { ...failed(capture, exception), interpreter };
+          return { ...failed(capture, exception), interpreter, ...child };
         }
         if (header['type'] !== 'result') {
           this.drop(uuid);
@@ -300,9 +303,9 @@ export class PythonRunner implements Sandbox {
         }
         const kind = header['kind'];
         // The runner's memory and the body's bytes are not shared: a copy that owns its buffer.
-        if (kind === 'json') return { ...successFromJson(body.toString('utf8'), capture.text(), this.maxInlineResultBytes), interpreter };
+        if (kind === 'json') return { ...successFromJson(body.toString('utf8'), capture.text(), this.maxInlineResultBytes), interpreter, ...child };
         if (kind === 'bytes' || kind === 'npy') {
-          return { status: 'success', body: { data: Buffer.from(body), content_type: kind === 'npy' ? 'application/x-npy' : 'application/octet-stream' }, stdout: capture.text(), interpreter };
+          return { status: 'success', body: { data: Buffer.from(body), content_type: kind === 'npy' ? 'application/x-npy' : 'application/octet-stream' }, stdout: capture.text(), interpreter, ...child };
         }
         this.drop(uuid);
         return failed(capture, { code: 'INTERNAL', name: 'RunnerError', message: `the Python runner answered a result of kind ${JSON.stringify(kind)}` });

@@ -30,6 +30,8 @@ export type SandboxOutcome = (
 ) & {
   /** The interpreter that ran the function, for the lineage record (`CPython 3.11.2`); Python only. */
   interpreter?: string;
+  /** Work done in another process (a Python runner), which the worker's own getrusage cannot see. */
+  child?: { cpu_time_s: number; peak_rss_bytes: number };
 };
 
 export interface Sandbox {

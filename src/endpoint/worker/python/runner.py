@@ -31,14 +31,17 @@ import json
 import linecache
 import os
 import platform
+import resource
 import struct
 import sys
+import time
 import traceback
 
 FRAME = struct.Struct(">IQ")
 MAX_HEADER_BYTES = 1024 * 1024
-# Kept of a traceback; the task's exception travels inline.
+# Kept of a traceback and of an exception's message; the task's exception travels inline.
 MAX_STACK_CHARS = 16 * 1024
+MAX_MESSAGE_CHARS = 16 * 1024
 # The same marker as the JavaScript sandbox's capture (src/endpoint/worker/stdout-capture.ts).
 TRUNCATION_MARKER = "\n[ferry: stdout truncated]\n"
 
@@ -259,7 +262,13 @@ def describe(exc, skip_frames):
     stack = "".join(traceback.format_exception(type(exc), exc, tb))
     if len(stack) > MAX_STACK_CHARS:
         stack = "...\n" + stack[-MAX_STACK_CHARS:]
-    return {"name": type(exc).__name__, "message": str(exc), "stack": stack}
+    try:
+        message = str(exc)
+    except Exception:  # noqa: BLE001 - a __str__ that raises still fails the task with its type
+        message = "(the exception's message could not be read)"
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = message[:MAX_MESSAGE_CHARS] + "... [truncated]"
+    return {"name": type(exc).__name__, "message": message, "stack": stack}
 
 
 def failure(exc, skip_frames, data_errors=()):
@@ -357,8 +366,6 @@ def main():
     # thread, so OPENBLAS_NUM_THREADS and friends are set by the worker (python.threads).
     memory_mb = header.get("memory_mb")
     if memory_mb:
-        import resource
-
         limit = int(memory_mb) * 1024 * 1024
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
         if hard != resource.RLIM_INFINITY:
@@ -387,12 +394,16 @@ def main():
             raise ProtocolError("expected run, got %r" % header.get("type"))
         capture = Capture(max_stdout)
         RUNNER.data_errors = set()
+        cpu = time.process_time()
         sys.stdout = sys.stderr = capture
         try:
             answer, data = run_one(fn, body, channel.max_body_bytes)
         finally:
             sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
         answer["stdout"] = capture.text()
+        # For the task's telemetry: the worker's own getrusage cannot see this process.
+        answer["cpu_time_s"] = time.process_time() - cpu
+        answer["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         channel.send(answer, data)
 
 
