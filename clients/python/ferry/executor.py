@@ -90,8 +90,10 @@ class Executor(cf.Executor):
             try:
                 fs.reverse()
                 while fs:
-                    f = fs.pop()
-                    yield f.result(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                    # Popped only once its result is in hand: on a timeout it is cancelled with the rest.
+                    value = fs[-1].result(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                    fs.pop()
+                    yield value
             finally:
                 for f in fs:
                     f.cancel()
@@ -268,6 +270,8 @@ class Executor(cf.Executor):
     def _on_done(self, f: cf.Future) -> None:
         if not f.cancelled():
             return
+        # CANCELLED → CANCELLED_AND_NOTIFIED: what concurrent.futures.wait and as_completed count as done.
+        f.set_running_or_notify_cancel()
         with self._lock:
             task_id = self._ids.get(f) or None
             if task_id is not None:
