@@ -108,6 +108,7 @@ const SECTIONS: Record<string, () => Promise<void>> = {
   throughput: throughputSection,
   journal: journalSection,
   keys: keysSection,
+  python: pythonSection,
 };
 
 async function main() {
@@ -329,6 +330,76 @@ async function throughputSection() {
       value: streamedRate, unit: 'tasks/s', baseline: plainRate, baseline_name: `the same batch without a subscriber (mean of ${pairs})`,
       note: `${pairs} interleaved pairs of ${n} tasks, every result verified, the subscriber (the SDK, in the client process) read every terminal event once; pair ratios ${ratios.map((r) => r.toFixed(3)).join(' ')}, median ${median(ratios).toFixed(3)}`,
       cpu_us_per_task: medianCpu(cpuRuns.streamed), baseline_cpu_us_per_task: medianCpu(cpuRuns.plain),
+    };
+  } finally {
+    await stack.stop();
+  }
+}
+
+/**
+ * `python`: Python functions beside JavaScript ones on one endpoint in the same run: sequential
+ * `run` round trips of a no-op (p50, p99) and a batch of increments (tasks/s), every result checked.
+ * Skipped where the interpreter (FERRY_BENCH_PYTHON, default /usr/bin/python3) is missing.
+ */
+async function pythonSection() {
+  const python = process.env.FERRY_BENCH_PYTHON ?? '/usr/bin/python3';
+  if (!existsSync(python)) {
+    skipped.push({ section: 'python', reason: `${python} is missing (set FERRY_BENCH_PYTHON, or install python3)` });
+    return;
+  }
+  const warmUp = 50;
+  const runs = 500;
+  const n = Number(process.env.BENCH_PYTHON_TASKS) || 5_000;
+  process.stderr.write('bench: python, starting a gateway and a local endpoint with Python enabled …\n');
+  const stack = await startStack();
+  try {
+    const client = await stack.client('bench');
+    const endpoint = await defaultEndpoint(stack, client, 'bench-python', { python: { enabled: true, executable: python } });
+    const noops = {
+      js: await client.registerFunction(() => null, { name: 'noop' }),
+      python: await client.registerFunction('def noop():\n    return None\n', { runtime: 'python', name: 'noop' }),
+    };
+    const incs = {
+      js: await warmIncrement(client, endpoint.endpointId),
+      python: await client.registerFunction('def inc(x):\n    return x + 1\n', { runtime: 'python', name: 'inc' }),
+    };
+    // Warm: a process per function on each worker.
+    await client.waitAll((await client.submitBatch(endpoint.endpointId, incs.python, [[0], [1], [2], [3]])).task_ids);
+    const times: Record<'js' | 'python', number[]> = { js: [], python: [] };
+    for (const lang of ['js', 'python'] as const) {
+      const run = async () => {
+        const doc = await client.run(endpoint.endpointId, noops[lang], [], undefined, 10);
+        if (doc.status !== 'success' || doc.result !== null) throw new Error(`${lang} run ended ${doc.status} ${JSON.stringify(doc.exception ?? doc.result)}`);
+      };
+      await timeSequential(warmUp, run);
+    }
+    // Interleaved in rounds of 50, so drift on this shared machine falls on both alike.
+    for (let round = 0; round < runs / 50; round++) {
+      for (const lang of ['js', 'python'] as const) {
+        times[lang].push(...(await timeSequential(50, async () => {
+          const doc = await client.run(endpoint.endpointId, noops[lang], [], undefined, 10);
+          if (doc.status !== 'success' || doc.result !== null) throw new Error(`${lang} run ended ${doc.status} ${JSON.stringify(doc.exception ?? doc.result)}`);
+        })));
+      }
+    }
+    for (const lang of ['js', 'python'] as const) times[lang].sort((a, b) => a - b);
+    figures['python_run_p50'] = {
+      value: quantile(times.python, 0.5), unit: 'ms', baseline: quantile(times.js, 0.5), baseline_name: 'the JavaScript no-op on the same endpoint, p50',
+      note: `${runs} sequential POST /v3/run of \`def noop(): return None\` after ${warmUp} warm-up, interleaved in rounds of 50 with as many of \`() => null\`, each result checked; p99 ${quantile(times.python, 0.99).toFixed(2)} ms against ${quantile(times.js, 0.99).toFixed(2)} ms`,
+    };
+    const rates: Record<'js' | 'python', number> = { js: 0, python: 0 };
+    for (const lang of ['js', 'python'] as const) {
+      process.stderr.write(`bench: python, ${n} ${lang} increments …\n`);
+      const finished = progress(`${lang} finished`);
+      const t0 = performance.now();
+      const sub = await client.submitBatch(endpoint.endpointId, incs[lang], Array.from({ length: n }, (_, i) => [i]), { workflow_id: `bench-python-${lang}` });
+      const docs = await client.waitAll(sub.task_ids, { timeout: 600, onProgress: (p) => finished(p.done, p.total) });
+      rates[lang] = n / ((performance.now() - t0) / 1000);
+      checkIncrements(docs, n, `python section, ${lang}`);
+    }
+    figures['python_throughput'] = {
+      value: rates.python, unit: 'tasks/s', baseline: rates.js, baseline_name: `the same batch of JavaScript increments on the same endpoint`,
+      note: `${n} tasks of \`def inc(x): return x + 1\` in one submitBatch, every result verified, beside ${n} of \`(x) => x + 1\`; the endpoint's shipped defaults (2 workers), python.threads 1`,
     };
   } finally {
     await stack.stop();

@@ -50,6 +50,8 @@ export const ExecutionInfo = z.object({
   cpu_time_s: z.number().nonnegative().optional(),
   /** The worker process's peak resident memory so far (a high-water mark over its tasks), bytes. */
   peak_rss_bytes: z.number().int().nonnegative().optional(),
+  /** The interpreter that ran a Python function (`CPython 3.11.2`); absent for the other runtimes. */
+  interpreter: z.string().max(128).optional(),
 });
 export type ExecutionInfo = z.infer<typeof ExecutionInfo>;
 

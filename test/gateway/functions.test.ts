@@ -85,7 +85,7 @@ describe('POST /v3/functions', () => {
     expect(missing.status).toBe(400);
     expect(missing.body.code).toBe('VALIDATION_ERROR');
     expect(missing.body.message).toMatch(/^function_code: /);
-    const runtime = await alice.call('post', '/v3/functions', { function_name: 'x', function_code: ADD, meta: { runtime: 'python' } });
+    const runtime = await alice.call('post', '/v3/functions', { function_name: 'x', function_code: ADD, meta: { runtime: 'ruby' } });
     expect(runtime.body.message).toMatch(/^meta\.runtime: /);
     const extra = await alice.call('post', '/v3/functions', { function_name: 'x', function_code: ADD, surprise: 1 });
     expect(extra.body.code).toBe('VALIDATION_ERROR');

@@ -159,7 +159,9 @@ export class WorkerLoop {
     const cpuMicros = after.userCPUTime - before.userCPUTime + after.systemCPUTime - before.systemCPUTime;
     result.execution = {
       attempt, started_at, ended_at, host: this.opts.host, worker_pid: this.opts.pid,
-      cpu_time_s: cpuMicros / 1e6, peak_rss_bytes: after.maxRSS * 1024,
+      cpu_time_s: cpuMicros / 1e6 + (outcome.child?.cpu_time_s ?? 0),
+      peak_rss_bytes: Math.max(after.maxRSS * 1024, outcome.child?.peak_rss_bytes ?? 0),
+      ...(outcome.interpreter ? { interpreter: outcome.interpreter } : {}),
     };
     return result;
   }
