@@ -445,8 +445,13 @@ class Client:
         upload = self._http.call("POST", "/v3/objects/uploads", start_body)
         base = f"/v3/objects/uploads/{_enc(upload['upload_id'])}"
         try:
-            for n, part in enumerate(parts, start=1):
+            # One part in memory at a time: each is dropped before the next is read (no enumerate,
+            # whose result tuple would hold the previous part while the next one is read).
+            n = 0
+            for part in parts:
+                n += 1
                 self._http.json_of(self._http.open("PUT", f"{base}/{n}", part, {"Content-Type": "application/octet-stream"}), f"PUT part {n}")
+                del part
             return ObjectRef.of(self._http.call("POST", f"{base}/complete", {}))
         except BaseException:
             try:
@@ -501,6 +506,7 @@ def _file_parts(f: io.BufferedReader, part_size: int) -> Iterable[bytes]:
         if not part:
             return
         yield part
+        del part  # before reading the next one
 
 
 def _load_npy(buf: bytearray, object_id: str) -> Any:

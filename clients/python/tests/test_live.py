@@ -195,8 +195,8 @@ class LiveTest(unittest.TestCase):
 
             seen = json.loads(out.stdout)
         self.assertEqual((seen["size"], seen["sha256"]), (64 * MiB, digest.hexdigest()))
-        # One 16 MiB part in memory at a time (and its copy in the socket layer), not the 64 MiB file.
-        self.assertLess(seen["grew_kib"] * 1024, 40 * MiB, seen)
+        # One 16 MiB part in memory at a time (measured: 16.25 MiB of growth), not the 64 MiB file, nor two parts.
+        self.assertLess(seen["grew_kib"] * 1024, 24 * MiB, seen)
 
 
 def npy_sum(ref):
