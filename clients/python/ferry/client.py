@@ -10,7 +10,6 @@ import json
 import os
 import time
 import uuid
-import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 

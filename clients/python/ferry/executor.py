@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tupl
 
 from ._sse import EventStream
 from .client import FINAL_STATES, MAX_TASKS_PER_REQUEST, Client, encode_json, _payload
-from .errors import FerryError, TaskCancelled
+from .errors import FerryError
 
 _Item = Tuple[str, str, cf.Future]  # (function id, encoded payload, future)
 _FLUSH = object()
