@@ -125,8 +125,11 @@ class Client:
         endpoint: Optional[str] = None,
         max_retries: int = 20,
         timeout: float = 120.0,
+        max_result_bytes: int = 4 * 1024 * MiB,
     ) -> None:
         url, token = resolve_access(url, token)
+        #: The largest result object ``result`` downloads into memory (larger: ``resolve=False`` and ``get`` by range).
+        self.max_result_bytes = max_result_bytes
         self.url = url
         self.endpoint: Optional[str] = endpoint or os.environ.get("FERRY_ENDPOINT") or None
         self._http = Transport(url, token, max_retries=max_retries, timeout=timeout)
@@ -304,6 +307,12 @@ class Client:
     def read_result_object(self, ref: "ObjectRef") -> Any:
         """A result stored as an object, read into one buffer of its size and checked against its sha256."""
         object_id, size, digest = ref.id, ref.size, ref.sha256
+        if size > self.max_result_bytes:
+            raise FerryError(
+                "PAYLOAD_TOO_LARGE",
+                f"result object {object_id} has {size} bytes, over this client's max_result_bytes ({self.max_result_bytes}): "
+                "answer it by reference (resolve=False) and read it by range with get()",
+            )
         res = self._open_object(object_id, None)
         try:
             buf = bytearray(size)

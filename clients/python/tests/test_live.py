@@ -114,6 +114,17 @@ class LiveTest(unittest.TestCase):
     def test_bytes_results_come_back_as_bytes(self):
         self.assertEqual(self.client.run(raw_bytes, 1024), bytes(range(256)) * 4)
 
+    def test_a_result_over_max_result_bytes_is_refused_and_read_by_range(self):
+        small = type(self.client)(max_result_bytes=1000)
+        self.addCleanup(small.close)
+        task = small.submit(raw_bytes, 1024)
+        with self.assertRaises(FerryError) as caught:
+            small.result(task, timeout=30)
+        self.assertEqual(caught.exception.code, "PAYLOAD_TOO_LARGE")
+        ref = small.result(task, resolve=False)
+        self.assertEqual((ref.size, ref.content_type), (1024, "application/octet-stream"))
+        self.assertEqual(small.get(ref, 256, 4), bytes([0, 1, 2, 3]))
+
     def test_a_failing_function_raises_task_failed_with_the_remote_traceback(self):
         with self.assertRaises(TaskFailed) as caught:
             self.client.run(fails, 3)
