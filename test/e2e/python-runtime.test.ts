@@ -5,7 +5,9 @@
 // numpy loads, a DataRef slice read through the agent, and the interpreter in the lineage record.
 
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ResultRef, TaskDoc } from '../../src/protocol/api';
 import type { Client } from '../../src/sdk/client';
@@ -17,23 +19,27 @@ const MiB = 1024 * 1024;
 let stack: Stack;
 let alice: Client;
 let py: EndpointHandle;
+let dataRoot: string;
 
 beforeAll(async () => {
   if (!existsSync(PYTHON)) throw new Error(`${PYTHON} is missing: install Debian's python3 and python3-numpy`);
   stack = await startStack();
   alice = await stack.client('alice');
+  dataRoot = realpathSync(mkdtempSync(join(tmpdir(), 'ferry-py-data-')));
   // One worker: the task after a timeout runs on the worker whose process was killed.
   py = await stack.createEndpoint('py', 'alice', {
     provider: { type: 'local', init_blocks: 1, max_blocks: 1, nodes_per_block: 1, max_workers_per_node: 1 },
     python: { enabled: true, executable: PYTHON },
     task_memory_mb: 256,
     task_timeout_s: 2,
+    data_roots: [dataRoot],
   });
   py.start({ env: { FERRY_TOKEN: 'agent-secret-token' } });
   await waitForWorkers(alice, py.endpointId, 1);
 }, 120_000);
 afterAll(async () => {
   await stack?.stop();
+  if (dataRoot) rmSync(dataRoot, { recursive: true, force: true });
 });
 
 const register = (name: string, code: string) => alice.registerFunction(code, { runtime: 'python', name });
@@ -128,4 +134,18 @@ describe('Python functions through a real gateway', () => {
     expect(prov).toContain('"ferry:runtime":"python"');
     expect(prov).toMatch(/"ferry:interpreter":"CPython 3\.\d+\.\d+"/);
   }, 90_000);
+
+  it('reads file:// references under data_roots in place, and refuses one outside them before reading', async () => {
+    const inside = join(dataRoot, 'run1.bin');
+    writeFileSync(inside, Buffer.from(new Float64Array([1, 2, 3, 4, 5, 6]).buffer));
+    const outside = join(realpathSync(tmpdir()), `ferry-py-outside-${process.pid}.bin`);
+    writeFileSync(outside, 'secret');
+    try {
+      const fn = await register('window_sum', 'import numpy as np\n\ndef window_sum(data):\n    return float(np.frombuffer(data.slice(8, 32), dtype="<f8").sum())\n');
+      expect(await alice.result(await alice.submit(py.endpointId, fn, [{ $ref: `file://${inside}` }]), { timeout: 30 })).toBe(9);
+      expect(await failed(fn, [{ $ref: `file://${outside}` }])).toMatchObject({ code: 'FERRY_DATA_PATH_REFUSED' });
+    } finally {
+      rmSync(outside, { force: true });
+    }
+  }, 60_000);
 });

@@ -66,7 +66,7 @@ export const EndpointConfigSchema = z
     provider: z.discriminatedUnion('type', [LocalProvider, SlurmProvider, PbsProvider]).default({
       type: 'local', init_blocks: 1, min_blocks: 0, max_blocks: 1, nodes_per_block: 1, max_workers_per_node: 2, max_idletime_s: 120,
     }),
-    /** Memory limit of one task's sandbox (isolated-vm heap), MiB. */
+    /** Memory limit of one task's sandbox (isolated-vm heap), MiB; for Python, its process's address space (RLIMIT_AS). */
     task_memory_mb: z.number().int().min(8).max(65536).default(256),
     /**
      * Let functions use WebAssembly. Off by default: isolated-vm counts memory through its

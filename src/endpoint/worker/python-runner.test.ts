@@ -74,6 +74,11 @@ describe('PythonRunner', () => {
     expect(one.child!.peak_rss_bytes).toBeGreaterThan(1024 * 1024);
   });
 
+  it('awaits an async def function', async () => {
+    const f = pyFn('import asyncio\n\nasync def f(x):\n    await asyncio.sleep(0.01)\n    return x + 1\n');
+    expect(await runner.run(f, { args: [1] }, limits)).toMatchObject({ status: 'success', result: 2 });
+  });
+
   it('fails an exception with FERRY_FUNCTION_ERROR: its type, message and a traceback with the function\'s own line numbers', async () => {
     const e = expectFailed(await runner.run(pyFn('def f(x):\n    y = x + 1\n    raise ValueError(f"bad input {y}")\n'), { args: [1] }, limits), 'FERRY_FUNCTION_ERROR');
     expect(e).toMatchObject({ name: 'ValueError', message: 'bad input 2' });

@@ -24,6 +24,8 @@ const MAX_HEADER_BYTES = 1024 * 1024;
 /** What stays of the process's own stderr (C-level output, a crash's last words). */
 const STDERR_TAIL_LINES = 40;
 const STDERR_TAIL_BYTES = 8 * 1024;
+/** How long frames written before the runner exited may still be read after its exit. */
+const EXIT_DRAIN_GRACE_MS = 500;
 
 /** The variables that set the BLAS and OpenMP thread pools numpy and friends start. */
 export const THREAD_VARIABLES = ['OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS'] as const;
@@ -92,7 +94,21 @@ class PythonProcess {
       this.wake({ exit: true });
     };
     this.child.on('error', (err) => onGone(`could not start ${executable}: ${err.message}`));
-    this.child.on('exit', (code, signal) => onGone(signal ? `was killed by ${signal}` : `exited with code ${code}`));
+    // 'exit' may come before the last frames and stderr lines are read (a load failure is answered,
+    // then the runner exits): the exit counts once both pipes have ended, or after a grace if a
+    // child the function forked holds them.
+    let open = 2;
+    let exitedAs: string | null = null;
+    const ended = (): void => {
+      if (--open === 0 && exitedAs !== null) onGone(exitedAs);
+    };
+    this.child.stdout!.on('end', ended);
+    this.child.stderr!.on('end', ended);
+    this.child.on('exit', (code, signal) => {
+      exitedAs = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+      if (open === 0) onGone(exitedAs);
+      else setTimeout(() => onGone(exitedAs!), EXIT_DRAIN_GRACE_MS).unref();
+    });
   }
 
   get pid(): number | undefined {

@@ -26,6 +26,7 @@ sys.stderr go to a capture returned with the task.
 """
 
 import builtins
+import inspect
 import io
 import json
 import linecache
@@ -414,6 +415,11 @@ def run_one(fn, body, max_body_bytes):
     kwargs = {k: to_ref(v) for k, v in (payload.get("kwargs") or {}).items()}
     try:
         value = fn(*args, **kwargs)
+        if inspect.iscoroutine(value):
+            # An `async def` function: run to completion on a fresh event loop.
+            import asyncio
+
+            value = asyncio.run(value)
     except BaseException as e:  # noqa: B036 - SystemExit and KeyboardInterrupt fail the task, not the runner
         d = failure(e, 1, RUNNER.data_errors)
         d["type"] = "failed"
