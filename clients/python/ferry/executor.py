@@ -11,7 +11,7 @@ import queue
 import threading
 import time
 from concurrent import futures as cf
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 from ._sse import EventStream
 from .client import FINAL_STATES, MAX_TASKS_PER_REQUEST, Client, encode_json, _payload
@@ -56,7 +56,8 @@ class Executor(cf.Executor):
         #: Final docs of tasks whose submit answer has not come back yet (the stream can be quicker).
         self._early: Dict[str, Dict[str, Any]] = {}
         self._unsubmitted = 0
-        self._ids: Dict[cf.Future, str] = {}
+        #: Futures not done yet (what shutdown waits for).
+        self._pending: Set[cf.Future] = set()
         self._shutdown = False
         self._stream: Optional[EventStream] = None
         self._last_event_id: Optional[str] = None
@@ -106,27 +107,29 @@ class Executor(cf.Executor):
             if self._shutdown and not wait:
                 return
             self._shutdown = True
-            pending = list(self._ids.keys())
-        self._queue.put(_FLUSH)
+            pending = list(self._pending)
         if cancel_futures:
             for f in pending:
-                f.cancel()
-        if wait:
-            cf.wait(pending)
+                f.cancel()  # queued ones never go; stored ones are cancelled at the gateway
+        self._queue.put(_FLUSH)
         self._queue.put(None)
+        if not wait:
+            # The threads end by themselves once every future has settled.
+            with self._lock:
+                self._changed.notify_all()
+            return
+        cf.wait(pending)
         with self._lock:
             self._changed.notify_all()
-        if wait:
-            self._submitter.join()
+        self._submitter.join()
         self._stop_stream()
-        if wait:
-            self._listener.join()
-        self._resolver.shutdown(wait=wait)
+        self._listener.join()
+        self._resolver.shutdown(wait=True)
 
-    def task_id(self, future: cf.Future) -> Optional[str]:
-        """The task id of a future, once its batch is stored at the gateway."""
-        with self._lock:
-            return self._ids.get(future) or None
+    @staticmethod
+    def task_id(future: cf.Future) -> Optional[str]:
+        """The task id of a future of this executor once its batch is stored at the gateway (also ``future.task_id``)."""
+        return getattr(future, "task_id", None)
 
     # ── batches ──
 
@@ -137,7 +140,8 @@ class Executor(cf.Executor):
                 raise RuntimeError("cannot submit after shutdown")
             for p in payloads:
                 f: cf.Future = cf.Future()
-                self._ids[f] = ""
+                f.task_id = None  # type: ignore[attr-defined]
+                self._pending.add(f)
                 self._unsubmitted += 1
                 out.append(f)
                 self._queue.put((function_id, p, f))
@@ -174,14 +178,16 @@ class Executor(cf.Executor):
                 skipped += 1  # cancelled while queued: it never goes
                 continue
             by_function.setdefault(item[0], []).append(item)
-        with self._lock:
+        with self._changed:
             self._unsubmitted -= skipped
+            self._changed.notify_all()
         for function_id, items in by_function.items():
             try:
                 submitted = self.client._submit_encoded(self.endpoint, function_id, [i[1] for i in items], self.task_group_id, self.batch_size)  # type: ignore[arg-type]
             except BaseException as err:  # noqa: BLE001 - every future of the batch learns why
-                with self._lock:
+                with self._changed:
                     self._unsubmitted -= len(items)
+                    self._changed.notify_all()
                 for i in items:
                     _settle(i[2], error=err)
                 continue
@@ -190,7 +196,7 @@ class Executor(cf.Executor):
                 self.task_group_id = submitted.task_group_id
                 self._unsubmitted -= len(items)
                 for (_, _, f), task_id in zip(items, submitted.task_ids):
-                    self._ids[f] = task_id
+                    f.task_id = task_id  # type: ignore[attr-defined]
                     if f.cancelled():
                         cancel_now.append(task_id)
                     elif self._stream_error is not None:
@@ -210,10 +216,11 @@ class Executor(cf.Executor):
     def _listen_loop(self) -> None:
         while True:
             with self._changed:
-                while not self._shutdown and (self.task_group_id is None or not (self._open or self._unsubmitted)):
+                while self.task_group_id is None or not (self._open or self._unsubmitted):
+                    if self._shutdown and not (self._open or self._unsubmitted):
+                        self._resolver.shutdown(wait=False)
+                        return  # shut down with nothing left to hear of
                     self._changed.wait()
-                if self.task_group_id is None or not (self._open or self._unsubmitted):
-                    return  # shut down with nothing left to hear of
                 stream = EventStream(self.client._http, {"task_group_id": self.task_group_id}, self._last_event_id)
                 self._stream = stream
             try:
@@ -268,12 +275,14 @@ class Executor(cf.Executor):
     # ── cancellation ──
 
     def _on_done(self, f: cf.Future) -> None:
+        with self._lock:
+            self._pending.discard(f)
         if not f.cancelled():
             return
         # CANCELLED → CANCELLED_AND_NOTIFIED: what concurrent.futures.wait and as_completed count as done.
         f.set_running_or_notify_cancel()
         with self._lock:
-            task_id = self._ids.get(f) or None
+            task_id = getattr(f, "task_id", None)
             if task_id is not None:
                 self._open.pop(task_id, None)
         if task_id is not None:

@@ -184,6 +184,22 @@ class LiveTest(unittest.TestCase):
             self.assertIsNotNone(task_id)
             self.assertEqual(self.client.task(task_id)["status"], "cancelled")
 
+    def test_executor_shutdown_without_waiting_still_settles_its_futures(self):
+        pool = self.client.executor()
+        fs = [pool.submit(square, i) for i in range(5)]
+        pool.shutdown(wait=False)
+        with self.assertRaises(RuntimeError):
+            pool.submit(square, 1)
+        self.assertEqual([f.result(timeout=30) for f in fs], [0, 1, 4, 9, 16])
+        self.assertTrue(all(isinstance(f.task_id, str) for f in fs))
+
+    def test_executor_shutdown_cancelling_futures(self):
+        pool = self.client.executor(batch_delay=5)  # a partial batch waits for more: these are queued
+        fs = [pool.submit(square, i) for i in range(3)]
+        pool.shutdown(cancel_futures=True)
+        self.assertTrue(all(f.cancelled() for f in fs))
+        self.assertEqual(cf.wait(fs, timeout=1).not_done, set())
+
     def test_put_of_a_file_streams_it_in_bounded_memory(self):
         with tempfile.NamedTemporaryFile(suffix=".bin") as f:
             block = os.urandom(MiB)
