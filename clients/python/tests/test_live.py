@@ -184,6 +184,23 @@ class LiveTest(unittest.TestCase):
             self.assertIsNotNone(task_id)
             self.assertEqual(self.client.task(task_id)["status"], "cancelled")
 
+    def test_executor_resumes_its_event_stream_after_a_drop(self):
+        import socket
+
+        with self.client.executor() as pool:
+            fs = [pool.submit(sleeps, 0.01) for _ in range(200)]
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and (pool._stream is None or pool._stream._res is None):
+                time.sleep(0.005)
+            stream = pool._stream
+            self.assertIsNotNone(stream)
+            # The connection dies under the reader (a proxy's idle cut, a network blip).
+            stream._res.raw.fp.raw._sock.shutdown(socket.SHUT_RDWR)
+            done, not_done = cf.wait(fs, timeout=60)
+            self.assertEqual(not_done, set())
+            self.assertEqual([f.result() for f in fs], [0.01] * 200)
+        self.assertGreaterEqual(stream.reconnects, 1)
+
     def test_executor_shutdown_without_waiting_still_settles_its_futures(self):
         pool = self.client.executor()
         fs = [pool.submit(square, i) for i in range(5)]
