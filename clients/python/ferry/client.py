@@ -19,6 +19,7 @@ from ._source import function_source
 from .errors import FerryError, TaskCancelled, TaskFailed, WaitTimeout
 
 if TYPE_CHECKING:
+    from ._sse import EventStream
     from .executor import Executor
 
 MiB = 1024 * 1024
@@ -386,6 +387,27 @@ class Client:
         """A task group's task ids, in submission order."""
         res = self._http.call("GET", f"/v2/taskgroup/{_enc(task_group_id)}")
         return [t["id"] for t in res["tasks"]]
+
+    def events(
+        self,
+        *,
+        task_group_id: Optional[str] = None,
+        endpoint_id: Optional[str] = None,
+        workflow_id: Optional[str] = None,
+        task_ids: Optional[Sequence[str]] = None,
+        last_event_id: Optional[str] = None,
+    ) -> "EventStream":
+        """The event stream (GET /v3/events) of one selector: iterate it for ``(type, data, event_id)``
+        (``type`` ``"task"`` with the task's doc, or ``"endpoint"``); it starts with the current state,
+        reconnects by itself with Last-Event-ID, and ends when ``stop()`` is called (from any thread)."""
+        from ._sse import EventStream
+
+        chosen = {k: v for k, v in (("task_group_id", task_group_id), ("endpoint_id", endpoint_id), ("workflow_id", workflow_id)) if v is not None}
+        if task_ids is not None:
+            chosen["task_id"] = list(task_ids)
+        if len(chosen) != 1:
+            raise FerryError("VALIDATION_ERROR", "events: give exactly one of task_group_id, endpoint_id, workflow_id, task_ids")
+        return EventStream(self._http, chosen, last_event_id)
 
     def executor(self, endpoint: Optional[str] = None, **options: Any) -> "Executor":
         """A ``concurrent.futures.Executor`` running functions on ``endpoint`` (see ferry.Executor)."""

@@ -149,6 +149,25 @@ class LiveTest(unittest.TestCase):
             self.client.submit(square, np.zeros(3))
         self.assertIn("client.put", caught.exception.message)
 
+    def test_the_event_stream_of_tasks(self):
+        batch = self.client.submit_batch(square, [5, 6])
+        ended = {}
+        stream = self.client.events(task_ids=batch.task_ids)
+        for kind, doc, event_id in stream:
+            self.assertIsInstance(event_id, str)
+            if kind == "task" and doc["status"] == "success":
+                ended[doc["task_id"]] = doc["result"]
+                if len(ended) == 2:
+                    stream.stop()
+        self.assertEqual([ended[t] for t in batch.task_ids], [25, 36])
+        with self.assertRaises(FerryError) as caught:
+            self.client.events(task_ids=batch.task_ids, endpoint_id=self.client.endpoint)
+        self.assertEqual((caught.exception.code, caught.exception.status), ("VALIDATION_ERROR", 0))
+        # A refusal of the gateway ends the iteration with its code (no reconnecting to a 4xx).
+        with self.assertRaises(FerryError) as caught:
+            next(iter(self.client.events(task_group_id="not-a-group")))
+        self.assertEqual((caught.exception.code, caught.exception.status), ("VALIDATION_ERROR", 400))
+
     def test_cancel_and_wait_timeout(self):
         # Short: a cancelled task that is already running may hold its worker until it ends.
         t = self.client.submit(sleeps, 1.5)
