@@ -1,6 +1,6 @@
-// `npm run profile:gateway [-- on|off] [tasks]`: a CPU profile of the gateway (workerd, through
+// `npm run profile:gateway [-- on|off|run] [tasks]`: a CPU profile of the gateway (workerd, through
 // wrangler dev's inspector) while a local endpoint runs a batch of `(x) => x + 1` with lineage on
-// or off. Prints the CPU of the gateway's processes per task, the top functions by self time, and
+// or off, or (`run`) that many sequential `POST /v3/run` round trips, as the latency bench makes. Prints the CPU of the gateway's processes per task, the top functions by self time, and
 // writes the whole profile to bench/results/gateway-<mode>.cpuprofile (open it in Chrome DevTools →
 // Performance, or speedscope). PROFILE=0: the CPU figures only, without the profiler's overhead.
 
@@ -66,11 +66,11 @@ function processCpu(groupId: number): Map<string, number> {
 }
 
 async function main() {
-  const mode = process.argv[2] === 'off' ? 'off' : 'on';
+  const mode = process.argv[2] === 'off' ? 'off' : process.argv[2] === 'run' ? 'run' : 'on';
   const n = Number(process.argv[3]) || 20_000;
   const port = await freePort();
   process.env.FERRY_GATEWAY_INSPECTOR_PORT = String(port);
-  const stack = await startStack({ vars: { LINEAGE: mode } });
+  const stack = await startStack({ vars: { LINEAGE: mode === 'off' ? 'off' : 'on' } });
   try {
     const client = await stack.client('bench');
     const { endpointId } = await defaultEndpoint(stack, client, 'profiled');
@@ -83,8 +83,15 @@ async function main() {
     const cpu0 = processCpu(stack.gateway.child.pid!);
     const t0 = performance.now();
     const workflow = `profile-${mode}`;
-    const { task_ids } = await client.submitBatch(endpointId, fn, Array.from({ length: n }, (_, i) => [i]), { workflow_id: workflow });
-    await client.waitAll(task_ids, { timeout: 600 });
+    if (mode === 'run') {
+      for (let i = 0; i < n; i++) {
+        const doc = await client.run(endpointId, fn, [i], undefined, 10);
+        if (doc.status !== 'success' || doc.result !== i + 1) throw new Error(`run ${i} ended ${doc.status}`);
+      }
+    } else {
+      const { task_ids } = await client.submitBatch(endpointId, fn, Array.from({ length: n }, (_, i) => [i]), { workflow_id: workflow });
+      await client.waitAll(task_ids, { timeout: 600 });
+    }
     if (mode === 'on') {
       const results = performance.now();
       await untilRecordsQueryable(stack, workflow, n);

@@ -13,6 +13,7 @@ import { PROJECT_ROOT } from '../src/cli/gateway-process';
 import { startStack, type Stack, type TestTaskStore, waitForWorkers } from '../test/helpers/stack';
 import { generated } from '../test/helpers/generated-bytes';
 import { BULLMQ_CONCURRENCY, BULLMQ_VERSION, startBullmqPeer } from './bullmq';
+import { withStructuralFloor } from './structural-floor';
 import { childPid, clientCpuSeconds, cpuClock, endpointCpuSeconds, treeCpuSeconds, treeWriteBytes, type CpuParts } from './cpu';
 import { defaultEndpoint, untilRecordsQueryable, warmIncrement } from './endpoints';
 import { notificationLatency, workflowSubscriber } from './events';
@@ -109,6 +110,7 @@ const SECTIONS: Record<string, () => Promise<void>> = {
   journal: journalSection,
   keys: keysSection,
   sharing: sharingSection,
+  python: pythonSection,
 };
 
 async function main() {
@@ -187,6 +189,24 @@ async function latencySection() {
     figures['run_concurrent_16'] = {
       value: concurrent.rate, unit: 'calls/s', baseline: floorConcurrent.rate, baseline_name: `one-line Worker on the same launcher, ${CONCURRENT_CLIENTS} clients (the runtime's floor)`,
       note: `${CONCURRENT_CLIENTS} clients, each ${CONCURRENT_CALLS} sequential POST /v3/run of a no-op, each result checked; p50 ${concurrent.p50.toFixed(2)} ms, p99 ${concurrent.p99.toFixed(2)} ms`,
+    };
+    // The design's own floor (bench/structural-floor-worker.js): Worker → hub RPC → a row → the
+    // agent's WebSocket → a Node process that answers at once → back; no Ferry code on the way.
+    const skeleton = await withStructuralFloor(async (url) => {
+      const post = async () => {
+        const res = await fetch(`${url}/run`, { method: 'POST', body: '{"args":[]}', headers: { 'content-type': 'application/json' } });
+        if (res.status !== 200 || !(await res.text()).includes('success')) throw new Error(`structural floor answered ${res.status}`);
+      };
+      await timeSequential(warmUp, post);
+      return { times: await timeSequential(n, post), concurrent: await callsPerSecond(CONCURRENT_CLIENTS, CONCURRENT_CALLS, post) };
+    });
+    figures['structural_floor_p50'] = {
+      value: quantile(skeleton.times, 0.5), unit: 'ms', baseline: quantile(floor, 0.5), baseline_name: "one-line Worker p50 (the runtime's floor)",
+      note: `Worker → Durable Object RPC → one SQLite row → hibernatable WebSocket to a Node client that answers at once → back, no Ferry code (bench/structural-floor-worker.js): the least a round trip of this design costs on this runtime; ${n} sequential POSTs; p99 ${quantile(skeleton.times, 0.99).toFixed(2)} ms; Ferry's run p50 is ${(quantile(t, 0.5) / quantile(skeleton.times, 0.5)).toFixed(2)}× it`,
+    };
+    figures['structural_floor_concurrent_16'] = {
+      value: skeleton.concurrent.rate, unit: 'calls/s', baseline: floorConcurrent.rate, baseline_name: `one-line Worker, ${CONCURRENT_CLIENTS} clients`,
+      note: `${CONCURRENT_CLIENTS} clients × ${CONCURRENT_CALLS} sequential POSTs to the structural floor; p50 ${skeleton.concurrent.p50.toFixed(2)} ms; Ferry's run_concurrent_16 is ${(concurrent.rate / skeleton.concurrent.rate).toFixed(2)}× it`,
     };
     for (const [q, key] of [[0.5, 'p50'], [0.99, 'p99']] as const) {
       figures[`run_roundtrip_${key}`] = {
@@ -330,6 +350,76 @@ async function throughputSection() {
       value: streamedRate, unit: 'tasks/s', baseline: plainRate, baseline_name: `the same batch without a subscriber (mean of ${pairs})`,
       note: `${pairs} interleaved pairs of ${n} tasks, every result verified, the subscriber (the SDK, in the client process) read every terminal event once; pair ratios ${ratios.map((r) => r.toFixed(3)).join(' ')}, median ${median(ratios).toFixed(3)}`,
       cpu_us_per_task: medianCpu(cpuRuns.streamed), baseline_cpu_us_per_task: medianCpu(cpuRuns.plain),
+    };
+  } finally {
+    await stack.stop();
+  }
+}
+
+/**
+ * `python`: Python functions beside JavaScript ones on one endpoint in the same run: sequential
+ * `run` round trips of a no-op (p50, p99) and a batch of increments (tasks/s), every result checked.
+ * Skipped where the interpreter (FERRY_BENCH_PYTHON, default /usr/bin/python3) is missing.
+ */
+async function pythonSection() {
+  const python = process.env.FERRY_BENCH_PYTHON ?? '/usr/bin/python3';
+  if (!existsSync(python)) {
+    skipped.push({ section: 'python', reason: `${python} is missing (set FERRY_BENCH_PYTHON, or install python3)` });
+    return;
+  }
+  const warmUp = 50;
+  const runs = 500;
+  const n = Number(process.env.BENCH_PYTHON_TASKS) || 5_000;
+  process.stderr.write('bench: python, starting a gateway and a local endpoint with Python enabled …\n');
+  const stack = await startStack();
+  try {
+    const client = await stack.client('bench');
+    const endpoint = await defaultEndpoint(stack, client, 'bench-python', { python: { enabled: true, executable: python } });
+    const noops = {
+      js: await client.registerFunction(() => null, { name: 'noop' }),
+      python: await client.registerFunction('def noop():\n    return None\n', { runtime: 'python', name: 'noop' }),
+    };
+    const incs = {
+      js: await warmIncrement(client, endpoint.endpointId),
+      python: await client.registerFunction('def inc(x):\n    return x + 1\n', { runtime: 'python', name: 'inc' }),
+    };
+    // Warm: a process per function on each worker.
+    await client.waitAll((await client.submitBatch(endpoint.endpointId, incs.python, [[0], [1], [2], [3]])).task_ids);
+    const times: Record<'js' | 'python', number[]> = { js: [], python: [] };
+    for (const lang of ['js', 'python'] as const) {
+      const run = async () => {
+        const doc = await client.run(endpoint.endpointId, noops[lang], [], undefined, 10);
+        if (doc.status !== 'success' || doc.result !== null) throw new Error(`${lang} run ended ${doc.status} ${JSON.stringify(doc.exception ?? doc.result)}`);
+      };
+      await timeSequential(warmUp, run);
+    }
+    // Interleaved in rounds of 50, so drift on this shared machine falls on both alike.
+    for (let round = 0; round < runs / 50; round++) {
+      for (const lang of ['js', 'python'] as const) {
+        times[lang].push(...(await timeSequential(50, async () => {
+          const doc = await client.run(endpoint.endpointId, noops[lang], [], undefined, 10);
+          if (doc.status !== 'success' || doc.result !== null) throw new Error(`${lang} run ended ${doc.status} ${JSON.stringify(doc.exception ?? doc.result)}`);
+        })));
+      }
+    }
+    for (const lang of ['js', 'python'] as const) times[lang].sort((a, b) => a - b);
+    figures['python_run_p50'] = {
+      value: quantile(times.python, 0.5), unit: 'ms', baseline: quantile(times.js, 0.5), baseline_name: 'the JavaScript no-op on the same endpoint, p50',
+      note: `${runs} sequential POST /v3/run of \`def noop(): return None\` after ${warmUp} warm-up, interleaved in rounds of 50 with as many of \`() => null\`, each result checked; p99 ${quantile(times.python, 0.99).toFixed(2)} ms against ${quantile(times.js, 0.99).toFixed(2)} ms`,
+    };
+    const rates: Record<'js' | 'python', number> = { js: 0, python: 0 };
+    for (const lang of ['js', 'python'] as const) {
+      process.stderr.write(`bench: python, ${n} ${lang} increments …\n`);
+      const finished = progress(`${lang} finished`);
+      const t0 = performance.now();
+      const sub = await client.submitBatch(endpoint.endpointId, incs[lang], Array.from({ length: n }, (_, i) => [i]), { workflow_id: `bench-python-${lang}` });
+      const docs = await client.waitAll(sub.task_ids, { timeout: 600, onProgress: (p) => finished(p.done, p.total) });
+      rates[lang] = n / ((performance.now() - t0) / 1000);
+      checkIncrements(docs, n, `python section, ${lang}`);
+    }
+    figures['python_throughput'] = {
+      value: rates.python, unit: 'tasks/s', baseline: rates.js, baseline_name: `the same batch of JavaScript increments on the same endpoint`,
+      note: `${n} tasks of \`def inc(x): return x + 1\` in one submitBatch, every result verified, beside ${n} of \`(x) => x + 1\`; the endpoint's shipped defaults (2 workers), python.threads 1`,
     };
   } finally {
     await stack.stop();

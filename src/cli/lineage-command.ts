@@ -147,6 +147,7 @@ class ProvGraph {
       a['ferry:wall_time_s'] !== undefined ? `wall ${Number(text(a['ferry:wall_time_s'])).toFixed(3)} s` : null,
       a['ferry:cpu_time_s'] !== undefined ? `cpu ${Number(text(a['ferry:cpu_time_s'])).toFixed(3)} s` : null,
       a['ferry:peak_memory_bytes'] !== undefined ? `peak memory ${bytes(Number(text(a['ferry:peak_memory_bytes'])))}` : null,
+      a['ferry:interpreter'] !== undefined ? text(a['ferry:interpreter'])! : null,
     ].filter((s) => s !== null);
     if (attempts !== undefined || telemetry.length > 0) children.push(leaf([attempts !== undefined ? `attempts ${attempts}` : null, ...telemetry].filter((s) => s !== null).join(' · ')));
     // A task that ran more than once: each execution, the lost ones with why.

@@ -33,18 +33,9 @@ export function buildProvider(config: EndpointConfig): Provider {
     case 'local':
       return new LocalProvider();
     case 'slurm':
-      return new SlurmProvider({
-        ...(p.partition ? { partition: p.partition } : {}), ...(p.account ? { account: p.account } : {}), ...(p.qos ? { qos: p.qos } : {}),
-        ...(p.walltime ? { walltime: p.walltime } : {}), exclusive: p.exclusive, ...(p.cpus_per_node ? { cpusPerNode: p.cpus_per_node } : {}),
-        ...(p.scheduler_options ? { schedulerOptions: p.scheduler_options } : {}), ...(p.worker_init ? { workerInit: p.worker_init } : {}),
-      });
+      return new SlurmProvider(p);
     case 'pbs':
-      return new PbsProvider({
-        ...(p.queue ? { queue: p.queue } : {}), ...(p.account ? { account: p.account } : {}), ...(p.walltime ? { walltime: p.walltime } : {}),
-        resourceStyle: p.resource_style, ...(p.select ? { select: p.select } : {}), ...(p.cpus_per_node ? { cpusPerNode: p.cpus_per_node } : {}),
-        ...(p.launcher ? { launcher: p.launcher } : {}),
-        ...(p.scheduler_options ? { schedulerOptions: p.scheduler_options } : {}), ...(p.worker_init ? { workerInit: p.worker_init } : {}),
-      });
+      return new PbsProvider(p);
   }
 }
 

@@ -18,6 +18,34 @@ import { authProviders, isProduction, providerEndpoints, providerOf, type AuthPr
 const hmacKeys = new Map<string, Promise<CryptoKey>>();
 const remoteKeySets = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
 
+/**
+ * User tokens this isolate has verified, by their text, until they expire: a client sends the same
+ * token on every call, and verifying it (base64 decoding, JSON, HMAC or a signature, claims) cost
+ * about a third of the gateway's JavaScript per `POST /v3/run`. What can change while a token is
+ * still valid is checked on every request anyway: the user's not-before (revocation). One cache per
+ * `env` object, so a change of settings (secret, providers, DEPLOYMENT) never reuses a verdict.
+ */
+interface VerifiedToken {
+  principal: UserPrincipal;
+  iat: unknown;
+  expiresMs: number;
+}
+const VERIFIED_TOKENS_MAX = 1024;
+const verifiedTokens = new WeakMap<GatewayEnv, Map<string, VerifiedToken>>();
+
+function verifiedTokenCache(env: GatewayEnv): Map<string, VerifiedToken> {
+  let cache = verifiedTokens.get(env);
+  if (!cache) verifiedTokens.set(env, (cache = new Map()));
+  return cache;
+}
+
+function rememberVerified(env: GatewayEnv, token: string, entry: VerifiedToken): void {
+  const cache = verifiedTokenCache(env);
+  // Oldest first out (a Map keeps insertion order): a bound, not a policy; a miss only verifies again.
+  if (cache.size >= VERIFIED_TOKENS_MAX) cache.delete(cache.keys().next().value!);
+  cache.set(token, entry);
+}
+
 function hmacKey(env: GatewayEnv): Promise<CryptoKey> {
   const secret = env.JWT_SECRET;
   if (!secret) throw new FerryError('INTERNAL', 'the gateway has no JWT_SECRET');
@@ -100,8 +128,11 @@ export async function authenticateUser(env: GatewayEnv, authorization: string | 
     const { owner, grant } = await authenticateKey(env, token, defer);
     return { owner, via: 'key', issuer: null, sub: null, key: grant };
   }
+  const cached = verifiedTokenCache(env).get(token);
+  if (cached && cached.expiresMs > Date.now()) return checkNotRevoked(env, cached.principal, cached.iat);
   let principal!: UserPrincipal;
   let iat: unknown;
+  let exp = 0;
   let identity: { issuer: string; sub: string } | null = null;
   // Settings are read before the try: a gateway misconfigured answers 500, not 401 to every token.
   const production = isProduction(env);
@@ -112,7 +143,7 @@ export async function authenticateUser(env: GatewayEnv, authorization: string | 
       if (production) throw new FerryError('UNAUTHORIZED', 'development tokens are refused: this gateway is in production (DEPLOYMENT=production); sign in with `ferry login --oidc`');
       const { payload } = await jwtVerify(token, await hmacKey(env), { algorithms: ['HS256'], audience: USER_AUDIENCE, issuer: DEV_ISSUER });
       checkUserTokenLifetime(env, payload);
-      iat = payload.iat;
+      ({ iat, exp = 0 } = payload);
       principal = { owner: subjectOf(payload), via: 'dev', issuer: null, sub: null };
     } else {
       // The unverified issuer only picks the verifier; the verification checks it again.
@@ -120,7 +151,7 @@ export async function authenticateUser(env: GatewayEnv, authorization: string | 
       if (!provider) throw new FerryError('UNAUTHORIZED', `tokens signed with ${String(alg)} by this issuer are not accepted`);
       const { payload } = await jwtVerify(token, await providerKeySet(provider), { algorithms: ['RS256', 'ES256'], audience: provider.audience, issuer: provider.issuer });
       checkUserTokenLifetime(env, payload);
-      iat = payload.iat;
+      ({ iat, exp = 0 } = payload);
       identity = { issuer: provider.issuer, sub: subjectOf(payload) };
     }
   } catch (err) {
@@ -128,6 +159,13 @@ export async function authenticateUser(env: GatewayEnv, authorization: string | 
   }
   // Outside the try: a store that fails is the gateway's fault, not the token's.
   if (identity) principal = { owner: await providerUserId(env, identity.issuer, identity.sub, defer), via: 'oidc', ...identity };
+  const checked = await checkNotRevoked(env, principal, iat);
+  rememberVerified(env, token, { principal, iat, expiresMs: exp * 1000 });
+  return checked;
+}
+
+/** The principal, unless its user revoked their tokens after this one was issued (TOKEN_REVOKED). */
+async function checkNotRevoked(env: GatewayEnv, principal: UserPrincipal, iat: unknown): Promise<UserPrincipal> {
   const notBefore = await notBeforeMs(env, principal.owner);
   if (notBefore > 0 && (typeof iat !== 'number' || iat * 1000 < notBefore)) {
     throw new FerryError('TOKEN_REVOKED', 'this token was issued before its user revoked their tokens (POST /v3/users/me/revoke): sign in again', { not_before: notBefore / 1000 });

@@ -89,14 +89,21 @@ async function resolveOne(env: GatewayEnv, owner: string, functionUuid: string, 
       if (via === null) throw new FerryError('NOT_FOUND', `function ${functionUuid} not found`, { function_uuid: functionUuid });
       foreign[functionUuid] = { owner: cached.owner, via };
     }
-    return { function_uuid: functionUuid, runtime: cached.runtime, code: cached.code };
+    return specOf(functionUuid, cached);
   }
   const doc = await registryOf(env, owner).getFunction(functionUuid);
   if (!doc) throw new FerryError('NOT_FOUND', `function ${functionUuid} not found`, { function_uuid: functionUuid });
   const value: CachedFunction = { owner, runtime: doc.meta.runtime, code: doc.function_code, name: doc.function_name };
   await cacheFunction(env, functionUuid, value);
   remember(functionUuid, value);
-  return { function_uuid: functionUuid, runtime: doc.meta.runtime, code: doc.function_code };
+  return specOf(functionUuid, value);
+}
+
+/** The spec an endpoint gets: the code, and for Python the entry point (its name is part of its id). */
+function specOf(functionUuid: string, fn: CachedFunction): FunctionSpec {
+  const spec: FunctionSpec = { function_uuid: functionUuid, runtime: fn.runtime, code: fn.code };
+  if (fn.runtime === 'python') spec.name = fn.name;
+  return spec;
 }
 
 /**

@@ -17,7 +17,8 @@ export const JsonValue: z.ZodType<Json> = z.lazy(() =>
   z.union([z.null(), z.boolean(), z.number(), z.string(), z.array(JsonValue), z.record(z.string(), JsonValue)]),
 );
 
-export const Runtime = z.enum(['js', 'shell']);
+/** `js`: a function expression run in isolated-vm; `shell`: a command template; `python`: Python source defining `function_name`. */
+export const Runtime = z.enum(['js', 'shell', 'python']);
 export type Runtime = z.infer<typeof Runtime>;
 
 export const FunctionMeta = z.strictObject({
@@ -267,14 +268,17 @@ export const ObjectFilters = z.array(ObjectFilter).max(32);
 export const ObjectRef = z.object({ $ref: ObjectId, size: z.number().int().nonnegative(), sha256: Sha256Hex });
 export type ObjectRef = z.infer<typeof ObjectRef>;
 
-/** The two encodings of a result stored as an object: bytes as they are, anything else as its JSON text. */
-export const RESULT_CONTENT_TYPES = ['application/octet-stream', 'application/json'] as const;
+/**
+ * The encodings of a result stored as an object: bytes as they are, anything else as its JSON text,
+ * and a numpy array a Python function returned as a `.npy` file (dtype and shape in its header).
+ */
+export const RESULT_CONTENT_TYPES = ['application/octet-stream', 'application/json', 'application/x-npy'] as const;
 export type ResultContentType = (typeof RESULT_CONTENT_TYPES)[number];
 
 /**
  * A task result stored as an object of the task's owner (results by reference): bytes the function
- * returned (`application/octet-stream`), or JSON over LIMITS.maxInlineResultBytes (`application/json`,
- * the JSON text). The task doc's `result` when `details.result_ref` is true.
+ * returned (`application/octet-stream`), JSON over LIMITS.maxInlineResultBytes (`application/json`,
+ * the JSON text), or a numpy array (`application/x-npy`, the bytes of `numpy.save`). The task doc's `result` when `details.result_ref` is true.
  */
 export const ResultRef = ObjectRef.extend({ content_type: z.enum(RESULT_CONTENT_TYPES) });
 export type ResultRef = z.infer<typeof ResultRef>;

@@ -15,7 +15,7 @@ export const ERROR_CODES = {
   // Caller's mistakes (4xx).
   INVALID_JSON: { status: 400, kind: 'user', retryable: false, message: 'The request body is not valid JSON' },
   VALIDATION_ERROR: { status: 400, kind: 'user', retryable: false, message: 'The request does not match the schema' },
-  INVALID_FUNCTION_CODE: { status: 400, kind: 'user', retryable: false, message: 'function_code must be exactly one function expression (js) or a command template whose placeholders stand bare (shell)' },
+  INVALID_FUNCTION_CODE: { status: 400, kind: 'user', retryable: false, message: 'function_code must be exactly one function expression (js), a command template whose placeholders stand bare (shell), or Python source (python)' },
   CONFIG_INVALID: { status: 400, kind: 'user', retryable: false, message: 'The configuration is invalid' },
   INVALID_ID: { status: 400, kind: 'user', retryable: false, message: 'The id is malformed' },
   UNAUTHORIZED: { status: 401, kind: 'user', retryable: false, message: 'A valid bearer token is required' },
@@ -54,6 +54,8 @@ export const ERROR_CODES = {
   FERRY_DATA_NOT_FOUND: { status: 500, kind: 'user', retryable: false, message: 'A data reference names no object this endpoint may read' },
   FERRY_DATA_PATH_REFUSED: { status: 500, kind: 'user', retryable: false, message: 'A file:// data reference is outside the endpoint\'s data_roots, not a regular file, or a file with several hard links' },
   FERRY_SHELL_NOT_ALLOWED: { status: 500, kind: 'user', retryable: false, message: 'This endpoint does not run shell functions' },
+  FERRY_RUNTIME_NOT_ALLOWED: { status: 500, kind: 'user', retryable: false, message: 'This endpoint does not run functions of this runtime (Python is off unless its config enables it)' },
+  FERRY_FUNCTION_INVALID: { status: 500, kind: 'user', retryable: false, message: 'The function code does not compile on the endpoint, or does not define the named function' },
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -154,6 +154,16 @@ export interface WorkerLimits {
   allow_shell_functions?: boolean;
   /** Lines of stdout/stderr a shell function returns (the last N). */
   shell_output_lines?: number;
+  /** Python functions run only where this is set (the endpoint config's `python`, when enabled). */
+  python?: PythonLimits;
+}
+
+/** How a worker starts its Python processes (src/endpoint/worker/python-runner.ts). */
+export interface PythonLimits {
+  /** The interpreter: an absolute path, or a name looked up on PATH. */
+  executable: string;
+  /** OPENBLAS_NUM_THREADS, OMP_NUM_THREADS and MKL_NUM_THREADS of the Python processes. */
+  threads: number;
 }
 
 export type ToWorker =

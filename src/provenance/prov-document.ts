@@ -24,6 +24,8 @@ export interface WorkerTelemetry {
   wall_time_s?: number;
   cpu_time_s?: number;
   peak_memory_bytes?: number;
+  /** The interpreter that ran a Python function (`CPython 3.11.2`). */
+  interpreter?: string;
 }
 
 /** One execution of a task, as the endpoint reported it. */
@@ -234,6 +236,7 @@ export function provDocument(records: readonly TaskLineage[], context: ProvConte
     if (t?.wall_time_s !== undefined) attrs['ferry:wall_time_s'] = t.wall_time_s;
     if (t?.cpu_time_s !== undefined) attrs['ferry:cpu_time_s'] = t.cpu_time_s;
     if (t?.peak_memory_bytes !== undefined) attrs['ferry:peak_memory_bytes'] = t.peak_memory_bytes;
+    if (t?.interpreter !== undefined) attrs['ferry:interpreter'] = t.interpreter;
     for (const [state, at] of Object.entries(r.transitions)) attrs[`ferry:transition_${state.replace(/[^A-Za-z0-9_]/g, '_')}`] = dateTime(at);
     doc.activity[activity] = attrs;
     // Each execution of a task that ran more than once: an activity of its own, naming its task.

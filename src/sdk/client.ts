@@ -12,7 +12,7 @@ import { FerryApiError, TaskCancelledError, TaskFailedError, WaitTimeoutError, a
 import { streamEvents, type EventStreamOptions, type EventsSelector, type FerryEvent } from './event-stream';
 import { Executor, type ExecutorOptions } from './executor';
 import { fetchResending } from './resend';
-import type { ObjectMeta, ObjectRef, ObjectStats } from '../protocol/api';
+import type { ObjectMeta, ObjectRef, ObjectStats, Runtime } from '../protocol/api';
 import {
   deleteObject, getObject, getObjectStream, headObject, objectMeta, objectStats, putObject, readResultObject, resultRefOf,
   type GetOptions, type ObjectHead, type ObjectTransport, type PutData, type PutOptions,
@@ -46,7 +46,8 @@ export interface RetryInfo {
 export interface RegisterFunctionOptions {
   name?: string;
   description?: string;
-  runtime?: 'js' | 'shell';
+  /** `python`: `fn` is Python source defining the function named `name` (required then). */
+  runtime?: Runtime;
 }
 
 export interface SubmitOptions {

@@ -1,5 +1,5 @@
 // Endpoint credentials end to end: the agent exchanges its secret for access tokens that live 5 s
-// and renews them in the background while a 2-minute batch runs, without dropping the socket or a
+// and renews them in the background while a 25-second batch runs (five lifetimes), without dropping the socket or a
 // task; revoking the secret then stops the agent within a heartbeat, saying why. An agent that
 // speaks another protocol version is refused, and both logs name both versions.
 
@@ -19,27 +19,28 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-it('renews 5-s access tokens through a 2-minute batch, then stops at once when the secret is revoked', async () => {
+it('renews 5-s access tokens through a 25-s batch (five lifetimes), then stops at once when the secret is revoked', async () => {
   const alice = await stack.client('alice');
   const endpoint = await stack.createEndpoint('short-lived-tokens', 'alice');
   const agent = endpoint.start();
   await waitForWorkers(alice, endpoint.endpointId, 2);
 
-  // 300 tasks of 800 ms on 2 workers: ≥ 120 s of work.
+  // 64 tasks of 800 ms on 2 workers: ≥ 25 s of work, five lifetimes of a token (the test was 300
+  // tasks, 2 minutes, until CI time neared its cap; five renewals prove as much as thirty).
   const fn = await alice.registerFunction('(x) => { const end = Date.now() + 800; while (Date.now() < end); return x + 1 }');
-  const payloads = Array.from({ length: 300 }, (_, i) => [i]);
+  const payloads = Array.from({ length: 64 }, (_, i) => [i]);
   const started = Date.now();
   const { task_ids } = await alice.submitBatch(endpoint.endpointId, fn, payloads);
-  const docs = await alice.waitAll(task_ids, { timeout: 220 });
+  const docs = await alice.waitAll(task_ids, { timeout: 120 });
   const elapsedS = (Date.now() - started) / 1000;
-  expect(docs.map((d) => d.status)).toEqual(Array(300).fill('success'));
+  expect(docs.map((d) => d.status)).toEqual(Array(64).fill('success'));
   expect(docs.map((d) => d.result)).toEqual(payloads.map(([i]) => (i as number) + 1));
-  expect(elapsedS).toBeGreaterThanOrEqual(120);
+  expect(elapsedS).toBeGreaterThanOrEqual(25);
 
   const out = agent.output();
   const renewals = out.match(/access token renewed/g)?.length ?? 0;
   const connects = out.match(/connected to gateway/g)?.length ?? 0;
-  console.log(`batch of 300 × 800 ms took ${elapsedS.toFixed(1)} s; ${renewals} access-token exchanges, ${connects} socket connect(s)`);
+  console.log(`batch of 64 × 800 ms took ${elapsedS.toFixed(1)} s; ${renewals} access-token exchanges, ${connects} socket connect(s)`);
   // One exchange at start, then one about every 3.3 s.
   expect(renewals).toBeGreaterThanOrEqual(1 + Math.floor(elapsedS / 5));
   // The socket stayed up across every renewal.
@@ -60,7 +61,7 @@ it('renews 5-s access tokens through a 2-minute batch, then stops at once when t
   console.log(`agent exited ${String(code)} ${Date.now() - revokedAt} ms after the revoke`);
   expect(agent.output()).toMatch(/TOKEN_REVOKED/);
   expect(agent.output()).toMatch(/secret was revoked/);
-}, 330_000);
+}, 150_000);
 
 it('refuses an agent of another protocol version, naming both versions in both logs', async () => {
   const endpoint = await stack.createEndpoint('old-agent', 'alice');

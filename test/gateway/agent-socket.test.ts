@@ -3,7 +3,7 @@
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { LIMITS } from '../../src/protocol/api';
-import { PROTOCOL_VERSION } from '../../src/protocol/wire';
+import { MAX_FRAME_DEPTH, PROTOCOL_VERSION } from '../../src/protocol/wire';
 import { FakeAgent, mintEndpointToken, newUser, registerEndpoint, registerFunction, submit, success, taskStatus, type User } from './helpers';
 
 async function setup(): Promise<{ user: User; fn: string; ep: { endpoint_id: string; token: string } }> {
@@ -42,6 +42,29 @@ describe('handshake', () => {
     expect(refuse.code).toBe('VALIDATION_ERROR');
     expect(refuse.message).toContain('n');
     expect(await agent.closed()).toBe(1008);
+  });
+
+  it('refuses a result nested past the frame depth bound before decoding it, closes with 1008, and serves the next agent', async () => {
+    const { user, ep } = await setup();
+    const agent = await FakeAgent.ready(ep.endpoint_id, ep.token);
+    const fn = await registerFunction(user);
+    agent.send({ type: 'credit', n: 1 });
+    const id = (await submit(user, ep.endpoint_id, fn)).task_ids[0]!;
+    await agent.tasks(1);
+    // 100,000 levels: far past MAX_FRAME_DEPTH, and past what a recursive decoder survives.
+    const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+    agent.sendText(`{"type":"results","results":[{"task_id":"${id}","status":"success","result":${deep}}]}`);
+    const refuse = await agent.next('refuse');
+    expect(refuse).toMatchObject({ code: 'VALIDATION_ERROR', message: `bad frame: the frame nests deeper than ${MAX_FRAME_DEPTH} levels` });
+    expect(await agent.closed()).toBe(1008);
+    // Nothing was stored from it; a new connection gets the task again and can finish it.
+    expect((await taskStatus(user, id)).status).not.toBe('success');
+    const next = await FakeAgent.ready(ep.endpoint_id, ep.token);
+    next.send({ type: 'credit', n: 1 });
+    await next.tasks(1);
+    next.send({ type: 'results', results: [success(id, 7)] });
+    await next.next('results_ack');
+    expect((await taskStatus(user, id)).result).toBe(7);
   });
 
   it('refuses a frame before hello', async () => {

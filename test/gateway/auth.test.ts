@@ -42,6 +42,23 @@ describe('user routes', () => {
     expect(res.body.code).toBe('TOKEN_EXPIRED');
   });
 
+  it('take a token verified once until its exp, and no longer: the isolate\'s cache of verified tokens ends where the token does', async () => {
+    const gatewayEnv = env as unknown as GatewayEnv;
+    const exp = Math.floor(Date.now() / 1000) + 60;
+    const token = await mintUserToken('cached', { expiresIn: exp });
+    await expect(authenticateUser(gatewayEnv, `Bearer ${token}`)).resolves.toMatchObject({ owner: 'cached', via: 'dev' });
+    await expect(authenticateUser(gatewayEnv, `Bearer ${token}`)).resolves.toMatchObject({ owner: 'cached', via: 'dev' });
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime((exp + 1) * 1000);
+      await expect(authenticateUser(gatewayEnv, `Bearer ${token}`)).rejects.toMatchObject({ code: 'TOKEN_EXPIRED' });
+    } finally {
+      vi.useRealTimers();
+    }
+    // Settings are part of a verdict: the same token under DEPLOYMENT=production is verified again, and refused.
+    await expect(authenticateUser({ ...gatewayEnv, DEPLOYMENT: 'production' }, `Bearer ${token}`)).rejects.toMatchObject({ code: 'UNAUTHORIZED' });
+  });
+
   it('refuse a token without exp with 401 UNAUTHORIZED naming exp', async () => {
     const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('forever').setAudience(USER_AUDIENCE).setIssuer(DEV_ISSUER).setIssuedAt().sign(gatewayKey());
     const res = await call('get', '/v2/endpoints', { token });

@@ -30,6 +30,26 @@ describe('POST /v3/functions', () => {
     expect(doc.body.meta).toEqual({ runtime: 'shell' });
   });
 
+  it('stores Python source unparsed, its entry point part of its id, and refuses a name that is not an identifier', async () => {
+    const alice = await newUser();
+    const code = 'import math\n\ndef area(r):\n    return math.pi * r * r\n\ndef perimeter(r):\n    return 2 * math.pi * r\n';
+    const register = (name: string, source = code) => alice.call('post', '/v3/functions', { function_name: name, function_code: source, meta: { runtime: 'python' } });
+    const area = await register('area');
+    expect(area.status).toBe(200);
+    expect((await register('area')).body.function_uuid).toBe(area.body.function_uuid);
+    // One source, two entry points: two functions.
+    expect((await register('perimeter')).body.function_uuid).not.toBe(area.body.function_uuid);
+    const doc = await alice.call('get', `/v2/functions/${area.body.function_uuid}`);
+    expect(doc.body).toMatchObject({ function_name: 'area', function_code: code, meta: { runtime: 'python' } });
+    // The gateway cannot parse Python: source that does not parse is stored, the endpoint refuses it.
+    expect((await register('f', 'def f(:\n')).status).toBe(200);
+    for (const name of ['2fast', 'my-func', 'a b']) {
+      const res = await register(name);
+      expect(res.status, name).toBe(400);
+      expect(res.body, name).toMatchObject({ code: 'INVALID_FUNCTION_CODE', message: expect.stringContaining('not a Python identifier') });
+    }
+  });
+
   it('refuses a shell template with a placeholder inside quotes it wrote, naming the placeholder', async () => {
     const alice = await newUser();
     const cases: Array<[string, string]> = [
@@ -65,7 +85,7 @@ describe('POST /v3/functions', () => {
     expect(missing.status).toBe(400);
     expect(missing.body.code).toBe('VALIDATION_ERROR');
     expect(missing.body.message).toMatch(/^function_code: /);
-    const runtime = await alice.call('post', '/v3/functions', { function_name: 'x', function_code: ADD, meta: { runtime: 'python' } });
+    const runtime = await alice.call('post', '/v3/functions', { function_name: 'x', function_code: ADD, meta: { runtime: 'ruby' } });
     expect(runtime.body.message).toMatch(/^meta\.runtime: /);
     const extra = await alice.call('post', '/v3/functions', { function_name: 'x', function_code: ADD, surprise: 1 });
     expect(extra.body.code).toBe('VALIDATION_ERROR');

@@ -218,6 +218,12 @@ export class FakeAgent {
     this.ws.send(seq === null ? json : withSeq(json, seq));
   }
 
+  /** Sends a frame's JSON text as written (a frame JSON.stringify could not make), with the next seq. */
+  sendText(json: string): void {
+    this.sent += 1;
+    this.ws.send(withSeq(json, this.sent));
+  }
+
   private wakeOn(timeoutMs: number, check: () => boolean, what: string): Promise<void> {
     return new Promise((resolve, reject) => {
       if (check()) return resolve();

@@ -271,6 +271,7 @@ export class Agent {
       workers: config.provider.max_workers_per_node, prefetch: config.manager_prefetch,
       memory_mb: config.task_memory_mb, timeout_s: config.task_timeout_s, allow_wasm: config.allow_wasm,
       allow_shell_functions: config.allow_shell_functions, shell_output_lines: config.shell_output_lines, shell_env: config.env,
+      ...(config.python.enabled ? { python: { executable: config.python.executable, threads: config.python.threads } } : {}),
     });
     this.interchange.allowBlock(id, secret);
     const jobId = await this.opts.provider.submit({ blockId: id, nodes: config.provider.nodes_per_block, connectFile, dir });

@@ -5,68 +5,16 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { FerryError } from '../../protocol/errors';
+import { ProviderConfigSchema } from './provider-config';
 
-/** Scaling fields every provider shares. */
-const scaling = {
-  /** Blocks started with the endpoint. */
-  init_blocks: z.number().int().min(0).default(1),
-  min_blocks: z.number().int().min(0).default(0),
-  max_blocks: z.number().int().min(1).default(1),
-  nodes_per_block: z.number().int().min(1).default(1),
-  max_workers_per_node: z.number().int().min(1).max(1024).default(2),
-  /** Seconds a block may sit with no task before it is cancelled (down to min_blocks). */
-  max_idletime_s: z.number().min(1).default(120),
-};
-
-const lines = z.union([z.string(), z.array(z.string())]);
-const walltime = z.string().regex(/^(\d+-)?\d+(:\d{1,2}){0,2}$/, 'must be MM, HH:MM:SS or D-HH:MM:SS');
-
-const LocalProvider = z.strictObject({ type: z.literal('local'), ...scaling });
-
-const SlurmProvider = z.strictObject({
-  type: z.literal('slurm'),
-  ...scaling,
-  init_blocks: z.number().int().min(0).default(0),
-  partition: z.string().optional(),
-  account: z.string().optional(),
-  qos: z.string().optional(),
-  walltime: walltime.optional(),
-  /** Whole nodes per block (--exclusive); otherwise set cpus_per_node. */
-  exclusive: z.boolean().default(true),
-  cpus_per_node: z.number().int().min(1).optional(),
-  /** Extra #SBATCH lines. */
-  scheduler_options: lines.optional(),
-  /** Shell lines run before the managers start (module load …). */
-  worker_init: lines.optional(),
-});
-
-const PbsProvider = z.strictObject({
-  type: z.literal('pbs'),
-  ...scaling,
-  init_blocks: z.number().int().min(0).default(0),
-  queue: z.string().optional(),
-  account: z.string().optional(),
-  walltime: walltime.optional(),
-  /** 'select' (PBS Pro / OpenPBS) or 'nodes' (Torque). */
-  resource_style: z.enum(['select', 'nodes']).default('select'),
-  /** The chunk after select=<nodes>:, e.g. ncpus=64:mem=200gb. */
-  select: z.string().optional(),
-  cpus_per_node: z.number().int().min(1).optional(),
-  /** Starts one manager per node of a multi-node block (e.g. `mpiexec -n 4 -ppn 1`). */
-  launcher: z.string().optional(),
-  scheduler_options: lines.optional(),
-  worker_init: lines.optional(),
-});
-
-export type ProviderConfig = z.infer<typeof LocalProvider> | z.infer<typeof SlurmProvider> | z.infer<typeof PbsProvider>;
 
 export const EndpointConfigSchema = z
   .strictObject({
     display_name: z.string().max(256).optional(),
-    provider: z.discriminatedUnion('type', [LocalProvider, SlurmProvider, PbsProvider]).default({
+    provider: ProviderConfigSchema.default({
       type: 'local', init_blocks: 1, min_blocks: 0, max_blocks: 1, nodes_per_block: 1, max_workers_per_node: 2, max_idletime_s: 120,
     }),
-    /** Memory limit of one task's sandbox (isolated-vm heap), MiB. */
+    /** Memory limit of one task's sandbox (isolated-vm heap), MiB; for Python, its process's address space (RLIMIT_AS). */
     task_memory_mb: z.number().int().min(8).max(65536).default(256),
     /**
      * Let functions use WebAssembly. Off by default: isolated-vm counts memory through its
@@ -97,6 +45,24 @@ export const EndpointConfigSchema = z
     env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a variable name'), z.string().refine((v) => !v.includes('\0'), 'must not contain NUL')).default({}),
     /** Lines of output a shell function returns (the last N of stdout and of stderr). */
     shell_output_lines: z.number().int().min(1).max(100_000).default(1000),
+    /**
+     * Run Python functions (`runtime: "python"`). Off by default: Python runs as the endpoint's
+     * user in a plain CPython process, with a wall-time limit, an address-space limit
+     * (task_memory_mb) and the minimal environment shell commands get, but not sandboxed like
+     * isolated-vm: a function can read and write whatever the endpoint's user can.
+     */
+    python: z
+      .strictObject({
+        enabled: z.boolean().default(false),
+        /** The interpreter: an absolute path (a virtual environment's bin/python3) or a name on PATH. */
+        executable: z.string().min(1).refine((p) => !p.includes('\0'), 'must not contain NUL').default('python3'),
+        /**
+         * OPENBLAS_NUM_THREADS, OMP_NUM_THREADS and MKL_NUM_THREADS of the Python processes. Each
+         * BLAS thread reserves address space (~40 MB with OpenBLAS) under the task_memory_mb limit.
+         */
+        threads: z.number().int().min(1).max(1024).default(1),
+      })
+      .default({ enabled: false, executable: 'python3', threads: 1 }),
     /** Tasks the agent takes from the gateway ahead of its workers (flow-control credits). */
     prefetch_tasks: z.number().int().min(1).max(100_000).default(2000),
     /** Tasks a manager holds beyond one per worker. */

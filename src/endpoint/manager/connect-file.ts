@@ -19,6 +19,8 @@ export const ConnectInfo = z.object({
   shell_output_lines: z.number().int().positive().default(1000),
   /** The endpoint config's `env`: what shell commands get besides PATH, HOME and LANG. */
   shell_env: z.record(z.string(), z.string()).default({}),
+  /** The endpoint config's `python` when enabled; absent: workers refuse Python functions. */
+  python: z.object({ executable: z.string(), threads: z.number().int().positive() }).optional(),
 });
 export type ConnectInfo = z.infer<typeof ConnectInfo>;
 

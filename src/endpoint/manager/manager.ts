@@ -140,6 +140,7 @@ export class Manager {
     const child = forkWorker({
       memory_mb: this.info.memory_mb, timeout_s: this.info.timeout_s, allow_wasm: this.info.allow_wasm,
       allow_shell_functions: this.info.allow_shell_functions, shell_output_lines: this.info.shell_output_lines,
+      ...(this.info.python ? { python: this.info.python } : {}),
     }, {
       // In the worker's environment rather than its command line, which other users can list.
       env: { ...process.env, [SHELL_ENV_VARIABLE]: JSON.stringify(this.info.shell_env) },

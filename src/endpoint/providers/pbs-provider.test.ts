@@ -5,18 +5,21 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureSlurm, waitFor, type SlurmCluster } from '../../../test/helpers/slurm';
 import type { BlockState } from './provider';
-import { parseQstatFull, parseQstatTable, pbsBlockState, PbsProvider, renderPbsScript, type QstatJob } from './pbs-provider';
+import { parseProviderSection, PbsProviderConfig } from '../config/provider-config';
+import { parseQstatFull, parseQstatTable, pbsBlockState, PbsProvider, renderPbsScript, type PbsProviderInput, type QstatJob } from './pbs-provider';
+
+/** A provider section as the endpoint's config gives it (defaults applied). */
+const pbs = (section: PbsProviderInput = {}) => parseProviderSection(PbsProviderConfig, { ...section, type: 'pbs' });
 
 const request = { blockId: 'block-3-beef', nodes: 1, connectFile: '/home/u/.ferry/blocks/block-3-beef/connect.json', dir: '/home/u/.ferry/blocks/block-3-beef' };
 const fakeManager = (cf: string) => ['/opt/ferry/manager', '--name', 'has space', cf];
 
 describe('PBS script', () => {
   it('carries exactly the expected directives (PBS Pro select), then worker_init, then the manager', () => {
-    const script = renderPbsScript(request, {
+    const script = renderPbsScript(request, pbs({
       queue: 'debug', account: 'PRJ01', walltime: '00:30:00', select: 'ncpus=64:mem=200gb',
-      schedulerOptions: '-l filesystems=home:eagle\n#PBS -j oe', workerInit: ['module load nodejs', `export X="a b's"`],
-      command: fakeManager,
-    });
+      scheduler_options: '-l filesystems=home:eagle\n#PBS -j oe', worker_init: ['module load nodejs', `export X="a b's"`],
+    }), fakeManager);
     expect(script.split('\n')).toEqual([
       '#!/bin/bash',
       '#PBS -N ferry-block-3-beef',
@@ -37,21 +40,28 @@ describe('PBS script', () => {
   });
 
   it('writes Torque nodes=…:ppn=… when asked', () => {
-    const script = renderPbsScript({ ...request, nodes: 1 }, { resourceStyle: 'nodes', cpusPerNode: 8, command: fakeManager });
+    const script = renderPbsScript({ ...request, nodes: 1 }, pbs({ resource_style: 'nodes', cpus_per_node: 8 }), fakeManager);
     expect(script.split('\n').filter((l) => l.startsWith('#PBS -l'))).toEqual(['#PBS -l nodes=1:ppn=8']);
   });
 
   it('spreads multi-node blocks with place=scatter and the configured launcher, and insists on one', () => {
-    const script = renderPbsScript({ ...request, nodes: 4 }, { cpusPerNode: 32, launcher: 'mpiexec -n 4 -ppn 1', command: fakeManager });
+    const script = renderPbsScript({ ...request, nodes: 4 }, pbs({ cpus_per_node: 32, launcher: 'mpiexec -n 4 -ppn 1' }), fakeManager);
     expect(script).toContain('#PBS -l select=4:ncpus=32\n#PBS -l place=scatter\n');
     expect(script).toContain(`\nexec mpiexec -n 4 -ppn 1 /opt/ferry/manager --name 'has space' /home/u/.ferry/blocks/block-3-beef/connect.json\n`);
-    expect(() => renderPbsScript({ ...request, nodes: 4 }, { command: fakeManager })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining('provider.launcher') }));
+    expect(() => renderPbsScript({ ...request, nodes: 4 }, pbs(), fakeManager)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining('provider.launcher') }));
   });
 
   it('rejects options that would break the script, naming the field', () => {
     expect(() => new PbsProvider({ queue: 'debug -A x' })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining('provider.queue') }));
     expect(() => new PbsProvider({ walltime: '2-00:00:00' })).toThrow(expect.objectContaining({ message: expect.stringContaining('provider.walltime') }));
     expect(() => new PbsProvider({ select: 'ncpus=4\n#PBS -q other' })).toThrow(expect.objectContaining({ message: expect.stringContaining('provider.select') }));
+  });
+
+  it('takes the walltimes PBS takes and refuses Slurm\'s day prefix, as the endpoint config does (one rule, the schema\'s)', () => {
+    for (const ok of ['3600', '30:00', '48:00:00']) expect(() => new PbsProvider({ walltime: ok }), ok).not.toThrow();
+    for (const bad of ['2-00:00:00', '1 hour', '']) {
+      expect(() => new PbsProvider({ walltime: bad }), bad).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining('provider.walltime') }));
+    }
   });
 });
 
@@ -138,7 +148,7 @@ describe('scheduler command failures', () => {
     const bin = mkdtempSync(join(tmpdir(), 'ferry-fake-qstat-'));
     try {
       writeFileSync(join(bin, 'qstat'), '#!/bin/sh\necho "Problem loading jobs." >&2\nexit 8\n', { mode: 0o755 });
-      const p = new PbsProvider({ commands: { qstat: join(bin, 'qstat') } });
+      const p = new PbsProvider({}, { commands: { qstat: join(bin, 'qstat') } });
       await expect(p.status(['1'])).rejects.toMatchObject({ code: 'UNAVAILABLE', message: 'qstat failed (exit 8): Problem loading jobs.' });
     } finally {
       rmSync(bin, { recursive: true, force: true });
@@ -155,12 +165,13 @@ describe('PbsProvider on a real scheduler (Slurm\'s PBS wrappers)', () => {
   beforeAll(async () => {
     cluster = await ensureSlurm();
     dir = mkdtempSync(join(tmpdir(), 'ferry-pbs-block-'));
-    provider = new PbsProvider({
-      env: cluster.env,
-      walltime: '00:05:00',
-      workerInit: `export FERRY_TEST_GREETING="it's \\"quoted\\" & spaced"`,
-      command: (connectFile) => ['/bin/sh', '-c', 'printf "%s\\n" "$1" "${PBS_JOBID:-$SLURM_JOB_ID}" "$FERRY_TEST_GREETING" > "$0/ran it.txt"; exec sleep 300', dir, connectFile],
-    });
+    provider = new PbsProvider(
+      { walltime: '00:05:00', worker_init: `export FERRY_TEST_GREETING="it's \\"quoted\\" & spaced"` },
+      {
+        env: cluster.env,
+        command: (connectFile) => ['/bin/sh', '-c', 'printf "%s\\n" "$1" "${PBS_JOBID:-$SLURM_JOB_ID}" "$FERRY_TEST_GREETING" > "$0/ran it.txt"; exec sleep 300', dir, connectFile],
+      },
+    );
   });
 
   afterAll(async () => {
@@ -215,7 +226,7 @@ describe('PbsProvider on a real scheduler (Slurm\'s PBS wrappers)', () => {
   });
 
   it('surfaces qsub errors with the scheduler\'s message', async () => {
-    const p = new PbsProvider({ env: cluster.env, queue: 'nosuchqueue', command: fakeManager });
+    const p = new PbsProvider({ queue: 'nosuchqueue' }, { env: cluster.env, command: fakeManager });
     await expect(p.submit({ blockId: 'block-bad', nodes: 1, connectFile: join(dir, 'connect.json'), dir })).rejects.toMatchObject({
       code: 'CONFIG_INVALID',
       message: expect.stringMatching(/qsub failed \(exit 1\): .*invalid partition/is),

@@ -8,52 +8,27 @@
 
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { z } from 'zod';
 import { FerryError } from '../../protocol/errors';
+import { parseProviderSection, PbsProviderConfig } from '../config/provider-config';
 import type { BlockRequest, BlockState, Provider } from './provider';
 import { managerCommand } from './provider';
-import { checkRequest, jobNameSafe, lines, runScheduler, schedulerEnv, schedulerError, shellQuote, validateWalltime, type RunOptions } from './slurm-provider';
+import { checkRequest, jobNameSafe, lines, runOptionsOf, runScheduler, schedulerError, shellQuote, type RunOptions, type SchedulerHooks } from './scheduler';
 
-export interface PbsProviderOptions {
-  queue?: string;
-  account?: string;
-  /** `-l walltime=HH:MM:SS`. Omitted: the queue's default. */
-  walltime?: string;
-  /**
-   * How nodes are requested: 'select' (PBS Pro, OpenPBS; default) writes
-   * `-l select=<nodes>:<select>`, 'nodes' (Torque) writes `-l nodes=<nodes>:ppn=<cpusPerNode>`.
-   */
-  resourceStyle?: 'select' | 'nodes';
-  /** The chunk's resources after `select=<nodes>:`, e.g. `ncpus=64:mem=200gb`. */
-  select?: string;
-  /** CPUs per node: `ncpus=` of the chunk (select style, when `select` is not given) or `ppn=`. */
-  cpusPerNode?: number;
-  /**
-   * Shell words that start one manager per node of a multi-node block (e.g. `mpiexec -n 4 -ppn 1`,
-   * or Torque's `pbsdsh -u`); required when a block has more than one node.
-   */
-  launcher?: string;
-  /** Extra directives, one per line, with or without the leading `#PBS`. */
-  schedulerOptions?: string | readonly string[];
-  /** Shell lines run before the managers start (`module load …`). */
-  workerInit?: string | readonly string[];
-  commands?: { qsub?: string; qstat?: string; qdel?: string };
-  /** Environment of the scheduler commands; default process.env, minus secrets. */
-  env?: NodeJS.ProcessEnv;
-  command?: (connectFile: string) => string[];
-  commandTimeoutMs?: number;
-}
+/** The `provider:` section as written (defaults not yet applied), without its `type`. */
+export type PbsProviderInput = Omit<z.input<typeof PbsProviderConfig>, 'type'>;
 
 export class PbsProvider implements Provider {
   readonly type = 'pbs';
-  private readonly opts: PbsProviderOptions;
+  private readonly config: PbsProviderConfig;
 
-  constructor(options: PbsProviderOptions = {}) {
-    validatePbsOptions(options);
-    this.opts = { ...options };
+  /** `config`: the endpoint config's provider section (parsed again here: a tool may pass it raw). */
+  constructor(config: PbsProviderInput = {}, private readonly hooks: SchedulerHooks<'qsub' | 'qstat' | 'qdel'> = {}) {
+    this.config = parseProviderSection(PbsProviderConfig, { ...config, type: 'pbs' });
   }
 
   renderScript(request: BlockRequest): string {
-    return renderPbsScript(request, this.opts);
+    return renderPbsScript(request, this.config, this.hooks.command);
   }
 
   async submit(request: BlockRequest): Promise<string> {
@@ -99,11 +74,11 @@ export class PbsProvider implements Provider {
   }
 
   private cmd(name: 'qsub' | 'qstat' | 'qdel'): string {
-    return this.opts.commands?.[name] ?? name;
+    return this.hooks.commands?.[name] ?? name;
   }
 
   private runOptions(cwd?: string): RunOptions {
-    return { env: schedulerEnv(this.opts.env), timeoutMs: this.opts.commandTimeoutMs ?? 60_000, ...(cwd ? { cwd } : {}) };
+    return runOptionsOf(this.hooks, cwd);
   }
 }
 
@@ -114,39 +89,39 @@ function logPaths(dir: string): { out: string; err: string } {
   return { out: join(dir, 'pbs.out'), err: join(dir, 'pbs.err') };
 }
 
-export function renderPbsScript(request: BlockRequest, opts: PbsProviderOptions): string {
+export function renderPbsScript(request: BlockRequest, config: PbsProviderConfig, command: (connectFile: string) => string[] = managerCommand): string {
   checkRequest(request);
   const { out, err } = logPaths(request.dir);
-  const style = opts.resourceStyle ?? 'select';
+  const style = config.resource_style;
   const nodes = request.nodes;
   let resources: string[];
   if (style === 'nodes') {
-    resources = [`-l nodes=${nodes}${opts.cpusPerNode ? `:ppn=${opts.cpusPerNode}` : ''}`];
+    resources = [`-l nodes=${nodes}${config.cpus_per_node ? `:ppn=${config.cpus_per_node}` : ''}`];
   } else {
-    const chunk = opts.select ?? (opts.cpusPerNode ? `ncpus=${opts.cpusPerNode}` : '');
+    const chunk = config.select ?? (config.cpus_per_node ? `ncpus=${config.cpus_per_node}` : '');
     resources = [`-l select=${nodes}${chunk ? `:${chunk}` : ''}`, ...(nodes > 1 ? ['-l place=scatter'] : [])];
   }
   const directives = [
     `-N ferry-${jobNameSafe(request.blockId)}`,
     ...resources,
-    ...(opts.walltime ? [`-l walltime=${opts.walltime}`] : []),
-    ...(opts.queue ? [`-q ${opts.queue}`] : []),
-    ...(opts.account ? [`-A ${opts.account}`] : []),
+    ...(config.walltime ? [`-l walltime=${config.walltime}`] : []),
+    ...(config.queue ? [`-q ${config.queue}`] : []),
+    ...(config.account ? [`-A ${config.account}`] : []),
     `-o ${out}`,
     `-e ${err}`,
   ].map((d) => `#PBS ${d}`);
-  const extra = lines(opts.schedulerOptions).map((l) => (l.startsWith('#') ? l : `#PBS ${l}`));
-  const command = (opts.command ?? managerCommand)(request.connectFile).map(shellQuote).join(' ');
+  const extra = lines(config.scheduler_options).map((l) => (l.startsWith('#') ? l : `#PBS ${l}`));
+  const manager = command(request.connectFile).map(shellQuote).join(' ');
   let start: string;
-  if (nodes === 1) start = `exec ${command}`;
-  else if (opts.launcher) start = `exec ${opts.launcher} ${command}`;
+  if (nodes === 1) start = `exec ${manager}`;
+  else if (config.launcher) start = `exec ${config.launcher} ${manager}`;
   else throw new FerryError('CONFIG_INVALID', `provider.launcher: required for blocks of more than one node (nodes_per_block is ${nodes}), e.g. "mpiexec -n ${nodes} -ppn 1"`);
   return [
     '#!/bin/bash',
     ...directives,
     ...extra,
     `# Ferry block ${request.blockId}. The connect file holds the block's secret; only its path appears here.`,
-    ...lines(opts.workerInit),
+    ...lines(config.worker_init),
     start,
     '',
   ].join('\n');
@@ -238,17 +213,4 @@ function findByShortId(jobs: Map<string, QstatJob>, id: string): QstatJob | unde
   const want = shortId(id);
   for (const [key, job] of jobs) if (shortId(key) === want) return job;
   return undefined;
-}
-
-const PBS_NAME = /^[\w.@+-]+$/;
-
-function validatePbsOptions(o: PbsProviderOptions): void {
-  for (const field of ['queue', 'account'] as const) {
-    const v = o[field];
-    if (v !== undefined && !PBS_NAME.test(v)) throw new FerryError('CONFIG_INVALID', `provider.${field}: not a valid PBS name: ${JSON.stringify(v)}`);
-  }
-  validateWalltime('provider.walltime', o.walltime);
-  if (o.select !== undefined && !/^[\w.:=+-]+$/.test(o.select)) throw new FerryError('CONFIG_INVALID', `provider.select: must be chunk resources like "ncpus=64:mem=200gb" (got ${JSON.stringify(o.select)})`);
-  if (o.cpusPerNode !== undefined && (!Number.isInteger(o.cpusPerNode) || o.cpusPerNode < 1)) throw new FerryError('CONFIG_INVALID', 'provider.cpus_per_node: must be an integer ≥ 1');
-  if (o.resourceStyle !== undefined && o.resourceStyle !== 'select' && o.resourceStyle !== 'nodes') throw new FerryError('CONFIG_INVALID', 'provider.resource_style: must be "select" or "nodes"');
 }

@@ -5,18 +5,22 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureSlurm, waitFor, type SlurmCluster } from '../../../test/helpers/slurm';
 import type { BlockState } from './provider';
-import { parseSqueueJson, parseSqueueText, renderSbatchScript, shellQuote, slurmBlockState, SlurmProvider } from './slurm-provider';
+import { parseProviderSection, SlurmProviderConfig } from '../config/provider-config';
+import { shellQuote } from './scheduler';
+import { parseSqueueJson, parseSqueueText, renderSbatchScript, slurmBlockState, SlurmProvider, type SlurmProviderInput } from './slurm-provider';
+
+/** A provider section as the endpoint's config gives it (defaults applied). */
+const slurm = (section: SlurmProviderInput = {}) => parseProviderSection(SlurmProviderConfig, { ...section, type: 'slurm' });
 
 const request = { blockId: 'block-7-abcd', nodes: 2, connectFile: '/var/ferry/blocks/block-7-abcd/connect.json', dir: '/var/ferry/blocks/block-7-abcd' };
 const fakeManager = (cf: string) => ['/opt/ferry/manager', cf];
 
 describe('sbatch script', () => {
   it('carries exactly the expected directives, then worker_init, then srun', () => {
-    const script = renderSbatchScript(request, {
+    const script = renderSbatchScript(request, slurm({
       partition: 'debug', account: 'proj-42', qos: 'normal', walltime: '01:30:00',
-      schedulerOptions: ['--constraint=cpu', '#SBATCH --mem=0'], workerInit: 'module load node/20\nsource ~/env.sh',
-      command: fakeManager,
-    });
+      scheduler_options: ['--constraint=cpu', '#SBATCH --mem=0'], worker_init: 'module load node/20\nsource ~/env.sh',
+    }), fakeManager);
     expect(script.split('\n')).toEqual([
       '#!/bin/bash',
       '#SBATCH --job-name=ferry-block-7-abcd',
@@ -41,7 +45,7 @@ describe('sbatch script', () => {
   });
 
   it('leaves out unset options; shared nodes get --cpus-per-task instead of --exclusive', () => {
-    const script = renderSbatchScript({ ...request, nodes: 1 }, { exclusive: false, cpusPerNode: 16, command: fakeManager });
+    const script = renderSbatchScript({ ...request, nodes: 1 }, slurm({ exclusive: false, cpus_per_node: 16 }), fakeManager);
     const directives = script.split('\n').filter((l) => l.startsWith('#SBATCH'));
     expect(directives).toEqual([
       '#SBATCH --job-name=ferry-block-7-abcd',
@@ -54,13 +58,13 @@ describe('sbatch script', () => {
   });
 
   it('uses the real manager command by default, and never the connect file contents', () => {
-    const script = renderSbatchScript(request, {});
+    const script = renderSbatchScript(request, slurm());
     expect(script).toMatch(/exec srun --ntasks-per-node=1 \S*node --no-node-snapshot --import \S+ \S*\/manager\/main\.ts \/var\/ferry\/blocks\/block-7-abcd\/connect\.json\n$/);
   });
 
   it('quotes arguments so a shell gives back exactly the argv', () => {
     const argv = ['plain', 'with space', "it's", '"double"', '$HOME', '`id`', 'a\\b', '', 'new\nline', '*'];
-    const script = renderSbatchScript({ ...request, nodes: 1 }, { command: () => ['printf', '%s|', ...argv] });
+    const script = renderSbatchScript({ ...request, nodes: 1 }, slurm(), () => ['printf', '%s|', ...argv]);
     // The srun line spans lines when an argument holds a newline: take it from the script's tail.
     const prefix = 'exec srun --ntasks-per-node=1 ';
     const tail = script.slice(script.indexOf(prefix) + prefix.length);
@@ -71,19 +75,25 @@ describe('sbatch script', () => {
 
   it('keeps worker_init verbatim: it is shell the owner wrote', () => {
     const init = `export GREETING="it's \\"quoted\\" & spaced"`;
-    expect(renderSbatchScript(request, { workerInit: [init], command: fakeManager })).toContain(`\n${init}\n`);
+    expect(renderSbatchScript(request, slurm({ worker_init: [init] }), fakeManager)).toContain(`\n${init}\n`);
   });
 
   it('escapes % in the log directory, which Slurm would expand', () => {
-    const script = renderSbatchScript({ ...request, dir: '/scratch/100%/b' }, { command: fakeManager });
+    const script = renderSbatchScript({ ...request, dir: '/scratch/100%/b' }, slurm(), fakeManager);
     expect(script).toContain('#SBATCH --output=/scratch/100%%/b/slurm-%j.out');
   });
 
   it('rejects options that would break the script, naming the field', () => {
     expect(() => new SlurmProvider({ partition: 'debug --wrap=x' })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining('provider.partition') }));
     expect(() => new SlurmProvider({ walltime: '1 hour' })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining('provider.walltime') }));
-    expect(() => renderSbatchScript({ ...request, dir: '/my dir' }, {})).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
-    for (const ok of ['30', '01:00:00', '2-00:00:00']) expect(() => new SlurmProvider({ walltime: ok })).not.toThrow();
+    expect(() => renderSbatchScript({ ...request, dir: '/my dir' }, slurm())).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+  });
+
+  it('takes every form of --time Slurm takes, and no other (the rule is the config schema\'s)', () => {
+    for (const ok of ['30', '30:00', '01:00:00', '2-12', '2-12:30', '2-00:00:00']) expect(() => new SlurmProvider({ walltime: ok }), ok).not.toThrow();
+    for (const bad of ['1 hour', '1:2:3:4', '-5', '2-', '01:00:00 --wrap=id', '']) {
+      expect(() => new SlurmProvider({ walltime: bad }), bad).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining('provider.walltime') }));
+    }
   });
 });
 
@@ -146,14 +156,14 @@ describe('scheduler command failures', () => {
   it('reports a missing sbatch clearly', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ferry-slurm-unit-'));
     try {
-      const p = new SlurmProvider({ commands: { sbatch: '/nonexistent/sbatch' } });
+      const p = new SlurmProvider({}, { commands: { sbatch: '/nonexistent/sbatch' } });
       await expect(p.submit({ blockId: 'b1', nodes: 1, connectFile: join(dir, 'c.json'), dir })).rejects.toMatchObject({ code: 'UNAVAILABLE', message: expect.stringContaining('command not found') });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
   it('reports a failing squeue instead of calling blocks done', async () => {
-    const p = new SlurmProvider({ commands: { squeue: 'false' } });
+    const p = new SlurmProvider({}, { commands: { squeue: 'false' } });
     await expect(p.status(['1'])).rejects.toMatchObject({ code: 'UNAVAILABLE', message: expect.stringContaining('squeue failed') });
   });
 });
@@ -169,14 +179,18 @@ describe('SlurmProvider on a real Slurm', () => {
     cluster = await ensureSlurm();
     console.info(`slurm ready in ${Date.now() - t0} ms`);
     dir = mkdtempSync(join(tmpdir(), 'ferry-slurm-block-'));
-    provider = new SlurmProvider({
-      env: cluster.env,
-      exclusive: false, // several test blocks share the one node
-      walltime: '00:05:00',
-      workerInit: [`export FERRY_TEST_GREETING="it's \\"quoted\\" & spaced"`],
-      // Stand-in for a manager: records what it got and where it ran, then waits like a manager.
-      command: (connectFile) => ['/bin/sh', '-c', 'printf "%s\\n" "$1" "$SLURM_JOB_ID" "$FERRY_TEST_GREETING" > "$0/ran it.txt"; exec sleep 300', dir, connectFile],
-    });
+    provider = new SlurmProvider(
+      {
+        exclusive: false, // several test blocks share the one node
+        walltime: '00:05:00',
+        worker_init: [`export FERRY_TEST_GREETING="it's \\"quoted\\" & spaced"`],
+      },
+      {
+        env: cluster.env,
+        // Stand-in for a manager: records what it got and where it ran, then waits like a manager.
+        command: (connectFile) => ['/bin/sh', '-c', 'printf "%s\\n" "$1" "$SLURM_JOB_ID" "$FERRY_TEST_GREETING" > "$0/ran it.txt"; exec sleep 300', dir, connectFile],
+      },
+    );
   });
 
   afterAll(async () => {
@@ -232,7 +246,7 @@ describe('SlurmProvider on a real Slurm', () => {
 
   it('maps a job that exits non-zero to failed, and one that exits 0 to done', async () => {
     const mk = (blockId: string, code: number) =>
-      new SlurmProvider({ env: cluster.env, exclusive: false, command: () => ['/bin/sh', '-c', `exit ${code}`] })
+      new SlurmProvider({ exclusive: false }, { env: cluster.env, command: () => ['/bin/sh', '-c', `exit ${code}`] })
         .submit({ blockId, nodes: 1, connectFile: join(dir, 'connect.json'), dir });
     const bad = await mk('block-fails', 3);
     const good = await mk('block-ends', 0);
@@ -244,7 +258,7 @@ describe('SlurmProvider on a real Slurm', () => {
   });
 
   it('surfaces sbatch errors with the scheduler\'s message, as config errors when they are', async () => {
-    const p = new SlurmProvider({ env: cluster.env, partition: 'nosuchpartition', command: fakeManager });
+    const p = new SlurmProvider({ partition: 'nosuchpartition' }, { env: cluster.env, command: fakeManager });
     await expect(p.submit({ blockId: 'block-bad', nodes: 1, connectFile: join(dir, 'connect.json'), dir })).rejects.toMatchObject({
       code: 'CONFIG_INVALID',
       message: expect.stringMatching(/sbatch failed \(exit 1\): .*invalid partition/i),

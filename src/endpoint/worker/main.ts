@@ -1,11 +1,12 @@
 // The worker process: started by a manager through forkWorker(), it runs the manager's tasks one at
-// a time (JS in isolated-vm, shell functions where allowed) and answers over Node IPC. It ends when
+// a time (JS in isolated-vm, shell and Python functions where allowed) and answers over Node IPC. It ends when
 // its manager goes away or on SIGTERM.
 
 import { hostname } from 'node:os';
 import { MAX_READ_BYTES, type FromWorker, type ReadResult, type ToWorker, type WorkerLimits } from '../../protocol/interchange';
 import { createLogger } from '../log';
 import { IsolatedVmSandbox, type ObjectRead } from './isolated-vm-sandbox';
+import { PythonRunner } from './python-runner';
 import { ResultPartSender } from './result-parts';
 import { shellEnvironment, takeShellEnvFromEnvironment } from './shell-environment';
 import { ShellRunner } from './shell-runner';
@@ -30,7 +31,11 @@ function parseLimits(arg: string | undefined): WorkerLimits {
   if (v.shell_output_lines !== undefined && !(Number.isInteger(v.shell_output_lines) && v.shell_output_lines >= 1)) {
     throw new Error(`worker limits: shell_output_lines must be an integer ≥ 1, got ${arg}`);
   }
+  if (v.python !== undefined && !(v.python && typeof v.python.executable === 'string' && v.python.executable !== '' && Number.isInteger(v.python.threads) && v.python.threads >= 1)) {
+    throw new Error(`worker limits: python must be {"executable": a path, "threads": ≥ 1}, got ${arg}`);
+  }
   return {
+    ...(v.python ? { python: { executable: v.python.executable, threads: v.python.threads } } : {}),
     memory_mb: v.memory_mb,
     timeout_s: v.timeout_s,
     allow_wasm: v.allow_wasm === true,
@@ -96,10 +101,13 @@ const sandbox = new IsolatedVmSandbox({
 // The config's `env` is taken out of this process's environment whether or not shell runs here.
 const shellEnv = shellEnvironment(process.env, takeShellEnvFromEnvironment(process.env));
 const shell = limits.allow_shell_functions ? new ShellRunner({ outputLines: limits.shell_output_lines, env: shellEnv }) : undefined;
+// Built only where the config enables Python; the loop refuses Python functions anyway without one.
+// Its processes get the shell functions' minimal environment, never this process's own.
+const python = limits.python ? new PythonRunner({ executable: limits.python.executable, threads: limits.python.threads, env: shellEnv, readObject }) : undefined;
 // Results that do not travel inline go to the manager in parts, paced by its acknowledgements.
 const parts = new ResultPartSender({ send });
 const loop = new WorkerLoop({
-  sandbox, ...(shell ? { shell } : {}), limits, send, sendBody: (taskId, attempt, body) => parts.send(taskId, attempt, body),
+  sandbox, ...(shell ? { shell } : {}), ...(python ? { python } : {}), limits, send, sendBody: (taskId, attempt, body) => parts.send(taskId, attempt, body),
   host: hostname(), pid: process.pid, onError: (msg, fields) => log.warn(msg, fields),
 });
 
@@ -112,7 +120,10 @@ function shutdown(reason: string): void {
 
 // Every way out (shutdown, a catastrophic isolate error, an uncaught exception) takes the running
 // command's process group along; only a SIGKILL of the worker itself can orphan it.
-process.on('exit', () => shell?.dispose());
+process.on('exit', () => {
+  shell?.dispose();
+  python?.dispose();
+});
 
 process.on('message', (msg) => {
   const m = msg as ToWorker;

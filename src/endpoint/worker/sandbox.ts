@@ -23,10 +23,16 @@ export interface EncodedResult {
   content_type: ResultContentType;
 }
 
-export type SandboxOutcome =
+export type SandboxOutcome = (
   | { status: 'success'; result: Json; body?: undefined; stdout: string }
   | { status: 'success'; result?: undefined; body: EncodedResult; stdout: string }
-  | { status: 'failed'; exception: TaskException; stdout: string };
+  | { status: 'failed'; exception: TaskException; stdout: string }
+) & {
+  /** The interpreter that ran the function, for the lineage record (`CPython 3.11.2`); Python only. */
+  interpreter?: string;
+  /** Work done in another process (a Python runner), which the worker's own getrusage cannot see. */
+  child?: { cpu_time_s: number; peak_rss_bytes: number };
+};
 
 export interface Sandbox {
   /** Runs one call. Calls on one sandbox run one at a time, in the order they were made. */

@@ -16,12 +16,13 @@ const task = (task_id: string, function_uuid: string, args: unknown[] = []) => (
 
 type SendBody = (taskId: string, attempt: number, body: EncodedResult) => Promise<ResultBody>;
 
-function harness(functions: ConstructorParameters<typeof FakeSandbox>[0], extra: { shell?: Sandbox; limits?: Partial<WorkerLimits>; sendBody?: SendBody } = {}) {
+function harness(functions: ConstructorParameters<typeof FakeSandbox>[0], extra: { shell?: Sandbox; python?: Sandbox; limits?: Partial<WorkerLimits>; sendBody?: SendBody } = {}) {
   const sent: FromWorker[] = [];
   const waiters: Array<() => void> = [];
   const loop = new WorkerLoop({
     sandbox: new FakeSandbox(functions),
     ...(extra.shell ? { shell: extra.shell } : {}),
+    ...(extra.python ? { python: extra.python } : {}),
     ...(extra.sendBody ? { sendBody: extra.sendBody } : {}),
     limits: { memory_mb: 64, timeout_s: 5, ...extra.limits },
     send: (m) => {
@@ -166,6 +167,31 @@ describe('WorkerLoop', () => {
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
+    });
+  });
+
+  describe('Python functions', () => {
+    const PY = '00000000-0000-4000-8000-000000000004';
+    const pySpec = { function_uuid: PY, runtime: 'python' as const, code: 'def f(x):\n    return x\n', name: 'f' };
+    const python = { executable: '/usr/bin/python3', threads: 1 };
+
+    it('hands them to the Python runner where the config enables Python', async () => {
+      const runner = new FakeSandbox({ [PY]: ([x]) => x ?? null });
+      const h = harness({}, { python: runner, limits: { python } });
+      h.loop.handle({ type: 'tasks', tasks: [task('p1', PY, [7])], functions: [pySpec] });
+      expect((await h.untilResults(1))[0]).toMatchObject({ task_id: 'p1', status: 'success', result: 7 });
+      expect(runner.calls).toHaveLength(1);
+    });
+
+    it.each([
+      ['python is absent from the limits', {}, true],
+      ['no runner was given', { python }, false],
+    ])('refuses them with FERRY_RUNTIME_NOT_ALLOWED when %s, and runs nothing', async (_why, limits, withRunner) => {
+      const runner = new FakeSandbox({ [PY]: () => 'ran' });
+      const h = harness({ [PY]: () => 'ran in the JS sandbox' }, { limits, ...(withRunner ? { python: runner } : {}) });
+      h.loop.handle({ type: 'tasks', tasks: [task('p1', PY)], functions: [pySpec] });
+      expect((await h.untilResults(1))[0]).toMatchObject({ status: 'failed', exception: { code: 'FERRY_RUNTIME_NOT_ALLOWED', name: 'RuntimeNotAllowed' } });
+      expect(runner.calls).toHaveLength(0);
     });
   });
 });

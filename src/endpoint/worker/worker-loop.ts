@@ -20,6 +20,11 @@ export interface WorkerLoopOptions {
    * elsewhere they fail with FERRY_SHELL_NOT_ALLOWED and nothing is run, runner or not.
    */
   shell?: Sandbox;
+  /**
+   * Runs `runtime: 'python'` functions, and only where `limits.python` is set (the endpoint
+   * config's `python.enabled`): elsewhere they fail with FERRY_RUNTIME_NOT_ALLOWED, nothing run.
+   */
+  python?: Sandbox;
   limits: WorkerLimits;
   send: (msg: FromWorker) => void;
   /**
@@ -154,7 +159,9 @@ export class WorkerLoop {
     const cpuMicros = after.userCPUTime - before.userCPUTime + after.systemCPUTime - before.systemCPUTime;
     result.execution = {
       attempt, started_at, ended_at, host: this.opts.host, worker_pid: this.opts.pid,
-      cpu_time_s: cpuMicros / 1e6, peak_rss_bytes: after.maxRSS * 1024,
+      cpu_time_s: cpuMicros / 1e6 + (outcome.child?.cpu_time_s ?? 0),
+      peak_rss_bytes: Math.max(after.maxRSS * 1024, outcome.child?.peak_rss_bytes ?? 0),
+      ...(outcome.interpreter ? { interpreter: outcome.interpreter } : {}),
     };
     return result;
   }
@@ -168,6 +175,9 @@ export class WorkerLoop {
     if (fn.runtime === 'shell') {
       runner = this.opts.limits.allow_shell_functions === true ? this.opts.shell : undefined;
       if (!runner) return Promise.resolve(failed({ code: 'FERRY_SHELL_NOT_ALLOWED', name: 'ShellNotAllowed', message: 'This endpoint does not run shell functions (allow_shell_functions is off in its config)' }));
+    } else if (fn.runtime === 'python') {
+      runner = this.opts.limits.python ? this.opts.python : undefined;
+      if (!runner) return Promise.resolve(failed({ code: 'FERRY_RUNTIME_NOT_ALLOWED', name: 'RuntimeNotAllowed', message: 'This endpoint does not run Python functions (python.enabled is off in its config)' }));
     }
     const payload: Payload = { args: task.payload?.args ?? [], ...(task.payload?.kwargs !== undefined ? { kwargs: task.payload.kwargs } : {}) };
     return runner.run(fn, payload, {

@@ -11,7 +11,7 @@ import { endpointOfId } from '../../protocol/ids';
 import { canTransition, isFinal, transition, type TaskState, type TransitionEvent } from '../../protocol/task-state';
 import type { StatusSample } from '../../protocol/task-list';
 import { traceHop, type TraceHops } from '../../protocol/trace';
-import { CLOSE_GATEWAY_RESTART, PROTOCOL_VERSION, chunkBySize, parseAgentFrame, seqOf, type AgentFrame, type FunctionSpec, type TaskResult } from '../../protocol/wire';
+import { CLOSE_GATEWAY_RESTART, FrameTooDeep, PROTOCOL_VERSION, chunkBySize, parseAgentFrame, seqOf, type AgentFrame, type FunctionSpec, type TaskResult } from '../../protocol/wire';
 import type { TaskLineage } from '../../provenance/prov-document';
 import { discardProvenance, type ProvenanceSink } from '../../provenance/task-events';
 import { LineageIndex, type LineageQuery, type SegmentReader } from '../lineage-index';
@@ -938,7 +938,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     try {
       frame = parseAgentFrame(message);
     } catch (err) {
-      const why = err instanceof z.ZodError ? validationError(err).message : `not JSON: ${(err as Error).message}`;
+      const why = err instanceof z.ZodError ? validationError(err).message : err instanceof FrameTooDeep ? err.message : `not JSON: ${(err as Error).message}`;
       return this.refuse(ws, 'VALIDATION_ERROR', `bad frame: ${why}`, CLOSE.badFrame);
     }
     if ((session.phase === 'hello') !== (frame.type === 'hello')) {

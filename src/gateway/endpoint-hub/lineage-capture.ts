@@ -101,6 +101,7 @@ export function lineageRecord(owner: string, endpointId: string, t: LineageSourc
   if (execution?.started_at !== undefined && execution.ended_at !== undefined) telemetry.wall_time_s = Math.max(0, execution.ended_at - execution.started_at);
   if (execution?.cpu_time_s !== undefined) telemetry.cpu_time_s = execution.cpu_time_s;
   if (execution?.peak_rss_bytes !== undefined) telemetry.peak_memory_bytes = execution.peak_rss_bytes;
+  if (execution?.interpreter !== undefined) telemetry.interpreter = execution.interpreter;
   return {
     task_id: t.task_id,
     source: 'ferry',

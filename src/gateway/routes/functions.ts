@@ -7,6 +7,7 @@ import { parseFunctionCode } from '../../functions/parse-function';
 import { parseShellTemplate, ShellTemplateError } from '../../functions/shell-template';
 import { cacheFunction, readableFunctionOwner, uncacheFunction } from '../function-cache';
 import { functionUuid } from '../function-id';
+import { checkPythonFunction } from '../../functions/python-function';
 import { registryOf } from '../registry';
 import { defineRoute, type RouteTable } from '../route-spec';
 
@@ -29,8 +30,9 @@ export function registerFunctionRoutes(table: RouteTable): void {
     async (c, { principal: { owner }, body }) => {
       const runtime = body.meta?.runtime ?? 'js';
       if (runtime === 'js') parseFunctionCode(body.function_code);
+      else if (runtime === 'python') checkPythonFunction(body.function_name, body.function_code);
       else checkShellTemplate(body.function_code);
-      const id = await functionUuid(owner, runtime, body.function_code);
+      const id = await functionUuid(owner, runtime, body.function_code, body.function_name);
       const { changed } = await registryOf(c.env, owner).registerFunction({
         function_uuid: id,
         function_name: body.function_name,

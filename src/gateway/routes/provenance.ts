@@ -47,7 +47,7 @@ const LineageRecord = z
     hostname: z.string().nullable(),
     used: z.array(LineageItemSchema),
     generated: z.array(LineageItemSchema),
-    telemetry: z.object({ wall_time_s: z.number().optional(), cpu_time_s: z.number().optional(), peak_memory_bytes: z.number().optional() }).nullable().optional(),
+    telemetry: z.object({ wall_time_s: z.number().optional(), cpu_time_s: z.number().optional(), peak_memory_bytes: z.number().optional(), interpreter: z.string().optional() }).nullable().optional(),
     attempt_history: z
       .array(z.object({ attempt: z.number(), outcome: z.string(), reason: z.string().optional(), host: z.string().optional(), started_at: z.number().optional(), ended_at: z.number().optional() }))
       .optional()
