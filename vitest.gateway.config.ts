@@ -33,7 +33,7 @@ export default defineConfig({
         plugins: [workers({ TASK_STORE: 'redis' })],
         test: {
           name: 'gateway-redis',
-          include: ['test/gateway/tasks.test.ts', 'test/gateway/task-list.test.ts', 'test/gateway/events-store.test.ts', 'test/gateway/agent-socket.test.ts', 'test/gateway/openapi-walk.test.ts', 'test/gateway/rate-limit.test.ts', 'test/gateway/keys.test.ts'],
+          include: ['test/gateway/tasks.test.ts', 'test/gateway/task-list.test.ts', 'test/gateway/events-store.test.ts', 'test/gateway/agent-socket.test.ts', 'test/gateway/openapi-walk.test.ts', 'test/gateway/rate-limit.test.ts', 'test/gateway/keys.test.ts', 'test/gateway/sharing.test.ts'],
           globalSetup: ['./test/gateway/redis-global-setup.ts'],
           testTimeout: 30_000,
         },

@@ -109,6 +109,7 @@ const SECTIONS: Record<string, () => Promise<void>> = {
   throughput: throughputSection,
   journal: journalSection,
   keys: keysSection,
+  sharing: sharingSection,
   python: pythonSection,
 };
 
@@ -558,6 +559,114 @@ async function keysSection() {
       note: `${pairs} interleaved pairs of ${n} tasks (submitBatch + waitAll) after one untimed run each, every result verified; median pair ratio ${median(ratios).toFixed(3)} (pairs: ${ratios.map((r) => r.toFixed(3)).join(' ')})`,
       cpu_us_per_task: medianCpu(cpus.key), baseline_cpu_us_per_task: medianCpu(cpus.token),
     };
+  } finally {
+    await stack.stop();
+  }
+}
+
+/**
+ * Issue 19's hot-path check: the owner's round trips and batches on an endpoint shared with nobody,
+ * then on the same endpoint shared with a guest who keeps submitting (one run every 100 ms), in
+ * interleaved blocks, same run; the figures are the ratios. While the endpoint is shared with nobody
+ * the owner runs the same background load, so the two modes differ only in who submits it.
+ */
+async function sharingSection() {
+  const n = Number(process.env.BENCH_TASKS) || 20_000;
+  const pairs = Number(process.env.BENCH_PAIRS) || 3;
+  const warmUp = 50;
+  const calls = 500;
+  const block = 50;
+  process.stderr.write('bench: sharing, starting a gateway and a local endpoint …\n');
+  const stack = await startStack();
+  try {
+    const owner = await stack.client('bench');
+    const guest = await stack.client('guest');
+    const ownerBackground = await stack.client('bench');
+    const ownerToken = await stack.tokenFor('bench');
+    const endpoint = await defaultEndpoint(stack, owner, 'bench');
+    const noop = await owner.registerFunction(() => null, { name: 'noop' });
+    const inc = await warmIncrement(owner, endpoint.endpointId);
+    const shares = `${stack.gateway.url}/v3/endpoints/${endpoint.endpointId}/shares`;
+    const headers = { authorization: `Bearer ${ownerToken}`, 'content-type': 'application/json' };
+    const setShared = async (on: boolean) => {
+      const res = on
+        ? await fetch(shares, { method: 'POST', headers, body: JSON.stringify({ user: 'guest', functions: [noop] }) })
+        : await fetch(`${shares}?user=guest`, { method: 'DELETE', headers });
+      if (!res.ok && !(res.status === 404 && !on)) throw new Error(`sharing ${on ? 'on' : 'off'} answered ${res.status} ${await res.text()}`);
+    };
+    // The same background load in both modes, one run every 100 ms: by the owner (a second client)
+    // while the endpoint is shared with nobody, by the guest while it is shared: only who submits differs.
+    let backgroundRuns = 0;
+    let background: { on: boolean; loop: Promise<void> } | null = null;
+    const startBackground = (client: Client, who: string) => {
+      const state = { on: true, loop: Promise.resolve() };
+      state.loop = (async () => {
+        while (state.on) {
+          const doc = await client.run(endpoint.endpointId, noop, [], undefined, 10);
+          if (doc.status !== 'success') throw new Error(`a ${who} background run ended ${doc.status}`);
+          backgroundRuns++;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      })();
+      background = state;
+    };
+    const stopBackground = async () => {
+      if (!background) return;
+      background.on = false;
+      await background.loop;
+      background = null;
+    };
+    const modes = ['plain', 'shared'] as const;
+    type Mode = (typeof modes)[number];
+    const enter = async (mode: Mode) => {
+      await stopBackground();
+      await setShared(mode === 'shared');
+      startBackground(mode === 'shared' ? guest : ownerBackground, mode === 'shared' ? 'guest' : 'owner');
+    };
+
+    process.stderr.write(`bench: sharing, ${calls} owner round trips each, in blocks of ${block}, interleaved …\n`);
+    const times: Record<Mode, number[]> = { plain: [], shared: [] };
+    for (let b = 0; b < (2 * (warmUp + calls)) / block; b++) {
+      const mode = modes[b % 2]!;
+      await enter(mode);
+      for (let i = 0; i < block; i++) {
+        const t = performance.now();
+        const doc = await owner.run(endpoint.endpointId, noop, [], undefined, 10);
+        const ms = performance.now() - t;
+        if (doc.status !== 'success' || doc.result !== null) throw new Error(`owner run (${mode}) ended ${doc.status}`);
+        if (b >= (2 * warmUp) / block) times[mode].push(ms);
+      }
+    }
+    for (const mode of modes) times[mode].sort((a, b) => a - b);
+
+    const payloads = Array.from({ length: n }, (_, i) => [i]);
+    const rates: Record<Mode, number[]> = { plain: [], shared: [] };
+    for (let pass = -1; pass < pairs; pass++) {
+      for (const mode of pass % 2 === 0 ? modes : ([...modes].reverse() as Mode[])) {
+        await enter(mode);
+        const finished = progress(pass < 0 ? `warm-up, ${mode}` : `pair ${pass + 1}/${pairs} ${mode}`);
+        const t0 = performance.now();
+        const sub = await owner.submitBatch(endpoint.endpointId, inc, payloads, { workflow_id: `bench-sharing-${mode}-${pass}` });
+        const docs = await owner.waitAll(sub.task_ids, { timeout: 600, onProgress: (p) => finished(p.done, p.total) });
+        const t1 = performance.now();
+        checkIncrements(docs, n, `sharing ${mode}`);
+        if (pass < 0) continue;
+        rates[mode].push(n / ((t1 - t0) / 1000));
+        process.stderr.write(`  ${mode}: ${(n / ((t1 - t0) / 1000)).toFixed(0)} tasks/s\n`);
+      }
+    }
+    await stopBackground();
+    const ratios = rates.shared.map((r, i) => r / rates.plain[i]!);
+    const p50Ratio = quantile(times.shared, 0.5) / quantile(times.plain, 0.5);
+    figures['sharing_owner_roundtrip_p50'] = {
+      value: quantile(times.shared, 0.5), unit: 'ms', baseline: quantile(times.plain, 0.5), baseline_name: "the owner's POST /v3/run p50 on the endpoint shared with nobody",
+      note: `${calls} owner round trips each, in interleaved blocks of ${block} after ${warmUp} warm-up each, with the endpoint shared with a guest running a task every 100 ms vs shared with nobody and the owner running the same background load (${backgroundRuns} background runs in all, all successes); ratio of p50s ${p50Ratio.toFixed(3)}; p99 ${quantile(times.shared, 0.99).toFixed(2)} vs ${quantile(times.plain, 0.99).toFixed(2)} ms`,
+    };
+    figures['sharing_owner_throughput_20k'] = {
+      value: median(rates.shared), unit: 'tasks/s', baseline: median(rates.plain), baseline_name: "the owner's same batch on the endpoint shared with nobody, median",
+      note: `${pairs} interleaved pairs of ${n} tasks (submitBatch + waitAll) after one untimed run each, every result verified, the same background runs beside each (the guest's when shared, the owner's when not); median pair ratio ${median(ratios).toFixed(3)} (pairs: ${ratios.map((r) => r.toFixed(3)).join(' ')})`,
+    };
+    console.log(`sharing: owner round trip p50 ratio (shared/plain) ${p50Ratio.toFixed(3)}; throughput median pair ratio ${median(ratios).toFixed(3)}`);
   } finally {
     await stack.stop();
   }

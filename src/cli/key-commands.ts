@@ -18,11 +18,11 @@ export function durationSeconds(value: string): number {
   return Number(match[1]) * UNITS[match[2] || 's']!;
 }
 
-function collect(value: string, previous: string[] = []): string[] {
+export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, ...value.split(',').map((v) => v.trim()).filter(Boolean)];
 }
 
-async function gatewayJson(flags: AccessFlags, method: string, path: string, body?: unknown): Promise<unknown> {
+export async function gatewayJson(flags: AccessFlags, method: string, path: string, body?: unknown): Promise<unknown> {
   const access = await freshGatewayAccess(flags);
   let res: Response;
   try {

@@ -12,6 +12,7 @@ import { registerLineageCommand } from './lineage-command';
 import { login } from './login';
 import { freshGatewayAccess, logout, oidcLogin } from './oidc-login';
 import { registerPutCommand } from './put-command';
+import { registerSharingCommands } from './sharing-commands';
 import { mintUserToken, readDevSecret } from './tokens';
 
 function port(value: string): number {
@@ -36,6 +37,7 @@ registerGatewayCommand(program);
 registerPutCommand(program);
 registerLineageCommand(program);
 registerKeyCommands(program);
+registerSharingCommands(program);
 
 program
   .command('login')

@@ -16,6 +16,7 @@ import { registerKeyRoutes } from './routes/keys';
 import { registerObjectRoutes } from './routes/objects';
 import { registerProvenanceRoutes } from './routes/provenance';
 import { registerServiceRoutes } from './routes/service';
+import { registerSharingRoutes } from './routes/sharing';
 import { registerTaskListRoutes } from './routes/task-list';
 import { registerTaskRoutes } from './routes/tasks';
 import { registerUserRoutes } from './routes/users';
@@ -49,6 +50,7 @@ export function createApp(): GatewayApp {
   registerEventRoutes(routes);
   registerUserRoutes(routes);
   registerKeyRoutes(routes);
+  registerSharingRoutes(routes);
   hono.onError(function ferryErrors(err) {
     return errorResponse(toFerryError(err));
   });

@@ -11,6 +11,8 @@ import type { GatewayEnv, RateLimits } from './env';
 import { LineageIndex, type LineageQuery } from './lineage-index';
 import { putSegment, r2SegmentReader } from './lineage-segments';
 import { fits, type WindowCounts } from './rate-limit/rate-limit';
+import { SharingTables, type Grantee, type GuestAccess } from './sharing/sharing-tables';
+import { SHARING_LIMITS, type EndpointGrant, type FunctionShares, type GrantFunctions, type GroupDoc } from '../protocol/sharing-api';
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS functions (
@@ -44,6 +46,8 @@ export class Registry extends DurableObject<GatewayEnv> {
   private readonly lineageIndex: LineageIndex;
   /** The owner's keys and token not-before (src/gateway/auth/). */
   private readonly auth: AuthTables;
+  /** The owner's groups, endpoint grants and function shares (src/gateway/sharing/). */
+  private readonly sharing: SharingTables;
 
   constructor(ctx: DurableObjectState, env: GatewayEnv) {
     super(ctx, env);
@@ -53,6 +57,61 @@ export class Registry extends DurableObject<GatewayEnv> {
     this.lineageIndex.createSchema();
     this.auth = new AuthTables(this.sql);
     this.auth.createSchema();
+    this.sharing = new SharingTables(this.sql);
+    this.sharing.createSchema();
+  }
+
+  // Sharing (src/gateway/sharing/): groups, grants of endpoints, shares of functions.
+  /** Creates or replaces a group; null when the owner holds as many groups as allowed. Also the endpoints granted to it. */
+  async putGroup(name: string, members: readonly string[]): Promise<{ group: GroupDoc; endpoints: string[] } | null> {
+    if (!this.sharing.group(name) && this.sharing.groupCount() >= SHARING_LIMITS.maxGroups) return null;
+    const group = this.ctx.storage.transactionSync(() => this.sharing.putGroup(name, members, Date.now()));
+    return { group, endpoints: this.sharing.endpointsGrantedTo(name) };
+  }
+  async groups(): Promise<GroupDoc[]> {
+    return this.sharing.groups();
+  }
+  async deleteGroup(name: string): Promise<{ deleted: boolean; endpoints: string[] }> {
+    return this.ctx.storage.transactionSync(() => this.sharing.deleteGroup(name));
+  }
+  private ownsEndpoint(endpointId: string): boolean {
+    return this.sql.exec('SELECT 1 FROM endpoints WHERE endpoint_id = ?', endpointId).toArray().length > 0;
+  }
+  /** Grants the owner's endpoint; `unknown` when it is not theirs, `no_group` for a group they do not have. */
+  async putGrant(endpointId: string, grantee: Grantee, functions: GrantFunctions, owner: string): Promise<'ok' | 'unknown' | 'no_group' | 'too_many' | 'self'> {
+    if (!this.ownsEndpoint(endpointId)) return 'unknown';
+    if (grantee.kind === 'user' && grantee.id === owner) return 'self';
+    if (grantee.kind === 'group' && !this.sharing.group(grantee.id)) return 'no_group';
+    const existing = this.sharing.grants(endpointId).some((g) => (grantee.kind === 'user' ? g.user === grantee.id : g.group === grantee.id));
+    if (!existing && this.sharing.grantCount(endpointId) >= SHARING_LIMITS.maxGrants) return 'too_many';
+    this.sharing.putGrant(endpointId, grantee, functions, Date.now());
+    return 'ok';
+  }
+  async deleteGrant(endpointId: string, grantee: Grantee): Promise<'ok' | 'unknown' | 'no_grant'> {
+    if (!this.ownsEndpoint(endpointId)) return 'unknown';
+    return this.sharing.deleteGrant(endpointId, grantee) ? 'ok' : 'no_grant';
+  }
+  async grants(endpointId: string): Promise<EndpointGrant[] | null> {
+    return this.ownsEndpoint(endpointId) ? this.sharing.grants(endpointId) : null;
+  }
+  async putFunctionShare(functionUuid: string, grantee: Grantee, owner: string): Promise<'ok' | 'unknown' | 'no_group' | 'too_many' | 'self'> {
+    if (!(await this.getFunction(functionUuid))) return 'unknown';
+    if (grantee.kind === 'user' && grantee.id === owner) return 'self';
+    if (grantee.kind === 'group' && !this.sharing.group(grantee.id)) return 'no_group';
+    if (this.sharing.shareCount(functionUuid) >= SHARING_LIMITS.maxGrants) return 'too_many';
+    this.sharing.putFunctionShare(functionUuid, grantee, Date.now());
+    return 'ok';
+  }
+  async deleteFunctionShare(functionUuid: string, grantee: Grantee): Promise<'ok' | 'unknown' | 'no_grant'> {
+    if (!(await this.getFunction(functionUuid))) return 'unknown';
+    return this.sharing.deleteFunctionShare(functionUuid, grantee) ? 'ok' : 'no_grant';
+  }
+  async functionShares(functionUuid: string): Promise<FunctionShares | null> {
+    return (await this.getFunction(functionUuid)) ? this.sharing.functionShares(functionUuid) : null;
+  }
+  /** What `user` may do with this owner's endpoints and functions. */
+  async accessOf(user: string): Promise<GuestAccess> {
+    return this.sharing.accessOf(user);
   }
 
   // Access (src/gateway/auth/): keys, the owner's token not-before, provider identities.
@@ -140,6 +199,7 @@ export class Registry extends DurableObject<GatewayEnv> {
   }
 
   async deleteFunction(functionUuid: string): Promise<boolean> {
+    this.sharing.forgetFunction(functionUuid);
     return this.sql.exec('DELETE FROM functions WHERE function_uuid = ?', functionUuid).rowsWritten > 0;
   }
 
@@ -173,6 +233,7 @@ export class Registry extends DurableObject<GatewayEnv> {
   /** Drops a deleted endpoint from the owner's list (its name is free again); its lineage stays reachable. */
   async forgetEndpoint(endpointId: string): Promise<void> {
     this.sql.exec('DELETE FROM endpoints WHERE endpoint_id = ?', endpointId);
+    this.sharing.forgetEndpoint(endpointId);
   }
 
   /** Counts one submission in the owner's window when it fits the limits; older windows are dropped. */

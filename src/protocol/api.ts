@@ -348,3 +348,4 @@ export const OBJECT_LIMITS = {
 
 // People and machines (sign-in settings, instrument keys, revocation): their own module.
 export * from './auth-api';
+export * from './sharing-api';

@@ -76,6 +76,11 @@ export interface TaskLineage {
    * the gateway named the items from its own copy of the payload and result.
    */
   reported_by?: 'endpoint';
+  /**
+   * The user who submitted the task when it was not the owner: a guest of the owner's shared
+   * endpoint (issue 19). The task ran under the endpoint's account, as the owner's own tasks do.
+   */
+  submitted_by?: string;
 }
 
 /** A registered function as the document names it (looked up by the caller). */
@@ -226,6 +231,7 @@ export function provDocument(records: readonly TaskLineage[], context: ProvConte
     if (r.activity_id !== null) attrs['ferry:activity_id'] = r.activity_id;
     if (r.hostname !== null) attrs['ferry:host'] = r.hostname;
     if (r.reported_by === 'endpoint' && r.endpoint_id !== null) attrs['ferry:reportedBy'] = qualifiedName(provIds.endpoint(r.endpoint_id));
+    if (r.submitted_by !== undefined) attrs['ferry:submittedBy'] = r.submitted_by;
     const t = r.telemetry;
     if (t?.wall_time_s !== undefined) attrs['ferry:wall_time_s'] = t.wall_time_s;
     if (t?.cpu_time_s !== undefined) attrs['ferry:cpu_time_s'] = t.cpu_time_s;

@@ -174,13 +174,13 @@ it('every route, fuzzed as two users: no 5xx, every 4xx a code of the table, not
   const identities: Record<'alice' | 'bob', Identity> = {
     alice: {
       user: alice,
-      ids: { function_uuid: fn, endpoint_id: ep.endpoint_id, task_id: delivered.task_id, task_group_id, id: object.body.$ref, upload_id: upload.body.upload_id, n: '1' },
+      ids: { function_uuid: fn, endpoint_id: ep.endpoint_id, task_id: delivered.task_id, task_group_id, id: object.body.$ref, upload_id: upload.body.upload_id, n: '1', group_name: (await alice.call('post', '/v3/groups', { name: 'alice-group', members: [] })).body.name },
       endpointAccess: (await exchangeSecret(ep.endpoint_id, ep.token)).body.access_token,
       endpointSecret: ep.token,
     },
     bob: {
       user: bob,
-      ids: { function_uuid: bobFn, endpoint_id: bobEp.endpoint_id, task_id: bobTasks.task_ids[0]!, task_group_id: bobTasks.task_group_id, id: bobObject.body.$ref, upload_id: bobUpload.body.upload_id, n: '1' },
+      ids: { function_uuid: bobFn, endpoint_id: bobEp.endpoint_id, task_id: bobTasks.task_ids[0]!, task_group_id: bobTasks.task_group_id, id: bobObject.body.$ref, upload_id: bobUpload.body.upload_id, n: '1', group_name: (await bob.call('post', '/v3/groups', { name: 'bob-group', members: [] })).body.name },
       endpointAccess: (await exchangeSecret(bobEp.endpoint_id, bobEp.token)).body.access_token,
       endpointSecret: bobEp.token,
     },

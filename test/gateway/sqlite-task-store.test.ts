@@ -41,8 +41,8 @@ it('SQLite adapter: reads each state with its facts when asked, as its record ho
     await store.finishTasks([], [ids[1]!]);
     const states = await store.readStates(ids, true);
     for (const record of await store.readTasks(ids)) {
-      const { task_group_id, function_uuid, attempts, workflow_id, campaign_id } = record;
-      expect(states.get(record.task_id)!.facts).toEqual({ task_group_id, function_uuid, attempts, workflow_id, campaign_id });
+      const { task_group_id, function_uuid, attempts, workflow_id, campaign_id, submitter } = record;
+      expect(states.get(record.task_id)!.facts).toEqual({ task_group_id, function_uuid, attempts, workflow_id, campaign_id, submitter });
     }
     expect(states.get(ids[1]!)!.facts!.attempts).toBe(1);
     // Without asking, no facts.

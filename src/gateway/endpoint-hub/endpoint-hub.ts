@@ -40,6 +40,10 @@ import { StatusHistory } from './status-history';
 import { objectResultRef, resultObjectKey, spilledResultKey, taskDocJson } from './task-doc-json';
 import { ChangeCounter, changedTasks, migrateEventLog, readStatusEvent, recentStart, statusKey, writeStatusEvent, type EventsPage, type HubEvent, type HubFilter } from './event-log';
 import { EVENTS_SOCKET_PATH, EventSubscribers } from './event-subscribers';
+import { AuditLog } from './audit-log';
+import { SharingGuard, type ForeignFunctions } from './sharing-guard';
+import { migrateSubmitter } from './submitter-column';
+import type { AuditPage, GuestEndpointStatus } from '../../protocol/sharing-api';
 
 /** Headers by which the gateway tells the hub who opens the agent socket (already authenticated). */
 export const AGENT_SOCKET_HEADERS = { endpointId: 'x-ferry-endpoint-id', owner: 'x-ferry-owner', generation: 'x-ferry-secret-gen' } as const;
@@ -66,6 +70,10 @@ export interface Submission {
   idempotency?: { key: string; fingerprint: string } | undefined;
   /** A traced run (src/protocol/trace.ts): the gateway's hops so far. One task only. */
   trace?: TraceHops | undefined;
+  /** Functions that are not the submitter's (shared with them, or granted on an endpoint): absent when all are theirs. */
+  foreign?: ForeignFunctions | undefined;
+  /** The instrument key that made the request (the audit log's key_used). */
+  key_id?: string | undefined;
 }
 
 export interface Submitted {
@@ -85,7 +93,7 @@ export interface RunOutcome {
 }
 
 /** What routes call on a hub. Declared plainly: the RPC stub's mapped types recurse without end on JsonValue. */
-export type HubApi = Pick<EndpointHub, 'register' | 'update' | 'secretGeneration' | 'checkSecret' | 'revokeSecret' | 'describe' | 'status' | 'remove' | 'submit' | 'run' | 'taskDoc' | 'taskDocs' | 'taskGroup' | 'listTasks' | 'statusHistory' | 'cancel' | 'lineage' | 'lineageCount' | 'events' | 'holdsWorkflow' | 'fetch'>;
+export type HubApi = Pick<EndpointHub, 'register' | 'update' | 'secretGeneration' | 'checkSecret' | 'revokeSecret' | 'describe' | 'status' | 'remove' | 'submit' | 'run' | 'taskDoc' | 'taskDocs' | 'taskGroup' | 'listTasks' | 'statusHistory' | 'cancel' | 'lineage' | 'lineageCount' | 'events' | 'holdsWorkflow' | 'sharingChanged' | 'credentialRevoked' | 'audit' | 'fetch'>;
 
 export function hubOf(env: GatewayEnv, endpointId: string): HubApi {
   return env.ENDPOINT_HUB.get(env.ENDPOINT_HUB.idFromName(endpointId)) as unknown as HubApi;
@@ -156,6 +164,10 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   private readonly provenance: ProvenanceSink = discardProvenance;
   /** Tasks whose large result is being written to the object store by an earlier frame. */
   private readonly largeResultsInFlight = new Set<string>();
+  /** Security events besides the tasks' (audit-log.ts). */
+  private readonly auditLog: AuditLog;
+  /** Guests' grants, cached (sharing-guard.ts). */
+  private readonly guard: SharingGuard;
   private schemaReady: boolean;
   private record: EndpointRecord | null | undefined;
   /** undefined: not looked up since the object woke up. */
@@ -175,6 +187,13 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     this.lineagePending = new LineagePending(this.sql);
     this.statusSamples = new StatusHistory(this.sql);
     this.lineageOn = lineageEnabled(env);
+    this.auditLog = new AuditLog(this.sql, {
+      bucket: env.OBJECTS,
+      endpointId: () => this.endpoint()!.endpoint_id,
+      transaction: (writes) => this.ctx.storage.transactionSync(writes),
+      defer: (work) => this.ctx.waitUntil(work.catch((err: unknown) => logEvent('warn', 'audit segment write failed; its events wait in SQLite for the next batch', { error: String(err) }))),
+    });
+    this.guard = new SharingGuard(env);
     // An id nobody registered gets no tables: probing random ids leaves nothing behind.
     this.schemaReady = hasEndpointSchema(this.sql);
     if (this.schemaReady) {
@@ -185,6 +204,8 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       this.lineagePending.createSchema();
       this.statusSamples.createSchema();
       migrateEventLog(this.sql);
+      this.auditLog.createSchema();
+      migrateSubmitter(this.sql);
     }
     if (registerHub(ctx.id.toString())) this.drainForShutdown();
   }
@@ -236,6 +257,8 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       this.lineagePending.createSchema();
       this.statusSamples.createSchema();
       migrateEventLog(this.sql);
+      this.auditLog.createSchema();
+      migrateSubmitter(this.sql);
     });
     this.schemaReady = true;
   }
@@ -293,6 +316,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     for (const ws of this.agentSockets()) this.refuse(ws, 'TOKEN_REVOKED', REVOKED_MESSAGE, CLOSE.revoked);
     this.agentSocket = null;
     this.noteStatus();
+    this.auditLog.append('secret_revoked', owner, { secret_generation: bumped.secret_gen });
     return ok(bumped.secret_gen);
   }
 
@@ -301,9 +325,50 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     return record ? ok(endpointDoc(record)) : fail('NOT_FOUND');
   }
 
-  async status(owner: string): Promise<HubReply<EndpointStatus>> {
-    if (!this.owned(owner)) return fail('NOT_FOUND');
-    return ok(this.currentStatus());
+  /** The owner's full status; a guest's (a user the endpoint is shared with): online and queue length only. */
+  async status(caller: string): Promise<HubReply<EndpointStatus | GuestEndpointStatus>> {
+    if (this.owned(caller)) return ok(this.currentStatus());
+    const record = this.live();
+    if (!record || !(await this.guard.isGuest(record, caller))) {
+      if (record) this.auditLog.refused(caller, { action: 'status', reason: 'not_shared' });
+      return fail('NOT_FOUND');
+    }
+    const full = this.currentStatus();
+    return ok({ status: full.status, details: { queue_length: this.outbox.counts().queued + full.details.pending_tasks } });
+  }
+
+  /** The endpoint's record unless it was deleted (whoever asks: callers check who they are). */
+  private live(): EndpointRecord | null {
+    const record = this.endpoint();
+    return record && !record.deleted ? record : null;
+  }
+
+  // ---- sharing and audit (sharing-guard.ts, audit-log.ts) ----
+
+  /** The owner changed the endpoint's grants (or a group granted it): forget cached access, log it. */
+  async sharingChanged(owner: string, detail: Record<string, unknown>): Promise<HubReply<null>> {
+    const record = this.owned(owner, true);
+    if (!record) return fail('NOT_FOUND', 'endpoint not found');
+    this.guard.access.forgetOwner(owner);
+    this.auditLog.append('sharing_changed', owner, detail);
+    return ok(null);
+  }
+
+  /** The owner revoked a key that could reach this endpoint, or all their tokens: logged here. */
+  async credentialRevoked(owner: string, kind: 'key_revoked' | 'tokens_revoked', detail: Record<string, unknown>): Promise<HubReply<null>> {
+    if (!this.owned(owner)) return fail('NOT_FOUND', 'endpoint not found');
+    this.auditLog.append(kind, owner, detail);
+    return ok(null);
+  }
+
+  /** A page of the audit log: the owner's only (a guest or a stranger gets 404). */
+  async audit(owner: string, cursor: string | undefined, limit: number): Promise<HubReply<AuditPage>> {
+    const record = this.owned(owner, true);
+    if (!record) return fail('NOT_FOUND', 'endpoint not found');
+    // Tasks that ended are in their lineage records before the page is read.
+    await this.flushLineage();
+    const page = await this.auditLog.page(cursor, limit, this.segmentReader);
+    return ok({ endpoint_id: record.endpoint_id, ...page });
   }
 
   private currentStatus(): EndpointStatus {
@@ -339,7 +404,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     // The same key while its first request is still being stored: the answer is that request's.
     const inFlight = this.keyedInFlight.get(key);
     if (inFlight) return this.replay(await inFlight, idempotency.fingerprint);
-    const stored = this.owned(owner) ? this.submitKeys.find(key, nowSeconds()) : null;
+    const stored = this.live() ? this.submitKeys.find(key, nowSeconds()) : null;
     if (stored) return this.replay(ok(stored), idempotency.fingerprint);
     const storing = this.storeSubmission(owner, submission, { key, fingerprint: idempotency.fingerprint }).then((reply) =>
       reply.ok ? ok({ ...reply.value, fingerprint: idempotency.fingerprint }) : reply,
@@ -363,8 +428,22 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
 
   /** Stores the tasks and queues them; with `keyed` (the owner-scoped key), remembers the answer in the same transaction. */
   private async storeSubmission(owner: string, submission: Submission, keyed?: { key: string; fingerprint: string }): Promise<HubReply<Submitted>> {
-    const record = this.owned(owner);
+    const record = this.live();
     if (!record) return fail('NOT_FOUND', 'endpoint not found');
+    // The owner's own functions (the common case) pass without a lookup; a guest's grant is cached.
+    if (record.owner !== owner || submission.foreign) {
+      const refused = await this.guard.check(record, owner, submission.functions.map((f) => f.function_uuid), submission.foreign);
+      if (refused) {
+        this.auditLog.refused(owner, { action: 'submit', reason: refused.reason, ...(refused.function_uuid ? { function_uuid: refused.function_uuid } : {}) });
+        return refused.refusal;
+      }
+      const ref = record.owner !== owner ? this.guard.objectRefIn(submission.tasks) : null;
+      if (ref !== null) {
+        this.auditLog.refused(owner, { action: 'submit', reason: 'object_ref' });
+        return fail('FORBIDDEN', 'a guest passes data inline or as file:// references: objects are read with the endpoint owner\'s credentials', { reason: 'guest_object_ref' });
+      }
+    }
+    if (submission.key_id !== undefined) this.auditLog.keyUsed(owner, submission.key_id);
     if (record.allowed_functions) {
       const allowed = new Set(record.allowed_functions);
       const refused = submission.functions.find((f) => !allowed.has(f.function_uuid));
@@ -407,6 +486,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
         resource_specification_json: rs ?? null,
         tasks,
         owner,
+        ...(owner === record.owner ? {} : { submitter: owner }),
       },
       () => {
         this.outbox.saveFunctions(submission.functions);
@@ -443,16 +523,29 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   }
 
   async taskDoc(owner: string, taskId: string, waitMs: number): Promise<HubReply<string>> {
-    if (!this.owned(owner, true)) return fail('NOT_FOUND', 'task not found');
+    if (!this.owned(owner, true) && !(await this.submittedBy(owner, [taskId])).has(taskId)) return fail('NOT_FOUND', 'task not found');
     const { doc } = await this.awaitDoc(taskId, waitMs);
     return doc === null ? fail('NOT_FOUND', 'task not found') : ok(doc);
+  }
+
+  /** The ids among `taskIds` that `guest` submitted (a guest's tasks are theirs to read and cancel). */
+  private async submittedBy(guest: string, taskIds: readonly string[]): Promise<Set<string>> {
+    if (!this.schemaReady || taskIds.length === 0) return new Set();
+    const records = await this.store.readTasks(taskIds);
+    return new Set(records.filter((r) => r.submitter === guest).map((r) => r.task_id));
   }
 
   /** Task docs as JSON text by id; ids that are not this endpoint's or not the owner's are left out. */
   async taskDocs(owner: string, taskIds: readonly string[]): Promise<Record<string, string>> {
     const record = this.owned(owner, true);
-    if (!record) return {};
-    const mine = taskIds.filter((id) => endpointOfId(id) === record.endpoint_id);
+    const endpointId = this.endpoint()?.endpoint_id;
+    if (!endpointId) return {};
+    let mine = taskIds.filter((id) => endpointOfId(id) === endpointId);
+    // A guest reads the tasks they submitted.
+    if (!record) {
+      const theirs = await this.submittedBy(owner, mine);
+      mine = mine.filter((id) => theirs.has(id));
+    }
     const records = await this.store.readTasks(mine);
     const docs = await Promise.all(records.map((r) => this.encodeDoc(r)));
     const out: Record<string, string> = {};
@@ -481,7 +574,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
 
   /** Cancels a task that has not finished. Whichever the hub stores first, cancel or result, wins. */
   async cancel(owner: string, taskId: string): Promise<HubReply<string>> {
-    if (!this.owned(owner, true)) return fail('NOT_FOUND', 'task not found');
+    if (!this.owned(owner, true) && !(await this.submittedBy(owner, [taskId])).has(taskId)) return fail('NOT_FOUND', 'task not found');
     const state = (await this.store.readStates([taskId])).get(taskId);
     if (!state) return fail('NOT_FOUND', 'task not found');
     if (isFinal(state.state)) return fail('TASK_ALREADY_FINISHED', `task ${taskId} is already ${state.state}`);

@@ -92,7 +92,7 @@ export function changedTasks(sql: SqlStorage, filter: HubFilter, after: number, 
       filter.task_ids,
       (placeholders, chunk) => {
         const cursor = sql.exec(`SELECT ${RECORD_COLUMNS}, t.change_seq FROM tasks t JOIN task_requests r ON r.request_id = t.request_id WHERE t.change_seq > ? AND t.task_id IN (${placeholders})`, after, ...chunk);
-        for (const row of cursor.raw<[...RecordRow, number]>()) tasks.push({ seq: row[16], record: toRecord(row as unknown as RecordRow) });
+        for (const row of cursor.raw<[...RecordRow, number]>()) tasks.push({ seq: row[row.length - 1] as number, record: toRecord(row as unknown as RecordRow) });
       },
       1,
     );
@@ -111,7 +111,7 @@ export function changedTasks(sql: SqlStorage, filter: HubFilter, after: number, 
     ...bind,
     limit,
   );
-  for (const row of cursor.raw<[...RecordRow, number]>()) tasks.push({ seq: row[16], record: toRecord(row as unknown as RecordRow) });
+  for (const row of cursor.raw<[...RecordRow, number]>()) tasks.push({ seq: row[row.length - 1] as number, record: toRecord(row as unknown as RecordRow) });
   const full = tasks.length === limit;
   const position = full ? tasks[tasks.length - 1]!.seq : until;
   return { tasks, position, more: position < head };

@@ -90,6 +90,8 @@ export interface LineageSource {
   transitions: Record<string, number>;
   completion_t: number | null;
   execution: Execution | null;
+  /** A guest who submitted the task to the owner's shared endpoint (null or absent: the owner). */
+  submitter?: string | null | undefined;
 }
 
 /** A task's lineage record, from its final record and its items (named by the endpoint: `reportedBy`). */
@@ -121,6 +123,7 @@ export function lineageRecord(owner: string, endpointId: string, t: LineageSourc
     telemetry: Object.keys(telemetry).length > 0 ? telemetry : null,
     ...(execution?.lost_attempts?.length ? { attempt_history: attemptHistory(execution, t.state) } : {}),
     ...(reportedBy ? { reported_by: reportedBy } : {}),
+    ...(t.submitter && t.submitter !== owner ? { submitted_by: t.submitter } : {}),
   } satisfies TaskLineage;
 }
 

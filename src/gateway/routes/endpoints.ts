@@ -1,6 +1,7 @@
 // Endpoint registration and inspection, and the agent's WebSocket, handed to the endpoint's hub.
 
 import { z } from 'zod';
+import { GuestEndpointStatus } from '../../protocol/sharing-api';
 import { AllowedFunctions, DeleteEndpointResponse, EndpointAccessTokenResponse, EndpointDoc, EndpointList, EndpointStatus, RegisterEndpointRequest, RegisterEndpointResponse, RevokeEndpointSecretResponse, Uuid } from '../../protocol/api';
 import { FerryError } from '../../protocol/errors';
 import { mintEndpointAccessToken, mintEndpointToken } from '../auth';
@@ -100,11 +101,11 @@ export function registerEndpointRoutes(table: RouteTable): void {
     {
       method: 'get',
       path: '/v2/endpoints/{endpoint_id}/status',
-      summary: 'Online when an agent is connected and heartbeating; its last status report',
+      summary: 'Online when an agent is connected and heartbeating; its last status report. A user the endpoint is shared with sees online and queue length only',
       auth: 'user',
       keys: 'none',
       params: EndpointParams,
-      response: EndpointStatus,
+      response: z.union([EndpointStatus, GuestEndpointStatus]),
       errors: ['NOT_FOUND'],
     },
     async (c, { principal: { owner }, params }) => unwrap(await hubOf(c.env, params.endpoint_id).status(owner)),

@@ -5,7 +5,7 @@ import { DeleteFunctionResponse, FunctionDoc, RegisterFunctionRequest, RegisterF
 import { FerryError } from '../../protocol/errors';
 import { parseFunctionCode } from '../../functions/parse-function';
 import { parseShellTemplate, ShellTemplateError } from '../../functions/shell-template';
-import { cacheFunction, uncacheFunction } from '../function-cache';
+import { cacheFunction, readableFunctionOwner, uncacheFunction } from '../function-cache';
 import { functionUuid } from '../function-id';
 import { checkPythonFunction } from '../../functions/python-function';
 import { registryOf } from '../registry';
@@ -49,9 +49,11 @@ export function registerFunctionRoutes(table: RouteTable): void {
 
   defineRoute(
     table,
-    { method: 'get', path: '/v2/functions/{function_uuid}', summary: 'A registered function', auth: 'user', keys: 'none', params: FunctionParams, response: FunctionDoc, errors: ['NOT_FOUND'] },
+    { method: 'get', path: '/v2/functions/{function_uuid}', summary: "A registered function: the caller's own, or one shared with them", auth: 'user', keys: 'none', params: FunctionParams, response: FunctionDoc, errors: ['NOT_FOUND'] },
     async (c, { principal: { owner }, params }) => {
-      const doc = await registryOf(c.env, owner).getFunction(params.function_uuid);
+      // Another owner's function, when shared with the caller (or public), reads from its owner's registry.
+      const from = await readableFunctionOwner(c.env, owner, params.function_uuid);
+      const doc = from === null ? null : await registryOf(c.env, from).getFunction(params.function_uuid);
       if (!doc) throw new FerryError('NOT_FOUND', 'function not found');
       return doc;
     },

@@ -6,6 +6,7 @@ import { CreateKeyRequest, CreateKeyResponse, KEY_LIMITS, KeyDoc, KeyId, KeyList
 import { FerryError } from '../../protocol/errors';
 import { forgetKey, newKeySecret } from '../auth/keys';
 import { randomSuffix } from '../random-ids';
+import { hubOf } from '../endpoint-hub/endpoint-hub';
 import { registryOf } from '../registry';
 import { defineRoute, type RouteTable } from '../route-spec';
 
@@ -49,6 +50,9 @@ export function registerKeyRoutes(table: RouteTable): void {
       const doc = await registryOf(c.env, owner).revokeKey(params.key_id, Date.now());
       forgetKey(params.key_id);
       if (doc === null) throw new FerryError('NOT_FOUND', 'key not found');
+      // The endpoints the key could reach log it (src/gateway/endpoint-hub/audit-log.ts).
+      const endpoints = doc.scopes.endpoints === '*' ? await registryOf(c.env, owner).endpointIds() : doc.scopes.endpoints;
+      await Promise.all(endpoints.map((id) => hubOf(c.env, id).credentialRevoked(owner, 'key_revoked', { key_id: doc.key_id, name: doc.name })));
       return doc;
     },
   );

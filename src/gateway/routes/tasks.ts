@@ -72,10 +72,10 @@ export function registerTaskRoutes(table: RouteTable): void {
       body: SubmitRequest,
       headers: SubmissionHeaders,
       response: SubmitResponse,
-      errors: ['TOO_MANY_TASKS', 'NOT_FOUND', 'FUNCTION_NOT_PERMITTED', 'INVALID_ID', 'RATE_LIMITED', 'IDEMPOTENCY_KEY_REUSED'],
+      errors: ['TOO_MANY_TASKS', 'NOT_FOUND', 'FUNCTION_NOT_PERMITTED', 'FUNCTION_NOT_SHARED', 'FORBIDDEN', 'INVALID_ID', 'RATE_LIMITED', 'IDEMPOTENCY_KEY_REUSED'],
       example: { tasks: { '{function_uuid}': [{ args: [1, 2] }, { args: [3], kwargs: { b: 4 } }] } },
     },
-    async (c, { principal: { owner }, params, body, headers }) => {
+    async (c, { principal: { owner, key }, params, body, headers }) => {
       const functionUuids = Object.keys(body.tasks);
       let count = 0;
       for (const payloads of Object.values(body.tasks)) count += payloads.length;
@@ -90,8 +90,10 @@ export function registerTaskRoutes(table: RouteTable): void {
       // Counted before anything is stored: a refused request leaves no trace.
       const admission = await admitSubmission(c.env, owner, count);
       if (admission) for (const [name, value] of Object.entries(admissionHeaders(admission))) c.header(name, value);
-      const functions = await resolveFunctions(c.env, owner, functionUuids);
+      const { functions, foreign } = await resolveFunctions(c.env, owner, functionUuids);
       const submission: Submission = {
+        foreign,
+        key_id: key?.key_id,
         request_id: crypto.randomUUID(),
         task_group_id: body.task_group_id,
         workflow_id: body.workflow_id,
@@ -127,8 +129,8 @@ export function registerTaskRoutes(table: RouteTable): void {
       if (taskStoreKind(c.env) === 'redis') {
         // A finished task (or no wait) needs no hub: only a wait is woken by the endpoint's object.
         const doc = (await readDocsFromRedis(c.env, owner, [params.task_id])).get(params.task_id);
-        if (doc === undefined) throw new FerryError('NOT_FOUND', 'task not found');
-        if (waitMs === 0 || /^\{"task_id":"[^"]*","status":"(success|failed|cancelled)"/.test(doc)) return jsonText(doc);
+        // Not the caller's submission: the hub decides (the endpoint's owner reads a guest's task; anyone else gets 404).
+        if (doc !== undefined && (waitMs === 0 || /^\{"task_id":"[^"]*","status":"(success|failed|cancelled)"/.test(doc))) return jsonText(doc);
       }
       return jsonText(unwrap(await hubOf(c.env, endpointId).taskDoc(owner, params.task_id, waitMs)));
     },
@@ -199,16 +201,16 @@ export function registerTaskRoutes(table: RouteTable): void {
       headers: RunHeaders,
       response: TaskDoc,
       otherResponses: [{ status: 202, description: 'The task did not finish within `wait` seconds; the doc so far', schema: TaskDoc }],
-      errors: ['NOT_FOUND', 'FUNCTION_NOT_PERMITTED', 'RATE_LIMITED', 'IDEMPOTENCY_KEY_REUSED'],
+      errors: ['NOT_FOUND', 'FUNCTION_NOT_PERMITTED', 'FUNCTION_NOT_SHARED', 'FORBIDDEN', 'RATE_LIMITED', 'IDEMPOTENCY_KEY_REUSED'],
       example: { endpoint_id: '{endpoint_id}', function_uuid: '{function_uuid}', args: [1, 2], wait: 1 },
     },
-    async (c, { principal: { owner }, body, headers }) => {
+    async (c, { principal: { owner, key }, body, headers }) => {
       const trace: TraceHops | undefined = headers['ferry-trace'] ? [['gateway.routed', Date.now()]] : undefined;
       await admitSubmission(c.env, owner, 1);
       const payload_json = encodePayload(body.kwargs === undefined ? { args: body.args ?? [] } : { args: body.args ?? [], kwargs: body.kwargs });
-      const functions = await resolveFunctions(c.env, owner, [body.function_uuid]);
+      const { functions, foreign } = await resolveFunctions(c.env, owner, [body.function_uuid]);
       const waitMs = Math.round((body.wait ?? DEFAULT_RUN_WAIT_S) * 1000);
-      const submission: Submission = { request_id: crypto.randomUUID(), workflow_id: body.workflow_id, campaign_id: body.campaign_id, functions, tasks: [{ function_uuid: body.function_uuid, payload_json }] };
+      const submission: Submission = { foreign, key_id: key?.key_id, request_id: crypto.randomUUID(), workflow_id: body.workflow_id, campaign_id: body.campaign_id, functions, tasks: [{ function_uuid: body.function_uuid, payload_json }] };
       submission.idempotency = await idempotencyOf(headers['idempotency-key'], submission);
       submission.trace = trace;
       const outcome = unwrap(await hubOf(c.env, body.endpoint_id).run(owner, submission, waitMs));

@@ -4,6 +4,7 @@
 import { AuthConfig, RevokeUserTokensResponse, WhoAmI } from '../../protocol/auth-api';
 import { notBeforeAfter, rememberNotBefore } from '../auth/not-before';
 import { authProviders, isProduction, providerEndpoints } from '../auth/providers';
+import { hubOf } from '../endpoint-hub/endpoint-hub';
 import { registryOf } from '../registry';
 import { defineRoute, type RouteTable } from '../route-spec';
 
@@ -49,6 +50,9 @@ export function registerUserRoutes(table: RouteTable): void {
     async (c, { principal: { owner } }) => {
       const notBefore = await registryOf(c.env, owner).revokeTokens(notBeforeAfter(Date.now()));
       rememberNotBefore(owner, notBefore);
+      // Each of the owner's endpoints logs it (src/gateway/endpoint-hub/audit-log.ts).
+      const endpoints = await registryOf(c.env, owner).endpointIds();
+      await Promise.all(endpoints.map((id) => hubOf(c.env, id).credentialRevoked(owner, 'tokens_revoked', { not_before: notBefore / 1000 })));
       return { not_before: notBefore / 1000 };
     },
   );

@@ -18,6 +18,8 @@ export interface NewTaskBatch {
   tasks: ReadonlyArray<{ task_id: string; function_uuid: string }>;
   /** Who submitted them. A remote store keeps it with each task, so reads can check it without the hub. */
   owner?: string;
+  /** A guest who submitted them to an endpoint shared with them (absent: the endpoint's owner). */
+  submitter?: string;
 }
 
 export interface TaskStateRow {
@@ -35,6 +37,8 @@ export interface TaskFacts {
   attempts: number;
   workflow_id: string | null;
   campaign_id: string | null;
+  /** A guest who submitted the task (null: the endpoint's owner). */
+  submitter?: string | null;
 }
 
 export interface TaskRecord {
@@ -56,6 +60,8 @@ export interface TaskRecord {
   workflow_id: string | null;
   campaign_id: string | null;
   resource_specification_json: string | null;
+  /** A guest who submitted the task (null or absent: the endpoint's owner). */
+  submitter?: string | null;
 }
 
 /** A task entering a final state, with what it produced. */

@@ -245,7 +245,7 @@ export class RedisTaskStore implements TaskStore {
   }
 
   async readTasks(taskIds: readonly string[]): Promise<TaskRecord[]> {
-    return (await this.readRecords(taskIds)).map(({ owner: _owner, ...record }) => record);
+    return (await this.readRecords(taskIds)).map(({ owner, ...record }) => ({ ...record, submitter: owner }));
   }
 
   /** Records with the owner who submitted them: lets a route check ownership without the hub. */

@@ -8,7 +8,7 @@ import type { AlongsideWrites, FinishAlongside, FinishReport, NewTaskBatch, Task
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS task_requests (
-     request_id TEXT PRIMARY KEY, workflow_id TEXT, campaign_id TEXT, resource_specification TEXT, created_at REAL NOT NULL)`,
+     request_id TEXT PRIMARY KEY, workflow_id TEXT, campaign_id TEXT, resource_specification TEXT, created_at REAL NOT NULL, submitter TEXT)`,
   `CREATE TABLE IF NOT EXISTS task_groups (task_group_id TEXT PRIMARY KEY, created_at REAL NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS tasks (
      task_id TEXT PRIMARY KEY, task_group_id TEXT NOT NULL, request_id TEXT NOT NULL, function_uuid TEXT NOT NULL,
@@ -18,9 +18,9 @@ const SCHEMA = [
 ];
 
 export const RECORD_COLUMNS = `t.task_id, t.task_group_id, t.function_uuid, t.state, t.transitions, t.attempts, t.created_at,
-  t.result, t.result_ref, t.exception, t.stdout, t.completion_t, t.execution, r.workflow_id, r.campaign_id, r.resource_specification`;
+  t.result, t.result_ref, t.exception, t.stdout, t.completion_t, t.execution, r.workflow_id, r.campaign_id, r.resource_specification, r.submitter`;
 
-export type RecordRow = [string, string, string, string, string, number, number, string | null, string | null, string | null, string | null, number | null, string | null, string | null, string | null, string | null];
+export type RecordRow = [string, string, string, string, string, number, number, string | null, string | null, string | null, string | null, number | null, string | null, string | null, string | null, string | null, string | null];
 
 export class SqliteTaskStore implements TaskStore {
   /** `changes`: stamps each changed row's `change_seq` (the hub's event log, event-log.ts). */
@@ -42,12 +42,13 @@ export class SqliteTaskStore implements TaskStore {
     const transitions = JSON.stringify({ 'waiting-for-ep': batch.created_at });
     this.storage.transactionSync(() => {
       this.sql.exec(
-        'INSERT INTO task_requests (request_id, workflow_id, campaign_id, resource_specification, created_at) VALUES (?, ?, ?, ?, ?)',
+        'INSERT INTO task_requests (request_id, workflow_id, campaign_id, resource_specification, created_at, submitter) VALUES (?, ?, ?, ?, ?, ?)',
         batch.request_id,
         batch.workflow_id,
         batch.campaign_id,
         batch.resource_specification_json,
         batch.created_at,
+        batch.submitter ?? null,
       );
       if (batch.new_group) this.sql.exec('INSERT INTO task_groups (task_group_id, created_at) VALUES (?, ?)', batch.task_group_id, batch.created_at);
       if (this.changes) {
@@ -68,12 +69,12 @@ export class SqliteTaskStore implements TaskStore {
     if (withFacts) {
       forEachIdChunk(taskIds, (placeholders, chunk) => {
         const cursor = this.sql.exec(
-          `SELECT t.task_id, t.state, t.transitions, t.task_group_id, t.function_uuid, t.attempts, r.workflow_id, r.campaign_id
+          `SELECT t.task_id, t.state, t.transitions, t.task_group_id, t.function_uuid, t.attempts, r.workflow_id, r.campaign_id, r.submitter
              FROM tasks t JOIN task_requests r ON r.request_id = t.request_id WHERE t.task_id IN (${placeholders})`,
           ...chunk,
         );
-        for (const [task_id, state, transitions, task_group_id, function_uuid, attempts, workflow_id, campaign_id] of cursor.raw<[string, string, string, string, string, number, string | null, string | null]>()) {
-          states.set(task_id, { task_id, state: state as TaskState, transitions: JSON.parse(transitions), facts: { task_group_id, function_uuid, attempts, workflow_id, campaign_id } });
+        for (const [task_id, state, transitions, task_group_id, function_uuid, attempts, workflow_id, campaign_id, submitter] of cursor.raw<[string, string, string, string, string, number, string | null, string | null, string | null]>()) {
+          states.set(task_id, { task_id, state: state as TaskState, transitions: JSON.parse(transitions), facts: { task_group_id, function_uuid, attempts, workflow_id, campaign_id, submitter } });
         }
       });
       return states;
@@ -225,7 +226,7 @@ export class SqliteTaskStore implements TaskStore {
 }
 
 export function toRecord(row: RecordRow): TaskRecord {
-  const [task_id, task_group_id, function_uuid, state, transitions_json, attempts, created_at, result_json, result_ref, exception_json, stdout, completion_t, execution_json, workflow_id, campaign_id, resource_specification_json] = row;
+  const [task_id, task_group_id, function_uuid, state, transitions_json, attempts, created_at, result_json, result_ref, exception_json, stdout, completion_t, execution_json, workflow_id, campaign_id, resource_specification_json, submitter] = row;
   return {
     task_id,
     task_group_id,
@@ -243,5 +244,6 @@ export function toRecord(row: RecordRow): TaskRecord {
     workflow_id,
     campaign_id,
     resource_specification_json,
+    submitter,
   };
 }
