@@ -6,6 +6,7 @@
 // ArrayBuffer or typed array is a bytes body (src/endpoint/worker/sandbox.ts).
 
 import ivm from 'isolated-vm';
+import { LRUCache } from 'lru-cache';
 import { LIMITS, type Payload } from '../../protocol/api';
 import type { TaskException } from '../../protocol/errors';
 import type { FunctionSpec } from '../../protocol/wire';
@@ -73,7 +74,8 @@ function runnerSource(code: string): string {
 const ALLOCATION_ERRORS = /^(Array buffer allocation failed|Invalid string length)/;
 
 export class IsolatedVmSandbox implements Sandbox {
-  private readonly warm = new Map<string, Warm>();
+  /** Warm isolates by function uuid, least recently used evicted (and disposed) past maxWarm. */
+  private readonly warm: LRUCache<string, Warm>;
   private tail: Promise<unknown> = Promise.resolve();
   private readonly maxWarm: number;
   private readonly maxInlineResultBytes: number;
@@ -84,6 +86,7 @@ export class IsolatedVmSandbox implements Sandbox {
 
   constructor(private readonly options: IsolatedVmSandboxOptions = {}) {
     this.maxWarm = options.maxWarm ?? 8;
+    this.warm = new LRUCache<string, Warm>({ max: Math.max(1, this.maxWarm), dispose: release });
     this.maxInlineResultBytes = options.maxInlineResultBytes ?? LIMITS.maxInlineResultBytes;
     this.maxStdoutBytes = options.maxStdoutBytes ?? LIMITS.maxStdoutBytes;
     this.residentBytes = options.residentBytes ?? (() => process.memoryUsage.rss());
@@ -108,7 +111,7 @@ export class IsolatedVmSandbox implements Sandbox {
   }
 
   dispose(): void {
-    for (const uuid of [...this.warm.keys()]) this.drop(uuid);
+    this.warm.clear();
   }
 
   /** Number of warm isolates held; for tests and telemetry. */
@@ -240,21 +243,17 @@ export class IsolatedVmSandbox implements Sandbox {
   private async acquire(fn: FunctionSpec, opts: SandboxRunOptions, timeoutMs: number): Promise<Warm> {
     const found = this.warm.get(fn.function_uuid);
     const allowWasm = opts.allow_wasm === true;
-    if (found && found.code === fn.code && found.memory_mb === opts.memory_mb && found.allow_wasm === allowWasm && !found.isolate.isDisposed) {
-      // Re-insert to mark it most recently used.
-      this.warm.delete(fn.function_uuid);
-      this.warm.set(fn.function_uuid, found);
-      return found;
-    }
+    // get() marked it most recently used.
+    if (found && found.code === fn.code && found.memory_mb === opts.memory_mb && found.allow_wasm === allowWasm && !found.isolate.isDisposed) return found;
     this.drop(fn.function_uuid);
     const isolate = new ivm.Isolate({
       memoryLimit: opts.memory_mb,
       ...(this.options.onCatastrophicError ? { onCatastrophicError: this.options.onCatastrophicError } : {}),
     });
     const entry = { code: fn.code, memory_mb: opts.memory_mb, allow_wasm: allowWasm, isolate, capture: null, dataNotFound: false, dataPathRefused: false } as Omit<Warm, 'runner'> & { runner?: Warm['runner'] };
-    // Registered before the first await so the watchdog's drop() can dispose a half-built isolate.
+    // Registered before the first await so the watchdog's drop() can dispose a half-built isolate;
+    // past maxWarm, the least recently used one is evicted and disposed.
     this.warm.set(fn.function_uuid, entry as Warm);
-    this.evict();
     const context = await isolate.createContext();
     const write = new ivm.Callback((text: string): boolean => entry.capture?.append(String(text)) ?? true);
     await context.global.set('__ferryWrite', write);
@@ -280,21 +279,15 @@ export class IsolatedVmSandbox implements Sandbox {
     return entry as Warm;
   }
 
-  private evict(): void {
-    while (this.warm.size > this.maxWarm) {
-      const oldest = this.warm.keys().next().value;
-      if (oldest === undefined) break;
-      this.drop(oldest);
-    }
-  }
-
   private drop(uuid: string): void {
-    const entry = this.warm.get(uuid);
-    if (!entry) return;
     this.warm.delete(uuid);
-    entry.capture = null;
-    if (!entry.isolate.isDisposed) entry.isolate.dispose();
   }
+}
+
+/** An isolate leaving the warm set (dropped, evicted, cleared): disposed, its capture let go. */
+function release(entry: Warm): void {
+  entry.capture = null;
+  if (!entry.isolate.isDisposed) entry.isolate.dispose();
 }
 
 /**
