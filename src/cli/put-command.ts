@@ -4,6 +4,7 @@
 import { statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
+import { SingleBar } from 'cli-progress';
 import type { PutProgress } from '../sdk/objects';
 import { fail } from './cli-error';
 import { putFile } from './put-file';
@@ -23,31 +24,49 @@ function positiveInt(value: string): number {
   return n;
 }
 
-/** One line redrawn in place: `[#######.......]  48%  52.1 MB/s  96.0/200.0 MB`. */
-export function progressLine(progress: PutProgress, elapsedS: number, width = 30): string {
+/** A bar redrawn in place (cli-progress): `[#######.......]  48%  52.1 MB/s  96.0/200.0 MB`. */
+function progressBar(total: number, force: boolean): { update(p: PutProgress): void; stop(): void } {
   const mb = (n: number) => (n / 1e6).toFixed(1);
-  const rate = elapsedS > 0 ? progress.sent / 1e6 / elapsedS : 0;
-  if (progress.total === null || progress.total === 0) return `${mb(progress.sent)} MB  ${rate.toFixed(1)} MB/s`;
-  const fraction = Math.min(1, progress.sent / progress.total);
-  const filled = Math.round(fraction * width);
-  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(Math.floor(fraction * 100)).padStart(3)}%  ${rate.toFixed(1)} MB/s  ${mb(progress.sent)}/${mb(progress.total)} MB`;
+  const bar = new SingleBar({
+    stream: process.stderr,
+    format: '[{bar}] {percentage}%  {rate} MB/s  {sent}/{size} MB',
+    barCompleteChar: '#',
+    barIncompleteChar: '.',
+    barsize: 30,
+    hideCursor: null,
+    noTTYOutput: force,
+    notTTYSchedule: 250,
+    formatValue: (v, _options, type) => (type === 'percentage' ? String(v).padStart(3) : String(v)),
+  });
+  const started = performance.now();
+  bar.start(total, 0, { rate: '0.0', sent: mb(0), size: mb(total) });
+  return {
+    update: (p) => {
+      const elapsedS = (performance.now() - started) / 1000;
+      bar.update(p.sent, { rate: (elapsedS > 0 ? p.sent / 1e6 / elapsedS : 0).toFixed(1), sent: mb(p.sent) });
+    },
+    stop: () => bar.stop(),
+  };
 }
 
 export async function runPut(file: string, flags: PutFlags): Promise<void> {
   const client = gatewayClient(await freshGatewayAccess(flags));
   const total = statSync(file).size;
   const showProgress = flags.progress ?? Boolean(process.stderr.isTTY);
-  const started = performance.now();
-  const draw = (p: PutProgress) => process.stderr.write(`\r${progressLine(p, (performance.now() - started) / 1000)}`);
-  if (showProgress) draw({ sent: 0, total });
-  const ref = await putFile(client, file, {
-    ...(flags.contentType ? { contentType: flags.contentType } : {}),
-    ...(flags.ttl ? { ttlSeconds: flags.ttl } : {}),
-    ...(flags.partSize ? { partSize: flags.partSize * 1024 * 1024 } : {}),
-    ...(showProgress ? { onProgress: draw } : {}),
-  });
-  if (showProgress) process.stderr.write('\n');
-  process.stdout.write(JSON.stringify(ref) + '\n');
+  const bar = showProgress ? progressBar(total, flags.progress === true) : null;
+  try {
+    const ref = await putFile(client, file, {
+      ...(flags.contentType ? { contentType: flags.contentType } : {}),
+      ...(flags.ttl ? { ttlSeconds: flags.ttl } : {}),
+      ...(flags.partSize ? { partSize: flags.partSize * 1024 * 1024 } : {}),
+      ...(bar ? { onProgress: (p: PutProgress) => bar.update(p) } : {}),
+    });
+    bar?.stop();
+    process.stdout.write(JSON.stringify(ref) + '\n');
+  } catch (err) {
+    bar?.stop();
+    throw err;
+  }
 }
 
 export function registerPutCommand(program: Command): void {

@@ -1,8 +1,10 @@
-// Structured logs: one JSON object per line on stderr, quiet by default. FERRY_LOG=debug|info|warn|error
-// sets the level (default: info, which prints only lifecycle events and problems).
+// Structured logs (pino): one JSON object per line on stderr, quiet by default. FERRY_LOG=debug|info|warn|error
+// sets the level (default: info, which prints only lifecycle events and problems). A line is
+// `{"level","t",…bindings,"msg",…fields}`: the message goes in with the fields, so it comes before them.
+
+import { pino, type Logger as Pino } from 'pino';
 
 type Level = 'debug' | 'info' | 'warn' | 'error';
-const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
@@ -17,17 +19,22 @@ function envLevel(): Level {
   return v === 'debug' || v === 'info' || v === 'warn' || v === 'error' ? v : 'info';
 }
 
+function wrap(p: Pino): Logger {
+  // The level is fixed when the logger is made: a level below it costs one empty call.
+  const at = (level: Level) => (p.isLevelEnabled(level) ? (msg: string, fields?: Record<string, unknown>) => p[level]({ msg, ...fields }) : () => undefined);
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: (fields) => wrap(p.child(fields)) };
+}
+
 export function createLogger(base: Record<string, unknown> = {}, write: (line: string) => void = (l) => process.stderr.write(l)): Logger {
-  const min = ORDER[envLevel()];
-  const emit = (level: Level, msg: string, fields?: Record<string, unknown>) => {
-    if (ORDER[level] < min) return;
-    write(JSON.stringify({ t: new Date().toISOString(), level, msg, ...base, ...fields }) + '\n');
-  };
-  return {
-    debug: (m, f) => emit('debug', m, f),
-    info: (m, f) => emit('info', m, f),
-    warn: (m, f) => emit('warn', m, f),
-    error: (m, f) => emit('error', m, f),
-    child: (fields) => createLogger({ ...base, ...fields }, write),
-  };
+  const p = pino(
+    {
+      level: envLevel(),
+      base,
+      messageKey: 'msg',
+      timestamp: () => `,"t":"${new Date().toISOString()}"`,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    { write },
+  );
+  return wrap(p);
 }

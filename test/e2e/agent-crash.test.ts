@@ -1,8 +1,8 @@
 // Killing the agent with SIGKILL while it holds work, then starting it again, loses no task and
 // stores each result once: the journal replays what it had accepted.
 
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { eventually, startStack, succeededCount, type Stack, waitForWorkers } from '../helpers/stack';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import { startStack, succeededCount, type Stack, waitForWorkers } from '../helpers/stack';
 
 let stack: Stack;
 
@@ -27,10 +27,12 @@ it('SIGKILL of the agent with ≥ 100 tasks in its hands loses nothing', async (
   const { task_ids } = await alice.submitBatch(endpoint.endpointId, fn, payloads);
 
   // Mid-batch: results are coming back, and the agent still holds hundreds.
-  const held = await eventually(async () => {
+  const held = await vi.waitFor(async () => {
     const s = await alice.endpointStatus(endpoint.endpointId);
-    return s.details.outstanding_tasks >= 100 && (await succeededCount(alice, task_ids)) >= 20 ? s.details.outstanding_tasks : false;
-  }, 'results flowing, and the status report to show ≥ 100 outstanding tasks', 30_000, 50);
+    expect(s.details.outstanding_tasks, 'the status report to show ≥ 100 outstanding tasks').toBeGreaterThanOrEqual(100);
+    expect(await succeededCount(alice, task_ids), 'results flowing').toBeGreaterThanOrEqual(20);
+    return s.details.outstanding_tasks;
+  }, { timeout: 30_000, interval: 50 });
   await first.kill('SIGKILL');
   const before = await succeededCount(alice, task_ids);
   console.log(`agent killed while holding ${held} tasks; ${before} of 1000 had succeeded`);

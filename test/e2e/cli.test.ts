@@ -5,14 +5,14 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { EndpointConfigSchema } from '../../src/endpoint/config/endpoint-config';
 import { PROJECT_ROOT } from '../../src/cli/gateway-process';
 import type { Client } from '../../src/sdk/client';
 import { FerryApiError } from '../../src/sdk/errors';
 import { runFerry } from '../helpers/ferry-cli';
-import { eventually, startStack, type Stack, waitForWorkers } from '../helpers/stack';
+import { startStack, type Stack, waitForWorkers } from '../helpers/stack';
 
 
 let stack: Stack;
@@ -128,10 +128,10 @@ describe('ferry endpoint', () => {
     expect(run.stdout).toContain('stopped');
     expect(existsSync(join(dir(), 'endpoint.pid'))).toBe(false);
     // Its new parent (init) reaps it a moment after it exits.
-    await eventually(async () => !isAlive(pid), 'the agent process to be gone', 5000);
+    await vi.waitFor(() => expect(isAlive(pid), 'the agent process to be gone').toBe(false), { timeout: 5000, interval: 100 });
     const status = JSON.parse((await ferry(['endpoint', 'status', NAME, '--json'])).stdout);
     expect(status.process).toEqual({ running: false, pid: null });
-    await eventually(async () => (await alice.endpointStatus(endpointId)).status === 'offline', 'the gateway to see the endpoint offline', 30_000);
+    await vi.waitFor(async () => expect((await alice.endpointStatus(endpointId)).status, 'the gateway to see the endpoint offline').toBe('offline'), { timeout: 30_000, interval: 100 });
 
     const again = await ferry(['endpoint', 'stop', NAME]);
     expect(again.code, again.stderr).toBe(0);

@@ -4,10 +4,10 @@
 // speaks another protocol version is refused, and both logs name both versions.
 
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { PROJECT_ROOT } from '../../src/cli/gateway-process';
 import { PROTOCOL_VERSION } from '../../src/protocol/wire';
-import { eventually, startStack, type Stack, waitForWorkers } from '../helpers/stack';
+import { startStack, type Stack, waitForWorkers } from '../helpers/stack';
 
 let stack: Stack;
 
@@ -76,11 +76,11 @@ it('refuses an agent of another protocol version, naming both versions in both l
   const both = new RegExp(`protocol version ${other}.*version ${PROTOCOL_VERSION}`);
   const agentLine = agent.output().split('\n').find((l) => l.includes('UNSUPPORTED_PROTOCOL'));
   expect(agentLine, agent.output().slice(-3000)).toMatch(both);
-  const gatewayLine = await eventually(
-    async () => stack.gatewayOutput().split('\n').find((l) => l.includes('agent refused') && l.includes(endpoint.endpointId)),
-    'the gateway to log the refusal',
-    10_000,
-  );
+  const gatewayLine = await vi.waitFor(() => {
+    const line = stack.gatewayOutput().split('\n').find((l) => l.includes('agent refused') && l.includes(endpoint.endpointId));
+    expect(line, 'the gateway to log the refusal').toBeDefined();
+    return line!;
+  }, { timeout: 10_000, interval: 100 });
   expect(gatewayLine).toMatch(/UNSUPPORTED_PROTOCOL/);
   expect(gatewayLine).toMatch(both);
   console.log(`agent: ${agentLine!.trim().slice(0, 300)}\ngateway: ${gatewayLine.trim().slice(0, 300)}`);

@@ -3,14 +3,14 @@
 // executions in flight) tasks that ran more than once. Each test prints what the failure caused.
 
 import { execFileSync } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { TaskDoc } from '../../src/protocol/api';
 import type { Client } from '../../src/sdk/client';
 import { startBlackholeProxy } from '../helpers/blackhole-proxy';
 import { provJsonSchemaErrors, provStatements, readStatements, readWithPythonProv } from '../helpers/prov-json';
 import { ensureSlurm, type SlurmCluster } from '../helpers/slurm';
 import { unreadBytesOnPort } from '../helpers/processes';
-import { eventually, startStack, succeededCount, type EndpointHandle, type Stack, waitForWorkers } from '../helpers/stack';
+import { startStack, succeededCount, type EndpointHandle, type Stack, waitForWorkers } from '../helpers/stack';
 
 const N = 1000;
 /** ~8 ms of work each: a batch lasts a few seconds, so a failure lands on work in flight. */
@@ -75,10 +75,10 @@ describe('no task lost', () => {
     endpoint.start();
     await waitOnline(endpoint);
     const ids = await startBatch(endpoint);
-    await eventually(async () => {
+    await vi.waitFor(async () => {
       const d = (await alice.endpointStatus(endpoint.endpointId)).details;
-      return d.outstanding_tasks - d.pending_tasks >= 100;
-    }, 'the manager to hold ≥ 100 tasks', 30_000, 50);
+      expect(d.outstanding_tasks - d.pending_tasks, 'the manager to hold ≥ 100 tasks').toBeGreaterThanOrEqual(100);
+    }, { timeout: 30_000, interval: 50 });
     const [manager] = pgrep(['-f', `${endpoint.stateDir}/blocks/.*/connect.json`]);
     expect(manager).toBeGreaterThan(0);
     process.kill(manager!, 'SIGKILL');
@@ -94,7 +94,7 @@ describe('no task lost', () => {
     // once ended task 500 with one attempt: on a loaded machine the kill had landed after it ended.)
     const fn = await alice.registerFunction('(x) => { const end = Date.now() + (x === 500 ? 6000 : 8); while (Date.now() < end); return x * 3 }', { name: 'work-with-a-long-one' });
     const { task_ids: ids } = await alice.submitBatch(endpoint.endpointId, fn, Array.from({ length: N }, (_, i) => [i]));
-    await eventually(async () => (await alice.getTask(ids[500]!)).status === 'running', 'task 500 to be running', 60_000, 50);
+    await vi.waitFor(async () => expect((await alice.getTask(ids[500]!)).status, 'task 500 to be running').toBe('running'), { timeout: 60_000, interval: 50 });
     const [manager] = pgrep(['-f', `${endpoint.stateDir}/blocks/.*/connect.json`]);
     const workers = pgrep(['-P', String(manager), '-f', 'worker/main.ts']);
     expect(workers.length).toBe(2);
@@ -120,7 +120,7 @@ describe('no task lost', () => {
     // Long enough that the kill lands mid-task on a loaded machine; killed, it ends at once.
     const fn = await alice.registerFunction('(x) => { const end = Date.now() + 20000; while (Date.now() < end); return x }', { name: 'twenty-seconds' });
     const id = await alice.submit(endpoint.endpointId, fn, [1], undefined, { workflow_id: 'wf-no-retries' });
-    await eventually(async () => (await alice.getTask(id)).status === 'running', 'the task to be running', 60_000, 50);
+    await vi.waitFor(async () => expect((await alice.getTask(id)).status, 'the task to be running').toBe('running'), { timeout: 60_000, interval: 50 });
     const [manager] = pgrep(['-f', `${endpoint.stateDir}/blocks/.*/connect.json`]);
     for (const w of pgrep(['-P', String(manager), '-f', 'worker/main.ts'])) process.kill(w, 'SIGKILL');
     const [doc] = await alice.waitAll([id], { timeout: 60 });
@@ -144,7 +144,7 @@ describe('no task lost', () => {
       await waitOnline(endpoint);
       const fn = await alice.registerFunction(WORK, { name: 'work' });
       const first = (await alice.submitBatch(endpoint.endpointId, fn, Array.from({ length: 800 }, (_, i) => [i]))).task_ids;
-      await eventually(async () => (await successes(first)) >= 100, 'results flowing', 30_000, 50);
+      await vi.waitFor(async () => expect(await successes(first), 'results flowing').toBeGreaterThanOrEqual(100), { timeout: 30_000, interval: 50 });
       const outage = proxy.blackhole(10_000);
       // Submitted to the gateway directly while the agent's link is silent: delivered into the void.
       const during = (await alice.submitBatch(endpoint.endpointId, fn, Array.from({ length: N - 800 }, (_, i) => [800 + i]))).task_ids;
@@ -166,7 +166,7 @@ describe('no task lost', () => {
     const agent = endpoint.start();
     await waitOnline(endpoint);
     const ids = await startBatch(endpoint, 'wf-gateway-crash');
-    await eventually(async () => (await successes(ids)) >= 100, 'results flowing', 30_000, 50);
+    await vi.waitFor(async () => expect(await successes(ids), 'results flowing').toBeGreaterThanOrEqual(100), { timeout: 30_000, interval: 50 });
     const before = await successes(ids);
     // The gateway hangs, then its supervisor kills it: frozen (SIGSTOP), it reads nothing while the
     // agent keeps sending results; the SIGKILL lands once results wait unread in its sockets. Without
@@ -176,7 +176,7 @@ describe('no task lost', () => {
     // every second, and CI once killed on such bytes before this agent had sent a result unread.
     // More than 1 KiB is results: this agent's own status frames come one a second, ~200 bytes each.
     const pid = agent.child.pid!;
-    await eventually(async () => unreadBytesOnPort(stack.gateway.port, pid) > 1024, 'results unread by the frozen gateway', 30_000, 20);
+    await vi.waitFor(() => expect(unreadBytesOnPort(stack.gateway.port, pid), 'results unread by the frozen gateway').toBeGreaterThan(1024), { timeout: 30_000, interval: 20 });
     const unread = unreadBytesOnPort(stack.gateway.port, pid);
     await stack.restartGateway('SIGKILL');
     alice = await stack.client('alice');
@@ -208,7 +208,7 @@ describe('no task lost', () => {
     endpoint.start();
     await waitOnline(endpoint);
     const ids = await startBatch(endpoint);
-    await eventually(async () => (await successes(ids)) >= 100, 'results flowing', 60_000, 50);
+    await vi.waitFor(async () => expect(await successes(ids), 'results flowing').toBeGreaterThanOrEqual(100), { timeout: 60_000, interval: 50 });
     const jobs = execFileSync('squeue', ['-h', '-t', 'RUNNING', '-o', '%i %j'], { env: cluster.env, encoding: 'utf8' })
       .split('\n').filter((l) => l.includes('ferry-')).map((l) => l.split(' ')[0]!);
     expect(jobs).toHaveLength(1);

@@ -8,11 +8,11 @@ import { spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { PROJECT_ROOT, startGatewayProcess, type GatewayProcess } from '../../src/cli/gateway-process';
 import { Client } from '../../src/sdk/client';
 import { isAlive, killAll, listeningPorts, processTree, untilDead, workerdPids } from '../helpers/processes';
-import { eventually, startStack, waitForWorkers } from '../helpers/stack';
+import { startStack, waitForWorkers } from '../helpers/stack';
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
 
@@ -133,7 +133,7 @@ describe('the gateway launcher', () => {
     await waitForWorkers(client, endpoint.endpointId, 1);
     const sleep = await client.registerFunction('async () => { await new Promise((r) => setTimeout(r, 20000)); return 1; }', { name: 'sleep' });
     const taskId = await client.submit(endpoint.endpointId, sleep, []);
-    await eventually(async () => ['waiting-for-nodes', 'running'].includes((await client.getTask(taskId)).status), 'the agent to hold the task');
+    await vi.waitFor(async () => expect(['waiting-for-nodes', 'running'], 'the agent to hold the task').toContain((await client.getTask(taskId)).status), { timeout: 30_000, interval: 100 });
     const poll = fetch(`${stack.gateway.url}/v2/tasks/${taskId}?wait=60`, { headers: { authorization: `Bearer ${await stack.tokenFor('alice')}` } });
     // The poll must be held by the hub before the drain, or there is nothing to answer.
     await new Promise((r) => setTimeout(r, 300));
@@ -162,7 +162,7 @@ describe('npm start', () => {
     child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
     try {
-      await eventually(async () => /Ferry is running/.test(out), `npm start to say it runs:\n${out}`, 120_000);
+      await vi.waitFor(() => expect(out, 'npm start to say it runs').toMatch(/Ferry is running/), { timeout: 120_000, interval: 100 });
       const gatewayPort = Number(/gateway:\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(out)![1]);
       const ports = listeningPorts(child.pid!);
       expect(ports).toContain(gatewayPort);

@@ -4,10 +4,10 @@
 // cancelled before it connects, the function throws for some inputs, and once everything has
 // ended the provenance routes answer exactly one record per task, with the status the task has.
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Client } from '../../src/sdk/client';
 import { provJsonSchemaErrors } from '../helpers/prov-json';
-import { eventually, startStack, type Stack } from '../helpers/stack';
+import { startStack, type Stack } from '../helpers/stack';
 
 const TOTAL = 10_000;
 const WORKFLOW = 'wf-lineage-10k';
@@ -78,16 +78,12 @@ describe('lineage of a 10,000-task batch', () => {
     expect(statusCounts.failed).toBeGreaterThan(100);
 
     // The records, through the workflow query: exactly one per task.
-    const records = await eventually(
-      async () => {
-        const res = await get(`/v3/provenance?workflow_id=${WORKFLOW}&limit=${TOTAL}`);
-        expect(res.status, res.text.slice(0, 500)).toBe(200);
-        return res.body.records.length >= TOTAL ? (res.body.records as Record[]) : null;
-      },
-      `${TOTAL} records of ${WORKFLOW}`,
-      60_000,
-      500,
-    );
+    const records = await vi.waitFor(async () => {
+      const res = await get(`/v3/provenance?workflow_id=${WORKFLOW}&limit=${TOTAL}`);
+      expect(res.status, res.text.slice(0, 500)).toBe(200);
+      expect(res.body.records.length, `${TOTAL} records of ${WORKFLOW}`).toBeGreaterThanOrEqual(TOTAL);
+      return res.body.records as Record[];
+    }, { timeout: 60_000, interval: 500 });
     expect(records).toHaveLength(TOTAL);
     expect((await get(`/v3/provenance?workflow_id=${WORKFLOW}&format=count`)).body).toEqual({ count: TOTAL });
     const byTask = new Map(records.map((r) => [r.task_id, r]));

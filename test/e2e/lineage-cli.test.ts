@@ -7,10 +7,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Client } from '../../src/sdk/client';
 import { runFerry } from '../helpers/ferry-cli';
-import { eventually, startStack, type EndpointHandle, type Stack, waitForWorkers } from '../helpers/stack';
+import { startStack, type EndpointHandle, type Stack, waitForWorkers } from '../helpers/stack';
 
 
 let stack: Stack;
@@ -55,7 +55,7 @@ beforeAll(async () => {
   const docs = await alice.waitAll([ids.B, ids.C], { timeout: 30 });
   expect(docs.map((d) => d.status)).toEqual(['success', 'failed']);
   // Records are written with the outcomes; wait until the gateway shows all three.
-  await eventually(async () => (await ferry(['lineage', ids.C])).code === 0, 'the lineage of the last task');
+  await vi.waitFor(async () => expect((await ferry(['lineage', ids.C])).code, 'the lineage of the last task').toBe(0), { timeout: 30_000, interval: 100 });
 }, 180_000);
 
 afterAll(async () => {

@@ -7,10 +7,10 @@
 // xsd:dateTime.
 
 import { createHash } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Client } from '../../src/sdk/client';
 import { provJsonSchemaErrors, provStatements, readStatements, readWithPythonProv, type PythonReading, type ReadValue } from '../helpers/prov-json';
-import { eventually, startStack, type EndpointHandle, type Stack, waitForWorkers } from '../helpers/stack';
+import { startStack, type EndpointHandle, type Stack, waitForWorkers } from '../helpers/stack';
 
 const PROV = 'http://www.w3.org/ns/prov#';
 const FERRY = 'https://ferry.dev/ns/prov#';
@@ -76,10 +76,11 @@ describe('PROV-JSON export', () => {
     expect(ingest.status, ingest.text).toBe(200);
 
     // Every ended task has its record (the hub writes it with the outcome): wait for the three.
-    const records = await eventually(async () => {
+    const records = await vi.waitFor(async () => {
       const res = await api('/v3/provenance?workflow_id=wf-prov');
-      return res.body.records.length === 3 ? (res.body.records as Array<{ task_id: string; status: string; transitions: Record<string, number> }>) : null;
-    }, 'the three records of wf-prov');
+      expect(res.body.records, 'the three records of wf-prov').toHaveLength(3);
+      return res.body.records as Array<{ task_id: string; status: string; transitions: Record<string, number> }>;
+    }, { timeout: 30_000, interval: 100 });
     const bundle = await api('/v3/provenance?campaign_id=camp-prov&format=prov-json');
     expect(bundle.status, bundle.text).toBe(200);
     const doc = bundle.body as Record<string, Record<string, Record<string, unknown>>>;

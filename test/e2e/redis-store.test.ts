@@ -2,9 +2,9 @@
 // on a real endpoint, workerd is SIGKILLed while tasks are executing and started again on the same
 // state, and every task ends with its correct result. Runs once per TaskStore adapter.
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Client } from '../../src/sdk/client';
-import { eventually, startStack, succeededCount, type EndpointHandle, type TestTaskStore, waitForWorkers } from '../helpers/stack';
+import { startStack, succeededCount, type EndpointHandle, type TestTaskStore, waitForWorkers } from '../helpers/stack';
 
 type StartedStack = Awaited<ReturnType<typeof startStack>>;
 
@@ -36,7 +36,7 @@ describe.each<TestTaskStore>(['sqlite', 'redis'])('TASK_STORE=%s', (taskStore) =
     // with tasks executing, queued, or with results on their way, however fast this machine is.
     const first = await alice.submitBatch(endpoint.endpointId, fn, payloads.slice(0, 600), { maxTasksPerRequest: 200 });
     const task_group_id = first.task_group_id;
-    await eventually(async () => (await succeededCount(alice, first.task_ids)) >= 50, 'some tasks to finish before the kill', 60_000, 20);
+    await vi.waitFor(async () => expect(await succeededCount(alice, first.task_ids), 'some tasks to finish before the kill').toBeGreaterThanOrEqual(50), { timeout: 60_000, interval: 20 });
 
     await stack.restartGateway('SIGKILL');
 

@@ -8,12 +8,12 @@ import { createHash } from 'node:crypto';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { LIMITS, type Json, type ResultRef } from '../../src/protocol/api';
 import { readCredentials, writeCredentials } from '../../src/endpoint/ferry-home';
 import type { Client } from '../../src/sdk/client';
 import { vmRssBytes, workerdPids } from '../helpers/processes';
-import { eventually, startStack, type AgentProcess, type EndpointHandle, type Stack, waitForWorkers } from '../helpers/stack';
+import { startStack, type AgentProcess, type EndpointHandle, type Stack, waitForWorkers } from '../helpers/stack';
 
 const MiB = 1024 * 1024;
 const BIG = 50 * MiB;
@@ -240,16 +240,17 @@ describe('an agent killed while it uploads a result', () => {
       await waitForWorkers(alice, crashy.endpointId, 1);
       const size = 3 * MiB + 5;
       const id = await alice.submit(crashy.endpointId, bytesFn, [size, 21]);
-      await eventually(async () => proxy.held() > 0, 'the agent to start uploading the result', 60_000, 20);
+      await vi.waitFor(() => expect(proxy.held(), 'the agent to start uploading the result').toBeGreaterThan(0), { timeout: 60_000, interval: 20 });
       await first.kill('SIGKILL');
       expect((await alice.getTask(id)).status).not.toBe('success');
 
       proxy.release();
       crashy.start();
-      const doc = await eventually(async () => {
+      const doc = await vi.waitFor(async () => {
         const d = await alice.getTask(id, { wait: 5 });
-        return d.status === 'success' || d.status === 'failed' ? d : null;
-      }, 'the task to end after the restart', 60_000);
+        expect(['success', 'failed'], 'the task to end after the restart').toContain(d.status);
+        return d;
+      }, { timeout: 60_000, interval: 100 });
       expect(doc.status, JSON.stringify(doc.exception)).toBe('success');
       expect(doc.details.attempts).toBeGreaterThanOrEqual(2);
       expect(doc.result).toMatchObject({ size, sha256: sha256(generate(size, 21)) });

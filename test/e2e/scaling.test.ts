@@ -1,8 +1,8 @@
 // The scaling strategy seen through the endpoint's status report: a backlog larger than one
 // block's capacity grows the endpoint to max_blocks and no further; idle, it shrinks to min_blocks.
 
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { eventually, startStack, type Stack } from '../helpers/stack';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import { startStack, type Stack } from '../helpers/stack';
 
 let stack: Stack;
 beforeAll(async () => {
@@ -21,7 +21,7 @@ it('grows to max_blocks under a backlog and shrinks to min_blocks when idle', as
     manager_prefetch: 4,
   });
   endpoint.start();
-  await eventually(async () => (await alice.endpointStatus(endpoint.endpointId)).details.managers === 1, 'the first block', 60_000);
+  await vi.waitFor(async () => expect((await alice.endpointStatus(endpoint.endpointId)).details.managers, 'the first block').toBe(1), { timeout: 60_000, interval: 100 });
   // 10 ms each on one worker per block: 400 tasks keep 3 blocks busy for a few seconds.
   const fn = await alice.registerFunction('(x) => { const end = Date.now() + 10; while (Date.now() < end); return x }');
   const { task_ids } = await alice.submitBatch(endpoint.endpointId, fn, Array.from({ length: 400 }, (_, i) => [i]));
@@ -37,7 +37,7 @@ it('grows to max_blocks under a backlog and shrinks to min_blocks when idle', as
   })();
   const docs = await alice.waitAll(task_ids, { timeout: 120 });
   expect(docs.every((d) => d.status === 'success')).toBe(true);
-  await eventually(async () => (await alice.endpointStatus(endpoint.endpointId)).details.blocks === 1, 'shrinking back to min_blocks (1)', 30_000, 250);
+  await vi.waitFor(async () => expect((await alice.endpointStatus(endpoint.endpointId)).details.blocks, 'shrinking back to min_blocks (1)').toBe(1), { timeout: 30_000, interval: 250 });
   finished = true;
   await watcher;
   // The watcher's last sample may have been asked for before the shrink: read the end state afresh.

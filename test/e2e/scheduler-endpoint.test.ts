@@ -3,9 +3,9 @@
 // the job, every result returns, and the idle block is cancelled afterwards.
 
 import { execFileSync } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ensureSlurm, type SlurmCluster } from '../helpers/slurm';
-import { eventually, startStack, type Stack } from '../helpers/stack';
+import { startStack, type Stack } from '../helpers/stack';
 
 let cluster: SlurmCluster;
 let stack: Stack;
@@ -47,8 +47,8 @@ describe.each(['slurm', 'pbs'] as const)('an endpoint on %s', (type) => {
     expect(agent.output()).toMatch(/"msg":"manager connected"/);
     // Idle for max_idletime_s → the strategy cancels the block; the scheduler no longer runs it.
     await agent.waitForOutput(/"msg":"block cancelled"/, 30_000);
-    await eventually(async () => ferryJobs().length === 0, 'squeue to show no Ferry job', 30_000, 200);
-    await eventually(async () => (await alice.endpointStatus(endpoint.endpointId)).details.blocks === 0, 'the status report to show 0 blocks', 15_000);
+    await vi.waitFor(() => expect(ferryJobs(), 'squeue to show no Ferry job').toHaveLength(0), { timeout: 30_000, interval: 200 });
+    await vi.waitFor(async () => expect((await alice.endpointStatus(endpoint.endpointId)).details.blocks, 'the status report to show 0 blocks').toBe(0), { timeout: 15_000, interval: 100 });
     await agent.kill('SIGTERM');
   }, 180_000);
 });

@@ -2,7 +2,7 @@
 // test calls `taskStoreContract` with a way to get a fresh, empty store for a fresh endpoint; an
 // adapter that expires records (Redis) also calls `expiringTaskStoreContract`.
 
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { TaskOutcome, TaskStore } from '../../src/gateway/task-store/port';
 import type { TaskState } from '../../src/protocol/task-state';
 
@@ -70,14 +70,6 @@ async function bringTo(store: TaskStore, taskId: string, state: TaskState): Prom
     return;
   }
   await store.saveTransitions([{ task_id: taskId, from: 'waiting-for-ep', to: state, at: 1001 }]);
-}
-
-async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 export function taskStoreContract(adapter: string, withStore: WithStore): void {
@@ -265,7 +257,10 @@ export function expiringTaskStoreContract(adapter: string, withStore: WithStore)
         async (store, ep) => {
           const ids = await seed(store, ep, 3);
           expect((await store.readStates(ids)).size).toBe(3);
-          await waitFor('the tasks to expire', async () => (await store.readStates(ids)).size === 0 && !(await store.groupExists(idOf(ep, 0))), 10_000);
+          await vi.waitFor(async () => {
+            expect((await store.readStates(ids)).size, 'the tasks to expire').toBe(0);
+            expect(await store.groupExists(idOf(ep, 0)), 'the group to expire').toBe(false);
+          }, { timeout: 10_000, interval: 100 });
           expect(await store.readTasks(ids)).toEqual([]);
           expect(await store.groupTasks(idOf(ep, 0))).toBeNull();
           // A result arriving after expiry stores nothing (and resurrects no record without a TTL).

@@ -158,8 +158,11 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Polls `check` every 100 ms until it holds; throws at the deadline (with Slurm's logs if given). */
-export async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string, logDir?: string): Promise<void> {
+/**
+ * Polls `check` every 100 ms until it holds; throws at the deadline (with Slurm's logs if given).
+ * ensureSlurm's own: the benchmarks start clusters too, outside Vitest, where vi.waitFor cannot run.
+ */
+async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string, logDir?: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await check()) return;

@@ -213,7 +213,11 @@ export async function succeededCount(client: Client, taskIds: string[]): Promise
   return Object.values(await client.batchStatus(taskIds)).filter((d) => d.status === 'success').length;
 }
 
-/** Polls `probe` until it returns a truthy value, or throws at the deadline. */
+/**
+ * Polls `probe` until it returns a truthy value, or throws at the deadline. Tests use vi.waitFor;
+ * this one is for the benchmarks (bench/), which share these helpers and run outside Vitest,
+ * where vi.waitFor cannot run ("Vitest failed to access its internal state").
+ */
 export async function eventually<T>(probe: () => Promise<T | undefined | null | false>, what: string, timeoutMs = 30_000, everyMs = 100): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;

@@ -17,6 +17,8 @@ const requests: Array<{ method: string; range: string | undefined; auth: string 
 let server: Server;
 let url: string;
 let dir: string;
+/** GETs still to answer 503 (Retry-After: 0) before serving. */
+let unavailable = 0;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ferry-cache-'));
@@ -25,6 +27,7 @@ beforeAll(async () => {
     if (req.url !== `/v3/objects/${ID}`) return void res.writeHead(404).end('{"code":"NOT_FOUND","message":"object not found"}');
     const headers = { 'x-ferry-size': String(DATA.length), 'x-ferry-sha256': SHA };
     if (req.method === 'HEAD') return void res.writeHead(200, { ...headers, 'content-length': String(DATA.length) }).end();
+    if (req.method === 'GET' && unavailable > 0 && unavailable--) return void res.writeHead(503, { 'retry-after': '0' }).end('{"code":"UNAVAILABLE","message":"busy"}');
     const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
     if (!m) return void res.writeHead(200, headers).end(DATA);
     const a = Number(m[1]);
@@ -63,6 +66,18 @@ describe('ObjectCache', () => {
     expect(gets()).toHaveLength(3);
     expect(c.stats()).toMatchObject({ fetches: 3, chunks: 3, bytes: 2 * CHUNK + 123 });
     expect(requests.filter((r) => r.method === 'HEAD')).toHaveLength(1);
+  });
+
+  it('fetches a chunk again when the gateway could not serve it (503), and fails UNAVAILABLE once that does not mend', async () => {
+    requests.length = 0;
+    unavailable = 2;
+    const c = cache('retry');
+    const { data } = await c.read(ID, 10, 20);
+    expect(Buffer.compare(data, DATA.subarray(10, 20))).toBe(0);
+    expect(gets().map((r) => r.range)).toEqual(Array(3).fill(`bytes=0-${CHUNK - 1}`));
+    unavailable = 100;
+    await expect(c.read(ID, CHUNK, CHUNK + 1)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    unavailable = 0;
   });
 
   it('single-flight: 10 concurrent reads of one chunk make one fetch', async () => {

@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Agent, RetryAgent, request, type Dispatcher } from 'undici';
 import { FerryError } from '../../protocol/errors';
 import type { Logger } from '../log';
 
@@ -25,7 +26,6 @@ export interface ObjectCacheOptions {
   /** Bytes of chunks kept on disk; the least recently used go beyond this. */
   maxBytes: number;
   log: Logger;
-  fetch?: typeof fetch;
 }
 
 export interface ObjectInfo {
@@ -54,10 +54,8 @@ export class ObjectCache {
   private readonly infos = new Map<string, Promise<ObjectInfo>>();
   private bytes = 0;
   private readonly counts = { hits: 0, misses: 0, fetches: 0, evictions: 0 };
-  private readonly fetchImpl: typeof fetch;
 
   constructor(private readonly opts: ObjectCacheOptions) {
-    this.fetchImpl = opts.fetch ?? fetch;
     mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
     this.reopen();
   }
@@ -177,7 +175,7 @@ export class ObjectCache {
     const a = index * CHUNK;
     const b = Math.min(size, a + CHUNK) - 1;
     const res = await this.get(id, 'GET', { range: `bytes=${a}-${b}` });
-    const data = Buffer.from(await res.arrayBuffer());
+    const data = Buffer.from(await res.body.arrayBuffer());
     if (data.length !== b - a + 1) throw new FerryError('UNAVAILABLE', `the gateway sent ${data.length} bytes for chunk ${index} of ${id}, expected ${b - a + 1}`);
     this.store(id, index, data);
     return data;
@@ -220,25 +218,41 @@ export class ObjectCache {
 
   private async head(id: string): Promise<ObjectInfo> {
     const res = await this.get(id, 'HEAD', {});
-    const size = Number(res.headers.get('x-ferry-size') ?? res.headers.get('content-length'));
-    const sha256 = res.headers.get('x-ferry-sha256') ?? '';
+    await res.body.dump();
+    const header = (name: string) => { const v = res.headers[name]; return Array.isArray(v) ? v[0] : v; };
+    const size = Number(header('x-ferry-size') ?? header('content-length'));
+    const sha256 = header('x-ferry-sha256') ?? '';
     if (!Number.isInteger(size) || size < 0) throw new FerryError('UNAVAILABLE', `the gateway gave no size for object ${id}`);
     return { size, sha256 };
   }
 
-  private async get(id: string, method: 'GET' | 'HEAD', headers: Record<string, string>): Promise<Response> {
+  private async get(id: string, method: 'GET' | 'HEAD', headers: Record<string, string>): Promise<Dispatcher.ResponseData> {
     const url = `${this.opts.gatewayUrl.replace(/\/+$/, '')}/v3/objects/${id}`;
-    let res: Response;
+    let res: Dispatcher.ResponseData;
     try {
-      res = await this.fetchImpl(url, { method, headers: { authorization: `Bearer ${this.opts.token()}`, ...headers }, signal: AbortSignal.timeout(60_000) });
+      res = await request(url, { method, headers: { authorization: `Bearer ${this.opts.token()}`, ...headers }, signal: AbortSignal.timeout(60_000), dispatcher: downloads() });
     } catch (err) {
       throw new FerryError('UNAVAILABLE', `could not reach the gateway for object ${id}: ${(err as Error).message}`);
     }
-    if (res.ok) return res;
-    await res.body?.cancel().catch(() => undefined);
+    if (res.statusCode >= 200 && res.statusCode < 300) return res;
+    await res.body.dump().catch(() => undefined);
     // The gateway answers 404 for another owner's object as for a missing one.
-    if (res.status === 404 || res.status === 403) throw new FerryError('NOT_FOUND', `object ${id} not found`);
-    if (res.status === 416) throw new FerryError('RANGE_NOT_SATISFIABLE', `range outside object ${id}`);
-    throw new FerryError('UNAVAILABLE', `the gateway answered ${res.status} for object ${id}`);
+    if (res.statusCode === 404 || res.statusCode === 403) throw new FerryError('NOT_FOUND', `object ${id} not found`);
+    if (res.statusCode === 416) throw new FerryError('RANGE_NOT_SATISFIABLE', `range outside object ${id}`);
+    throw new FerryError('UNAVAILABLE', `the gateway answered ${res.statusCode} for object ${id}`);
   }
+}
+
+let retrying: RetryAgent | null = null;
+
+/**
+ * Reads of objects are idempotent GETs and HEADs: undici retries those that may mend (no answer,
+ * 429, 502-504) a few times with backoff, honouring Retry-After, before a read fails UNAVAILABLE.
+ */
+function downloads(): RetryAgent {
+  retrying ??= new RetryAgent(new Agent(), {
+    maxRetries: 3, minTimeout: 250, maxTimeout: 2_000, timeoutFactor: 2,
+    methods: ['GET', 'HEAD'], statusCodes: [429, 502, 503, 504],
+  });
+  return retrying;
 }

@@ -3,18 +3,17 @@
 // under the agent's state directory as they come and digested on the way; when the result's entry
 // arrives, the file is checked against the worker's size and sha256 and uploaded to the gateway as
 // an object of the endpoint's owner, with the agent's access token: one `PUT /v3/objects` up to
-// 64 MiB, a multipart upload above. Request bodies are read from the file through one small buffer
-// per request, refilled only once the socket has taken its bytes: the agent never holds a result
-// in memory, nor leaves a result's worth of spent buffers for the collector. The spool is emptied
+// 64 MiB, a multipart upload above, through undici. Request bodies are read from the file a small
+// buffer at a time, as the socket takes them: the agent never holds a result in memory. The spool is emptied
 // when the agent starts: a result not yet stored belongs to a task its journal still holds, which
 // runs again.
 
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { request as httpRequest, type ClientRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { request } from 'undici';
 import { OBJECT_LIMITS, type ObjectRef, type ResultRef } from '../../protocol/api';
 import type { ResultBody } from '../../protocol/interchange';
 import type { Logger } from '../log';
@@ -26,13 +25,15 @@ export interface ResultObjectsOptions {
   /** The agent's current access token (endpoint access tokens may store objects for their owner). */
   token: () => string;
   log: Logger;
-  /** For the JSON requests (multipart start, complete, abort); bodies of bytes go through node:http(s). */
-  fetch?: typeof fetch;
   /** Objects up to this size go in one PUT; default OBJECT_LIMITS.maxSinglePutBytes (64 MiB). */
   maxSinglePutBytes?: number;
   /** Bytes per part of a larger one; default OBJECT_LIMITS.defaultPartSize (16 MiB). */
   partSize?: number;
-  /** Waits between attempts of an upload the gateway could not take: doubling from min to max. */
+  /**
+   * Waits between attempts of an upload the gateway could not take: doubling from min to max.
+   * The whole upload is what is tried again, with the token current at each attempt, until the
+   * agent stops: not one request, which undici's RetryAgent would retry with the token it had.
+   */
   retryMinMs?: number;
   retryMaxMs?: number;
 }
@@ -76,13 +77,11 @@ interface Spool {
 export class ResultObjects {
   private readonly spools = new Map<string, Spool>();
   private readonly stopping = new AbortController();
-  private readonly fetchImpl: typeof fetch;
   private readonly maxSinglePutBytes: number;
   private readonly partSize: number;
   private seq = 0;
 
   constructor(private readonly opts: ResultObjectsOptions) {
-    this.fetchImpl = opts.fetch ?? fetch;
     this.maxSinglePutBytes = Math.min(opts.maxSinglePutBytes ?? OBJECT_LIMITS.maxSinglePutBytes, OBJECT_LIMITS.maxSinglePutBytes);
     this.partSize = opts.partSize ?? OBJECT_LIMITS.defaultPartSize;
     rmSync(opts.dir, { recursive: true, force: true });
@@ -218,63 +217,56 @@ export class ResultObjects {
   }
 
   /** A JSON request (or none) with the agent's token; the JSON answer, or GatewayAnswer. */
-  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await this.fetchImpl(this.opts.gatewayUrl + path, {
+  private async call<T>(method: 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
+    const res = await request(this.opts.gatewayUrl + path, {
       method,
       headers: { authorization: `Bearer ${this.opts.token()}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       signal: this.stopping.signal,
     });
-    return answerOf<T>(res.status, await res.text());
+    return answerOf<T>(res.statusCode, await res.body.text());
   }
 
-  /** Sends bytes [start, end) of a file as a request body, one buffer at a time; the JSON answer, or GatewayAnswer. */
-  private async sendFile<T>(method: string, path: string, file: FileHandle, start: number, end: number, contentType: string): Promise<T> {
-    const url = new URL(this.opts.gatewayUrl + path);
-    const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
-      method,
-      headers: { authorization: `Bearer ${this.opts.token()}`, 'content-type': contentType, 'content-length': String(end - start) },
-      signal: this.stopping.signal,
-    });
-    const answer = responseOf(req);
-    answer.catch(() => undefined); // awaited below; a failed write may come first
-    const buffer = Buffer.allocUnsafeSlow(Math.min(SEND_BUFFER_BYTES, Math.max(1, end - start)));
+  /** Sends bytes [start, end) of a file as a request body, read as the socket takes it; the JSON answer, or GatewayAnswer. */
+  private async sendFile<T>(method: 'PUT', path: string, file: FileHandle, start: number, end: number, contentType: string): Promise<T> {
+    let unreadable: SpoolUnreadable | null = null;
+    // At most one buffer read ahead of the socket.
+    const body = Readable.from(readRange(file, start, end, (err) => (unreadable = err)), { objectMode: false, highWaterMark: SEND_BUFFER_BYTES });
     try {
-      for (let at = start; at < end; ) {
-        let n: number;
-        try {
-          n = (await file.read(buffer, 0, Math.min(buffer.length, end - at), at)).bytesRead;
-        } catch (err) {
-          throw new SpoolUnreadable(`the spooled result could not be read: ${(err as Error).message}`);
-        }
-        if (n === 0) throw new SpoolUnreadable(`the spooled result ends at byte ${at}, before ${end}`);
-        // The buffer is filled again only once the socket has taken these bytes.
-        await new Promise<void>((resolve, reject) => req.write(buffer.subarray(0, n), (err) => (err ? reject(err) : resolve())));
-        at += n;
-      }
-      req.end();
+      const res = await request(this.opts.gatewayUrl + path, {
+        method,
+        headers: { authorization: `Bearer ${this.opts.token()}`, 'content-type': contentType, 'content-length': String(end - start) },
+        body,
+        signal: this.stopping.signal,
+      });
+      // The gateway may answer (and close) before taking the whole body: its answer says why.
+      return answerOf<T>(res.statusCode, await res.body.text());
     } catch (err) {
-      req.destroy();
-      // The gateway may have answered (and closed) before taking the whole body: its answer says why.
-      const early = await answer.catch(() => null);
-      if (early && !(err instanceof SpoolUnreadable)) return answerOf<T>(early.status, early.text);
-      throw err;
+      throw unreadable ?? err;
     }
-    const { status, text } = await answer;
-    return answerOf<T>(status, text);
   }
 }
 
-function responseOf(req: ClientRequest): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    req.once('error', reject);
-    req.once('response', (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.once('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-      res.once('error', reject);
-    });
-  });
+/** Bytes [start, end) of a spool file, SEND_BUFFER_BYTES at a time; a read that fails is SpoolUnreadable. */
+async function* readRange(file: FileHandle, start: number, end: number, failed: (err: SpoolUnreadable) => void): AsyncGenerator<Buffer> {
+  for (let at = start; at < end; ) {
+    const buffer = Buffer.allocUnsafeSlow(Math.min(SEND_BUFFER_BYTES, end - at));
+    let n: number;
+    try {
+      n = (await file.read(buffer, 0, buffer.length, at)).bytesRead;
+    } catch (err) {
+      const e = new SpoolUnreadable(`the spooled result could not be read: ${(err as Error).message}`);
+      failed(e);
+      throw e;
+    }
+    if (n === 0) {
+      const e = new SpoolUnreadable(`the spooled result ends at byte ${at}, before ${end}`);
+      failed(e);
+      throw e;
+    }
+    at += n;
+    yield n === buffer.length ? buffer : buffer.subarray(0, n);
+  }
 }
 
 function answerOf<T>(status: number, text: string): T {

@@ -2,8 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureSlurm, waitFor, type SlurmCluster } from '../../../test/helpers/slurm';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { ensureSlurm, type SlurmCluster } from '../../../test/helpers/slurm';
 import type { BlockState } from './provider';
 import { parseProviderSection, PbsProviderConfig } from '../config/provider-config';
 import { parseQstatFull, parseQstatTable, pbsBlockState, PbsProvider, renderPbsScript, type PbsProviderInput, type QstatJob } from './pbs-provider';
@@ -177,7 +177,7 @@ describe('PbsProvider on a real scheduler (Slurm\'s PBS wrappers)', () => {
   afterAll(async () => {
     if (provider) for (const id of submitted) await provider.cancel(id).catch(() => {});
     if (cluster) {
-      for (const id of submitted) await waitFor(() => !squeueLists(id), 20_000, `job ${id} to leave squeue`).catch(() => {});
+      for (const id of submitted) await vi.waitFor(() => expect(squeueLists(id), `job ${id} to leave squeue`).toBe(false), { timeout: 20_000, interval: 100 }).catch(() => {});
       await cluster.stop();
     }
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -197,9 +197,9 @@ describe('PbsProvider on a real scheduler (Slurm\'s PBS wrappers)', () => {
     expect(jobId).toMatch(/^\d+$/);
     expect(['pending', 'running']).toContain((await provider.status([jobId])).get(jobId));
 
-    await waitFor(async () => (await provider.status([jobId])).get(jobId) === 'running', 30_000, 'the block to run');
+    await vi.waitFor(async () => expect((await provider.status([jobId])).get(jobId), 'the block to run').toBe('running'), { timeout: 30_000, interval: 100 });
     const ran = join(dir, 'ran it.txt');
-    await waitFor(() => existsSync(ran) && readFileSync(ran, 'utf8').split('\n').length >= 4, 30_000, 'the manager stand-in to write its file');
+    await vi.waitFor(() => expect(existsSync(ran) && readFileSync(ran, 'utf8').split('\n').length >= 4, 'the manager stand-in to write its file').toBe(true), { timeout: 30_000, interval: 100 });
     console.info(`pbs job ${jobId}: command ran after ${Date.now() - t0} ms`);
     expect(readFileSync(ran, 'utf8')).toBe(`${connectFile}\n${jobId}\nit's "quoted" & spaced\n`);
     expect(readFileSync(join(dir, 'ferry-block-1-pbs.pbs'), 'utf8')).not.toContain(secret);
@@ -211,8 +211,8 @@ describe('PbsProvider on a real scheduler (Slurm\'s PBS wrappers)', () => {
     expect(shown).toContain(`StdOut=${join(dir, 'pbs.out')}`);
 
     await provider.cancel(jobId);
-    await waitFor(async () => (await provider.status([jobId])).get(jobId) === 'done', 30_000, 'the deleted block to be done');
-    await waitFor(() => !squeueLists(jobId), 30_000, 'squeue to drop the job');
+    await vi.waitFor(async () => expect((await provider.status([jobId])).get(jobId), 'the deleted block to be done').toBe('done'), { timeout: 30_000, interval: 100 });
+    await vi.waitFor(() => expect(squeueLists(jobId), 'squeue to drop the job').toBe(false), { timeout: 30_000, interval: 100 });
     await expect(provider.cancel(jobId)).resolves.toBeUndefined(); // qdel of a finished job fails; cancel does not
   });
 

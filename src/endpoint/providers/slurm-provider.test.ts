@@ -2,8 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureSlurm, waitFor, type SlurmCluster } from '../../../test/helpers/slurm';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { ensureSlurm, type SlurmCluster } from '../../../test/helpers/slurm';
 import type { BlockState } from './provider';
 import { parseProviderSection, SlurmProviderConfig } from '../config/provider-config';
 import { shellQuote } from './scheduler';
@@ -196,7 +196,7 @@ describe('SlurmProvider on a real Slurm', () => {
   afterAll(async () => {
     if (provider) for (const id of submitted) await provider.cancel(id).catch(() => {});
     if (cluster) {
-      for (const id of submitted) await waitFor(() => squeueLists(id).then((l) => !l), 20_000, `job ${id} to leave squeue`).catch(() => {});
+      for (const id of submitted) await vi.waitFor(async () => expect(await squeueLists(id), `job ${id} to leave squeue`).toBe(false), { timeout: 20_000, interval: 100 }).catch(() => {});
       await cluster.stop();
     }
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -218,10 +218,10 @@ describe('SlurmProvider on a real Slurm', () => {
     expect(jobId).toMatch(/^\d+$/);
     expect(['pending', 'running']).toContain((await provider.status([jobId])).get(jobId));
 
-    await waitFor(async () => (await provider.status([jobId])).get(jobId) === 'running', 30_000, 'the block to run');
+    await vi.waitFor(async () => expect((await provider.status([jobId])).get(jobId), 'the block to run').toBe('running'), { timeout: 30_000, interval: 100 });
     const tRunning = Date.now();
     const ran = join(dir, 'ran it.txt');
-    await waitFor(() => existsSync(ran) && readFileSync(ran, 'utf8').split('\n').length >= 4, 30_000, 'the manager stand-in to write its file');
+    await vi.waitFor(() => expect(existsSync(ran) && readFileSync(ran, 'utf8').split('\n').length >= 4, 'the manager stand-in to write its file').toBe(true), { timeout: 30_000, interval: 100 });
     console.info(`job ${jobId}: running after ${tRunning - t0} ms, command ran after ${Date.now() - t0} ms`);
     expect(readFileSync(ran, 'utf8')).toBe(`${connectFile}\n${jobId}\nit's "quoted" & spaced\n`);
 
@@ -234,8 +234,8 @@ describe('SlurmProvider on a real Slurm', () => {
 
     const tCancel = Date.now();
     await provider.cancel(jobId);
-    await waitFor(async () => (await provider.status([jobId])).get(jobId) === 'done', 30_000, 'the cancelled block to be done');
-    await waitFor(async () => !(await squeueLists(jobId)), 30_000, 'squeue to drop the job');
+    await vi.waitFor(async () => expect((await provider.status([jobId])).get(jobId), 'the cancelled block to be done').toBe('done'), { timeout: 30_000, interval: 100 });
+    await vi.waitFor(async () => expect(await squeueLists(jobId), 'squeue to drop the job').toBe(false), { timeout: 30_000, interval: 100 });
     console.info(`job ${jobId}: done ${Date.now() - tCancel} ms after scancel`);
     await expect(provider.cancel(jobId)).resolves.toBeUndefined(); // cancelling again is harmless
   });
@@ -251,10 +251,10 @@ describe('SlurmProvider on a real Slurm', () => {
     const bad = await mk('block-fails', 3);
     const good = await mk('block-ends', 0);
     submitted.push(bad, good);
-    await waitFor(async () => {
+    await vi.waitFor(async () => {
       const s = await provider.status([bad, good]);
-      return s.get(bad) === 'failed' && s.get(good) === 'done';
-    }, 30_000, 'the jobs to end failed / done');
+      expect([s.get(bad), s.get(good)], 'the jobs to end failed / done').toEqual(['failed', 'done']);
+    }, { timeout: 30_000, interval: 100 });
   });
 
   it('surfaces sbatch errors with the scheduler\'s message, as config errors when they are', async () => {

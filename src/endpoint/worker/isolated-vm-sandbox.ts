@@ -6,12 +6,15 @@
 // ArrayBuffer or typed array is a bytes body (src/endpoint/worker/sandbox.ts).
 
 import ivm from 'isolated-vm';
+import { LRUCache } from 'lru-cache';
 import { LIMITS, type Payload } from '../../protocol/api';
 import type { TaskException } from '../../protocol/errors';
 import type { FunctionSpec } from '../../protocol/wire';
 import { successFromBytes, successFromJson, type Sandbox, type SandboxOutcome, type SandboxRunOptions } from './sandbox';
 import { fallsUnder, mib, RSS_MARGIN_BYTES, watchResidentMemory } from './memory-watchdog';
 import { StdoutCapture } from './stdout-capture';
+import { CONSOLE_SOURCE, DATAREF_SOURCE, RUNNER_SOURCE, WASM_OFF_SOURCE } from './isolate-sources';
+import type { RunnerAnswer } from './isolate/types';
 
 export interface IsolatedVmSandboxOptions {
   /** Warm isolates kept at once; the least recently used one is disposed beyond this. */
@@ -44,13 +47,6 @@ export interface ObjectRead {
   sha256: string;
 }
 
-/** What the runner inside the isolate answers; plain strings only, so nothing of the isolate leaks out. */
-type RunnerAnswer =
-  | { kind: 'ok'; json: string }
-  | { kind: 'bytes'; data: Uint8Array }
-  | { kind: 'threw'; name: string; message: string; stack?: string }
-  | { kind: 'unserializable'; name: string; message: string };
-
 interface Warm {
   readonly code: string;
   readonly memory_mb: number;
@@ -65,189 +61,12 @@ interface Warm {
   dataPathRefused: boolean;
 }
 
-// Installs `console` from the host callback, then removes the callback from the global object so
-// the function cannot call it directly. Formatting happens here so only strings cross to the host.
-const CONSOLE_SOURCE = `(function () {
-  'use strict';
-  const write = globalThis.__ferryWrite;
-  delete globalThis.__ferryWrite;
-  let full = false;
-  const format = (v) => {
-    if (typeof v === 'string') return v;
-    if (v instanceof Error) return String(v.stack || v);
-    try { const j = JSON.stringify(v); if (j !== undefined) return j; } catch (e) {}
-    try { return String(v); } catch (e) { return Object.prototype.toString.call(v); }
-  };
-  const level = (prefix) => function (...args) {
-    if (full) return;
-    full = write(prefix + args.map(format).join(' ') + '\\n');
-  };
-  globalThis.console = Object.freeze({
-    log: level(''), info: level(''), debug: level(''), warn: level('WARN: '), error: level('ERROR: '),
-  });
-})();`;
-
-// Data by reference: an argument \`{"$ref": id}\`, \`{"$ref": "file:///abs/path"}\` or
-// \`{"$ref": id, "locations": ["file:///…"]}\` (top level of args, or a kwargs value) becomes a
-// DataRef. Nothing is fetched until a method is called: size() and sha256() ask the host once for
-// the size and digest; slice(start, end) (bytes start..end exclusive) reads only that range, which
-// the agent serves from a site file or the chunks covering it; bytes(), text() (UTF-8), json() read
-// all. A range outside the data is a RangeError. The agent decides where bytes come from and which
-// paths may be read; what goes to the host is a ref key (src/endpoint/agent/data-sources.ts): the
-// \`$ref\` alone, or JSON with the locations and/or \`digest: true\` (a file's sha256 is computed only
-// when asked for, so the size answer may carry none). The host callback is removed from the global
-// object and captured by the runner (see runnerSource), so user code cannot call it directly.
-const DATAREF_SOURCE = `(function () {
-  'use strict';
-  const read = globalThis.__ferryRead;
-  delete globalThis.__ferryRead;
-  const detail = (m, code) => m.slice(code.length).replace(/^: /, '');
-  const call = async (id, key, start, end) => {
-    let r;
-    try {
-      r = await read.apply(undefined, [key, start, end], { arguments: { copy: true }, result: { promise: true } });
-    } catch (e) {
-      const m = String((e && e.message) || e);
-      let x;
-      if (m.startsWith('FERRY_DATA_NOT_FOUND')) {
-        x = new Error(/^[0-9a-f]{64}$/.test(id) ? 'data reference ' + id + ' names no object this endpoint may read' : detail(m, 'FERRY_DATA_NOT_FOUND'));
-        x.name = 'DataNotFound';
-      }
-      else if (m.startsWith('FERRY_DATA_PATH_REFUSED')) { x = new Error(detail(m, 'FERRY_DATA_PATH_REFUSED')); x.name = 'DataPathRefused'; }
-      else if (m.startsWith('RANGE_NOT_SATISFIABLE')) x = new RangeError(m);
-      else { x = new Error(m); x.name = 'DataReadError'; }
-      throw x;
-    }
-    return r;
-  };
-  const utf8 = (bytes) => {
-    let s = '';
-    for (let i = 0; i < bytes.length; i += 8192) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192));
-    return decodeURIComponent(escape(s));
-  };
-  class DataRef {
-    #id; #locations; #info = null;
-    constructor(id, locations) { this.#id = id; this.#locations = locations; }
-    get id() { return this.#id; }
-    #key(digest) {
-      if (!this.#locations && !digest) return this.#id;
-      const k = { $ref: this.#id };
-      if (this.#locations) k.locations = this.#locations;
-      if (digest) k.digest = true;
-      return JSON.stringify(k);
-    }
-    async #meta() {
-      if (!this.#info) { const r = await call(this.#id, this.#key(false), 0, 0); this.#info = { size: r.size, sha256: r.sha256 }; }
-      return this.#info;
-    }
-    async size() { return (await this.#meta()).size; }
-    async sha256() {
-      const info = await this.#meta();
-      if (!info.sha256) info.sha256 = (await call(this.#id, this.#key(true), 0, 0)).sha256;
-      return info.sha256;
-    }
-    async slice(start, end) {
-      // A range given whole goes in one read, whose answer carries the size and digest; the size
-      // is asked for first only when the range needs it (no end, an empty range).
-      if (!this.#info && Number.isInteger(start) && Number.isInteger(end) && 0 <= start && start < end) {
-        let r = null;
-        try {
-          r = await call(this.#id, this.#key(false), start, end);
-        } catch (e) {
-          if (!(e instanceof RangeError)) throw e;
-        }
-        if (r) this.#info = { size: r.size, sha256: r.sha256 };
-        if (r && end <= r.size && r.data.byteLength === end - start) return new Uint8Array(r.data);
-      }
-      const size = (await this.#meta()).size;
-      if (end === undefined) end = size;
-      if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end < start || end > size) {
-        throw new RangeError('slice(' + start + ', ' + end + ') is outside the object (' + size + ' bytes)');
-      }
-      if (start === end) return new Uint8Array(0);
-      return new Uint8Array((await call(this.#id, this.#key(false), start, end)).data);
-    }
-    async bytes() { return this.slice(0, (await this.#meta()).size); }
-    async text() { return utf8(await this.bytes()); }
-    async json() { return JSON.parse(await this.text()); }
-    toJSON() { return this.#locations ? { $ref: this.#id, locations: this.#locations.slice() } : { $ref: this.#id }; }
-  }
-  const isLocations = (l) => Array.isArray(l) && l.length > 0 && l.every((x) => typeof x === 'string');
-  const isRef = (v) => v !== null && typeof v === 'object' && !Array.isArray(v) && typeof v.$ref === 'string'
-    && (Object.keys(v).length === 1 || (Object.keys(v).length === 2 && isLocations(v.locations)));
-  const toRef = (v) => (isRef(v) ? new DataRef(v.$ref, v.locations ? Object.freeze(v.locations.slice()) : undefined) : v);
-  globalThis.__ferryDataRefs = (payload) => {
-    const args = payload.args.map(toRef);
-    if (payload.kwargs === undefined) return args;
-    const kwargs = {};
-    for (const k of Object.keys(payload.kwargs)) kwargs[k] = toRef(payload.kwargs[k]);
-    return args.concat([kwargs]);
-  };
-})();`;
-
-// Where the endpoint does not allow WebAssembly (isolated-vm cannot count its memory), the
-// namespace is replaced before user code runs by one whose every function throws a clear error;
-// it stays an object so feature tests (`typeof WebAssembly`) do not throw. Nothing else in V8
-// reaches the original namespace.
-const WASM_OFF_SOURCE = `(function () {
-  'use strict';
-  const refuse = function () {
-    const e = new Error('WebAssembly is disabled on this endpoint (allow_wasm is off in its config)');
-    e.name = 'WebAssemblyDisabled';
-    throw e;
-  };
-  const off = {};
-  for (const k of Object.getOwnPropertyNames(WebAssembly)) if (typeof WebAssembly[k] === 'function') off[k] = refuse;
-  Object.defineProperty(globalThis, 'WebAssembly', { value: Object.freeze(off), writable: false, enumerable: false, configurable: false });
-})();`;
-
-// The function expression starts on line 1 of the script, so line numbers in stacks match the
-// user's code. Errors are described inside the isolate and cross as plain strings.
+// The scripts evaluated in each new isolate are typed source files in ./isolate, compiled by
+// `npm run build:isolate` into ./isolate-sources.ts. The runner's script is its one-line
+// expression applied to the DataRef builder and the function's code, which so starts on line 1
+// of the script: line numbers in stacks match the user's code.
 function runnerSource(code: string): string {
-  return `(function (withRefs, fn) {
-  'use strict';
-  delete globalThis.__ferryDataRefs;
-  const describe = (e) => {
-    try {
-      if (e !== null && typeof e === 'object' && typeof e.message === 'string') {
-        return { kind: 'threw', name: String(e.name || 'Error'), message: e.message, stack: typeof e.stack === 'string' ? e.stack : undefined };
-      }
-      let message;
-      try { message = typeof e === 'string' ? e : JSON.stringify(e); } catch (x) {}
-      return { kind: 'threw', name: 'ThrownValue', message: message === undefined ? String(e) : message };
-    } catch (x) {
-      return { kind: 'threw', name: 'ThrownValue', message: 'a value that cannot be described' };
-    }
-  };
-  return async function ferryRun(input) {
-    let value;
-    try {
-      if (typeof fn !== 'function') throw new TypeError('the function code does not evaluate to a function');
-      const payload = JSON.parse(input);
-      const args = withRefs(payload);
-      value = await fn(...args);
-    } catch (e) {
-      return describe(e);
-    }
-    // Bytes (an ArrayBuffer, a typed array or a DataView) are the result as they are; a view on
-    // part of a buffer is cut out, so only its own bytes are copied to the host.
-    if (value instanceof ArrayBuffer) return { kind: 'bytes', data: new Uint8Array(value) };
-    if (ArrayBuffer.isView(value)) {
-      const whole = value.byteOffset === 0 && value.byteLength === value.buffer.byteLength;
-      return { kind: 'bytes', data: new Uint8Array(whole ? value.buffer : value.buffer.slice(value.byteOffset, value.byteOffset + value.byteLength)) };
-    }
-    let json;
-    try {
-      json = JSON.stringify(value === undefined ? null : value);
-    } catch (e) {
-      const d = describe(e);
-      return { kind: 'unserializable', name: d.name, message: d.message };
-    }
-    if (typeof json !== 'string') return { kind: 'unserializable', name: 'TypeError', message: 'a ' + typeof value + ' has no JSON form' };
-    return { kind: 'ok', json };
-  };
-})(globalThis.__ferryDataRefs, (${code}
-))`;
+  return `${RUNNER_SOURCE}(globalThis.__ferryDataRefs, (${code}\n))`;
 }
 
 // Errors V8 raises when a function tries to allocate past what its isolate may hold, without
@@ -255,7 +74,8 @@ function runnerSource(code: string): string {
 const ALLOCATION_ERRORS = /^(Array buffer allocation failed|Invalid string length)/;
 
 export class IsolatedVmSandbox implements Sandbox {
-  private readonly warm = new Map<string, Warm>();
+  /** Warm isolates by function uuid, least recently used evicted (and disposed) past maxWarm. */
+  private readonly warm: LRUCache<string, Warm>;
   private tail: Promise<unknown> = Promise.resolve();
   private readonly maxWarm: number;
   private readonly maxInlineResultBytes: number;
@@ -266,6 +86,7 @@ export class IsolatedVmSandbox implements Sandbox {
 
   constructor(private readonly options: IsolatedVmSandboxOptions = {}) {
     this.maxWarm = options.maxWarm ?? 8;
+    this.warm = new LRUCache<string, Warm>({ max: Math.max(1, this.maxWarm), dispose: release });
     this.maxInlineResultBytes = options.maxInlineResultBytes ?? LIMITS.maxInlineResultBytes;
     this.maxStdoutBytes = options.maxStdoutBytes ?? LIMITS.maxStdoutBytes;
     this.residentBytes = options.residentBytes ?? (() => process.memoryUsage.rss());
@@ -290,7 +111,7 @@ export class IsolatedVmSandbox implements Sandbox {
   }
 
   dispose(): void {
-    for (const uuid of [...this.warm.keys()]) this.drop(uuid);
+    this.warm.clear();
   }
 
   /** Number of warm isolates held; for tests and telemetry. */
@@ -422,21 +243,17 @@ export class IsolatedVmSandbox implements Sandbox {
   private async acquire(fn: FunctionSpec, opts: SandboxRunOptions, timeoutMs: number): Promise<Warm> {
     const found = this.warm.get(fn.function_uuid);
     const allowWasm = opts.allow_wasm === true;
-    if (found && found.code === fn.code && found.memory_mb === opts.memory_mb && found.allow_wasm === allowWasm && !found.isolate.isDisposed) {
-      // Re-insert to mark it most recently used.
-      this.warm.delete(fn.function_uuid);
-      this.warm.set(fn.function_uuid, found);
-      return found;
-    }
+    // get() marked it most recently used.
+    if (found && found.code === fn.code && found.memory_mb === opts.memory_mb && found.allow_wasm === allowWasm && !found.isolate.isDisposed) return found;
     this.drop(fn.function_uuid);
     const isolate = new ivm.Isolate({
       memoryLimit: opts.memory_mb,
       ...(this.options.onCatastrophicError ? { onCatastrophicError: this.options.onCatastrophicError } : {}),
     });
     const entry = { code: fn.code, memory_mb: opts.memory_mb, allow_wasm: allowWasm, isolate, capture: null, dataNotFound: false, dataPathRefused: false } as Omit<Warm, 'runner'> & { runner?: Warm['runner'] };
-    // Registered before the first await so the watchdog's drop() can dispose a half-built isolate.
+    // Registered before the first await so the watchdog's drop() can dispose a half-built isolate;
+    // past maxWarm, the least recently used one is evicted and disposed.
     this.warm.set(fn.function_uuid, entry as Warm);
-    this.evict();
     const context = await isolate.createContext();
     const write = new ivm.Callback((text: string): boolean => entry.capture?.append(String(text)) ?? true);
     await context.global.set('__ferryWrite', write);
@@ -462,21 +279,15 @@ export class IsolatedVmSandbox implements Sandbox {
     return entry as Warm;
   }
 
-  private evict(): void {
-    while (this.warm.size > this.maxWarm) {
-      const oldest = this.warm.keys().next().value;
-      if (oldest === undefined) break;
-      this.drop(oldest);
-    }
-  }
-
   private drop(uuid: string): void {
-    const entry = this.warm.get(uuid);
-    if (!entry) return;
     this.warm.delete(uuid);
-    entry.capture = null;
-    if (!entry.isolate.isDisposed) entry.isolate.dispose();
   }
+}
+
+/** An isolate leaving the warm set (dropped, evicted, cleared): disposed, its capture let go. */
+function release(entry: Warm): void {
+  entry.capture = null;
+  if (!entry.isolate.isDisposed) entry.isolate.dispose();
 }
 
 /**
