@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { LIMITS, type Payload } from '../../protocol/api';
 import { MAX_JSON_DEPTH } from '../../protocol/json-depth';
 import type { FunctionSpec } from '../../protocol/wire';
@@ -138,7 +138,10 @@ describe('IsolatedVmSandbox: WebAssembly and resident memory', () => {
       expect(e.message).toMatch(/resident memory to \d+ MiB, past its limit of \d+ MiB \(task_memory_mb 64 /);
       // The isolate holding it is gone, and with it the memory (384 MiB had it completed).
       expect(own.warmCount).toBe(0);
-      expect(rss() - before).toBeLessThan(100 * MIB);
+      // V8 frees a disposed isolate's WebAssembly memory a few milliseconds after dispose() returns
+      // (measured here: 136 and 181 MiB still resident at once, under 100 MiB 11-12 ms later): wait
+      // for it to come back, within a bound, rather than read it once.
+      await vi.waitFor(() => expect(rss() - before).toBeLessThan(100 * MIB), { timeout: 5000, interval: 10 });
       expect(await own.run(hog, { args: [false] }, allowed)).toMatchObject({ status: 'success', result: 'alive' });
     } finally {
       own.dispose();
