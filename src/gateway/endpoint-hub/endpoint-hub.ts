@@ -16,13 +16,12 @@ import type { TaskLineage } from '../../provenance/prov-document';
 import { discardProvenance, type ProvenanceSink } from '../../provenance/task-events';
 import { LineageIndex, type LineageQuery, type SegmentReader } from '../lineage-index';
 import { registerHub } from '../drain';
-import { heartbeatSeconds, lineageEnabled, redisSettings, taskStoreKind, taskTtlSeconds, type GatewayEnv } from '../env';
+import { heartbeatSeconds, lineageEnabled, taskStoreKind, type GatewayEnv } from '../env';
 import { fail, ok, type HubReply } from '../hub-reply';
 import { validationError } from '../http-errors';
 import { logEvent } from '../log';
 import { randomSuffix, taskSuffixes } from '../random-ids';
-import { redisClient } from '../task-store/redis-client';
-import { RedisTaskStore } from '../task-store/redis-task-store';
+import { redisTaskStoreFor } from '../task-store/redis-task-store-for';
 import { SqliteTaskStore } from '../task-store/sqlite-task-store';
 import type { TaskListFilter, TaskListPage, TaskOutcome, TaskRecord, TaskStore } from '../task-store/port';
 import { isOverBytes } from '../text-size';
@@ -222,12 +221,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     if (this.taskStore) return this.taskStore;
     if (!this.remoteStore) return (this.taskStore = this.sqliteStore);
     const endpointId = this.endpoint()?.endpoint_id;
-    const store = new RedisTaskStore({
-      redis: redisClient(redisSettings(this.env)),
-      ttlSeconds: taskTtlSeconds(this.env),
-      ...(endpointId ? { endpointId } : {}),
-      local: (writes) => this.ctx.storage.transactionSync(writes),
-    });
+    const store = redisTaskStoreFor(this.env, { ...(endpointId ? { endpointId } : {}), local: (writes) => this.ctx.storage.transactionSync(writes) });
     if (endpointId) this.taskStore = store;
     return store;
   }

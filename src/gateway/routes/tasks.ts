@@ -11,10 +11,9 @@ import { submissionFingerprint } from '../endpoint-hub/submit-keys';
 import { resolveFunctions } from '../function-cache';
 import { unwrap } from '../hub-reply';
 import { admissionHeaders, admitSubmission } from '../rate-limit/rate-limit';
-import { redisSettings, taskStoreKind, taskTtlSeconds, type GatewayEnv } from '../env';
+import { taskStoreKind, type GatewayEnv } from '../env';
 import { spilledResultKey, taskDocJson } from '../endpoint-hub/task-doc-json';
-import { redisClient } from '../task-store/redis-client';
-import { RedisTaskStore } from '../task-store/redis-task-store';
+import { redisTaskStoreFor } from '../task-store/redis-task-store-for';
 import { defineRoute, jsonText, type RouteTable } from '../route-spec';
 import { isOverBytes } from '../text-size';
 
@@ -40,7 +39,7 @@ function encodePayload(payload: { args: unknown[]; kwargs?: Record<string, unkno
  * here as the hub checks the endpoint's owner (the only one who may submit to it).
  */
 async function readDocsFromRedis(env: GatewayEnv, owner: string, ids: readonly string[]): Promise<Map<string, string>> {
-  const store = new RedisTaskStore({ redis: redisClient(redisSettings(env)), ttlSeconds: taskTtlSeconds(env) });
+  const store = redisTaskStoreFor(env);
   const records = (await store.readRecords(ids)).filter((r) => r.owner === owner);
   const docs = await Promise.all(
     records.map(async (r) => {
