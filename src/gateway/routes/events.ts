@@ -23,8 +23,10 @@ import { defineRoute, type RouteTable } from '../route-spec';
 const PAGE_EVENTS = 500;
 /**
  * When a hub's changes are read. A write that ended tasks is read at once (results are what a
- * client waits for), unless the stream's last read began less than READ_GAP_MS ago: under load,
- * one read then carries many writes. A change that ended no task (a submit, an ack, a task
+ * client waits for), unless the stream is busy, its last read having carried more than one event,
+ * and began less than READ_GAP_MS ago: under load, one read then carries many writes. A client
+ * waiting on one task at a time is never held by the gap (it held each result ~5 ms when tasks
+ * took less than READ_GAP_MS: 6 ms from hub to client against a long-poll's 2, on a quiet box). A change that ended no task (a submit, an ack, a task
  * running) waits up to GATHER_MS for more, so a task that passed several states is read once, in
  * its latest, and a result that comes meanwhile is read with it.
  */
@@ -150,6 +152,8 @@ interface HubFollow {
   unreadSince: number;
   /** When the last read began (ms). */
   readAt: number;
+  /** Events the last read carried: more than one means the hub is busy, and reads keep READ_GAP_MS apart. */
+  lastReadCount: number;
   /** A read waiting for GATHER_MS to pass. */
   timer: ReturnType<typeof setTimeout> | null;
 }
@@ -170,7 +174,7 @@ async function openStream(env: GatewayEnv, owner: string, hubs: Map<string, HubF
     // Subscribed before the first read: a write between the two is announced, never missed.
     for (const [endpointId, filter] of hubs) {
       const socket = await subscribe(env, endpointId, owner);
-      follows.push({ endpointId, filter, socket, position: 0, head: 0, more: false, reading: false, ended: false, unreadSince: 0, readAt: 0, timer: null });
+      follows.push({ endpointId, filter, socket, position: 0, head: 0, more: false, reading: false, ended: false, unreadSince: 0, readAt: 0, lastReadCount: 0, timer: null });
     }
     const pages = await Promise.all(follows.map((f) => hubOf(env, f.endpointId).events(owner, f.filter, cursor ? (cursor.get(f.endpointId) ?? 0) : null, PAGE_EVENTS, true)));
     for (const page of pages) firstPages.push(unwrap(page));
@@ -216,7 +220,8 @@ async function openStream(env: GatewayEnv, owner: string, hubs: Map<string, HubF
     try {
       while (!closed && (follow.more || follow.head > follow.position)) {
         const now = Date.now();
-        const wait = follow.more ? 0 : Math.max(follow.readAt + READ_GAP_MS, follow.ended ? 0 : (follow.unreadSince || now) + GATHER_MS) - now;
+        const gap = follow.lastReadCount > 1 ? READ_GAP_MS : 0;
+        const wait = follow.more ? 0 : Math.max(follow.readAt + gap, follow.ended ? 0 : (follow.unreadSince || now) + GATHER_MS) - now;
         if (wait > 0) {
           // Gather more changes first (a result announced meanwhile shortens the wait).
           follow.timer = setTimeout(() => {
@@ -231,6 +236,8 @@ async function openStream(env: GatewayEnv, owner: string, hubs: Map<string, HubF
         follow.unreadSince = 0;
         follow.readAt = Date.now();
         const page = unwrap(await hubOf(env, follow.endpointId).events(owner, follow.filter, follow.position, PAGE_EVENTS, false));
+        // Each changed task is one event, in its latest state: one task at a time reads as one.
+        follow.lastReadCount = page.events.length;
         await writePage(follow, page);
       }
     } catch (err) {
