@@ -13,6 +13,7 @@ import { resolveConfigPath, startEndpoint } from '../endpoint/main';
 import type { EndpointDoc, EndpointStatus } from '../protocol/api';
 import { FerryApiError } from '../sdk/errors';
 import { CliError, describeError, fail } from './cli-error';
+import { action, out, withAccess } from './command-kit';
 import { PROVIDER_TYPES, renderEndpointTemplate, type ProviderType } from './endpoint-templates';
 import { claimPidFile, explainExit, logPath, runningPid, startDetached, stopAgent } from './endpoint-process';
 import { freshGatewayAccess } from './oidc-login';
@@ -39,27 +40,6 @@ function count(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a whole number ≥ 0');
   return n;
-}
-
-function withAccess(cmd: Command): Command {
-  return cmd
-    .option('--gateway <url>', 'the gateway (default: FERRY_URL, then `ferry login`, then `ferry dev`)')
-    .option('--token <token>', 'your user token (default: FERRY_TOKEN, then `ferry login`, then `ferry dev`)');
-}
-
-/** Runs an action and turns any failure into a clean message and exit code. */
-function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
-  return async (...args: A) => {
-    try {
-      await fn(...args);
-    } catch (err) {
-      fail(err);
-    }
-  };
-}
-
-function out(text: string): void {
-  process.stdout.write(text.endsWith('\n') ? text : text + '\n');
 }
 
 interface LocalEndpoint {

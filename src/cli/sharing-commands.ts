@@ -3,31 +3,12 @@
 
 import type { Command } from 'commander';
 import { AuditPage, EndpointShares, FunctionShares, GroupDoc, GroupList, type AuditEvent, type EndpointGrant } from '../protocol/sharing-api';
-import { CliError, fail } from './cli-error';
+import { CliError } from './cli-error';
+import { action, out, withAccess } from './command-kit';
 import { collect, gatewayJson } from './key-commands';
 import type { AccessFlags } from './user-config';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-function withAccess(cmd: Command): Command {
-  return cmd
-    .option('--gateway <url>', 'the gateway (default: FERRY_URL, then `ferry login`, then `ferry dev`)')
-    .option('--token <token>', 'your user token (default: FERRY_TOKEN, then `ferry login`, then `ferry dev`)');
-}
-
-function run<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
-  return async (...args: A) => {
-    try {
-      await fn(...args);
-    } catch (err) {
-      fail(err);
-    }
-  };
-}
-
-function out(text: string): void {
-  process.stdout.write(text.endsWith('\n') ? text : text + '\n');
-}
 
 /** An endpoint of yours by name (as registered) or id. */
 async function endpointIdOf(flags: AccessFlags, name: string): Promise<string> {
@@ -79,7 +60,7 @@ export function registerSharingCommands(program: Command): void {
       .option('--all-functions', 'any function they may use (yours and those shared with them), within allowed_functions')
       .option('--json', 'print the answer as JSON'),
   ).action(
-    run(async (name: string, flags: GranteeFlags & { function?: string[]; allFunctions?: boolean }) => {
+    action(async (name: string, flags: GranteeFlags & { function?: string[]; allFunctions?: boolean }) => {
       if ((flags.function === undefined) === !flags.allFunctions) throw new CliError('say what they may run: --function UUID (repeatable) or --all-functions');
       const id = await endpointIdOf(flags, name);
       printShares(flags, EndpointShares.parse(await gatewayJson(flags, 'POST', `/v3/endpoints/${id}/shares`, { ...grantee(flags), functions: flags.allFunctions ? '*' : flags.function })));
@@ -89,7 +70,7 @@ export function registerSharingCommands(program: Command): void {
   withAccess(
     endpoint.command('unshare').description('end a grant of your endpoint NAME').argument('<name>', 'endpoint name or id').option('--user <id>', 'a user id').option('--group <name>', 'one of your groups').option('--json', 'print the answer as JSON'),
   ).action(
-    run(async (name: string, flags: GranteeFlags) => {
+    action(async (name: string, flags: GranteeFlags) => {
       const id = await endpointIdOf(flags, name);
       const query = new URLSearchParams(grantee(flags) as Record<string, string>).toString();
       printShares(flags, EndpointShares.parse(await gatewayJson(flags, 'DELETE', `/v3/endpoints/${id}/shares?${query}`)));
@@ -97,7 +78,7 @@ export function registerSharingCommands(program: Command): void {
   );
 
   withAccess(endpoint.command('shares').description('who your endpoint NAME is shared with').argument('<name>', 'endpoint name or id').option('--json', 'print the answer as JSON')).action(
-    run(async (name: string, flags: AccessFlags & { json?: boolean }) => {
+    action(async (name: string, flags: AccessFlags & { json?: boolean }) => {
       const id = await endpointIdOf(flags, name);
       printShares(flags, EndpointShares.parse(await gatewayJson(flags, 'GET', `/v3/endpoints/${id}/shares`)));
     }),
@@ -111,7 +92,7 @@ export function registerSharingCommands(program: Command): void {
       .option('--cursor <cursor>', 'read on from a cursor printed before')
       .option('--json', 'print every event as one JSON line'),
   ).action(
-    run(async (name: string, flags: AccessFlags & { cursor?: string; json?: boolean }) => {
+    action(async (name: string, flags: AccessFlags & { cursor?: string; json?: boolean }) => {
       const id = await endpointIdOf(flags, name);
       let cursor = flags.cursor;
       for (;;) {
@@ -126,19 +107,19 @@ export function registerSharingCommands(program: Command): void {
 
   const group = program.command('group').description('your groups of users (to share endpoints and functions with)');
   withAccess(group.command('set').description('create the group NAME, or replace its members').argument('<name>').option('--member <id>', 'a user id, repeatable', collect).option('--json', 'print the answer as JSON')).action(
-    run(async (name: string, flags: AccessFlags & { member?: string[]; json?: boolean }) => {
+    action(async (name: string, flags: AccessFlags & { member?: string[]; json?: boolean }) => {
       const doc = GroupDoc.parse(await gatewayJson(flags, 'POST', '/v3/groups', { name, members: flags.member ?? [] }));
       out(flags.json ? JSON.stringify(doc) : `${doc.name}: ${doc.members.join(', ') || '(no members)'}`);
     }),
   );
   withAccess(group.command('list').description('your groups and their members').option('--json', 'print the answer as JSON')).action(
-    run(async (flags: AccessFlags & { json?: boolean }) => {
+    action(async (flags: AccessFlags & { json?: boolean }) => {
       const { groups } = GroupList.parse(await gatewayJson(flags, 'GET', '/v3/groups'));
       out(flags.json ? JSON.stringify({ groups }) : groups.length === 0 ? 'No groups.' : groups.map((g) => `${g.name}: ${g.members.join(', ') || '(no members)'}`).join('\n'));
     }),
   );
   withAccess(group.command('delete').description('delete the group NAME: every grant and share to it ends').argument('<name>')).action(
-    run(async (name: string, flags: AccessFlags) => {
+    action(async (name: string, flags: AccessFlags) => {
       await gatewayJson(flags, 'DELETE', `/v3/groups/${encodeURIComponent(name)}`);
       out(`deleted group ${name}`);
     }),
@@ -153,15 +134,15 @@ export function registerSharingCommands(program: Command): void {
   const printFunctionShares = (flags: { json?: boolean }, s: FunctionShares) =>
     out(flags.json ? JSON.stringify(s) : `${s.function_uuid}: ${[s.public ? 'public' : null, ...s.users.map((u) => `user ${u}`), ...s.groups.map((g) => `group ${g}`)].filter(Boolean).join(', ') || 'not shared'}`);
   withAccess(shareTarget(fn.command('share').description('share your function ID: they may read it and run it on endpoints they may use').argument('<id>'))).action(
-    run(async (id: string, flags: GranteeFlags & { public?: boolean }) => printFunctionShares(flags, FunctionShares.parse(await gatewayJson(flags, 'POST', `/v3/functions/${id}/shares`, target(flags))))),
+    action(async (id: string, flags: GranteeFlags & { public?: boolean }) => printFunctionShares(flags, FunctionShares.parse(await gatewayJson(flags, 'POST', `/v3/functions/${id}/shares`, target(flags))))),
   );
   withAccess(shareTarget(fn.command('unshare').description('end a share of your function ID').argument('<id>'))).action(
-    run(async (id: string, flags: GranteeFlags & { public?: boolean }) => {
+    action(async (id: string, flags: GranteeFlags & { public?: boolean }) => {
       const query = new URLSearchParams(Object.fromEntries(Object.entries(target(flags)).map(([k, v]) => [k, String(v)]))).toString();
       printFunctionShares(flags, FunctionShares.parse(await gatewayJson(flags, 'DELETE', `/v3/functions/${id}/shares?${query}`)));
     }),
   );
   withAccess(fn.command('shares').description('who your function ID is shared with').argument('<id>').option('--json', 'print the answer as JSON')).action(
-    run(async (id: string, flags: AccessFlags & { json?: boolean }) => printFunctionShares(flags, FunctionShares.parse(await gatewayJson(flags, 'GET', `/v3/functions/${id}/shares`)))),
+    action(async (id: string, flags: AccessFlags & { json?: boolean }) => printFunctionShares(flags, FunctionShares.parse(await gatewayJson(flags, 'GET', `/v3/functions/${id}/shares`)))),
   );
 }
