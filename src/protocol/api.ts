@@ -107,10 +107,15 @@ export const AllowedFunctions = z.object({
   functions: z.array(Uuid),
 });
 
-export const Payload = z.strictObject({
-  args: z.array(JsonValue).default([]),
-  kwargs: z.record(z.string(), JsonValue).optional(),
-});
+/** A task's arguments, with `value` the schema of each JSON value (the wire's skips a second walk: wire.ts). */
+export function payloadOf(value: z.ZodType<Json>) {
+  return z.strictObject({
+    args: z.array(value).default([]),
+    kwargs: z.record(z.string(), value).optional(),
+  });
+}
+
+export const Payload = payloadOf(JsonValue);
 export type Payload = z.infer<typeof Payload>;
 
 export const SubmitRequest = z.strictObject({

@@ -5,7 +5,7 @@
 // LIMITS.maxFrameBytes and carry batches.
 
 import { z } from 'zod';
-import { ResultRef, Runtime, StatusReport, TaskExceptionDoc, Uuid, type Json } from './api';
+import { payloadOf, ResultRef, Runtime, StatusReport, TaskExceptionDoc, Uuid, type Json } from './api';
 import { MAX_JSON_DEPTH, MESSAGE_ENVELOPE_DEPTH, textNestsDeeperThan } from './json-depth';
 import { LineageFacts } from './lineage-facts';
 import { TraceHops } from './trace';
@@ -37,10 +37,7 @@ export type FunctionSpec = z.infer<typeof FunctionSpec>;
 const DecodedJson = z.custom<Json>(() => true);
 
 /** A task's arguments as a frame carries them (api.ts Payload, without a second walk of the values). */
-export const FramePayload = z.strictObject({
-  args: z.array(DecodedJson).default([]),
-  kwargs: z.record(z.string(), DecodedJson).optional(),
-});
+export const FramePayload = payloadOf(DecodedJson);
 
 /** One task as delivered to an endpoint. */
 export const TaskMessage = z.object({
