@@ -17,6 +17,7 @@ import { displayHeaders } from '../objects/display-headers';
 import { sha256OfObject, streamHashed } from '../objects/hashing-stream';
 import { metaOf, objectIndexOf, type ObjectRecord } from '../objects/object-index';
 import { base64OfHex, newStorageKey, objectIdOf, randomHex } from '../objects/object-ids';
+import { windowedBody } from '../objects/windowed-body';
 
 const ObjectParams = z.object({ id: ObjectId });
 const UploadParams = z.object({ upload_id: UploadId });
@@ -253,9 +254,9 @@ export function registerObjectRoutes(table: RouteTable): void {
       const status = slice ? 206 : 200;
       if (!withBody) return new Response(null, { status, headers });
       if (length === 0) return new Response(new Uint8Array(0), { status, headers });
-      const stored = await c.env.OBJECTS.get(answer.record.storage_key, slice ? { range: { offset: slice.offset, length: slice.length } } : {});
-      if (!stored) throw new FerryError('NOT_FOUND', 'object not found');
-      return new Response(stored.body, { status, headers });
+      const body = await windowedBody(c.env.OBJECTS, answer.record.storage_key, slice?.offset ?? 0, length, (work) => c.executionCtx.waitUntil(work));
+      if (!body) throw new FerryError('NOT_FOUND', 'object not found');
+      return new Response(body, { status, headers });
     },
   );
 
