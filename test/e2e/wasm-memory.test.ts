@@ -9,10 +9,11 @@ import { processTree, vmRssBytes } from '../helpers/processes';
 import { startStack, type AgentProcess, type Stack, waitForWorkers } from '../helpers/stack';
 
 const MIB = 1024 * 1024;
-// 6144 pages of 64 KiB = 384 MiB, each page touched so it is resident.
+// 16384 pages of 64 KiB = 1 GiB, each page touched so it is resident: far past the worker's limit
+// (about 225 MiB above where it stands here), so "stopped before it finished" has a wide margin.
 const WASM_HOG = `() => {
   const m = new WebAssembly.Memory({ initial: 1, maximum: 65536 });
-  m.grow(6144);
+  m.grow(16384);
   const u = new Uint8Array(m.buffer);
   for (let i = 0; i < u.length; i += 4096) u[i] = 1;
   return u.length;
@@ -44,7 +45,7 @@ async function runHog(endpointId: string, agent: AgentProcess) {
   const sampler = setInterval(() => (peak = Math.max(peak, treeRss(agent))), 20);
   try {
     const [doc] = await alice.waitAll([await alice.submit(endpointId, hog, [])], { timeout: 90 });
-    console.log(`wasm hog: ${doc!.exception?.code}, endpoint RSS ${Math.round(before / MIB)} MiB before, peak growth ${Math.round((peak - before) / MIB)} MiB`);
+    console.log(`wasm hog: ${doc!.exception?.code} (${doc!.exception?.message}), endpoint RSS ${Math.round(before / MIB)} MiB before, peak growth ${Math.round((peak - before) / MIB)} MiB`);
     return { doc: doc!, before, peakGrowth: peak - before };
   } finally {
     clearInterval(sampler);
@@ -71,8 +72,10 @@ it('ends a task whose WebAssembly memory takes its worker past task_memory_mb wi
   expect(doc.exception?.message).toContain('task_memory_mb 64');
   // The user's own failure: run once, not retried as a lost worker would be.
   expect(doc.details.attempts).toBe(1);
-  // Stopped well before its 384 MiB, and given back: the warm isolate that held it is disposed.
-  expect(peakGrowth).toBeLessThan(300 * MIB);
+  // Stopped well before its 1 GiB, and given back: the warm isolate that held it is disposed. The
+  // bound leaves room for a sampler late under load (fresh-clone CI runs saw the 384 MiB hog of
+  // before reach 314 and 326 MiB with a 50 ms sampler; 238-284 on a quiet box).
+  expect(peakGrowth).toBeLessThan(640 * MIB);
   expect(treeRss(agent) - before).toBeLessThan(64 * MIB);
   const after = await alice.registerFunction((x: number) => x * 2);
   expect(await alice.result(await alice.submit(endpoint.endpointId, after, [21]), { timeout: 60 })).toBe(42);

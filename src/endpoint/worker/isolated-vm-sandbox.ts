@@ -11,7 +11,7 @@ import { LIMITS, type Payload } from '../../protocol/api';
 import type { TaskException } from '../../protocol/errors';
 import type { FunctionSpec } from '../../protocol/wire';
 import { successFromBytes, successFromJson, type Sandbox, type SandboxOutcome, type SandboxRunOptions } from './sandbox';
-import { fallsUnder, mib, RSS_MARGIN_BYTES, watchResidentMemory } from './memory-watchdog';
+import { fallsUnder, mib, RSS_MARGIN_BYTES, type ResidentMemoryWatch, watchResidentMemory } from './memory-watchdog';
 import { StdoutCapture } from './stdout-capture';
 import { CONSOLE_SOURCE, DATAREF_SOURCE, RUNNER_SOURCE, WASM_OFF_SOURCE } from './isolate-sources';
 import type { RunnerAnswer } from './isolate/types';
@@ -142,9 +142,9 @@ export class IsolatedVmSandbox implements Sandbox {
     };
     // Whatever allocated it: the isolate is disposed at once, since V8 gives nothing back while it lives.
     let overMemory: string | undefined;
-    let stopMemoryWatch: () => void = () => undefined;
+    let memoryWatch: ResidentMemoryWatch | undefined;
     const exceeded = new Promise<'memory'>((resolve) => {
-      stopMemoryWatch = watchResidentMemory(this.residentBytes, () => this.residentLimit(fn.function_uuid, opts.memory_mb), (rss, limit) => {
+      memoryWatch = watchResidentMemory(this.residentBytes, () => this.residentLimit(fn.function_uuid, opts.memory_mb), (rss, limit) => {
         overMemory = `The task took its worker's resident memory to ${mib(rss)} MiB, past its limit of ${mib(limit)} MiB `
           + `(task_memory_mb ${opts.memory_mb} per isolate plus a margin), with memory outside the isolate's heap limit`;
         this.drop(fn.function_uuid);
@@ -172,7 +172,7 @@ export class IsolatedVmSandbox implements Sandbox {
       built.catch(() => undefined);
       const answer = await Promise.race([built, expired, exceeded]);
       if (answer === 'timeout') return timeoutOutcome();
-      if (answer === 'memory') return await memoryOutcome(overMemory!);
+      if (answer === 'memory' || memoryWatch!.checkNow()) return await memoryOutcome(overMemory!);
       const outcome = this.interpret(answer, capture, entry?.dataNotFound ?? false, entry?.dataPathRefused ?? false);
       if (outcome.status === 'failed') this.drop(fn.function_uuid);
       return outcome;
@@ -184,7 +184,7 @@ export class IsolatedVmSandbox implements Sandbox {
       return failed(capture, this.classifyHostError(err, isolateGone, opts));
     } finally {
       clearTimeout(watchdog);
-      stopMemoryWatch();
+      memoryWatch!.stop();
       if (entry) entry.capture = null;
     }
   }

@@ -5,8 +5,12 @@
 
 /** Slack above the memory the isolates may legitimately hold: V8's own structures, code, malloc. */
 export const RSS_MARGIN_BYTES = 64 * 1024 * 1024;
-/** Between samples; one sample reads /proc/self/statm. */
-export const RSS_SAMPLE_MS = 50;
+/**
+ * Between samples; one sample reads /proc/self/stat (microseconds). A function touching fresh pages
+ * gains 1-2 GiB/s, so at 50 ms it ran 20-40 MiB past its limit before a sample saw it on a quiet
+ * box; at 10 ms a few MiB.
+ */
+export const RSS_SAMPLE_MS = 10;
 
 const MIB = 1024 * 1024;
 
@@ -14,24 +18,44 @@ export function mib(bytes: number): number {
   return Math.round(bytes / MIB);
 }
 
+export interface ResidentMemoryWatch {
+  /** Stops sampling. */
+  stop(): void;
+  /**
+   * Samples once, now (as the task ends: what a function allocated after the last sample must not
+   * stay in a warm isolate because the timer was late); true if this or an earlier sample was over.
+   */
+  checkNow(): boolean;
+}
+
 /**
- * Samples `rss()` every `intervalMs` until the returned function is called; the first sample past
- * `limit()` (read each time: the isolates held may change) calls `onOver` once and stops.
+ * Samples `rss()` every `intervalMs` until stopped; the first sample past `limit()` (read each
+ * time: the isolates held may change) calls `onOver` once and stops.
  */
 export function watchResidentMemory(
   rss: () => number,
   limit: () => number,
   onOver: (rssBytes: number, limitBytes: number) => void,
   intervalMs = RSS_SAMPLE_MS,
-): () => void {
-  const timer = setInterval(() => {
+): ResidentMemoryWatch {
+  let over = false;
+  const sample = () => {
+    if (over) return;
     const now = rss();
     const max = limit();
     if (now <= max) return;
+    over = true;
     clearInterval(timer);
     onOver(now, max);
-  }, intervalMs);
-  return () => clearInterval(timer);
+  };
+  const timer = setInterval(sample, intervalMs);
+  return {
+    stop: () => clearInterval(timer),
+    checkNow: () => {
+      sample();
+      return over;
+    },
+  };
 }
 
 /** Resolves true once `rss()` is at or under `limit()`, false if it is still above after `withinMs`. */
