@@ -67,6 +67,8 @@ class PythonProcess {
   interpreter = '';
   exited = false;
   exitDescription = '';
+  /** The process never started (no such executable, not executable): the endpoint's fault, not the function's. */
+  spawnFailed = false;
   private chunks: Buffer[] = [];
   private buffered = 0;
   private readonly frames: Frame[] = [];
@@ -93,7 +95,10 @@ class PythonProcess {
       this.exitDescription = description;
       this.wake({ exit: true });
     };
-    this.child.on('error', (err) => onGone(`could not start ${executable}: ${err.message}`));
+    this.child.on('error', (err) => {
+      if (!this.exited) this.spawnFailed = true;
+      onGone(`could not start ${executable}: ${err.message}`);
+    });
     // 'exit' may come before the last frames and stderr lines are read (a load failure is answered,
     // then the runner exits): the exit counts once both pipes have ended, or after a grace if a
     // child the function forked holds them.
@@ -362,7 +367,7 @@ export class PythonRunner implements Sandbox {
     if (/MemoryError|Cannot allocate memory|std::bad_alloc|out of memory/i.test(stderr)) {
       return taskException('FERRY_MEMORY_LIMIT', `The Python process ran out of memory under its limit of ${opts.memory_mb} MB (task_memory_mb) and ${proc.exitDescription}`, { stack: stderr });
     }
-    if (/^could not start/.test(proc.exitDescription)) return taskException('INTERNAL', `The Python runtime ${proc.exitDescription} (python.executable in the endpoint config)`, { name: 'PythonSpawnError' });
+    if (proc.spawnFailed) return taskException('INTERNAL', `The Python runtime ${proc.exitDescription} (python.executable in the endpoint config)`, { name: 'PythonSpawnError' });
     return taskException('FERRY_FUNCTION_ERROR', `The Python process ${proc.exitDescription} while running the task`, { name: 'PythonProcessExited', stack: stderr });
   }
 
