@@ -131,6 +131,9 @@ export function taskException(code: TaskFailureCode, message: string, extra?: { 
   return exception;
 }
 
+/** What a task that ended `failed` with no exception reports: the gateway stores it, the SDK shows it. */
+export const NO_EXCEPTION_RECORDED: Readonly<TaskException> = Object.freeze(taskException('FERRY_FUNCTION_ERROR', 'the task failed without an exception', { name: 'Error' }));
+
 function defaultName(code: TaskFailureCode): string {
   return code.replace(/^FERRY_/, '').toLowerCase().replace(/(?:^|_)([a-z])/g, (_, c: string) => c.toUpperCase());
 }

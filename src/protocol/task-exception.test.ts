@@ -4,7 +4,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { TaskExceptionDoc } from './api';
-import { ERROR_CODES, isTaskFailureCode, taskException, type TaskFailureCode } from './errors';
+import { ERROR_CODES, isTaskFailureCode, NO_EXCEPTION_RECORDED, taskException, type TaskFailureCode } from './errors';
 
 /** Every task-failure code and the name the sites wrote by hand before the builder. */
 const NAMES: Record<TaskFailureCode, string> = {
@@ -39,6 +39,10 @@ describe('taskException', () => {
     expect(taskException('FERRY_FUNCTION_ERROR', 'boom', { stack: undefined })).not.toHaveProperty('stack');
     // An error whose name is empty still gets one.
     expect(taskException('FERRY_FUNCTION_ERROR', 'boom', { name: '' }).name).toBe('FunctionError');
+  });
+
+  it('gives the one exception of a task that failed without one', () => {
+    expect(NO_EXCEPTION_RECORDED).toEqual({ code: 'FERRY_FUNCTION_ERROR', name: 'Error', message: 'the task failed without an exception' });
   });
 
   it('makes what the wire schema accepts', () => {

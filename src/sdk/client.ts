@@ -9,7 +9,8 @@ import type {
 import { LIMITS } from '../protocol/api';
 import type { ProvDocument, TaskLineage } from '../provenance/prov-document';
 import { errorFromBody } from '../protocol/error-body';
-import { FerryApiError, NO_EXCEPTION_RECORDED, TaskCancelledError, TaskFailedError, WaitTimeoutError } from './errors';
+import { NO_EXCEPTION_RECORDED } from '../protocol/errors';
+import { FerryApiError, TaskCancelledError, TaskFailedError, WaitTimeoutError } from './errors';
 import { streamEvents, type EventStreamOptions, type EventsSelector, type FerryEvent } from './event-stream';
 import { Executor, type ExecutorOptions } from './executor';
 import { fetchResending } from './resend';

@@ -1,13 +1,9 @@
 // Errors the SDK throws: each carries the gateway's stable code, so callers branch on `code`.
 
 import type { TaskExceptionDoc } from '../protocol/api';
-import { taskException } from '../protocol/errors';
 
 // FerryApiError (a non-OK answer, read with errorFromBody) is defined beside errorFromBody.
 export { FerryApiError } from '../protocol/error-body';
-
-/** What a task that ended `failed` without an exception recorded reports (the gateway stores the same). */
-export const NO_EXCEPTION_RECORDED: TaskExceptionDoc = taskException('FERRY_FUNCTION_ERROR', 'the task failed without an exception', { name: 'Error' });
 
 /** The task ended `failed`; `exception` is what the function (or the endpoint) reported. */
 // Not a FerryError: its code is the task's exception code as the gateway stored it, which any agent version may have sent.

@@ -7,7 +7,8 @@
 import type { Json, Payload, TaskDoc } from '../protocol/api';
 import { LIMITS } from '../protocol/api';
 import type { Client, SubmitOptions } from './client';
-import { FerryApiError, NO_EXCEPTION_RECORDED, TaskCancelledError, TaskFailedError } from './errors';
+import { NO_EXCEPTION_RECORDED } from '../protocol/errors';
+import { FerryApiError, TaskCancelledError, TaskFailedError } from './errors';
 import type { FerryEvent } from './event-stream';
 
 type AnyFunction = ((...args: never[]) => unknown) | string;
