@@ -8,7 +8,7 @@ import { textNestsDeeperThan } from './json-depth';
 export const MAX_ERROR_BODY_CHARS = 64 * 1024;
 /** The most of an error's message a client keeps. */
 const MAX_ERROR_MESSAGE_CHARS = 1000;
-/** How deeply an error body's `details` may nest; deeper ones are dropped. */
+/** How deeply an error body may nest (its `details`); a deeper one is not parsed, kept as text. */
 const MAX_ERROR_BODY_DEPTH = 16;
 
 /**
@@ -43,10 +43,10 @@ export class FerryApiError extends Error {
 /**
  * The error of a non-OK answer from its body: a Ferry error body `{code, message, details?}`, or
  * anything else (a proxy's page, nothing), which gives HTTP_<status> and the text's start. Bounded:
- * a body over MAX_ERROR_BODY_CHARS is not parsed, details nesting deeper than 16 levels are dropped.
+ * a body over MAX_ERROR_BODY_CHARS or nesting deeper than 16 levels is not parsed but kept as text.
  */
 export function errorFromBody(status: number, text: string): FerryApiError {
-  if (text.length <= MAX_ERROR_BODY_CHARS && !textNestsDeeperThan(text, MAX_ERROR_BODY_DEPTH + 1)) {
+  if (text.length <= MAX_ERROR_BODY_CHARS && !textNestsDeeperThan(text, MAX_ERROR_BODY_DEPTH)) {
     let body: unknown;
     try {
       body = JSON.parse(text);

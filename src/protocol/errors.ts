@@ -1,6 +1,6 @@
 // The one errors module. Every failure Ferry reports carries a stable `code`; the gateway maps
 // `kind: 'user'` to a 4xx status and `kind: 'system'` to a 5xx. A client reads an error answer back
-// with errorFromBody() (error-body.ts: a FerryApiError of status, code, message, details). A failed task carries a
+// with errorFromBody() (error-body.ts), a FerryApiError of the same code. A failed task carries a
 // TaskException, made only by taskException(); its code is a TaskFailureCode.
 
 export type ErrorKind = 'user' | 'system';
