@@ -5,6 +5,7 @@
 import { FerryError } from '../protocol/errors';
 import { FerryApiError } from '../sdk/errors';
 
+// Not a FerryError: a refusal of the CLI itself, shown as its message alone with its own exit code; it has no stable code.
 export class CliError extends Error {
   override readonly name = 'CliError';
   constructor(

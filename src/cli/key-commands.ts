@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { CreateKeyResponse, KEY_ACTIONS, KeyDoc, KeyList, type KeyAction } from '../protocol/auth-api';
-import { apiErrorFromBody } from '../sdk/errors';
+import { errorFromBody } from '../protocol/error-body';
 import { CliError, fail } from './cli-error';
 import { freshGatewayAccess } from './oidc-login';
 import type { AccessFlags } from './user-config';
@@ -35,7 +35,7 @@ export async function gatewayJson(flags: AccessFlags, method: string, path: stri
     throw new CliError(`cannot reach the gateway at ${access.url} (${(err as Error).message}; from ${access.urlSource})`);
   }
   const text = await res.text();
-  if (!res.ok) throw apiErrorFromBody(res.status, text);
+  if (!res.ok) throw errorFromBody(res.status, text);
   return JSON.parse(text);
 }
 

@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import type { ProvDocument, ProvRecord, ProvValue } from '../provenance/prov-document';
-import { apiErrorFromBody } from '../sdk/errors';
+import { errorFromBody } from '../protocol/error-body';
 import { CliError, fail } from './cli-error';
 import { freshGatewayAccess } from './oidc-login';
 import type { AccessFlags, GatewayAccess } from './user-config';
@@ -43,7 +43,7 @@ async function getJson(access: GatewayAccess, path: string): Promise<unknown> {
   }
   const text = await res.text();
   if (res.status === 404) return null;
-  if (!res.ok) throw apiErrorFromBody(res.status, text);
+  if (!res.ok) throw errorFromBody(res.status, text);
   return JSON.parse(text) as unknown;
 }
 

@@ -6,6 +6,7 @@
 import { rmSync } from 'node:fs';
 import { z } from 'zod';
 import { AuthConfig, type AuthProviderInfo } from '../protocol/auth-api';
+import { errorFromBody } from '../protocol/error-body';
 import { CliError } from './cli-error';
 import { readJsonConfig, resolveGatewayAccess, userConfigPath, writeUserConfig, type AccessFlags, type GatewayAccess, type OidcSession } from './user-config';
 
@@ -118,7 +119,7 @@ export async function oidcLogin(opts: { gateway?: string; provider?: string }, o
 async function whoAmI(gateway: string, token: string): Promise<{ user_id: string; sub: string | null }> {
   const res = await fetch(`${gateway}/v3/users/me`, { headers: { authorization: `Bearer ${token}` } });
   const text = await res.text();
-  if (!res.ok) throw new CliError(`the gateway refused the provider's token (${res.status} ${text.slice(0, 300)}): is AUTH_PROVIDERS's audience the resource the provider issues tokens for?`);
+  if (!res.ok) throw new CliError(`the gateway refused the provider's token (${res.status} ${errorFromBody(res.status, text).message}): is AUTH_PROVIDERS's audience the resource the provider issues tokens for?`);
   return JSON.parse(text) as { user_id: string; sub: string | null };
 }
 

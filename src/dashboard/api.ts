@@ -1,12 +1,7 @@
 // The gateway's REST API as the page calls it: same origin, the token in `Authorization` (never in
-// a URL), errors rebuilt from Ferry's `{code, message}` bodies.
+// a URL), errors rebuilt from Ferry's `{code, message}` bodies by errorFromBody (a FerryApiError).
 
-export class ApiError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
-    super(message);
-    this.name = 'ApiError';
-  }
-}
+import { errorFromBody, FerryApiError } from '../protocol/error-body';
 
 export interface Api {
   /** For the event stream, which sends it itself (in a header, as every call). */
@@ -26,18 +21,15 @@ export function createApi(token: string, onUnauthorized: () => void): Api {
   };
   const json = async <T>(res: Response): Promise<T> => {
     const text = await res.text();
-    let body: unknown = null;
-    try {
-      body = text ? JSON.parse(text) : null;
-    } catch {
-      throw new ApiError(res.status, 'BAD_ANSWER', `the gateway answered ${res.status} with a body that is not JSON`);
-    }
     if (!res.ok) {
-      const err = body as { code?: unknown; message?: unknown } | null;
       if (res.status === 401) onUnauthorized();
-      throw new ApiError(res.status, typeof err?.code === 'string' ? err.code : 'HTTP_' + res.status, typeof err?.message === 'string' ? err.message : res.statusText);
+      throw errorFromBody(res.status, text);
     }
-    return body as T;
+    try {
+      return (text ? JSON.parse(text) : null) as T;
+    } catch {
+      throw new FerryApiError(res.status, 'BAD_ANSWER', `the gateway answered ${res.status} with a body that is not JSON`);
+    }
   };
   return {
     token,

@@ -4,7 +4,7 @@
 // gateway of this origin wrote them (the SDK's schema checks would bundle zod into the page).
 
 import type { EndpointEvent, TaskEvent } from '../protocol/events';
-import { FerryApiError } from '../sdk/errors';
+import { FerryApiError } from '../protocol/error-body';
 import { MAX_JSON_DEPTH, MESSAGE_ENVELOPE_DEPTH, textNestsDeeperThan } from '../protocol/json-depth';
 import { SseError, streamDecodedEvents, type EventsSelector, type SseEvent } from '../sdk/event-source';
 import type { FerryEvent } from '../sdk/event-stream';

@@ -2,7 +2,7 @@
 // router over the address's fragment (`#/tasks?status=failed`, `#/task/<id>`, …) that gives each
 // view the element to draw into and aborts the one it replaces.
 
-import { ApiError, createApi, type Api } from './api';
+import { createApi, type Api } from './api';
 import { fill, h } from './dom';
 import { forgetToken, storedToken, storeToken, tokenFromFragment } from './session';
 import type { View } from './view';
@@ -88,7 +88,7 @@ async function render(): Promise<void> {
     await entry.view({ api, root: main, args, query: new URLSearchParams(queryText), announce, signal: controller.signal });
   } catch (err) {
     if (controller.signal.aborted) return;
-    const what = err instanceof ApiError ? `${err.code}: ${err.message}` : (err as Error).message;
+    const what = (err as Error).message;
     fill(main, h('h1', {}, entry.title), h('p', { role: 'alert', class: 'error' }, what));
   }
 }

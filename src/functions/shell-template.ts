@@ -4,14 +4,18 @@
 // word, never as syntax.
 
 import type { Json } from '../protocol/api';
+import { FerryError } from '../protocol/errors';
 
 /**
  * A template Ferry cannot render: a placeholder with no kwarg, a lone brace, a NUL character.
  * Reported as a failed task (FERRY_FUNCTION_ERROR, name ShellTemplateError), since it is the
  * caller's mistake and running the command anyway could do something else than they meant.
  */
-export class ShellTemplateError extends Error {
+export class ShellTemplateError extends FerryError {
   override readonly name = 'ShellTemplateError';
+  constructor(message: string) {
+    super('INVALID_FUNCTION_CODE', message);
+  }
 }
 
 /**

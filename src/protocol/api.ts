@@ -158,12 +158,17 @@ export type SubmitResponse = z.infer<typeof SubmitResponse>;
 
 export const TaskStatus = z.enum(TASK_STATES);
 
+/**
+ * A failed task's exception on the wire. The endpoint makes it with taskException() (a
+ * TaskFailureCode); here `code` is any string, so a gateway keeps what an agent of another version sent.
+ */
 export const TaskExceptionDoc = z.object({
   code: z.string(),
   name: z.string(),
   message: z.string(),
   stack: z.string().optional(),
 });
+export type TaskExceptionDoc = z.infer<typeof TaskExceptionDoc>;
 
 export const TaskDoc = z.object({
   task_id: z.string(),

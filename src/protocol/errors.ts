@@ -1,5 +1,7 @@
 // The one errors module. Every failure Ferry reports carries a stable `code`; the gateway maps
-// `kind: 'user'` to a 4xx status and `kind: 'system'` to a 5xx, the SDK rebuilds the same class.
+// `kind: 'user'` to a 4xx status and `kind: 'system'` to a 5xx. A client reads an error answer back
+// with errorFromBody() (error-body.ts), a FerryApiError of the same code. A failed task carries a
+// TaskException, made only by taskException(); its code is a TaskFailureCode.
 
 export type ErrorKind = 'user' | 'system';
 
@@ -96,10 +98,42 @@ export class FerryError extends Error {
   }
 }
 
-/** The exception of a failed task, as it crosses the sandbox, the processes and the wire. */
+/**
+ * The codes a failed task's exception carries: the FERRY_* task outcomes of the table, INTERNAL (the
+ * endpoint's own fault while running it) and FUNCTION_NOT_PERMITTED (refused by the agent). Adding a
+ * task-failure code: a FERRY_* row in ERROR_CODES, then taskException() at the site.
+ */
+export type TaskFailureCode = Extract<ErrorCode, `FERRY_${string}`> | 'INTERNAL' | 'FUNCTION_NOT_PERMITTED';
+
+export function isTaskFailureCode(value: unknown): value is TaskFailureCode {
+  return isErrorCode(value) && (value === 'INTERNAL' || value === 'FUNCTION_NOT_PERMITTED' || value.slice(0, 6) === 'FERRY_');
+}
+
+/**
+ * The exception of a failed task, as the endpoint makes it and it crosses the sandbox and the
+ * processes. On the wire (TaskExceptionDoc) `code` is any string: a gateway stores what an agent of
+ * another version sent.
+ */
 export interface TaskException {
-  code: string;
+  code: TaskFailureCode;
   name: string;
   message: string;
   stack?: string;
+}
+
+/**
+ * The one way to make a task's failure. `name` defaults to the code in PascalCase without FERRY_
+ * (FERRY_TASK_TIMEOUT: TaskTimeout); a stack is kept only when it is a non-empty string.
+ */
+export function taskException(code: TaskFailureCode, message: string, extra?: { name?: string | undefined; stack?: string | undefined }): TaskException {
+  const exception: TaskException = { code, name: extra?.name || defaultName(code), message };
+  if (typeof extra?.stack === 'string' && extra.stack !== '') exception.stack = extra.stack;
+  return exception;
+}
+
+/** What a task that ended `failed` with no exception reports: the gateway stores it, the SDK shows it. */
+export const NO_EXCEPTION_RECORDED: Readonly<TaskException> = Object.freeze(taskException('FERRY_FUNCTION_ERROR', 'the task failed without an exception', { name: 'Error' }));
+
+function defaultName(code: TaskFailureCode): string {
+  return code.replace(/^FERRY_/, '').toLowerCase().replace(/(?:^|_)([a-z])/g, (_, c: string) => c.toUpperCase());
 }

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { EVENTS_LIMITS } from './event-limits';
 import { EndpointStatus, TaskDoc, TaskGroupId, TaskId, Uuid } from './api';
+import { FerryError } from './errors';
 
 export { EVENTS_LIMITS };
 
@@ -60,8 +61,12 @@ const CURSOR = /^1:[0-9a-f-]{36}\.\d{1,15}(,[0-9a-f-]{36}\.\d{1,15})*$/;
 /** Positions by endpoint id. */
 export type EventCursor = Map<string, number>;
 
-export class CursorError extends Error {
+/** A Last-Event-ID this stream did not make. */
+export class CursorError extends FerryError {
   override readonly name = 'CursorError';
+  constructor(message: string) {
+    super('VALIDATION_ERROR', message);
+  }
 }
 
 export function parseCursor(text: string): EventCursor {

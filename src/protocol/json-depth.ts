@@ -3,7 +3,7 @@
 // unwinds the whole process: every boundary checks the nesting first, without recursion: decoded
 // values with a walk that keeps its own stack, JSON text with one scan that does not parse it.
 
-import type { TaskException } from './errors';
+import { taskException, type TaskException } from './errors';
 
 /** The deepest a task's arguments or result may nest (a scalar is 0, `[]` is 1); a few times below where zod overflows. */
 export const MAX_JSON_DEPTH = 512;
@@ -34,11 +34,7 @@ export function nestsDeeperThan(value: unknown, limit: number): boolean {
 
 /** The failure of a task whose result nests deeper than MAX_JSON_DEPTH. */
 export function resultTooDeepException(): TaskException {
-  return {
-    code: 'FERRY_RESULT_NOT_SERIALIZABLE',
-    name: 'ResultNotSerializable',
-    message: `The result cannot be encoded as JSON: it nests arrays or objects deeper than the limit of ${MAX_JSON_DEPTH} levels`,
-  };
+  return taskException('FERRY_RESULT_NOT_SERIALIZABLE', `The result cannot be encoded as JSON: it nests arrays or objects deeper than the limit of ${MAX_JSON_DEPTH} levels`);
 }
 
 const OPEN_ARRAY = 0x5b; // [

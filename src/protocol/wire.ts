@@ -6,6 +6,7 @@
 
 import { z } from 'zod';
 import { payloadOf, ResultRef, Runtime, StatusReport, TaskExceptionDoc, Uuid, type Json } from './api';
+import { FerryError } from './errors';
 import { MAX_JSON_DEPTH, MESSAGE_ENVELOPE_DEPTH, textNestsDeeperThan } from './json-depth';
 import { LineageFacts } from './lineage-facts';
 import { TraceHops } from './trace';
@@ -167,9 +168,9 @@ export type AgentFrame = z.infer<typeof AgentFrame>;
 export const MAX_FRAME_DEPTH = MAX_JSON_DEPTH + MESSAGE_ENVELOPE_DEPTH;
 
 /** A frame refused for its nesting, before it was decoded. */
-export class FrameTooDeep extends RangeError {
+export class FrameTooDeep extends FerryError {
   constructor() {
-    super(`the frame nests deeper than ${MAX_FRAME_DEPTH} levels`);
+    super('VALIDATION_ERROR', `the frame nests deeper than ${MAX_FRAME_DEPTH} levels`);
   }
 }
 

@@ -8,7 +8,9 @@ import type {
 } from '../protocol/api';
 import { LIMITS } from '../protocol/api';
 import type { ProvDocument, TaskLineage } from '../provenance/prov-document';
-import { FerryApiError, TaskCancelledError, TaskFailedError, WaitTimeoutError, apiErrorFromBody } from './errors';
+import { errorFromBody } from '../protocol/error-body';
+import { NO_EXCEPTION_RECORDED } from '../protocol/errors';
+import { FerryApiError, TaskCancelledError, TaskFailedError, WaitTimeoutError } from './errors';
 import { streamEvents, type EventStreamOptions, type EventsSelector, type FerryEvent } from './event-stream';
 import { Executor, type ExecutorOptions } from './executor';
 import { fetchResending } from './resend';
@@ -226,7 +228,7 @@ export class Client {
       const left = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
       const doc = await this.getTask(taskId, { wait: Math.min(left, LIMITS.maxWaitSeconds) });
       if (doc.status === 'success') return options.resolve === false ? (doc.result ?? null) : this.resolveResult(doc);
-      if (doc.status === 'failed') throw new TaskFailedError(taskId, doc.exception ?? { code: 'UNKNOWN', name: 'Error', message: 'no exception recorded' });
+      if (doc.status === 'failed') throw new TaskFailedError(taskId, doc.exception ?? NO_EXCEPTION_RECORDED);
       if (doc.status === 'cancelled') throw new TaskCancelledError(taskId);
       if (Date.now() >= deadline) throw new WaitTimeoutError([taskId], timeout);
     }
@@ -398,7 +400,7 @@ export class Client {
     }
     const text = await res.text();
     if (res.ok && (res.status === 200 || okStatuses.includes(res.status))) return (text ? JSON.parse(text) : undefined) as T;
-    throw apiErrorFromBody(res.status, text);
+    throw errorFromBody(res.status, text);
   }
 }
 

@@ -1,48 +1,25 @@
 // Errors the SDK throws: each carries the gateway's stable code, so callers branch on `code`.
 
-import type { TaskException } from '../protocol/errors';
+import type { TaskExceptionDoc } from '../protocol/api';
 
-export class FerryApiError extends Error {
-  override readonly name = 'FerryApiError';
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly details?: unknown,
-  ) {
-    super(`${code}: ${message}`);
-  }
-}
-
-/** Builds the error of a non-OK answer from its body: a Ferry error body, or a proxy's page. */
-export function apiErrorFromBody(status: number, text: string): FerryApiError {
-  let code = `HTTP_${status}`;
-  let message = text.slice(0, 500);
-  let details: unknown;
-  try {
-    const err = JSON.parse(text) as { code?: string; message?: string; details?: unknown };
-    if (err.code) code = err.code;
-    if (err.message) message = err.message;
-    details = err.details;
-  } catch {
-    // not a Ferry error body: keep the text
-  }
-  return new FerryApiError(status, code, message, details);
-}
+// FerryApiError (a non-OK answer, read with errorFromBody) is defined beside errorFromBody.
+export { FerryApiError } from '../protocol/error-body';
 
 /** The task ended `failed`; `exception` is what the function (or the endpoint) reported. */
+// Not a FerryError: its code is the task's exception code as the gateway stored it, which any agent version may have sent.
 export class TaskFailedError extends Error {
   override readonly name = 'TaskFailedError';
   readonly code: string;
   constructor(
     readonly taskId: string,
-    readonly exception: TaskException,
+    readonly exception: TaskExceptionDoc,
   ) {
     super(`task ${taskId} failed: ${exception.code}: ${exception.name}: ${exception.message}`);
     this.code = exception.code;
   }
 }
 
+// Not a FerryError: TASK_CANCELLED is an outcome the SDK reports, not a code of ERROR_CODES a gateway answers.
 export class TaskCancelledError extends Error {
   override readonly name = 'TaskCancelledError';
   readonly code = 'TASK_CANCELLED';
@@ -51,6 +28,7 @@ export class TaskCancelledError extends Error {
   }
 }
 
+// Not a FerryError: WAIT_TIMEOUT is the SDK's own deadline, not a code of ERROR_CODES a gateway answers.
 export class WaitTimeoutError extends Error {
   override readonly name = 'WaitTimeoutError';
   readonly code = 'WAIT_TIMEOUT';

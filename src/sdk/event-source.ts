@@ -6,7 +6,8 @@
 // module imports no schema library, so a page can read the stream without bundling one (the dashboard).
 
 import { EVENTS_LIMITS } from '../protocol/event-limits';
-import { apiErrorFromBody, FerryApiError } from './errors';
+import { Backoff } from '../protocol/backoff';
+import { errorFromBody, FerryApiError } from '../protocol/error-body';
 
 export interface SseEvent {
   /** The last `id:` seen so far in the stream (SSE's "last event ID"), or null. */
@@ -15,6 +16,7 @@ export interface SseEvent {
   data: string;
 }
 
+// Not a FerryError: the SDK's own refusal of an event stream (SSE_LIMIT), not a code of ERROR_CODES a gateway answers.
 export class SseError extends Error {
   override readonly name = 'SseError';
   readonly code = 'SSE_LIMIT';
@@ -139,10 +141,8 @@ function isFinalError(err: unknown): boolean {
  * a failure of the stream (an SseError ends it, anything else reconnects), as inside the reader.
  */
 export async function* streamDecodedEvents<T>(options: EventSourceOptions, decode: (event: SseEvent) => T | null): AsyncGenerator<T, void, undefined> {
-  const minMs = options.backoff?.minMs ?? 250;
-  const maxMs = options.backoff?.maxMs ?? 10_000;
+  const backoff = new Backoff({ minMs: options.backoff?.minMs ?? 250, maxMs: options.backoff?.maxMs ?? 10_000, jitter: 0.5 });
   let lastId = options.lastEventId ?? null;
-  let attempt = 0;
   const url = `${options.url.replace(/\/+$/, '')}/v3/events?${queryOf(options.selector)}`;
   while (!options.signal?.aborted) {
     const controller = new AbortController();
@@ -154,7 +154,7 @@ export async function* streamDecodedEvents<T>(options: EventSourceOptions, decod
       const headers: Record<string, string> = { authorization: `Bearer ${options.token}`, accept: 'text/event-stream' };
       if (lastId !== null) headers['last-event-id'] = lastId;
       const res = await options.fetch(url, { headers, signal: controller.signal });
-      if (res.status !== 200 || !res.body) throw apiErrorFromBody(res.status, await res.text());
+      if (res.status !== 200 || !res.body) throw errorFromBody(res.status, await res.text());
       const parser = new SseParser();
       const decoder = new TextDecoder();
       const reader = res.body.getReader();
@@ -165,7 +165,7 @@ export async function* streamDecodedEvents<T>(options: EventSourceOptions, decod
           for (const e of parser.push(decoder.decode(value, { stream: true }))) {
             const event = decode(e);
             lastId = e.id;
-            attempt = 0;
+            backoff.reset();
             if (event) yield event;
           }
           retryMs = parser.retryMs;
@@ -182,10 +182,8 @@ export async function* streamDecodedEvents<T>(options: EventSourceOptions, decod
       options.signal?.removeEventListener('abort', abort);
     }
     // The stream ended or failed: open it again where it stopped.
-    attempt++;
-    const base = Math.min(maxMs, Math.max(retryMs ?? 0, minMs * 2 ** Math.min(attempt - 1, 16)));
-    const waitMs = Math.round(base * (0.75 + Math.random() * 0.5));
-    options.onReconnect?.({ attempt, waitMs, error: failure });
+    const waitMs = backoff.next(retryMs ?? 0);
+    options.onReconnect?.({ attempt: backoff.failures, waitMs, error: failure });
     await sleep(waitMs, options.signal);
   }
 }

@@ -7,6 +7,7 @@
 import type { Json, Payload, TaskDoc } from '../protocol/api';
 import { LIMITS } from '../protocol/api';
 import type { Client, SubmitOptions } from './client';
+import { NO_EXCEPTION_RECORDED } from '../protocol/errors';
 import { FerryApiError, TaskCancelledError, TaskFailedError } from './errors';
 import type { FerryEvent } from './event-stream';
 
@@ -353,7 +354,7 @@ export class Executor {
 
   private async settle(future: TaskFuture<unknown>, doc: TaskDoc): Promise<void> {
     future.doc = doc;
-    if (doc.status === 'failed') return future.reject(new TaskFailedError(doc.task_id, doc.exception ?? { code: 'UNKNOWN', name: 'Error', message: 'no exception recorded' }));
+    if (doc.status === 'failed') return future.reject(new TaskFailedError(doc.task_id, doc.exception ?? NO_EXCEPTION_RECORDED));
     if (doc.status === 'cancelled') return future.reject(new TaskCancelledError(doc.task_id));
     try {
       future.resolve(this.resolveObjects ? await this.client.resolveResult(doc) : (doc.result ?? null));

@@ -4,7 +4,7 @@
 
 import type { Json, ObjectFilter, ObjectMeta, ObjectRef, ObjectStats, ResultRef, TaskDoc } from '../protocol/api';
 import { OBJECT_LIMITS, ResultRef as ResultRefSchema } from '../protocol/api';
-import { FerryApiError, apiErrorFromBody } from './errors';
+import { errorFromBody, FerryApiError } from '../protocol/error-body';
 import { fetchResending } from './resend';
 
 /** What `Client` hands to these functions. */
@@ -87,7 +87,7 @@ function asciiJson(value: unknown): string {
 }
 
 async function failure(res: Response): Promise<FerryApiError> {
-  return apiErrorFromBody(res.status, await res.text().catch(() => ''));
+  return errorFromBody(res.status, await res.text().catch(() => ''));
 }
 
 async function call(t: ObjectTransport, method: string, path: string, init: { body?: BodyInit; headers?: Record<string, string>; signal?: AbortSignal | undefined } = {}): Promise<Response> {

@@ -2,7 +2,7 @@
 // outputs), through the provenance routes, drawn as a graph.
 
 import type { TaskLineage } from '../../provenance/prov-document';
-import { ApiError } from '../api';
+import { FerryApiError } from '../../protocol/error-body';
 import { fill, h, route } from '../dom';
 import { drawGraph, LineageGraph, MAX_NODES } from '../lineage-graph';
 import type { ViewContext } from '../view';
@@ -54,7 +54,7 @@ async function orNull<T>(promise: Promise<T>): Promise<T | null> {
   try {
     return await promise;
   } catch (err) {
-    if (err instanceof ApiError && err.status === 404) return null;
+    if (err instanceof FerryApiError && err.status === 404) return null;
     throw err;
   }
 }

@@ -4,7 +4,7 @@
 
 import type { TaskDoc } from '../../protocol/api';
 import type { TaskLineage } from '../../provenance/prov-document';
-import { ApiError } from '../api';
+import { FerryApiError } from '../../protocol/error-body';
 import { fill, formatTime, h, route, shortId, statusBadge, truncate } from '../dom';
 import { timeline } from '../timeline';
 import { followEvents } from '../live';
@@ -58,7 +58,7 @@ async function lineageOf(ctx: ViewContext, taskId: string): Promise<TaskLineage 
     const { records } = await ctx.api.get<{ records: TaskLineage[] }>(`/v3/provenance/tasks/${encodeURIComponent(taskId)}?format=records`, ctx.signal);
     return records[0] ?? null;
   } catch (err) {
-    if (err instanceof ApiError && err.status === 404) return null;
+    if (err instanceof FerryApiError && err.status === 404) return null;
     throw err;
   }
 }

@@ -3,7 +3,9 @@
 // opens the agent socket. The token is cached and renewed in the background before it expires; the
 // socket is authenticated when it connects, so a renewal never drops it: the next connect uses it.
 
-import { FerryError, isErrorCode } from '../../protocol/errors';
+import { Backoff } from '../../protocol/backoff';
+import { errorFromBody } from '../../protocol/error-body';
+import { FerryError } from '../../protocol/errors';
 import type { Logger } from '../log';
 
 export interface AccessTokensOptions {
@@ -18,7 +20,6 @@ export interface AccessTokensOptions {
 }
 
 const RETRY_MIN_MS = 250;
-const RETRY_MAX_MS = 10_000;
 
 /** When to renew a token that lives `lifetimeS`: at 2/3 of its life, and at least 1 s before it expires. */
 export function renewDelayMs(lifetimeS: number): number {
@@ -32,7 +33,7 @@ export class AccessTokens {
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
   private inFlight: Promise<void> | null = null;
-  private retryMs = RETRY_MIN_MS;
+  private readonly backoff = new Backoff({ minMs: RETRY_MIN_MS, maxMs: 10_000 });
   private readonly fetchImpl: typeof fetch;
 
   constructor(private readonly opts: AccessTokensOptions) {
@@ -48,7 +49,7 @@ export class AccessTokens {
         return;
       } catch (err) {
         if (isFatal(err)) throw err;
-        const delay = this.nextRetry();
+        const delay = this.backoff.next();
         this.opts.log.warn('could not get an access token from the gateway; retrying', { error: (err as Error).message, in_ms: delay });
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
@@ -71,12 +72,6 @@ export class AccessTokens {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-  }
-
-  private nextRetry(): number {
-    const delay = Math.round(this.retryMs * (0.5 + Math.random()));
-    this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs * 2);
-    return delay;
   }
 
   private schedule(delayMs: number): void {
@@ -102,7 +97,7 @@ export class AccessTokens {
       }
       // Keep the token we have (it may still be valid) and try again soon, before it expires if possible.
       const left = this.expiresAt - Date.now();
-      const delay = Math.min(this.nextRetry(), Math.max(RETRY_MIN_MS, left / 4));
+      const delay = Math.min(this.backoff.next(), Math.max(RETRY_MIN_MS, left / 4));
       this.opts.log.warn('access token renewal failed; retrying', { error: (err as Error).message, in_ms: delay, expires_in_ms: left });
       this.schedule(delay);
     }
@@ -119,23 +114,24 @@ export class AccessTokens {
     const url = `${this.opts.gatewayUrl.replace(/\/+$/, '')}/v3/endpoints/${this.opts.endpointId}/token`;
     const res = await this.fetchImpl(url, { method: 'POST', headers: { authorization: `Bearer ${this.opts.secret}` }, signal: AbortSignal.timeout(15_000) });
     const text = await res.text();
-    let body: { access_token?: unknown; expires_in?: unknown; code?: unknown; message?: unknown } = {};
+    if (!res.ok) {
+      const answer = errorFromBody(res.status, text);
+      const code = answer.knownCode ?? (res.status === 404 ? 'NOT_FOUND' : res.status === 401 || res.status === 403 ? 'UNAUTHORIZED' : 'UNAVAILABLE');
+      const message = answer.ferryBody ? answer.detail : `the gateway answered ${res.status} to the token exchange`;
+      throw new FerryError(code, code === 'TOKEN_REVOKED' ? message : `token exchange refused (${res.status} ${code}): ${message}`);
+    }
+    let body: { access_token?: unknown; expires_in?: unknown } = {};
     try {
       body = JSON.parse(text);
     } catch {
       // handled below
-    }
-    if (!res.ok) {
-      const code = isErrorCode(body.code) ? body.code : res.status === 404 ? 'NOT_FOUND' : res.status === 401 || res.status === 403 ? 'UNAUTHORIZED' : 'UNAVAILABLE';
-      const message = typeof body.message === 'string' ? body.message : `the gateway answered ${res.status} to the token exchange`;
-      throw new FerryError(code, code === 'TOKEN_REVOKED' ? message : `token exchange refused (${res.status} ${code}): ${message}`);
     }
     if (typeof body.access_token !== 'string' || typeof body.expires_in !== 'number' || !(body.expires_in > 0)) {
       throw new FerryError('UNAVAILABLE', 'the gateway answered the token exchange without an access token');
     }
     this.token = body.access_token;
     this.expiresAt = Date.now() + body.expires_in * 1000;
-    this.retryMs = RETRY_MIN_MS;
+    this.backoff.reset();
     const delay = renewDelayMs(body.expires_in);
     this.opts.log.info('access token renewed', { expires_in_s: body.expires_in, next_renewal_ms: delay });
     this.schedule(delay);

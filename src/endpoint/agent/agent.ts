@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { StatusReport } from '../../protocol/api';
 import { PROTOCOL_VERSION, chunkBySize, type GatewayFrame, type TaskMessage, type TaskResult } from '../../protocol/wire';
 import { traceHop } from '../../protocol/trace';
-import type { FerryError } from '../../protocol/errors';
+import { taskException, type FerryError } from '../../protocol/errors';
 import type { ResultBody, WorkerTaskResult } from '../../protocol/interchange';
 import { lineageFactsOf } from '../../provenance/lineage-items';
 import type { EndpointConfig } from '../config/endpoint-config';
@@ -373,7 +373,7 @@ export class Agent {
       this.opts.log.warn('result not stored', { task_id: result.task_id, size: body.size, error: message });
       stored = {
         task_id: result.task_id, status: 'failed',
-        exception: { code: 'FERRY_RESULT_NOT_STORED', name: 'ResultNotStored', message },
+        exception: taskException('FERRY_RESULT_NOT_STORED', message),
         ...(result.stdout !== undefined ? { stdout: result.stdout } : {}),
         ...(result.execution ? { execution: result.execution } : {}),
       };
@@ -407,7 +407,7 @@ export class Agent {
     this.opts.log.warn('tasks refused: function not in allowed_functions', { count: tasks.length, function_uuid: tasks[0]!.function_uuid });
     this.acceptResults(tasks.map((t) => ({
       task_id: t.task_id, status: 'failed',
-      exception: { code: 'FUNCTION_NOT_PERMITTED', name: 'FunctionNotPermitted', message: `function ${t.function_uuid} is not in this endpoint's allowed_functions` },
+      exception: taskException('FUNCTION_NOT_PERMITTED', `function ${t.function_uuid} is not in this endpoint's allowed_functions`),
       execution: { attempt: 1, started_at: now, ended_at: now, host: 'agent', worker_pid: process.pid },
     })));
   }
@@ -428,7 +428,7 @@ export class Agent {
       else {
         failed.push({
           task_id: t.task_id, status: 'failed',
-          exception: { code: 'FERRY_WORKER_LOST', name: 'WorkerLost', message: `the task's execution was lost ${h.lostAttempts.length} times (last: ${reason}); max_retries_on_system_failure is ${max}` },
+          exception: taskException('FERRY_WORKER_LOST', `the task's execution was lost ${h.lostAttempts.length} times (last: ${reason}); max_retries_on_system_failure is ${max}`),
           execution: { attempt: h.attempts, started_at: now, ended_at: now, host: 'agent', worker_pid: process.pid },
         });
       }

@@ -3,6 +3,8 @@
 // hands every parsed frame to the agent. Frames that do not parse close the connection.
 
 import WebSocket from 'ws';
+import { Backoff } from '../../protocol/backoff';
+import { errorFromBody } from '../../protocol/error-body';
 import { FerryError } from '../../protocol/errors';
 import { CLOSE_GATEWAY_RESTART, PROTOCOL_VERSION, parseGatewayFrame, withSeq, type AgentFrame, type GatewayFrame } from '../../protocol/wire';
 import type { Logger } from '../log';
@@ -18,12 +20,10 @@ export interface GatewayLinkHandlers {
   onTokenExpired?(): void;
 }
 
-const MIN_BACKOFF_MS = 250;
-const MAX_BACKOFF_MS = 30_000;
 
 export class GatewayLink {
   private ws: WebSocket | null = null;
-  private backoff = MIN_BACKOFF_MS;
+  private readonly backoff = new Backoff({ minMs: 250, maxMs: 30_000 });
   private closed = false;
   private retryTimer: NodeJS.Timeout | null = null;
   private livenessTimer: NodeJS.Timeout | null = null;
@@ -61,7 +61,7 @@ export class GatewayLink {
     this.ws = ws;
     this.sent = 0;
     ws.on('open', () => {
-      this.backoff = MIN_BACKOFF_MS;
+      this.backoff.reset();
       this.log.info('connected to gateway', { url: this.url });
       this.watch(ws);
       this.handlers.onOpen();
@@ -128,13 +128,9 @@ export class GatewayLink {
   }
 
   private onUpgradeRefused(ws: WebSocket, status: number, text: string): void {
-    let body: { code?: unknown; message?: unknown } = {};
-    try {
-      body = JSON.parse(text);
-    } catch {
-      // not JSON: the status decides
-    }
-    const message = typeof body.message === 'string' ? body.message : `gateway answered ${status} to the agent's connection`;
+    // Not a Ferry error body: the status decides.
+    const body = errorFromBody(status, text);
+    const message = body.ferryBody ? body.detail : `gateway answered ${status} to the agent's connection`;
     if (status === 401 && body.code === 'TOKEN_EXPIRED') {
       this.log.warn('the gateway found the access token expired; renewing it and reconnecting', { status });
       this.handlers.onTokenExpired?.();
@@ -183,8 +179,7 @@ export class GatewayLink {
 
   private scheduleReconnect(): void {
     if (this.closed) return;
-    const delay = Math.round(this.backoff * (0.5 + Math.random()));
-    this.backoff = Math.min(MAX_BACKOFF_MS, this.backoff * 2);
+    const delay = this.backoff.next();
     this.log.info('gateway connection lost; reconnecting', { in_ms: delay });
     this.retryTimer = setTimeout(() => this.connect(), delay);
   }

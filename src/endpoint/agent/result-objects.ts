@@ -15,6 +15,9 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { OBJECT_LIMITS, type ObjectRef, type ResultRef } from '../../protocol/api';
+import { Backoff } from '../../protocol/backoff';
+import { errorFromBody, FerryApiError } from '../../protocol/error-body';
+import { FerryError } from '../../protocol/errors';
 import type { ResultBody } from '../../protocol/interchange';
 import type { Logger } from '../log';
 
@@ -39,25 +42,27 @@ export interface ResultObjectsOptions {
 }
 
 /** The result could not be stored, and trying again would not help: the task fails with this code. */
-export class ResultNotStoredError extends Error {
-  readonly code = 'FERRY_RESULT_NOT_STORED';
+export class ResultNotStoredError extends FerryError {
   override readonly name = 'ResultNotStored';
+  constructor(message: string) {
+    super('FERRY_RESULT_NOT_STORED', message);
+  }
 }
 
 /** store() was cut short because the agent is stopping; the task runs again after a restart. */
-export class ResultStoreStoppedError extends Error {
+export class ResultStoreStoppedError extends FerryError {
   override readonly name = 'ResultStoreStopped';
-}
-
-/** A failed answer of the gateway. */
-class GatewayAnswer extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
-    super(message);
+  constructor(message: string) {
+    super('UNAVAILABLE', message);
   }
 }
 
 /** The spool file could not be read: trying again will not help. */
-class SpoolUnreadable extends Error {}
+class SpoolUnreadable extends FerryError {
+  constructor(message: string) {
+    super('FERRY_RESULT_NOT_STORED', message);
+  }
+}
 
 /** Bytes read from a spool file and written to a request at a time. */
 const SEND_BUFFER_BYTES = 256 * 1024;
@@ -169,9 +174,7 @@ export class ResultObjects {
   }
 
   private async uploadWithRetries(taskId: string, path: string, body: ResultBody): Promise<ObjectRef> {
-    const min = this.opts.retryMinMs ?? 250;
-    const max = this.opts.retryMaxMs ?? 10_000;
-    let wait = min;
+    const backoff = new Backoff({ minMs: this.opts.retryMinMs ?? 250, maxMs: this.opts.retryMaxMs ?? 10_000, jitter: 0 });
     for (;;) {
       if (this.stopping.signal.aborted) throw new ResultStoreStoppedError('the agent is stopping');
       try {
@@ -179,11 +182,11 @@ export class ResultObjects {
       } catch (err) {
         if (this.stopping.signal.aborted) throw new ResultStoreStoppedError('the agent is stopping');
         if (!transient(err)) {
-          throw new ResultNotStoredError(`the gateway refused the result: ${err instanceof GatewayAnswer ? `${err.status} ${err.code}: ` : ''}${(err as Error).message}`);
+          throw new ResultNotStoredError(`the gateway refused the result: ${err instanceof FerryApiError ? `${err.status} ` : ''}${(err as Error).message}`);
         }
+        const wait = backoff.next();
         this.opts.log.warn('could not store a result as an object; retrying', { task_id: taskId, error: (err as Error).message, in_ms: wait });
         await sleep(wait, this.stopping.signal);
-        wait = Math.min(wait * 2, max);
       }
     }
   }
@@ -208,7 +211,7 @@ export class ResultObjects {
         // Best effort: an upload never completed stores nothing and expires anyway.
         await this.call('DELETE', base).catch(() => undefined);
         // The upload itself may be gone (expired, or completed by an answer that was lost): start over.
-        if (err instanceof GatewayAnswer && err.status === 404) throw new GatewayAnswer(503, 'UNAVAILABLE', `the upload went missing: ${err.message}`);
+        if (err instanceof FerryApiError && err.status === 404) throw new FerryApiError(503, 'UNAVAILABLE', `the upload went missing: ${err.detail}`);
         throw err;
       }
     } finally {
@@ -216,7 +219,7 @@ export class ResultObjects {
     }
   }
 
-  /** A JSON request (or none) with the agent's token; the JSON answer, or GatewayAnswer. */
+  /** A JSON request (or none) with the agent's token; the JSON answer, or a FerryApiError. */
   private async call<T>(method: 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
     const res = await request(this.opts.gatewayUrl + path, {
       method,
@@ -227,7 +230,7 @@ export class ResultObjects {
     return answerOf<T>(res.statusCode, await res.body.text());
   }
 
-  /** Sends bytes [start, end) of a file as a request body, read as the socket takes it; the JSON answer, or GatewayAnswer. */
+  /** Sends bytes [start, end) of a file as a request body, read as the socket takes it; the JSON answer, or a FerryApiError. */
   private async sendFile<T>(method: 'PUT', path: string, file: FileHandle, start: number, end: number, contentType: string): Promise<T> {
     let unreadable: SpoolUnreadable | null = null;
     // At most one buffer read ahead of the socket.
@@ -271,21 +274,12 @@ async function* readRange(file: FileHandle, start: number, end: number, failed: 
 
 function answerOf<T>(status: number, text: string): T {
   if (status >= 200 && status < 300) return (text ? JSON.parse(text) : undefined) as T;
-  let code = `HTTP_${status}`;
-  let message = text.slice(0, 300);
-  try {
-    const parsed = JSON.parse(text) as { code?: unknown; message?: unknown };
-    if (typeof parsed.code === 'string') code = parsed.code;
-    if (typeof parsed.message === 'string') message = parsed.message;
-  } catch {
-    // not JSON: keep the text
-  }
-  throw new GatewayAnswer(status, code, message);
+  throw errorFromBody(status, text);
 }
 
 /** Worth trying again: the gateway was out of reach or overloaded, or the token had just expired. */
 function transient(err: unknown): boolean {
-  if (err instanceof GatewayAnswer) return err.status >= 500 || err.status === 429 || err.code === 'TOKEN_EXPIRED';
+  if (err instanceof FerryApiError) return err.status >= 500 || err.status === 429 || err.code === 'TOKEN_EXPIRED';
   // No answer at all (refused, reset, timed out, DNS) may mend; an unreadable spool will not.
   return !(err instanceof SpoolUnreadable);
 }

@@ -6,6 +6,7 @@ import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { hostname } from 'node:os';
+import { taskException } from '../../protocol/errors';
 import { MAX_JSON_DEPTH, MESSAGE_ENVELOPE_DEPTH, nestsDeeperThan } from '../../protocol/json-depth';
 import { INTERCHANGE_VERSION, InterchangeMessage, MAX_MANAGER_FRAME_BYTES, MAX_READ_BYTES, boundResultDepth, type FromWorker, type ToWorker, type WorkerTaskResult } from '../../protocol/interchange';
 import type { FunctionSpec, TaskMessage } from '../../protocol/wire';
@@ -209,7 +210,7 @@ export class Manager {
         const now = Date.now() / 1000;
         this.pendingResults.push({
           task_id: running.task_id, status: 'failed',
-          exception: { code: 'FERRY_MEMORY_LIMIT', name: 'MemoryLimit', message: 'the task exhausted its worker\'s memory' },
+          exception: taskException('FERRY_MEMORY_LIMIT', 'the task exhausted its worker\'s memory'),
           execution: { attempt: running.attempt, started_at: now, ended_at: now, host: hostname(), worker_pid: slot.child.pid ?? 0 },
         });
         this.scheduleFlush();
@@ -290,7 +291,7 @@ export class Manager {
     this.log.warn('result too large for the interchange', { task_id: r.task_id, bytes: frame.bytes });
     sendFrame(socket, {
       type: 'results',
-      results: [{ task_id: r.task_id, status: 'failed', execution: r.execution, exception: { code: 'FERRY_RESULT_TOO_LARGE', name: 'ResultTooLarge', message: `the task's result, output and error exceed ${MAX_MANAGER_FRAME_BYTES} bytes` } }],
+      results: [{ task_id: r.task_id, status: 'failed', execution: r.execution, exception: taskException('FERRY_RESULT_TOO_LARGE', `the task's result, output and error exceed ${MAX_MANAGER_FRAME_BYTES} bytes`) }],
     });
   }
 }

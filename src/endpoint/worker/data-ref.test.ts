@@ -2,6 +2,7 @@
 // asked for, RangeError outside the object, FERRY_DATA_NOT_FOUND, and wall time while awaiting a read.
 
 import { afterAll, describe, expect, it } from 'vitest';
+import { FerryError } from '../../protocol/errors';
 import type { FunctionSpec } from '../../protocol/wire';
 import { IsolatedVmSandbox, type ObjectRead } from './isolated-vm-sandbox';
 
@@ -13,12 +14,14 @@ let hang = false;
 async function readObject(id: string, start: number, end: number): Promise<ObjectRead> {
   calls.push([id, start, end]);
   if (hang) return new Promise(() => {});
-  if (id.startsWith('file:///refused')) throw new Error(`FERRY_DATA_PATH_REFUSED: ${id} is refused: it is outside the endpoint's data_roots (/d); no byte of it was read`);
+  if (id.startsWith('file:///refused')) throw new FerryError('FERRY_DATA_PATH_REFUSED', `${id} is refused: it is outside the endpoint's data_roots (/d); no byte of it was read`);
   if (id === 'file:///d/f') return { data: DATA.slice(start, end), size: DATA.length, sha256: '' };
   if (id === JSON.stringify({ $ref: 'file:///d/f', digest: true })) return { data: new Uint8Array(0), size: DATA.length, sha256: 'computed' };
   if (id === JSON.stringify({ $ref: ID, locations: ['file:///d/copy'] })) return { data: DATA.slice(start, end), size: DATA.length, sha256: 'digest' };
   if (id === 'b'.repeat(64)) return { data: new TextEncoder().encode('{"x":[1,"é"]}'), size: 15, sha256: 'json' };
-  if (id !== ID) throw new Error('FERRY_DATA_NOT_FOUND: object not found');
+  if (id === 'u'.repeat(64)) throw new FerryError('UNAVAILABLE', 'FERRY_DATA_NOT_FOUND: only a message that starts like a code');
+  if (id === 'r'.repeat(64)) throw new FerryError('RANGE_NOT_SATISFIABLE', 'range outside the object');
+  if (id !== ID) throw new FerryError('FERRY_DATA_NOT_FOUND', 'object not found');
   return { data: DATA.slice(start, end), size: DATA.length, sha256: 'digest' };
 }
 
@@ -75,6 +78,20 @@ describe('DataRef in the sandbox', () => {
     if (o.status === 'failed') {
       expect(o.exception).toMatchObject({ code: 'FERRY_DATA_PATH_REFUSED', name: 'DataPathRefused' });
       expect(o.exception.message).toMatch(/^file:\/\/\/refused\/x is refused: it is outside/);
+    }
+  });
+
+  it('tells refusals apart by their code, which crosses into the isolate beside the message', async () => {
+    const o = await sandbox.run(fn(`async (r) => (await r.size())`), { args: [{ $ref: 'u'.repeat(64) }] }, limits);
+    expect(o).toMatchObject({ status: 'failed', exception: { code: 'FERRY_FUNCTION_ERROR', name: 'DataReadError', message: 'UNAVAILABLE: FERRY_DATA_NOT_FOUND: only a message that starts like a code' } });
+    const range = await sandbox.run(fn(`async (r) => { try { await r.size() } catch (e) { return [e.name, e.message] } }`), { args: [{ $ref: 'r'.repeat(64) }] }, limits);
+    expect(range).toMatchObject({ status: 'success', result: ['RangeError', 'RANGE_NOT_SATISFIABLE: range outside the object'] });
+    const without = new IsolatedVmSandbox({});
+    try {
+      const none = await without.run(fn(`async (r) => (await r.size())`), { args: [{ $ref: ID }] }, limits);
+      expect(none).toMatchObject({ status: 'failed', exception: { code: 'FERRY_FUNCTION_ERROR', name: 'DataReadError', message: 'UNAVAILABLE: this worker cannot read data references' } });
+    } finally {
+      without.dispose();
     }
   });
 

@@ -2,6 +2,7 @@
 // isolation and no limits. For unit tests of the code that drives a sandbox, never for real tasks.
 
 import type { Json, Payload } from '../../protocol/api';
+import { taskException } from '../../protocol/errors';
 import type { FunctionSpec } from '../../protocol/wire';
 import { successFromBytes, successFromJson, type Sandbox, type SandboxOutcome, type SandboxRunOptions } from './sandbox';
 
@@ -23,7 +24,7 @@ export class FakeSandbox implements Sandbox {
       stdout += line + '\n';
     };
     if (!impl) {
-      return { status: 'failed', exception: { code: 'FERRY_FUNCTION_ERROR', name: 'ReferenceError', message: `FakeSandbox has no closure for ${fn.function_uuid}` }, stdout };
+      return { status: 'failed', exception: taskException('FERRY_FUNCTION_ERROR', `FakeSandbox has no closure for ${fn.function_uuid}`, { name: 'ReferenceError' }), stdout };
     }
     try {
       const result = await impl(payload.args, payload.kwargs, log);
@@ -31,7 +32,7 @@ export class FakeSandbox implements Sandbox {
       return successFromJson(JSON.stringify(result === undefined ? null : result), stdout);
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
-      return { status: 'failed', exception: { code: 'FERRY_FUNCTION_ERROR', name: e.name, message: e.message, ...(e.stack ? { stack: e.stack } : {}) }, stdout };
+      return { status: 'failed', exception: taskException('FERRY_FUNCTION_ERROR', e.message, { name: e.name, stack: e.stack }), stdout };
     }
   }
 

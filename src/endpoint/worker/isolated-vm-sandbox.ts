@@ -8,13 +8,13 @@
 import ivm from 'isolated-vm';
 import { LRUCache } from 'lru-cache';
 import { LIMITS, type Payload } from '../../protocol/api';
-import type { TaskException } from '../../protocol/errors';
+import { FerryError, taskException, type TaskException } from '../../protocol/errors';
 import type { FunctionSpec } from '../../protocol/wire';
 import { successFromBytes, successFromJson, type Sandbox, type SandboxOutcome, type SandboxRunOptions } from './sandbox';
 import { fallsUnder, mib, RSS_MARGIN_BYTES, type ResidentMemoryWatch, watchResidentMemory } from './memory-watchdog';
 import { StdoutCapture } from './stdout-capture';
 import { CONSOLE_SOURCE, DATAREF_SOURCE, RUNNER_SOURCE, WASM_OFF_SOURCE } from './isolate-sources';
-import type { RunnerAnswer } from './isolate/types';
+import type { ReadRefusal, RunnerAnswer } from './isolate/types';
 
 export interface IsolatedVmSandboxOptions {
   /** Warm isolates kept at once; the least recently used one is disposed beyond this. */
@@ -26,7 +26,7 @@ export interface IsolatedVmSandboxOptions {
   onCatastrophicError?: (message: string) => void;
   /**
    * Reads bytes [start, end) of an object for a DataRef (`start === end`: size and digest only).
-   * Rejects with an Error whose message starts with a code: FERRY_DATA_NOT_FOUND, RANGE_NOT_SATISFIABLE, …
+   * Rejects with a FerryError: FERRY_DATA_NOT_FOUND, FERRY_DATA_PATH_REFUSED, RANGE_NOT_SATISFIABLE, …
    * Absent: every DataRef read fails.
    */
   readObject?: (objectId: string, start: number, end: number) => Promise<ObjectRead>;
@@ -122,7 +122,7 @@ export class IsolatedVmSandbox implements Sandbox {
   private async runNow(fn: FunctionSpec, payload: Payload, opts: SandboxRunOptions): Promise<SandboxOutcome> {
     const capture = new StdoutCapture(this.maxStdoutBytes);
     if (fn.runtime !== 'js') {
-      return failed(capture, { code: 'FERRY_SHELL_NOT_ALLOWED', name: 'ShellNotAllowed', message: 'This endpoint does not run shell functions' });
+      return failed(capture, taskException('FERRY_SHELL_NOT_ALLOWED', 'This endpoint does not run shell functions'));
     }
     const timeoutMs = Math.max(1, Math.round(opts.timeout_s * 1000));
     let entry: Warm | undefined;
@@ -138,7 +138,7 @@ export class IsolatedVmSandbox implements Sandbox {
     });
     const timeoutOutcome = (): SandboxOutcome => {
       this.drop(fn.function_uuid);
-      return failed(capture, { code: 'FERRY_TASK_TIMEOUT', name: 'TaskTimeout', message: `The task exceeded its wall-time limit of ${opts.timeout_s} s` });
+      return failed(capture, taskException('FERRY_TASK_TIMEOUT', `The task exceeded its wall-time limit of ${opts.timeout_s} s`));
     };
     // Whatever allocated it: the isolate is disposed at once, since V8 gives nothing back while it lives.
     let overMemory: string | undefined;
@@ -154,7 +154,7 @@ export class IsolatedVmSandbox implements Sandbox {
     const memoryOutcome = async (message: string): Promise<SandboxOutcome> => {
       this.drop(fn.function_uuid);
       await this.giveBackMemory(fn.function_uuid, opts.memory_mb);
-      return failed(capture, { code: 'FERRY_MEMORY_LIMIT', name: 'MemoryLimit', message });
+      return failed(capture, taskException('FERRY_MEMORY_LIMIT', message));
     };
     try {
       const built = this.acquire(fn, opts, timeoutMs).then((w) => {
@@ -211,20 +211,20 @@ export class IsolatedVmSandbox implements Sandbox {
         return successFromBytes(answer.data, capture.text());
       case 'unserializable':
         if (answer.name === 'RangeError' && ALLOCATION_ERRORS.test(answer.message)) {
-          return failed(capture, { code: 'FERRY_RESULT_TOO_LARGE', name: 'ResultTooLarge', message: `The result's JSON is too large to build: ${answer.message}` });
+          return failed(capture, taskException('FERRY_RESULT_TOO_LARGE', `The result's JSON is too large to build: ${answer.message}`));
         }
-        return failed(capture, { code: 'FERRY_RESULT_NOT_SERIALIZABLE', name: 'ResultNotSerializable', message: `The result cannot be encoded as JSON: ${answer.message}` });
+        return failed(capture, taskException('FERRY_RESULT_NOT_SERIALIZABLE', `The result cannot be encoded as JSON: ${answer.message}`));
       case 'threw':
         if (dataNotFound && answer.name === 'DataNotFound') {
-          return failed(capture, { code: 'FERRY_DATA_NOT_FOUND', name: 'DataNotFound', message: answer.message, ...(answer.stack ? { stack: answer.stack } : {}) });
+          return failed(capture, taskException('FERRY_DATA_NOT_FOUND', answer.message, { stack: answer.stack }));
         }
         if (dataPathRefused && answer.name === 'DataPathRefused') {
-          return failed(capture, { code: 'FERRY_DATA_PATH_REFUSED', name: 'DataPathRefused', message: answer.message, ...(answer.stack ? { stack: answer.stack } : {}) });
+          return failed(capture, taskException('FERRY_DATA_PATH_REFUSED', answer.message, { stack: answer.stack }));
         }
         if (answer.name === 'RangeError' && ALLOCATION_ERRORS.test(answer.message)) {
-          return failed(capture, { code: 'FERRY_MEMORY_LIMIT', name: 'MemoryLimit', message: `The function exceeded its memory limit: ${answer.message}`, ...(answer.stack ? { stack: answer.stack } : {}) });
+          return failed(capture, taskException('FERRY_MEMORY_LIMIT', `The function exceeded its memory limit: ${answer.message}`, { stack: answer.stack }));
         }
-        return failed(capture, { code: 'FERRY_FUNCTION_ERROR', name: answer.name, message: answer.message, ...(answer.stack ? { stack: answer.stack } : {}) });
+        return failed(capture, taskException('FERRY_FUNCTION_ERROR', answer.message, { name: answer.name, stack: answer.stack }));
     }
   }
 
@@ -232,12 +232,12 @@ export class IsolatedVmSandbox implements Sandbox {
   private classifyHostError(err: unknown, isolateGone: boolean, opts: SandboxRunOptions): TaskException {
     const e = err instanceof Error ? err : new Error(String(err));
     if (/memory limit/i.test(e.message) || (isolateGone && /disposed/i.test(e.message))) {
-      return { code: 'FERRY_MEMORY_LIMIT', name: 'MemoryLimit', message: `The function exceeded its memory limit of ${opts.memory_mb} MB` };
+      return taskException('FERRY_MEMORY_LIMIT', `The function exceeded its memory limit of ${opts.memory_mb} MB`);
     }
     if (/Script execution timed out/.test(e.message)) {
-      return { code: 'FERRY_TASK_TIMEOUT', name: 'TaskTimeout', message: `The task exceeded its wall-time limit of ${opts.timeout_s} s` };
+      return taskException('FERRY_TASK_TIMEOUT', `The task exceeded its wall-time limit of ${opts.timeout_s} s`);
     }
-    return { code: 'FERRY_FUNCTION_ERROR', name: e.name, message: e.message, ...(e.stack ? { stack: e.stack } : {}) };
+    return taskException('FERRY_FUNCTION_ERROR', e.message, { name: e.name, stack: e.stack });
   }
 
   private async acquire(fn: FunctionSpec, opts: SandboxRunOptions, timeoutMs: number): Promise<Warm> {
@@ -259,15 +259,16 @@ export class IsolatedVmSandbox implements Sandbox {
     await context.global.set('__ferryWrite', write);
     await context.eval(CONSOLE_SOURCE, { timeout: timeoutMs });
     if (!allowWasm) await context.eval(WASM_OFF_SOURCE, { timeout: timeoutMs });
+    // A refused read crosses into the isolate as {refused: {code, message}} (isolate/data-ref.ts).
     const read = new ivm.Reference(async (id: unknown, start: unknown, end: unknown) => {
-      if (!this.options.readObject) throw new Error('UNAVAILABLE: this worker cannot read data references');
+      if (!this.options.readObject) return refusal('UNAVAILABLE', 'this worker cannot read data references');
       try {
         return transferRead(await this.options.readObject(String(id), Number(start), Number(end)));
       } catch (err) {
-        const message = err instanceof Error ? err.message : String(err);
-        if (message.startsWith('FERRY_DATA_NOT_FOUND')) entry.dataNotFound = true;
-        if (message.startsWith('FERRY_DATA_PATH_REFUSED')) entry.dataPathRefused = true;
-        throw new Error(message);
+        const code = err instanceof FerryError ? err.code : '';
+        if (code === 'FERRY_DATA_NOT_FOUND') entry.dataNotFound = true;
+        if (code === 'FERRY_DATA_PATH_REFUSED') entry.dataPathRefused = true;
+        return refusal(code, err instanceof Error ? err.message : String(err));
       }
     });
     await context.global.set('__ferryRead', read);
@@ -301,6 +302,10 @@ function transferRead(r: ObjectRead): ivm.Copy<{ data: ArrayBuffer; size: number
   const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
   const buffer = (whole ? data : new Uint8Array(data)).buffer as ArrayBuffer;
   return new ivm.ExternalCopy({ data: buffer, size: r.size, sha256: r.sha256 }, { transferList: [buffer] }).copyInto({ release: true, transferIn: true });
+}
+
+function refusal(code: string, message: string): ivm.Copy<ReadRefusal> {
+  return new ivm.ExternalCopy<ReadRefusal>({ refused: { code, message } }).copyInto({ release: true });
 }
 
 function failed(capture: StdoutCapture, exception: TaskException): SandboxOutcome {

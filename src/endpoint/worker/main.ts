@@ -3,6 +3,7 @@
 // its manager goes away or on SIGTERM.
 
 import { hostname } from 'node:os';
+import { FerryError, isErrorCode } from '../../protocol/errors';
 import { MAX_READ_BYTES, type FromWorker, type ReadResult, type ToWorker, type WorkerLimits } from '../../protocol/interchange';
 import { createLogger } from '../log';
 import { IsolatedVmSandbox, type ObjectRead } from './isolated-vm-sandbox';
@@ -55,7 +56,7 @@ const send = (msg: FromWorker): void => {
   if (process.connected) process.send!(msg);
 };
 // Reads for DataRefs go to the manager, which relays them to the agent's cache; a range larger
-// than MAX_READ_BYTES goes in several requests, in flight together.
+// than MAX_READ_BYTES goes in several requests, in flight together. A refusal is a FerryError of its code.
 const reads = new Map<string, (msg: ReadResult) => void>();
 let readSeq = 0;
 function readPiece(objectId: string, start: number, end: number): Promise<ObjectRead> {
@@ -63,7 +64,7 @@ function readPiece(objectId: string, start: number, end: number): Promise<Object
     const req_id = String(++readSeq);
     reads.set(req_id, (msg) => {
       if (msg.ok) resolve({ data: msg.data, size: msg.size, sha256: msg.sha256 });
-      else reject(new Error(`${msg.code}: ${msg.message}`));
+      else reject(isErrorCode(msg.code) ? new FerryError(msg.code, msg.message) : new FerryError('UNAVAILABLE', `${msg.code}: ${msg.message}`));
     });
     send({ type: 'read', req_id, object_id: objectId, start, end });
   });

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TaskException } from '../../protocol/errors';
+import { FerryError, type TaskException } from '../../protocol/errors';
 import type { FunctionSpec } from '../../protocol/wire';
 import type { ObjectRead } from './isolated-vm-sandbox';
 import { PythonRunner } from './python-runner';
@@ -26,10 +26,10 @@ const DATA = new Uint8Array(10_000).map((_, i) => (i * 7) & 255);
 const reads: Array<[string, number, number]> = [];
 async function readObject(key: string, start: number, end: number): Promise<ObjectRead> {
   reads.push([key, start, end]);
-  if (key.startsWith('file:///refused')) throw new Error(`FERRY_DATA_PATH_REFUSED: ${key} is outside the endpoint's data_roots`);
+  if (key.startsWith('file:///refused')) throw new FerryError('FERRY_DATA_PATH_REFUSED', `${key} is outside the endpoint's data_roots`);
   if (key === 'b'.repeat(64)) return { data: new TextEncoder().encode('{"x":[1,"é"]}'), size: 14, sha256: 'json' };
-  if (key !== ID) throw new Error('FERRY_DATA_NOT_FOUND: object not found');
-  if (end > DATA.length) throw new Error(`RANGE_NOT_SATISFIABLE: ${start}-${end} of ${DATA.length}`);
+  if (key !== ID) throw new FerryError('FERRY_DATA_NOT_FOUND', 'object not found');
+  if (end > DATA.length) throw new FerryError('RANGE_NOT_SATISFIABLE', `${start}-${end} of ${DATA.length}`);
   return { data: DATA.slice(start, end), size: DATA.length, sha256: createHash('sha256').update(DATA).digest('hex') };
 }
 

@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { LIMITS, type Payload } from '../../protocol/api';
-import type { TaskException } from '../../protocol/errors';
+import { FerryError, isTaskFailureCode, taskException, type TaskException } from '../../protocol/errors';
 import type { FunctionSpec } from '../../protocol/wire';
 import type { ObjectRead } from './isolated-vm-sandbox';
 import { OutputTail } from './output-tail';
@@ -67,6 +67,8 @@ class PythonProcess {
   interpreter = '';
   exited = false;
   exitDescription = '';
+  /** The process never started (no such executable, not executable): the endpoint's fault, not the function's. */
+  spawnFailed = false;
   private chunks: Buffer[] = [];
   private buffered = 0;
   private readonly frames: Frame[] = [];
@@ -93,7 +95,10 @@ class PythonProcess {
       this.exitDescription = description;
       this.wake({ exit: true });
     };
-    this.child.on('error', (err) => onGone(`could not start ${executable}: ${err.message}`));
+    this.child.on('error', (err) => {
+      if (!this.exited) this.spawnFailed = true;
+      onGone(`could not start ${executable}: ${err.message}`);
+    });
     // 'exit' may come before the last frames and stderr lines are read (a load failure is answered,
     // then the runner exits): the exit counts once both pipes have ended, or after a grace if a
     // child the function forked holds them.
@@ -254,7 +259,7 @@ export class PythonRunner implements Sandbox {
   private async runNow(fn: FunctionSpec, payload: Payload, opts: SandboxRunOptions): Promise<SandboxOutcome> {
     const capture = new StdoutCapture(this.maxStdoutBytes);
     if (fn.runtime !== 'python' || !fn.name) {
-      return failed(capture, { code: 'INTERNAL', name: 'WorkerError', message: `The Python runner was handed a '${fn.runtime}' function${fn.name ? '' : ' without a name'}` });
+      return failed(capture, taskException('INTERNAL', `The Python runner was handed a '${fn.runtime}' function${fn.name ? '' : ' without a name'}`, { name: 'WorkerError' }));
     }
     const uuid = fn.function_uuid;
     let proc = this.warm.get(uuid);
@@ -315,7 +320,7 @@ export class PythonRunner implements Sandbox {
         }
         if (header['type'] !== 'result') {
           this.drop(uuid);
-          return failed(capture, { code: 'INTERNAL', name: 'RunnerError', message: `the Python runner answered ${JSON.stringify(header['type'])}` });
+          return failed(capture, taskException('INTERNAL', `the Python runner answered ${JSON.stringify(header['type'])}`, { name: 'RunnerError' }));
         }
         const kind = header['kind'];
         // The runner's memory and the body's bytes are not shared: a copy that owns its buffer.
@@ -324,11 +329,11 @@ export class PythonRunner implements Sandbox {
           return { status: 'success', body: { data: Buffer.from(body), content_type: kind === 'npy' ? 'application/x-npy' : 'application/octet-stream' }, stdout: capture.text(), interpreter, ...child };
         }
         this.drop(uuid);
-        return failed(capture, { code: 'INTERNAL', name: 'RunnerError', message: `the Python runner answered a result of kind ${JSON.stringify(kind)}` });
+        return failed(capture, taskException('INTERNAL', `the Python runner answered a result of kind ${JSON.stringify(kind)}`, { name: 'RunnerError' }));
       }
     } catch (err) {
       this.drop(uuid);
-      return failed(capture, { code: 'INTERNAL', name: 'WorkerError', message: err instanceof Error ? err.message : String(err) });
+      return failed(capture, taskException('INTERNAL', err instanceof Error ? err.message : String(err), { name: 'WorkerError' }));
     } finally {
       clearTimeout(watchdog);
     }
@@ -348,9 +353,7 @@ export class PythonRunner implements Sandbox {
       const r = await this.options.readObject(key, start as number, end as number);
       return [{ type: 'read_result', ok: true, size: r.size, sha256: r.sha256 }, r.data];
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      const m = /^([A-Z][A-Z_]+): ?([\s\S]*)$/.exec(message);
-      return [{ type: 'read_result', ok: false, code: m ? m[1] : '', message: m ? m[2] : message }];
+      return [{ type: 'read_result', ok: false, code: err instanceof FerryError ? err.code : '', message: err instanceof Error ? err.message : String(err) }];
     }
   }
 
@@ -358,14 +361,14 @@ export class PythonRunner implements Sandbox {
   private lost(proc: PythonProcess, timedOut: boolean, opts: SandboxRunOptions): TaskException {
     for (const [uuid, p] of this.warm) if (p === proc) this.warm.delete(uuid);
     proc.kill();
-    if (timedOut) return { code: 'FERRY_TASK_TIMEOUT', name: 'TaskTimeout', message: `The task exceeded its wall-time limit of ${opts.timeout_s} s` };
+    if (timedOut) return taskException('FERRY_TASK_TIMEOUT', `The task exceeded its wall-time limit of ${opts.timeout_s} s`);
     const stderr = proc.stderr.text();
-    if (proc.violation) return { code: 'INTERNAL', name: 'RunnerError', message: proc.violation };
+    if (proc.violation) return taskException('INTERNAL', proc.violation, { name: 'RunnerError' });
     if (/MemoryError|Cannot allocate memory|std::bad_alloc|out of memory/i.test(stderr)) {
-      return { code: 'FERRY_MEMORY_LIMIT', name: 'MemoryLimit', message: `The Python process ran out of memory under its limit of ${opts.memory_mb} MB (task_memory_mb) and ${proc.exitDescription}`, ...(stderr ? { stack: stderr } : {}) };
+      return taskException('FERRY_MEMORY_LIMIT', `The Python process ran out of memory under its limit of ${opts.memory_mb} MB (task_memory_mb) and ${proc.exitDescription}`, { stack: stderr });
     }
-    if (/^could not start/.test(proc.exitDescription)) return { code: 'INTERNAL', name: 'PythonSpawnError', message: `The Python runtime ${proc.exitDescription} (python.executable in the endpoint config)` };
-    return { code: 'FERRY_FUNCTION_ERROR', name: 'PythonProcessExited', message: `The Python process ${proc.exitDescription} while running the task`, ...(stderr ? { stack: stderr } : {}) };
+    if (proc.spawnFailed) return taskException('INTERNAL', `The Python runtime ${proc.exitDescription} (python.executable in the endpoint config)`, { name: 'PythonSpawnError' });
+    return taskException('FERRY_FUNCTION_ERROR', `The Python process ${proc.exitDescription} while running the task`, { name: 'PythonProcessExited', stack: stderr });
   }
 
   private evict(): void {
@@ -376,23 +379,19 @@ export class PythonRunner implements Sandbox {
   }
 }
 
-/** The task's exception from a `failed` or load-failure answer of the runner. */
+/** The task's exception from a `failed` or load-failure answer of the runner (a process of its own: its code is checked). */
 function exceptionOf(h: Record<string, unknown>): TaskException {
-  const stack = typeof h['stack'] === 'string' ? h['stack'] : undefined;
-  return {
-    code: typeof h['code'] === 'string' ? h['code'] : 'FERRY_FUNCTION_ERROR',
-    name: typeof h['name'] === 'string' ? h['name'] : 'Error',
-    message: typeof h['message'] === 'string' ? h['message'] : '',
-    ...(stack ? { stack } : {}),
-  };
+  const name = typeof h['name'] === 'string' ? h['name'] : 'Error';
+  const message = typeof h['message'] === 'string' ? h['message'] : '';
+  return taskException(isTaskFailureCode(h['code']) ? h['code'] : 'FERRY_FUNCTION_ERROR', message, { name, stack: typeof h['stack'] === 'string' ? h['stack'] : undefined });
 }
 
 function loadFailure(h: Record<string, unknown>): TaskException {
   if (h['type'] === 'invalid') {
-    return { code: 'FERRY_FUNCTION_INVALID', name: 'FunctionInvalid', message: `The function code is invalid: ${typeof h['message'] === 'string' ? h['message'] : ''}` };
+    return taskException('FERRY_FUNCTION_INVALID', `The function code is invalid: ${typeof h['message'] === 'string' ? h['message'] : ''}`);
   }
   if (h['type'] === 'failed') return exceptionOf(h);
-  return { code: 'INTERNAL', name: 'RunnerError', message: `the Python runner answered ${JSON.stringify(h['type'])} to init` };
+  return taskException('INTERNAL', `the Python runner answered ${JSON.stringify(h['type'])} to init`, { name: 'RunnerError' });
 }
 
 function failed(capture: StdoutCapture, exception: TaskException): SandboxOutcome {

@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import { LIMITS, type Json, type Payload } from '../../protocol/api';
-import type { TaskException } from '../../protocol/errors';
+import { taskException, type TaskException } from '../../protocol/errors';
 import type { FunctionSpec } from '../../protocol/wire';
 import { OutputTail, tailBytes } from './output-tail';
 import { shellEnvironment } from './shell-environment';
@@ -76,13 +76,13 @@ export class ShellRunner implements Sandbox {
 
   private async runNow(fn: FunctionSpec, payload: Payload, opts: SandboxRunOptions): Promise<SandboxOutcome> {
     if (fn.runtime !== 'shell') {
-      return failed({ code: 'INTERNAL', name: 'WorkerError', message: `The shell runner was handed a '${fn.runtime}' function` });
+      return failed(taskException('INTERNAL', `The shell runner was handed a '${fn.runtime}' function`, { name: 'WorkerError' }));
     }
     let cmd: string;
     try {
       cmd = renderShellCommand(fn.code, payload.kwargs ?? {}, payload.args ?? []);
     } catch (err) {
-      if (err instanceof ShellTemplateError) return failed({ code: 'FERRY_FUNCTION_ERROR', name: err.name, message: err.message });
+      if (err instanceof ShellTemplateError) return failed(taskException('FERRY_FUNCTION_ERROR', err.message, { name: err.name }));
       throw err;
     }
     // memory_mb is not applied: an address-space ulimit breaks JVMs and Python; the batch job's
@@ -145,7 +145,7 @@ export class ShellRunner implements Sandbox {
         this.running.delete(child);
         if (spawnError !== undefined) return resolve(failed(spawnFailure(spawnError, cmd, this.options.cwd)));
         if (timedOut) {
-          return resolve(failed({ code: 'FERRY_TASK_TIMEOUT', name: 'TaskTimeout', message: `The task exceeded its wall-time limit of ${timeout_s} s` }, partialOutput(stdout.text(), stderr.text())));
+          return resolve(failed(taskException('FERRY_TASK_TIMEOUT', `The task exceeded its wall-time limit of ${timeout_s} s`), partialOutput(stdout.text(), stderr.text())));
         }
         const result = { cmd, stdout: stdout.text(), stderr: stderr.text(), returncode: returncode ?? 0 } satisfies Json;
         // A non-zero exit is still a success, as with Globus Compute's ShellFunction: the
@@ -185,13 +185,9 @@ function killGroup(child: ChildProcess): void {
 function spawnFailure(err: unknown, cmd: string, cwd: string | undefined): TaskException {
   const e = err as NodeJS.ErrnoException;
   if (e?.code === 'E2BIG') {
-    return {
-      code: 'FERRY_FUNCTION_ERROR',
-      name: 'ShellCommandTooLong',
-      message: `The rendered command is ${Buffer.byteLength(cmd)} bytes, more than the system lets one command line carry; pass large values in a file or by reference`,
-    };
+    return taskException('FERRY_FUNCTION_ERROR', `The rendered command is ${Buffer.byteLength(cmd)} bytes, more than the system lets one command line carry; pass large values in a file or by reference`, { name: 'ShellCommandTooLong' });
   }
-  return { code: 'INTERNAL', name: 'ShellSpawnError', message: `Could not start ${SHELL} in ${cwd ?? process.cwd()}: ${e instanceof Error ? e.message : String(err)}` };
+  return taskException('INTERNAL', `Could not start ${SHELL} in ${cwd ?? process.cwd()}: ${e instanceof Error ? e.message : String(err)}`, { name: 'ShellSpawnError' });
 }
 
 /** The end of what a command printed before it was stopped, for the failed task's stdout. */

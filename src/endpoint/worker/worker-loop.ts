@@ -4,7 +4,7 @@
 // travel inline (bytes, large JSON) is sent in parts first (`sendBody`), then named in its batch.
 
 import type { Payload } from '../../protocol/api';
-import type { TaskException } from '../../protocol/errors';
+import { taskException, type TaskException } from '../../protocol/errors';
 import type { FromWorker, ResultBody, ToWorker, WorkerLimits, WorkerTaskResult } from '../../protocol/interchange';
 import type { FunctionSpec, TaskMessage } from '../../protocol/wire';
 import { traceHop } from '../../protocol/trace';
@@ -132,7 +132,7 @@ export class WorkerLoop {
       traceHop(task.trace, 'isolate.left');
     } catch (err) {
       // The sandbox reports failures as outcomes; a throw here is a bug, and still becomes a result.
-      outcome = failed({ code: 'INTERNAL', name: 'WorkerError', message: err instanceof Error ? err.message : String(err) });
+      outcome = failed(taskException('INTERNAL', err instanceof Error ? err.message : String(err), { name: 'WorkerError' }));
       this.opts.onError?.('sandbox threw', { task_id: task.task_id, error: String(err) });
     } finally {
       clearTimeout(announce);
@@ -146,7 +146,7 @@ export class WorkerLoop {
         body = await this.opts.sendBody(task.task_id, attempt, outcome.body);
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
-        outcome = { status: 'failed', exception: { code: 'FERRY_RESULT_NOT_STORED', name: 'ResultNotStored', message: `the result could not be sent to the agent: ${message}` }, stdout: outcome.stdout };
+        outcome = { status: 'failed', exception: taskException('FERRY_RESULT_NOT_STORED', `the result could not be sent to the agent: ${message}`), stdout: outcome.stdout };
       }
     }
     const result: WorkerTaskResult = { task_id: task.task_id, status: outcome.status };
@@ -169,15 +169,15 @@ export class WorkerLoop {
   private runTask(task: QueuedTask): Promise<SandboxOutcome> {
     const fn = this.functions.get(task.function_uuid);
     if (!fn) {
-      return Promise.resolve(failed({ code: 'FERRY_FUNCTION_UNAVAILABLE', name: 'FunctionUnavailable', message: `The worker has no code for function ${task.function_uuid}` }));
+      return Promise.resolve(failed(taskException('FERRY_FUNCTION_UNAVAILABLE', `The worker has no code for function ${task.function_uuid}`)));
     }
     let runner: Sandbox | undefined = this.opts.sandbox;
     if (fn.runtime === 'shell') {
       runner = this.opts.limits.allow_shell_functions === true ? this.opts.shell : undefined;
-      if (!runner) return Promise.resolve(failed({ code: 'FERRY_SHELL_NOT_ALLOWED', name: 'ShellNotAllowed', message: 'This endpoint does not run shell functions (allow_shell_functions is off in its config)' }));
+      if (!runner) return Promise.resolve(failed(taskException('FERRY_SHELL_NOT_ALLOWED', 'This endpoint does not run shell functions (allow_shell_functions is off in its config)')));
     } else if (fn.runtime === 'python') {
       runner = this.opts.limits.python ? this.opts.python : undefined;
-      if (!runner) return Promise.resolve(failed({ code: 'FERRY_RUNTIME_NOT_ALLOWED', name: 'RuntimeNotAllowed', message: 'This endpoint does not run Python functions (python.enabled is off in its config)' }));
+      if (!runner) return Promise.resolve(failed(taskException('FERRY_RUNTIME_NOT_ALLOWED', 'This endpoint does not run Python functions (python.enabled is off in its config)')));
     }
     const payload: Payload = { args: task.payload?.args ?? [], ...(task.payload?.kwargs !== undefined ? { kwargs: task.payload.kwargs } : {}) };
     return runner.run(fn, payload, {

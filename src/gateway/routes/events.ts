@@ -8,7 +8,8 @@
 import { z } from 'zod';
 import { TaskGroupId, TaskId, Uuid } from '../../protocol/api';
 import { CursorError, EVENTS_LIMITS, EventsQuery, filterOf, formatCursor, parseCursor, type EventCursor, type EventsFilter } from '../../protocol/events';
-import { FerryError, isErrorCode } from '../../protocol/errors';
+import { errorFromBody } from '../../protocol/error-body';
+import { FerryError } from '../../protocol/errors';
 import { endpointOfId } from '../../protocol/ids';
 import { AGENT_SOCKET_HEADERS, hubOf } from '../endpoint-hub/endpoint-hub';
 import type { EventsPage, HubFilter } from '../endpoint-hub/event-log';
@@ -129,8 +130,8 @@ async function hubsOf(env: GatewayEnv, owner: string, filter: EventsFilter): Pro
 async function subscribe(env: GatewayEnv, endpointId: string, owner: string): Promise<WebSocket> {
   const res = await hubOf(env, endpointId).fetch(new Request(`https://hub${EVENTS_SOCKET_PATH}`, { headers: { upgrade: 'websocket', [AGENT_SOCKET_HEADERS.owner]: owner } }));
   if (!res.webSocket) {
-    const body = (await res.json().catch(() => null)) as { code?: unknown; message?: string } | null;
-    throw new FerryError(isErrorCode(body?.code) ? body.code : 'INTERNAL', body?.message);
+    const answer = errorFromBody(res.status, await res.text().catch(() => ''));
+    throw new FerryError(answer.knownCode ?? 'INTERNAL', answer.ferryBody ? answer.detail : undefined);
   }
   res.webSocket.accept();
   return res.webSocket;

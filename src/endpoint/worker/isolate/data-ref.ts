@@ -10,33 +10,28 @@
 // object and captured by the runner (runner.ts), so user code cannot call it directly.
 (function () {
   'use strict';
-  type ReadAnswer = import('./types').ReadAnswer;
+  type ReadBytes = import('./types').ReadBytes;
   type Payload = import('./types').Payload;
   interface Info { size: number; sha256: string }
   const read = globalThis.__ferryRead!;
   delete globalThis.__ferryRead;
-  const detail = (m: string, code: string) => m.slice(code.length).replace(/^: /, '');
-  const call = async (id: string, key: string, start: number, end: number): Promise<ReadAnswer> => {
-    let r: ReadAnswer;
-    try {
-      r = await read.apply(undefined, [key, start, end], { arguments: { copy: true }, result: { promise: true } });
-    } catch (e) {
-      const m = String((e && (e as { message?: unknown }).message) || e);
-      let x: Error;
-      if (m.startsWith('FERRY_DATA_NOT_FOUND')) {
-        x = new Error(/^[0-9a-f]{64}$/.test(id) ? 'data reference ' + id + ' names no object this endpoint may read' : detail(m, 'FERRY_DATA_NOT_FOUND'));
-        x.name = 'DataNotFound';
-      } else if (m.startsWith('FERRY_DATA_PATH_REFUSED')) {
-        x = new Error(detail(m, 'FERRY_DATA_PATH_REFUSED'));
-        x.name = 'DataPathRefused';
-      } else if (m.startsWith('RANGE_NOT_SATISFIABLE')) x = new RangeError(m);
-      else {
-        x = new Error(m);
-        x.name = 'DataReadError';
-      }
-      throw x;
+  const call = async (id: string, key: string, start: number, end: number): Promise<ReadBytes> => {
+    const r = await read.apply(undefined, [key, start, end], { arguments: { copy: true }, result: { promise: true } });
+    if (!('refused' in r)) return r;
+    const { code, message } = r.refused;
+    let x: Error;
+    if (code === 'FERRY_DATA_NOT_FOUND') {
+      x = new Error(/^[0-9a-f]{64}$/.test(id) ? 'data reference ' + id + ' names no object this endpoint may read' : message);
+      x.name = 'DataNotFound';
+    } else if (code === 'FERRY_DATA_PATH_REFUSED') {
+      x = new Error(message);
+      x.name = 'DataPathRefused';
+    } else if (code === 'RANGE_NOT_SATISFIABLE') x = new RangeError(code + ': ' + message);
+    else {
+      x = new Error(code ? code + ': ' + message : message);
+      x.name = 'DataReadError';
     }
-    return r;
+    throw x;
   };
   const utf8 = (bytes: Uint8Array): string => {
     let s = '';
@@ -80,7 +75,7 @@
       // A range given whole goes in one read, whose answer carries the size and digest; the size
       // is asked for first only when the range needs it (no end, an empty range).
       if (!this.#info && Number.isInteger(start) && Number.isInteger(end) && 0 <= start && start < end!) {
-        let r: ReadAnswer | null = null;
+        let r: ReadBytes | null = null;
         try {
           r = await call(this.#id, this.#key(false), start, end!);
         } catch (e) {

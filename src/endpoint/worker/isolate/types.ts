@@ -10,11 +10,21 @@ export type RunnerAnswer =
   | { kind: 'threw'; name: string; message: string; stack?: string }
   | { kind: 'unserializable'; name: string; message: string };
 
-/** The host's answer to a read of a DataRef (isolated-vm-sandbox.ts transferRead). */
-export interface ReadAnswer {
+/**
+ * The host's answer to a read of a DataRef (isolated-vm-sandbox.ts): the bytes and what is known of
+ * the object, or why not as a code and a message (FERRY_DATA_NOT_FOUND, FERRY_DATA_PATH_REFUSED,
+ * RANGE_NOT_SATISFIABLE, …), never a code inside a message.
+ */
+export type ReadAnswer = ReadBytes | ReadRefusal;
+
+export interface ReadBytes {
   data: ArrayBuffer;
   size: number;
   sha256: string;
+}
+
+export interface ReadRefusal {
+  refused: { code: string; message: string };
 }
 
 /** The part of isolated-vm's Reference the isolate uses: a call into the host. */
