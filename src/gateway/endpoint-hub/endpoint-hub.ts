@@ -13,35 +13,29 @@ import type { StatusSample } from '../../protocol/task-list';
 import { traceHop, type TraceHops } from '../../protocol/trace';
 import { CLOSE_GATEWAY_RESTART, FrameTooDeep, PROTOCOL_VERSION, chunkBySize, parseAgentFrame, seqOf, type AgentFrame, type FunctionSpec, type TaskResult } from '../../protocol/wire';
 import type { TaskLineage } from '../../provenance/prov-document';
-import { discardProvenance, type ProvenanceSink } from '../../provenance/task-events';
-import { LineageIndex, type LineageQuery, type SegmentReader } from '../lineage-index';
+import type { LineageQuery } from '../lineage/lineage-index';
+import { HubLineage } from '../lineage/hub-lineage';
+import { AlarmScheduler } from './alarm-scheduler';
+import { HubState, nowSeconds } from './hub-state';
 import { registerHub } from '../drain';
-import { heartbeatSeconds, lineageEnabled, taskStoreKind, type GatewayEnv } from '../env';
+import { heartbeatSeconds, type GatewayEnv } from '../env';
 import { fail, ok, type HubReply } from '../hub-reply';
 import { validationError } from '../http-errors';
 import { logEvent } from '../log';
 import { randomSuffix, taskSuffixes } from '../random-ids';
-import { redisTaskStoreFor } from '../task-store/redis-task-store-for';
-import { SqliteTaskStore } from '../task-store/sqlite-task-store';
-import type { TaskListFilter, TaskListPage, TaskOutcome, TaskRecord, TaskStore } from '../task-store/port';
+import type { TaskListFilter, TaskListPage, TaskOutcome, TaskRecord } from '../task-store/port';
 import { isOverBytes } from '../text-size';
-import { AgentSessionStore, type AgentSession } from './agent-session';
-import { allowListOf, createEndpointSchema, endpointDoc, hasEndpointSchema, migrateEndpointSchema, readEndpoint, writeEndpoint, type EndpointFields, type EndpointRecord } from './endpoint-record';
-import { lineageRecord, lineageRecords } from './lineage-capture';
-import { LineagePending, type PendingBatch } from './lineage-pending';
-import { lineageSegmentKey, putLines, putSegment, r2SegmentReader } from '../lineage-segments';
+import type { AgentSession } from './agent-session';
+import { allowListOf, endpointDoc, type EndpointFields, type EndpointRecord } from './endpoint-record';
+import { lineageRecord } from '../lineage/lineage-capture';
 import { FrameOrder } from './frame-order';
-import { Outbox } from './outbox';
-import { SubmitKeys, type KeyedSubmission } from './submit-keys';
+import type { KeyedSubmission } from './submit-keys';
 import { buildTaskFrames, TASK_FRAME_BUDGET } from './task-frames';
 import { TaskWaiters } from './task-waiters';
-import { StatusHistory } from './status-history';
 import { objectResultRef, resultObjectKey, spilledResultKey, taskDocJson } from './task-doc-json';
-import { ChangeCounter, changedTasks, migrateEventLog, readStatusEvent, recentStart, statusKey, writeStatusEvent, type EventsPage, type HubEvent, type HubFilter } from './event-log';
-import { EVENTS_SOCKET_PATH, EventSubscribers } from './event-subscribers';
-import { AuditLog } from './audit-log';
-import { SharingGuard, type ForeignFunctions } from './sharing-guard';
-import { migrateSubmitter } from './submitter-column';
+import { changedTasks, readStatusEvent, recentStart, statusKey, writeStatusEvent, type EventsPage, type HubEvent, type HubFilter } from './event-log';
+import { EVENTS_SOCKET_PATH } from './event-subscribers';
+import type { ForeignFunctions } from './sharing-guard';
 import type { AuditPage, GuestEndpointStatus } from '../../protocol/sharing-api';
 
 /** Headers by which the gateway tells the hub who opens the agent socket (already authenticated). */
@@ -108,23 +102,7 @@ const DISPATCH_ROUND_ROWS = 5_000;
 /** With a remote store: how often the outbox is swept while it holds undelivered rows and an agent is connected. */
 const OUTBOX_SWEEP_MS = 30_000;
 const SWEEP_CHUNK = 2_000;
-/**
- * Lineage records are written in segments of LINEAGE_BATCH, as soon as a full one waits (off the
- * results path, after the frame's acknowledgement); fewer are written this long after the first of
- * them ended (an alarm). Queries write what waits first, and each waiting record is kept in SQLite
- * (a pending row, or its task's outbox row), so the wait costs neither freshness nor durability; it
- * saves object-store writes (each a billed R2 operation): a 20-task/s endpoint writes one segment
- * per 5 s, not ten a second.
- */
-const LINEAGE_DELAY_MS = 5_000;
-/** Ended tasks whose records one transaction writes, as one segment in the object store. */
-const LINEAGE_BATCH = 1_000;
-
 const EMPTY_REPORT: StatusReport = { total_workers: 0, idle_workers: 0, pending_tasks: 0, outstanding_tasks: 0, managers: 0, blocks: 0 };
-
-function nowSeconds(): number {
-  return Date.now() / 1000;
-}
 
 function closeQuietly(ws: WebSocket, code: number, reason: string): void {
   try {
@@ -135,77 +113,36 @@ function closeQuietly(ws: WebSocket, code: number, reason: string): void {
 }
 
 export class EndpointHub extends DurableObject<GatewayEnv> {
-  private readonly sql: SqlStorage;
-  private taskStore: TaskStore | undefined;
-  private readonly sqliteStore: SqliteTaskStore;
-  /** Task state outside this object (Redis): the outbox may then hold rows of tasks already final. */
-  private readonly remoteStore: boolean;
-  private readonly outbox: Outbox;
-  private readonly submitKeys: SubmitKeys;
+  /** Storage, tables, the endpoint record and the task store, shared with the collaborators. */
+  private readonly state: HubState;
+  /** Every timed duty of the hub on the one alarm. */
+  private readonly alarms: AlarmScheduler<'lineage' | 'sweep'>;
+  private readonly lineageRecords: HubLineage;
   /** Keyed submissions being stored, by owner and key. */
   private readonly keyedInFlight = new Map<string, Promise<HubReply<KeyedSubmission>>>();
   /** Traced runs' hops by task id, from the store until the run answers (src/protocol/trace.ts). */
   private readonly traces = new Map<string, TraceHops>();
-  private readonly sessions: AgentSessionStore;
-  /** Positions of the event log (event-log.ts) and the streams told of each new one. */
-  private readonly changes: ChangeCounter;
-  private readonly subscribers: EventSubscribers;
-  /** Lineage records of this endpoint's ended tasks, written with their outcomes. */
-  private readonly lineageIndex: LineageIndex;
-  /** Records built from the endpoint's facts when their tasks ended, as NDJSON lines, until written to a segment. */
-  private readonly lineagePending: LineagePending;
-  /** The last hour of status reports (the dashboard's chart). */
-  private readonly statusSamples: StatusHistory;
-  /** Records the pending rows hold, as far as this instance knows; null: not counted since it woke. */
-  private pendingRecords: number | null = null;
-  private readonly lineageOn: boolean;
   private readonly waiters = new TaskWaiters();
-  private readonly provenance: ProvenanceSink = discardProvenance;
   /** Tasks whose large result is being written to the object store by an earlier frame. */
   private readonly largeResultsInFlight = new Set<string>();
-  /** Security events besides the tasks' (audit-log.ts). */
-  private readonly auditLog: AuditLog;
-  /** Guests' grants, cached (sharing-guard.ts). */
-  private readonly guard: SharingGuard;
-  private schemaReady: boolean;
-  private record: EndpointRecord | null | undefined;
   /** undefined: not looked up since the object woke up. */
   private agentSocket: WebSocket | null | undefined;
+  /** Frames are handled one at a time, in order, even across awaits of a remote store. */
+  private frameChain: Promise<void> = Promise.resolve();
+  /** Per socket: its numbered frames put back in the order sent (lost with the instance; the seq due is in the attachment). */
+  private readonly frameOrders = new WeakMap<WebSocket, FrameOrder<string>>();
 
   constructor(ctx: DurableObjectState, env: GatewayEnv) {
     super(ctx, env);
-    this.sql = ctx.storage.sql;
-    this.subscribers = new EventSubscribers(ctx);
-    this.changes = new ChangeCounter(this.sql, (position, ended) => this.subscribers.tick(position, ended));
-    this.sqliteStore = new SqliteTaskStore(ctx.storage, this.changes);
-    this.remoteStore = taskStoreKind(env) === 'redis';
-    this.outbox = new Outbox(this.sql);
-    this.submitKeys = new SubmitKeys(this.sql);
-    this.sessions = new AgentSessionStore(this.sql);
-    this.lineageIndex = new LineageIndex(this.sql);
-    this.lineagePending = new LineagePending(this.sql);
-    this.statusSamples = new StatusHistory(this.sql);
-    this.lineageOn = lineageEnabled(env);
-    this.auditLog = new AuditLog(this.sql, {
-      bucket: env.OBJECTS,
-      endpointId: () => this.endpoint()!.endpoint_id,
-      transaction: (writes) => this.ctx.storage.transactionSync(writes),
-      defer: (work) => this.ctx.waitUntil(work.catch((err: unknown) => logEvent('warn', 'audit segment write failed; its events wait in SQLite for the next batch', { error: String(err) }))),
-    });
-    this.guard = new SharingGuard(env);
+    this.state = new HubState(ctx, () => this.env);
+    this.alarms = new AlarmScheduler(ctx.storage, [
+      ['lineage', () => this.lineageDuty()],
+      ['sweep', () => this.sweepDuty()],
+    ]);
+    this.lineageRecords = new HubLineage(this.state, (at) => this.alarms.schedule('lineage', at));
     // An id nobody registered gets no tables: probing random ids leaves nothing behind.
-    this.schemaReady = hasEndpointSchema(this.sql);
-    if (this.schemaReady) {
-      migrateEndpointSchema(this.sql);
-      this.outbox.migrate();
-      // Endpoints registered before lineage existed get its tables on wake (IF NOT EXISTS).
-      this.lineageIndex.createSchema();
-      this.lineagePending.createSchema();
-      this.statusSamples.createSchema();
-      migrateEventLog(this.sql);
-      this.auditLog.createSchema();
-      migrateSubmitter(this.sql);
-    }
+    // Endpoints registered before lineage existed get its tables on wake (IF NOT EXISTS).
+    if (this.state.schemaReady) this.state.migrate(() => this.lineageRecords.createSchema());
     if (registerHub(ctx.id.toString())) this.drainForShutdown();
   }
 
@@ -216,50 +153,11 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     this.waiters.wakeAll();
   }
 
-  /** The TaskStore the configuration names; a Redis store is scoped to this hub's endpoint. */
-  private get store(): TaskStore {
-    if (this.taskStore) return this.taskStore;
-    if (!this.remoteStore) return (this.taskStore = this.sqliteStore);
-    const endpointId = this.endpoint()?.endpoint_id;
-    const store = redisTaskStoreFor(this.env, { ...(endpointId ? { endpointId } : {}), local: (writes) => this.ctx.storage.transactionSync(writes) });
-    if (endpointId) this.taskStore = store;
-    return store;
-  }
-
   // ---- the endpoint record ----
 
-  private endpoint(): EndpointRecord | null {
-    if (!this.schemaReady) return null;
-    if (this.record === undefined) this.record = readEndpoint(this.sql);
-    return this.record;
-  }
-
-  /** The record when `owner` owns it; tasks of a deleted endpoint stay readable by their owner. */
-  private owned(owner: string, allowDeleted = false): EndpointRecord | null {
-    const record = this.endpoint();
-    if (!record || record.owner !== owner || (record.deleted && !allowDeleted)) return null;
-    return record;
-  }
-
-  private createSchema(): void {
-    this.ctx.storage.transactionSync(() => {
-      createEndpointSchema(this.sql);
-      this.sqliteStore.createSchema();
-      this.outbox.createSchema();
-      this.sessions.createSchema();
-      this.lineageIndex.createSchema();
-      this.lineagePending.createSchema();
-      this.statusSamples.createSchema();
-      migrateEventLog(this.sql);
-      this.auditLog.createSchema();
-      migrateSubmitter(this.sql);
-    });
-    this.schemaReady = true;
-  }
-
   async register(owner: string, endpointId: string, fields: EndpointFields): Promise<HubReply<EndpointDoc>> {
-    if (!this.schemaReady) this.createSchema();
-    const existing = this.endpoint();
+    if (!this.state.schemaReady) this.state.createSchema(() => this.lineageRecords.createSchema());
+    const existing = this.state.endpoint();
     if (existing && (existing.owner !== owner || existing.deleted || existing.endpoint_id !== endpointId)) return fail('NOT_FOUND');
     const record: EndpointRecord = {
       endpoint_id: endpointId,
@@ -272,26 +170,25 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       deleted: false,
       secret_gen: existing?.secret_gen ?? 0,
     };
-    writeEndpoint(this.sql, record);
-    this.record = record;
+    this.state.save(record);
     return ok(endpointDoc(record));
   }
 
   async update(owner: string, fields: EndpointFields): Promise<HubReply<EndpointDoc>> {
-    const existing = this.owned(owner);
+    const existing = this.state.owned(owner);
     if (!existing) return fail('NOT_FOUND');
     return this.register(owner, existing.endpoint_id, fields);
   }
 
   /** The current secret generation, which a freshly minted secret carries. */
   async secretGeneration(owner: string): Promise<HubReply<number>> {
-    const record = this.owned(owner);
+    const record = this.state.owned(owner);
     return record ? ok(record.secret_gen) : fail('NOT_FOUND', 'endpoint not found');
   }
 
   /** Whether a secret or access token of generation `gen` is still good for this endpoint. */
   async checkSecret(owner: string, endpointId: string, gen: number): Promise<HubReply<number>> {
-    const record = this.owned(owner);
+    const record = this.state.owned(owner);
     if (!record || record.endpoint_id !== endpointId) return fail('NOT_FOUND', 'endpoint not found');
     if (gen !== record.secret_gen) return fail('TOKEN_REVOKED', REVOKED_MESSAGE);
     return ok(record.secret_gen);
@@ -302,72 +199,65 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
    * now, and the connected agent (authenticated with one of them) is refused and disconnected.
    */
   async revokeSecret(owner: string): Promise<HubReply<number>> {
-    const record = this.owned(owner);
+    const record = this.state.owned(owner);
     if (!record) return fail('NOT_FOUND', 'endpoint not found');
     const bumped = { ...record, secret_gen: record.secret_gen + 1 };
-    writeEndpoint(this.sql, bumped);
-    this.record = bumped;
+    this.state.save(bumped);
     for (const ws of this.agentSockets()) this.refuse(ws, 'TOKEN_REVOKED', REVOKED_MESSAGE, CLOSE.revoked);
     this.agentSocket = null;
     this.noteStatus();
-    this.auditLog.append('secret_revoked', owner, { secret_generation: bumped.secret_gen });
+    this.state.auditLog.append('secret_revoked', owner, { secret_generation: bumped.secret_gen });
     return ok(bumped.secret_gen);
   }
 
   async describe(owner: string): Promise<HubReply<EndpointDoc>> {
-    const record = this.owned(owner);
+    const record = this.state.owned(owner);
     return record ? ok(endpointDoc(record)) : fail('NOT_FOUND');
   }
 
   /** The owner's full status; a guest's (a user the endpoint is shared with): online and queue length only. */
   async status(caller: string): Promise<HubReply<EndpointStatus | GuestEndpointStatus>> {
-    if (this.owned(caller)) return ok(this.currentStatus());
-    const record = this.live();
-    if (!record || !(await this.guard.isGuest(record, caller))) {
-      if (record) this.auditLog.refused(caller, { action: 'status', reason: 'not_shared' });
+    if (this.state.owned(caller)) return ok(this.currentStatus());
+    const record = this.state.live();
+    if (!record || !(await this.state.guard.isGuest(record, caller))) {
+      if (record) this.state.auditLog.refused(caller, { action: 'status', reason: 'not_shared' });
       return fail('NOT_FOUND');
     }
     const full = this.currentStatus();
-    return ok({ status: full.status, details: { queue_length: this.outbox.counts().queued + full.details.pending_tasks } });
-  }
-
-  /** The endpoint's record unless it was deleted (whoever asks: callers check who they are). */
-  private live(): EndpointRecord | null {
-    const record = this.endpoint();
-    return record && !record.deleted ? record : null;
+    return ok({ status: full.status, details: { queue_length: this.state.outbox.counts().queued + full.details.pending_tasks } });
   }
 
   // ---- sharing and audit (sharing-guard.ts, audit-log.ts) ----
 
   /** The owner changed the endpoint's grants (or a group granted it): forget cached access, log it. */
   async sharingChanged(owner: string, detail: Record<string, unknown>): Promise<HubReply<null>> {
-    const record = this.owned(owner, true);
+    const record = this.state.owned(owner, true);
     if (!record) return fail('NOT_FOUND', 'endpoint not found');
-    this.guard.access.forgetOwner(owner);
-    this.auditLog.append('sharing_changed', owner, detail);
+    this.state.guard.access.forgetOwner(owner);
+    this.state.auditLog.append('sharing_changed', owner, detail);
     return ok(null);
   }
 
   /** The owner revoked a key that could reach this endpoint, or all their tokens: logged here. */
   async credentialRevoked(owner: string, kind: 'key_revoked' | 'tokens_revoked', detail: Record<string, unknown>): Promise<HubReply<null>> {
-    if (!this.owned(owner)) return fail('NOT_FOUND', 'endpoint not found');
-    this.auditLog.append(kind, owner, detail);
+    if (!this.state.owned(owner)) return fail('NOT_FOUND', 'endpoint not found');
+    this.state.auditLog.append(kind, owner, detail);
     return ok(null);
   }
 
   /** A page of the audit log: the owner's only (a guest or a stranger gets 404). */
   async audit(owner: string, cursor: string | undefined, limit: number): Promise<HubReply<AuditPage>> {
-    const record = this.owned(owner, true);
+    const record = this.state.owned(owner, true);
     if (!record) return fail('NOT_FOUND', 'endpoint not found');
     // Tasks that ended are in their lineage records before the page is read.
-    await this.flushLineage();
-    const page = await this.auditLog.page(cursor, limit, this.segmentReader);
+    await this.lineageRecords.flush();
+    const page = await this.state.auditLog.page(cursor, limit, this.lineageRecords.segmentReader);
     return ok({ endpoint_id: record.endpoint_id, ...page });
   }
 
   private currentStatus(): EndpointStatus {
-    const session = this.sessions.current();
-    const last = this.sessions.lastStatus();
+    const session = this.state.sessions.current();
+    const last = this.state.sessions.lastStatus();
     const lastSignOfLife = Math.max(last?.last_heartbeat ?? 0, session?.hello_at ?? 0);
     const connected = this.currentSocket() !== null && (session?.phase === 'held' || session?.phase === 'ready');
     const online = connected && nowSeconds() - lastSignOfLife <= 3 * heartbeatSeconds(this.env);
@@ -375,13 +265,12 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   }
 
   async remove(owner: string): Promise<HubReply<null>> {
-    const record = this.owned(owner);
+    const record = this.state.owned(owner);
     if (!record) return fail('NOT_FOUND');
     const deleted = { ...record, deleted: true };
-    writeEndpoint(this.sql, deleted);
-    this.record = deleted;
-    const session = this.sessions.current();
-    if (session) this.sessions.save({ ...session, phase: 'closed' });
+    this.state.save(deleted);
+    const session = this.state.sessions.current();
+    if (session) this.state.sessions.save({ ...session, phase: 'closed' });
     for (const ws of this.ctx.getWebSockets()) closeQuietly(ws, CLOSE.endpointDeleted, 'endpoint deleted');
     this.agentSocket = null;
     this.noteStatus();
@@ -398,7 +287,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     // The same key while its first request is still being stored: the answer is that request's.
     const inFlight = this.keyedInFlight.get(key);
     if (inFlight) return this.replay(await inFlight, idempotency.fingerprint);
-    const stored = this.live() ? this.submitKeys.find(key, nowSeconds()) : null;
+    const stored = this.state.live() ? this.state.submitKeys.find(key, nowSeconds()) : null;
     if (stored) return this.replay(ok(stored), idempotency.fingerprint);
     const storing = this.storeSubmission(owner, submission, { key, fingerprint: idempotency.fingerprint }).then((reply) =>
       reply.ok ? ok({ ...reply.value, fingerprint: idempotency.fingerprint }) : reply,
@@ -422,22 +311,22 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
 
   /** Stores the tasks and queues them; with `keyed` (the owner-scoped key), remembers the answer in the same transaction. */
   private async storeSubmission(owner: string, submission: Submission, keyed?: { key: string; fingerprint: string }): Promise<HubReply<Submitted>> {
-    const record = this.live();
+    const record = this.state.live();
     if (!record) return fail('NOT_FOUND', 'endpoint not found');
     // The owner's own functions (the common case) pass without a lookup; a guest's grant is cached.
     if (record.owner !== owner || submission.foreign) {
-      const refused = await this.guard.check(record, owner, submission.functions.map((f) => f.function_uuid), submission.foreign);
+      const refused = await this.state.guard.check(record, owner, submission.functions.map((f) => f.function_uuid), submission.foreign);
       if (refused) {
-        this.auditLog.refused(owner, { action: 'submit', reason: refused.reason, ...(refused.function_uuid ? { function_uuid: refused.function_uuid } : {}) });
+        this.state.auditLog.refused(owner, { action: 'submit', reason: refused.reason, ...(refused.function_uuid ? { function_uuid: refused.function_uuid } : {}) });
         return refused.refusal;
       }
-      const ref = record.owner !== owner ? this.guard.objectRefIn(submission.tasks) : null;
+      const ref = record.owner !== owner ? this.state.guard.objectRefIn(submission.tasks) : null;
       if (ref !== null) {
-        this.auditLog.refused(owner, { action: 'submit', reason: 'object_ref' });
+        this.state.auditLog.refused(owner, { action: 'submit', reason: 'object_ref' });
         return fail('FORBIDDEN', 'a guest passes data inline or as file:// references: objects are read with the endpoint owner\'s credentials', { reason: 'guest_object_ref' });
       }
     }
-    if (submission.key_id !== undefined) this.auditLog.keyUsed(owner, submission.key_id);
+    if (submission.key_id !== undefined) this.state.auditLog.keyUsed(owner, submission.key_id);
     if (record.allowed_functions) {
       const allowed = new Set(record.allowed_functions);
       const refused = submission.functions.find((f) => !allowed.has(f.function_uuid));
@@ -449,7 +338,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       const groupEndpoint = endpointOfId(groupId);
       if (groupEndpoint === null) return fail('INVALID_ID', 'task_group_id is malformed');
       if (groupEndpoint !== record.endpoint_id) return fail('INVALID_ID', 'task_group_id belongs to another endpoint');
-      if (!(await this.store.groupExists(groupId))) return fail('NOT_FOUND', 'task group not found');
+      if (!(await this.state.store.groupExists(groupId))) return fail('NOT_FOUND', 'task group not found');
     } else {
       groupId = `${record.endpoint_id}.${randomSuffix()}`;
       newGroup = true;
@@ -469,7 +358,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       const message = `{"task_id":"${taskId}","function_uuid":"${task.function_uuid}","payload":${task.payload_json}${rs === undefined ? '' : `,"resource_specification":${rs}`}${traced}}`;
       outboxRows[i] = { task_id: taskId, function_uuid: task.function_uuid, message };
     }
-    await this.store.createTasks(
+    await this.state.store.createTasks(
       {
         task_group_id: groupId,
         new_group: newGroup,
@@ -483,10 +372,10 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
         ...(owner === record.owner ? {} : { submitter: owner }),
       },
       () => {
-        this.outbox.saveFunctions(submission.functions);
-        this.outbox.enqueue(outboxRows);
+        this.state.outbox.saveFunctions(submission.functions);
+        this.state.outbox.enqueue(outboxRows);
         if (keyed) {
-          this.submitKeys.record(keyed.key, { fingerprint: keyed.fingerprint, request_id: submission.request_id, task_group_id: groupId, task_ids: taskIds }, createdAt);
+          this.state.submitKeys.record(keyed.key, { fingerprint: keyed.fingerprint, request_id: submission.request_id, task_group_id: groupId, task_ids: taskIds }, createdAt);
         }
       },
     );
@@ -517,22 +406,22 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   }
 
   async taskDoc(owner: string, taskId: string, waitMs: number): Promise<HubReply<string>> {
-    if (!this.owned(owner, true) && !(await this.submittedBy(owner, [taskId])).has(taskId)) return fail('NOT_FOUND', 'task not found');
+    if (!this.state.owned(owner, true) && !(await this.submittedBy(owner, [taskId])).has(taskId)) return fail('NOT_FOUND', 'task not found');
     const { doc } = await this.awaitDoc(taskId, waitMs);
     return doc === null ? fail('NOT_FOUND', 'task not found') : ok(doc);
   }
 
   /** The ids among `taskIds` that `guest` submitted (a guest's tasks are theirs to read and cancel). */
   private async submittedBy(guest: string, taskIds: readonly string[]): Promise<Set<string>> {
-    if (!this.schemaReady || taskIds.length === 0) return new Set();
-    const records = await this.store.readTasks(taskIds);
+    if (!this.state.schemaReady || taskIds.length === 0) return new Set();
+    const records = await this.state.store.readTasks(taskIds);
     return new Set(records.filter((r) => r.submitter === guest).map((r) => r.task_id));
   }
 
   /** Task docs as JSON text by id; ids that are not this endpoint's or not the owner's are left out. */
   async taskDocs(owner: string, taskIds: readonly string[]): Promise<Record<string, string>> {
-    const record = this.owned(owner, true);
-    const endpointId = this.endpoint()?.endpoint_id;
+    const record = this.state.owned(owner, true);
+    const endpointId = this.state.endpoint()?.endpoint_id;
     if (!endpointId) return {};
     let mine = taskIds.filter((id) => endpointOfId(id) === endpointId);
     // A guest reads the tasks they submitted.
@@ -540,7 +429,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       const theirs = await this.submittedBy(owner, mine);
       mine = mine.filter((id) => theirs.has(id));
     }
-    const records = await this.store.readTasks(mine);
+    const records = await this.state.store.readTasks(mine);
     const docs = await Promise.all(records.map((r) => this.encodeDoc(r)));
     const out: Record<string, string> = {};
     for (let i = 0; i < records.length; i++) out[records[i]!.task_id] = docs[i]!;
@@ -548,41 +437,40 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   }
 
   async taskGroup(owner: string, taskGroupId: string): Promise<HubReply<Array<{ task_id: string; created_at: number }>>> {
-    if (!this.owned(owner, true)) return fail('NOT_FOUND', 'task group not found');
-    const tasks = await this.store.groupTasks(taskGroupId);
+    if (!this.state.owned(owner, true)) return fail('NOT_FOUND', 'task group not found');
+    const tasks = await this.state.store.groupTasks(taskGroupId);
     return tasks === null ? fail('NOT_FOUND', 'task group not found') : ok(tasks);
   }
 
   /** A page of the endpoint's tasks, newest first, read below position `before` (null: from the newest). */
   async listTasks(owner: string, filter: TaskListFilter, before: number | null, limit: number, budget: number): Promise<HubReply<TaskListPage>> {
-    const record = this.owned(owner, true);
+    const record = this.state.owned(owner, true);
     if (!record) return fail('NOT_FOUND', 'endpoint not found');
-    return ok(await this.store.listTasks(filter, before, limit, budget));
+    return ok(await this.state.store.listTasks(filter, before, limit, budget));
   }
 
   /** Status reports of the last hour, oldest first. */
   async statusHistory(owner: string): Promise<HubReply<StatusSample[]>> {
-    if (!this.owned(owner, true)) return fail('NOT_FOUND', 'endpoint not found');
-    return ok(this.statusSamples.read(nowSeconds()));
+    if (!this.state.owned(owner, true)) return fail('NOT_FOUND', 'endpoint not found');
+    return ok(this.state.statusSamples.read(nowSeconds()));
   }
 
   /** Cancels a task that has not finished. Whichever the hub stores first, cancel or result, wins. */
   async cancel(owner: string, taskId: string): Promise<HubReply<string>> {
-    if (!this.owned(owner, true) && !(await this.submittedBy(owner, [taskId])).has(taskId)) return fail('NOT_FOUND', 'task not found');
-    const state = (await this.store.readStates([taskId])).get(taskId);
+    if (!this.state.owned(owner, true) && !(await this.submittedBy(owner, [taskId])).has(taskId)) return fail('NOT_FOUND', 'task not found');
+    const state = (await this.state.store.readStates([taskId])).get(taskId);
     if (!state) return fail('NOT_FOUND', 'task not found');
     if (isFinal(state.state)) return fail('TASK_ALREADY_FINISHED', `task ${taskId} is already ${state.state}`);
     const moved = transition(taskId, state.state, state.transitions, 'cancelled', nowSeconds());
-    const delivered = this.outbox.lookup([taskId]).get(taskId) === true;
+    const delivered = this.state.outbox.lookup([taskId]).get(taskId) === true;
     const outcome: TaskOutcome = { ...emptyOutcome(taskId), state: moved.state, transitions: moved.transitions, completion_t: moved.event.at };
-    const report = await this.store.finishTasks([outcome], [], (finished) => this.retire(finished));
-    await this.armLineage();
+    const report = await this.state.store.finishTasks([outcome], [], (finished) => this.lineageRecords.retire(finished));
+    await this.lineageRecords.arm();
     // A result stored between the read above and this write wins: the cancel is refused.
     if (report.finished.length === 0) {
-      const now = (await this.store.readStates([taskId])).get(taskId);
+      const now = (await this.state.store.readStates([taskId])).get(taskId);
       return fail('TASK_ALREADY_FINISHED', `task ${taskId} is already ${now?.state ?? 'finished'}`);
     }
-    this.provenance.record([moved.event]);
     this.waiters.wake([taskId]);
     if (delivered) {
       const ws = this.currentSocket();
@@ -601,25 +489,25 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
    * `check`: the stream opens, and ids it names must exist here.
    */
   async events(owner: string, filter: HubFilter, after: number | null, limit: number, check: boolean): Promise<HubReply<EventsPage>> {
-    const record = this.owned(owner, true);
+    const record = this.state.owned(owner, true);
     if (!record) return fail('NOT_FOUND', 'endpoint not found');
-    if (this.remoteStore) return fail('NOT_IMPLEMENTED', EVENTS_NEED_SQLITE);
+    if (this.state.remoteStore) return fail('NOT_IMPLEMENTED', EVENTS_NEED_SQLITE);
     // Read from storage, not the counter's memory: what is committed is what can be read.
-    const head = this.changes.stored();
+    const head = this.state.changes.stored();
     if (after !== null && after > head) return fail('VALIDATION_ERROR', 'Last-Event-ID is not an event id of this stream');
-    if (check && filter.kind === 'task_group' && (endpointOfId(filter.task_group_id) !== record.endpoint_id || !(await this.store.groupExists(filter.task_group_id)))) {
+    if (check && filter.kind === 'task_group' && (endpointOfId(filter.task_group_id) !== record.endpoint_id || !(await this.state.store.groupExists(filter.task_group_id)))) {
       return fail('NOT_FOUND', 'task group not found');
     }
     if (check && filter.kind === 'tasks') {
-      const states = await this.store.readStates(filter.task_ids);
+      const states = await this.state.store.readStates(filter.task_ids);
       if (states.size < filter.task_ids.length) return fail('NOT_FOUND', 'task not found', { task_id: filter.task_ids.find((id) => !states.has(id)) });
     }
-    const start = after ?? (filter.kind === 'endpoint' ? recentStart(this.sql, EVENTS_LIMITS.endpointRecentTasks) : 0);
-    const page = changedTasks(this.sql, filter, start, head, limit);
+    const start = after ?? (filter.kind === 'endpoint' ? recentStart(this.state.sql, EVENTS_LIMITS.endpointRecentTasks) : 0);
+    const page = changedTasks(this.state.sql, filter, start, head, limit);
     const docs = await Promise.all(page.tasks.map((t) => this.encodeDoc(t.record)));
     const events: HubEvent[] = page.tasks.map((t, i) => ({ seq: t.seq, type: 'task', data: docs[i]! }));
     if (filter.kind === 'endpoint') {
-      const status = readStatusEvent(this.sql);
+      const status = readStatusEvent(this.state.sql);
       // A new stream starts with the status as it is; a resumed one gets it when it changed since.
       const due = after === null ? { seq: start, status: this.currentStatus() } : status && status.seq > start && status.seq <= page.position ? status : null;
       if (due) {
@@ -633,181 +521,41 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
 
   /** Whether any task of the owner's workflow was submitted here (a stream of the workflow then follows this hub). */
   async holdsWorkflow(owner: string, workflowId: string): Promise<boolean> {
-    if (!this.owned(owner, true) || this.remoteStore) return false;
-    return this.sql.exec('SELECT 1 FROM task_requests WHERE workflow_id = ? LIMIT 1', workflowId).toArray().length > 0;
+    if (!this.state.owned(owner, true) || this.state.remoteStore) return false;
+    return this.state.sql.exec('SELECT 1 FROM task_requests WHERE workflow_id = ? LIMIT 1', workflowId).toArray().length > 0;
   }
 
   /** Stamps a status event when what it shows changed (online, workers, blocks) and tells the streams. */
   private noteStatus(): void {
-    if (!this.schemaReady || this.remoteStore) return;
+    if (!this.state.schemaReady || this.state.remoteStore) return;
     const status = this.currentStatus();
-    const last = readStatusEvent(this.sql);
+    const last = readStatusEvent(this.state.sql);
     if (last && statusKey(last.status) === statusKey(status)) return;
-    writeStatusEvent(this.sql, this.changes.next(), status);
-    this.changes.committed(true);
+    writeStatusEvent(this.state.sql, this.state.changes.next(), status);
+    this.state.changes.committed(true);
   }
 
   /** The agent's socket (and sockets it replaced that are closing), not the event streams'. */
   private agentSockets(): WebSocket[] {
-    return this.ctx.getWebSockets().filter((ws) => !this.subscribers.isSubscriber(ws));
+    return this.ctx.getWebSockets().filter((ws) => !this.state.subscribers.isSubscriber(ws));
   }
 
-  // ---- lineage ----
-
-  /**
-   * Rows of tasks now final (inside the outcomes' transaction). With lineage on, a task whose record
-   * was built with its outcome (`records`: from the endpoint's facts) has it appended to the pending
-   * rows and its outbox row dropped; any other keeps its outbox row (its payload), marked ended,
-   * until flushLineage builds its record from the store. With lineage off, rows are dropped.
-   */
-  private retire(taskIds: readonly string[], records?: ReadonlyMap<string, TaskLineage>): void {
-    if (taskIds.length === 0) return;
-    if (!this.lineageOn) return this.outbox.remove(taskIds);
-    const built: TaskLineage[] = [];
-    const unbuilt: string[] = [];
-    for (const id of taskIds) {
-      const record = records?.get(id);
-      if (record) built.push(record);
-      else unbuilt.push(id);
-    }
-    if (built.length > 0) {
-      this.outbox.remove(built.map((r) => r.task_id));
-      this.lineagePending.append(built);
-      // Counted before the transaction commits: a rollback leaves it high, which only starts a flush early.
-      this.pendingRecords = this.pendingCount() + built.length;
-    }
-    if (unbuilt.length > 0) this.outbox.markEnded(unbuilt);
-  }
-
-  private pendingCount(): number {
-    return (this.pendingRecords ??= this.lineagePending.count());
-  }
-
-  /** When the lineage alarm is set for (ms), as far as this instance knows; 0: not set. */
-  private lineageAlarmAt = 0;
-
-  /** Sets the alarm that writes the records of ended tasks, unless one comes sooner. */
-  private async armLineage(): Promise<void> {
-    if (!this.lineageOn || this.lineageAlarmAt > Date.now()) return;
-    const at = Date.now() + LINEAGE_DELAY_MS;
-    const current = await this.ctx.storage.getAlarm();
-    if (current !== null && current <= at) {
-      this.lineageAlarmAt = current;
-      return;
-    }
-    await this.ctx.storage.setAlarm(at);
-    this.lineageAlarmAt = at;
-  }
-
-  private lineageFlush: { done: Promise<void>; fullOnly: boolean } | null = null;
-
-  /**
-   * Writes the lineage records of every ended task whose record is not written yet, in batches:
-   * those of ended outbox rows built from the final task records, then the pending rows' as they
-   * are; each batch as one segment, then in one transaction indexed and its rows dropped. A failed
-   * batch leaves its rows; the alarm runs again (and queries flush first). `fullOnly`: only whole
-   * batches (LINEAGE_BATCH records, or up to a frame more), leaving a partial one waiting.
-   */
-  private flushLineage(fullOnly = false): Promise<void> {
-    if (!this.lineageOn || !this.schemaReady) return Promise.resolve();
-    const current = this.lineageFlush;
-    // A flush of whole batches under way writes less than one asked for everything: the rest follows it.
-    if (current?.fullOnly && !fullOnly) return current.done.catch(() => undefined).then(() => this.flushLineage());
-    if (!current) {
-      const run = async () => {
-        for (;;) {
-          const rows = this.outbox.ended(LINEAGE_BATCH);
-          if (rows.length === 0 || (fullOnly && rows.length < LINEAGE_BATCH)) break;
-          await this.writeLineage(rows);
-          if (rows.length < LINEAGE_BATCH) break;
-        }
-        for (;;) {
-          const batch = this.lineagePending.take(LINEAGE_BATCH, fullOnly ? LINEAGE_BATCH : 1);
-          if (batch === null) break;
-          await this.writePending(batch);
-          if (!batch.more) break;
-        }
-      };
-      // Cleared in a later microtask: with nothing to write, run() settles before this assignment.
-      const done = run().finally(() => {
-        this.lineageFlush = null;
-      });
-      this.lineageFlush = { done, fullOnly };
-      return done;
-    }
-    return current.done;
-  }
-
-  private async writeLineage(rows: ReadonlyArray<{ seq: number; task_id: string }>): Promise<void> {
-    const record = this.endpoint()!;
-    const ids = rows.map((r) => r.task_id);
-    const built = new Map<string, TaskLineage>();
-    for (const r of await this.rebuildRecords(record, ids)) built.set(r.task_id, r);
-    // Records in the order the tasks were submitted (outbox order); a task gone from the store
-    // (expired) before its record was built has nothing left to record.
-    const records: TaskLineage[] = [];
-    for (const id of ids) {
-      const r = built.get(id);
-      if (r) records.push(r);
-    }
-    // The batch's records as one NDJSON segment in the object store, named by the batch's first
-    // outbox row: a retry of a batch whose index write failed overwrites its own segment.
-    const placement = await putSegment(this.env.OBJECTS, lineageSegmentKey(record.endpoint_id, rows[0]!.seq), records);
-    this.ctx.storage.transactionSync(() => {
-      this.lineageIndex.write(records, false, placement);
-      this.outbox.removeEnded(ids);
-    });
-  }
-
-  /** The records of ended tasks, from their final stored records and their outbox rows' payloads. */
-  private async rebuildRecords(record: EndpointRecord, taskIds: readonly string[]): Promise<TaskLineage[]> {
-    const messages = new Map<string, string>();
-    this.outbox.deliveries(taskIds, messages);
-    const tasks = await this.store.readTasks(taskIds);
-    const spilled = new Map<string, string>();
-    await Promise.all(
-      tasks.map(async (t) => {
-        const key = spilledResultKey(t);
-        if (key === null) return;
-        const object = await this.env.OBJECTS.get(key);
-        if (object) spilled.set(t.task_id, await object.text());
-      }),
-    );
-    return lineageRecords(record.owner, record.endpoint_id, tasks, messages, spilled);
-  }
-
-  /** Writes records built when their tasks ended as one segment, then indexes it and drops their pending rows. */
-  private async writePending(batch: PendingBatch): Promise<void> {
-    const placement = await putLines(this.env.OBJECTS, lineageSegmentKey(this.endpoint()!.endpoint_id, batch.firstId, 'r'), batch.text, batch.ids);
-    this.ctx.storage.transactionSync(() => {
-      this.lineageIndex.writeSegmentRows(placement, batch.rows);
-      this.lineagePending.remove(batch);
-    });
-    if (this.pendingRecords !== null) this.pendingRecords = Math.max(0, this.pendingRecords - batch.ids.length);
-  }
-
-  /** Reads records from the hub's segments in the object store. */
-  private readonly segmentReader: SegmentReader = r2SegmentReader(this.env.OBJECTS);
+  // ---- lineage (../lineage/hub-lineage.ts) ----
 
   /** Lineage records of this endpoint's ended tasks (the owner's only). */
   async lineage(owner: string, query: LineageQuery): Promise<TaskLineage[]> {
-    if (!this.owned(owner, true)) return [];
-    // Read your writes: records of tasks that ended are written before the query answers.
-    await this.flushLineage();
-    return this.lineageIndex.query(owner, query, this.segmentReader);
+    return this.state.owned(owner, true) ? this.lineageRecords.query(owner, query) : [];
   }
 
   async lineageCount(owner: string, workflowId: string | null, campaignId: string | null): Promise<number> {
-    if (!this.owned(owner, true)) return 0;
-    await this.flushLineage();
-    return this.lineageIndex.count(owner, workflowId, campaignId);
+    return this.state.owned(owner, true) ? this.lineageRecords.count(owner, workflowId, campaignId) : 0;
   }
 
   private async awaitDoc(taskId: string, waitMs: number): Promise<{ record: TaskRecord | null; doc: string | null }> {
-    let record = (await this.store.readTasks([taskId]))[0] ?? null;
+    let record = (await this.state.store.readTasks([taskId]))[0] ?? null;
     if (record && !isFinal(record.state) && waitMs > 0) {
       await this.waiters.wait(taskId, waitMs);
-      record = (await this.store.readTasks([taskId]))[0] ?? null;
+      record = (await this.state.store.readTasks([taskId]))[0] ?? null;
     }
     return { record, doc: record ? await this.encodeDoc(record) : null };
   }
@@ -819,7 +567,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       const object = await this.env.OBJECTS.get(spilled);
       result = object ? await object.text() : null;
     }
-    return taskDocJson(record, this.endpoint()!.endpoint_id, result);
+    return taskDocJson(record, this.state.endpoint()!.endpoint_id, result);
   }
 
   // ---- the agent socket ----
@@ -828,11 +576,11 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     const owner = request.headers.get(AGENT_SOCKET_HEADERS.owner) ?? '';
     if (new URL(request.url).pathname === EVENTS_SOCKET_PATH) {
       // An event stream's socket (routes/events.ts); tasks of a deleted endpoint stay watchable by their owner.
-      if (!this.owned(owner, true)) return Response.json({ code: 'NOT_FOUND', message: 'endpoint not found' }, { status: 404 });
-      if (this.remoteStore) return Response.json(new FerryError('NOT_IMPLEMENTED', EVENTS_NEED_SQLITE).toBody(), { status: 501 });
-      return this.subscribers.accept();
+      if (!this.state.owned(owner, true)) return Response.json({ code: 'NOT_FOUND', message: 'endpoint not found' }, { status: 404 });
+      if (this.state.remoteStore) return Response.json(new FerryError('NOT_IMPLEMENTED', EVENTS_NEED_SQLITE).toBody(), { status: 501 });
+      return this.state.subscribers.accept();
     }
-    const record = this.owned(owner);
+    const record = this.state.owned(owner);
     if (!record || record.endpoint_id !== request.headers.get(AGENT_SOCKET_HEADERS.endpointId)) {
       return Response.json({ code: 'NOT_FOUND', message: 'endpoint not found' }, { status: 404 });
     }
@@ -848,15 +596,15 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     const session: AgentSession = { session_id: crypto.randomUUID(), phase: 'hello', held_remaining: 0, credits: 0, hello_at: null };
     server.serializeAttachment({ session_id: session.session_id } satisfies SocketTag);
     this.ctx.storage.transactionSync(() => {
-      this.sessions.save(session);
-      this.sessions.clearHeld();
+      this.state.sessions.save(session);
+      this.state.sessions.clearHeld();
     });
     this.agentSocket = server;
     return new Response(null, { status: 101, webSocket: client });
   }
 
   private currentSocket(): WebSocket | null {
-    const session = this.sessions.current();
+    const session = this.state.sessions.current();
     if (!session || session.phase === 'closed') return null;
     if (this.agentSocket === undefined) {
       this.agentSocket = this.agentSockets().find((ws) => (ws.deserializeAttachment() as SocketTag | null)?.session_id === session.session_id) ?? null;
@@ -866,7 +614,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   }
 
   private isCurrent(ws: WebSocket): AgentSession | null {
-    const session = this.sessions.current();
+    const session = this.state.sessions.current();
     const tag = ws.deserializeAttachment() as SocketTag | null;
     if (!session || session.phase === 'closed' || !tag || tag.session_id !== session.session_id) return null;
     return session;
@@ -882,22 +630,16 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   }
 
   private refuse(ws: WebSocket, code: string, message: string, closeCode: number): void {
-    logEvent('warn', 'agent refused', { endpoint_id: this.endpoint()?.endpoint_id, code, message });
+    logEvent('warn', 'agent refused', { endpoint_id: this.state.endpoint()?.endpoint_id, code, message });
     this.sendQuietly(ws, JSON.stringify({ type: 'refuse', code, message }));
     closeQuietly(ws, closeCode, message);
-    const session = this.sessions.current();
-    if (session && this.isCurrent(ws)) this.sessions.save({ ...session, phase: 'closed' });
+    const session = this.state.sessions.current();
+    if (session && this.isCurrent(ws)) this.state.sessions.save({ ...session, phase: 'closed' });
     if (this.agentSocket === ws) this.agentSocket = null;
   }
 
-  /** Frames are handled one at a time, in order, even across awaits of a remote store. */
-  private frameChain: Promise<void> = Promise.resolve();
-
-  /** Per socket: its numbered frames put back in the order sent (lost with the instance; the seq due is in the attachment). */
-  private readonly frameOrders = new WeakMap<WebSocket, FrameOrder<string>>();
-
   override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    if (this.subscribers.isSubscriber(ws)) return Promise.resolve(); // streams only listen
+    if (this.state.subscribers.isSubscriber(ws)) return Promise.resolve(); // streams only listen
     const seq = typeof message === 'string' ? seqOf(message) : null;
     if (seq === null) return this.chainFrame(() => this.handleFrame(ws, message));
     const tag = ws.deserializeAttachment() as SocketTag | null;
@@ -963,8 +705,8 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
         return;
       case 'status': {
         const at = nowSeconds();
-        this.sessions.saveStatus({ report: frame.report, last_heartbeat: at });
-        this.statusSamples.record(frame.report, at);
+        this.state.sessions.saveStatus({ report: frame.report, last_heartbeat: at });
+        this.state.statusSamples.record(frame.report, at);
         this.noteStatus();
         return;
       }
@@ -972,14 +714,14 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-    if (this.subscribers.isSubscriber(ws)) return this.subscribers.gone(ws);
+    if (this.state.subscribers.isSubscriber(ws)) return this.state.subscribers.gone(ws);
     // Echo the close; the runtime may already consider the socket closed and throw.
     closeQuietly(ws, code === 1005 || code === 1006 || code === 1015 ? CLOSE.normal : code, reason);
     this.onSocketGone(ws);
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {
-    if (this.subscribers.isSubscriber(ws)) return this.subscribers.gone(ws);
+    if (this.state.subscribers.isSubscriber(ws)) return this.state.subscribers.gone(ws);
     closeQuietly(ws, 1011, 'socket error');
     this.onSocketGone(ws);
   }
@@ -987,7 +729,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   /** Delivered tasks stay delivered: the next hello's reconcile decides what the agent still holds. */
   private onSocketGone(ws: WebSocket): void {
     const session = this.isCurrent(ws);
-    if (session) this.sessions.save({ ...session, phase: 'closed' });
+    if (session) this.state.sessions.save({ ...session, phase: 'closed' });
     if (this.agentSocket === ws) this.agentSocket = null;
     this.noteStatus();
   }
@@ -996,10 +738,10 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     if (protocolVersion !== PROTOCOL_VERSION) {
       return this.refuse(ws, 'UNSUPPORTED_PROTOCOL', `the agent speaks protocol version ${protocolVersion}, this gateway speaks version ${PROTOCOL_VERSION}`, CLOSE.unsupportedProtocol);
     }
-    const record = this.endpoint()!;
+    const record = this.state.endpoint()!;
     this.sendQuietly(ws, JSON.stringify({ type: 'welcome', protocol_version: PROTOCOL_VERSION, endpoint_id: record.endpoint_id, heartbeat_s: heartbeatSeconds(this.env) }));
     const next: AgentSession = { ...session, phase: heldFrames > 0 ? 'held' : 'ready', held_remaining: heldFrames, hello_at: nowSeconds() };
-    this.sessions.save(next);
+    this.state.sessions.save(next);
     this.noteStatus();
     if (next.phase === 'ready') {
       await this.reconcile(ws, []);
@@ -1010,11 +752,11 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
   private async onHeld(ws: WebSocket, session: AgentSession, taskIds: string[]): Promise<void> {
     const remaining = session.held_remaining - 1;
     this.ctx.storage.transactionSync(() => {
-      this.sessions.addHeld(taskIds);
-      this.sessions.save({ ...session, held_remaining: remaining, phase: remaining > 0 ? 'held' : 'ready' });
+      this.state.sessions.addHeld(taskIds);
+      this.state.sessions.save({ ...session, held_remaining: remaining, phase: remaining > 0 ? 'held' : 'ready' });
     });
     if (remaining > 0) return;
-    await this.reconcile(ws, this.sessions.takeHeld());
+    await this.reconcile(ws, this.state.sessions.takeHeld());
     this.dispatch();
   }
 
@@ -1025,8 +767,8 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
    */
   private async reconcile(ws: WebSocket, heldIds: readonly string[]): Promise<void> {
     const held = new Set(heldIds);
-    const lapsed = this.outbox.deliveredTaskIds().filter((id) => !held.has(id));
-    const [lapsedStates, heldStates] = await Promise.all([this.store.readStates(lapsed), this.store.readStates(heldIds)]);
+    const lapsed = this.state.outbox.deliveredTaskIds().filter((id) => !held.has(id));
+    const [lapsedStates, heldStates] = await Promise.all([this.state.store.readStates(lapsed), this.state.store.readStates(heldIds)]);
     const at = nowSeconds();
     const events: TransitionEvent[] = [];
     // Rows of tasks final (or expired) in the store: left by a crash between a remote store's write and the outbox's.
@@ -1044,23 +786,22 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       if (!s || isFinal(s.state)) drop.push(id);
       else keep.push(id);
     }
-    await this.store.saveTransitions(events, () => {
-      this.outbox.markUndelivered(lapsed);
-      this.outbox.markDelivered(keep);
-      this.retire(gone);
-      this.retire(drop);
+    await this.state.store.saveTransitions(events, () => {
+      this.state.outbox.markUndelivered(lapsed);
+      this.state.outbox.markDelivered(keep);
+      this.lineageRecords.retire(gone);
+      this.lineageRecords.retire(drop);
     });
-    this.provenance.record(events);
-    if (this.remoteStore) await this.sweepOutbox(true);
+    if (this.state.remoteStore) await this.sweepOutbox(true);
     for (const ids of chunkBySize(drop, TASK_FRAME_BUDGET)) this.sendQuietly(ws, JSON.stringify({ type: 'cancel', task_ids: ids }));
-    if (gone.length > 0 || drop.length > 0) await this.armLineage();
+    if (gone.length > 0 || drop.length > 0) await this.lineageRecords.arm();
   }
 
   /** The agent can take `n` more tasks: they go at once. */
   private grant(n: number): void {
-    const session = this.sessions.current();
+    const session = this.state.sessions.current();
     if (!session) return;
-    this.sessions.save({ ...session, credits: session.credits + n });
+    this.state.sessions.save({ ...session, credits: session.credits + n });
     this.dispatch();
   }
 
@@ -1069,34 +810,33 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     const ws = this.currentSocket();
     if (!ws) return;
     for (;;) {
-      const session = this.sessions.current();
+      const session = this.state.sessions.current();
       if (!session || session.phase !== 'ready' || session.credits <= 0) return;
       // Rounds bound the rows held in memory when an agent grants a very large credit.
-      const rows = this.outbox.pending(Math.min(session.credits, DISPATCH_ROUND_ROWS));
+      const rows = this.state.outbox.pending(Math.min(session.credits, DISPATCH_ROUND_ROWS));
       if (rows.length === 0) return;
-      for (const frame of buildTaskFrames(rows, (id) => this.outbox.functionSpecJson(id))) {
+      for (const frame of buildTaskFrames(rows, (id) => this.state.outbox.functionSpecJson(id))) {
         // A failed send leaves the rows undelivered; they go out on the next connection.
         if (!this.sendQuietly(ws, frame)) return;
       }
       if (this.traces.size > 0) for (const r of rows) traceHop(this.traces.get(r.task_id), 'hub.sent', Date.now());
       this.ctx.storage.transactionSync(() => {
-        this.outbox.markDeliveredThrough(rows[rows.length - 1]!.seq);
-        this.sessions.save({ ...session, credits: session.credits - rows.length });
+        this.state.outbox.markDeliveredThrough(rows[rows.length - 1]!.seq);
+        this.state.sessions.save({ ...session, credits: session.credits - rows.length });
       });
     }
   }
 
   /** ack → waiting-for-nodes, running → running; tasks already past that state are left alone. */
   private async advance(taskIds: string[], to: TaskState, at: number, journaled: boolean): Promise<void> {
-    const states = await this.store.readStates(taskIds);
+    const states = await this.state.store.readStates(taskIds);
     const events: TransitionEvent[] = [];
     for (const s of states.values()) {
       if (s.state === to || !canTransition(s.state, to)) continue;
       events.push(transition(s.task_id, s.state, s.transitions, to, at).event);
     }
     // A journaled task is delivered even if a reconcile re-queued it meanwhile: do not send it twice.
-    await this.store.saveTransitions(events, journaled ? () => this.outbox.markDelivered(taskIds) : undefined);
-    this.provenance.record(events);
+    await this.state.store.saveTransitions(events, journaled ? () => this.state.outbox.markDelivered(taskIds) : undefined);
   }
 
   private async onResults(ws: WebSocket, results: TaskResult[]): Promise<void> {
@@ -1106,16 +846,15 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     const encoded = results.map((r, i) => (objects[i] ? JSON.stringify(resultRefDoc(objects[i])) : r.result === undefined ? null : JSON.stringify(r.result)));
     const storedLarge = await this.storeLargeResults(results, encoded);
     // With lineage on, each state with the facts a record takes from the store (group, function, attempts, workflow, campaign).
-    const states = await this.store.readStates(results.map((r) => r.task_id), this.lineageOn);
-    const deliveries = this.outbox.deliveries(results.map((r) => r.task_id));
+    const states = await this.state.store.readStates(results.map((r) => r.task_id), this.state.lineageOn);
+    const deliveries = this.state.outbox.deliveries(results.map((r) => r.task_id));
     const at = nowSeconds();
     const outcomes: TaskOutcome[] = [];
     const extraAttempts: string[] = [];
-    const events: TransitionEvent[] = [];
     // Lineage records built with the outcomes, from the endpoint's facts and what this frame read:
     // appended to the pending rows in the outcomes' transaction, without reading the tasks back.
     const records = new Map<string, TaskLineage>();
-    const endpoint = this.lineageOn ? this.endpoint() : null;
+    const endpoint = this.state.lineageOn ? this.state.endpoint() : null;
     for (let i = 0; i < results.length; i++) {
       const r = results[i]!;
       const s = states.get(r.task_id);
@@ -1145,7 +884,6 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
         reported_attempt: Math.max(r.execution?.attempt ?? 0, deliveries.get(r.task_id) ?? 0, r.delivery ?? 0),
       };
       outcomes.push(outcome);
-      events.push(moved.event);
       // A result without facts (an older agent) or a store without them (Redis): the record is built
       // by flushLineage, from the store and the outbox row's payload.
       if (endpoint && s.facts && r.lineage) {
@@ -1160,24 +898,21 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
       const record = records.get(id);
       if (record) record.attempts++;
     }
-    const report = await this.store.finishTasks(outcomes, extraAttempts, (stored) => {
+    const report = await this.state.store.finishTasks(outcomes, extraAttempts, (stored) => {
       // A task that ended in an earlier frame has just counted another attempt in the store: a
       // pending record of it says one too few (one still in the outbox is built from the store).
       const finished = new Set(stored);
-      const recounted = this.lineageOn ? extraAttempts.filter((id) => !finished.has(id) && !records.has(id)) : [];
-      if (recounted.length > 0) this.lineagePending.countAttempt(recounted);
-      this.retire(stored, records);
+      const recounted = this.state.lineageOn ? extraAttempts.filter((id) => !finished.has(id) && !records.has(id)) : [];
+      if (recounted.length > 0) this.lineageRecords.pending.countAttempt(recounted);
+      this.lineageRecords.retire(stored, records);
     });
     for (const id of storedLarge) this.largeResultsInFlight.delete(id);
-    // Another frame (or a cancel) may have ended a task meanwhile: only the stored outcomes count.
-    const stored = new Set(report.finished);
-    this.provenance.record(events.filter((e) => stored.has(e.task_id)));
     for (const trace of traced) traceHop(trace, 'hub.finished', Date.now());
+    // Another frame (or a cancel) may have ended a task meanwhile: only the stored outcomes count.
     this.waiters.wake(report.finished);
     for (const ids of chunkBySize(results.map((r) => r.task_id), TASK_FRAME_BUDGET)) this.sendQuietly(ws, JSON.stringify({ type: 'results_ack', task_ids: ids }));
     // Not awaited: frames are handled one at a time, and the next must not wait for an R2 write.
-    if (this.lineageOn && this.pendingCount() >= LINEAGE_BATCH) this.ctx.waitUntil(this.flushFullSegments());
-    await this.armLineage();
+    await this.lineageRecords.afterResults();
   }
 
   /** The traces of traced runs' results, each with the endpoint's hops and the frame's arrival added. */
@@ -1194,60 +929,51 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     return out;
   }
 
-  /** Writes the full segments that wait, leaving fewer for the alarm; a failure is left to the alarm too. */
-  private async flushFullSegments(): Promise<void> {
-    try {
-      await this.flushLineage(true);
-    } catch (err) {
-      logEvent('warn', 'lineage write failed; the alarm retries', { endpoint_id: this.endpoint()?.endpoint_id, error: err instanceof Error ? err.message : String(err) });
-    }
-  }
-
   // ---- the outbox with a remote store ----
 
   /** With a remote store, keeps an alarm while undelivered rows wait and an agent is connected. */
-  private async armSweep(): Promise<void> {
-    if (!this.remoteStore || this.currentSocket() === null || this.outbox.counts().queued === 0) return;
-    if (this.sweepDueAt === 0) this.sweepDueAt = Date.now() + OUTBOX_SWEEP_MS;
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > this.sweepDueAt) await this.ctx.storage.setAlarm(this.sweepDueAt);
+  private armSweep(): Promise<void> {
+    if (!this.state.remoteStore || this.currentSocket() === null || this.state.outbox.counts().queued === 0) return Promise.resolve();
+    return this.alarms.schedule('sweep', Date.now() + OUTBOX_SWEEP_MS);
   }
 
-  /** When the next outbox sweep is due (ms); 0: unknown (after a wake), the next alarm sweeps. */
-  private sweepDueAt = 0;
+  override alarm(): Promise<void> {
+    return this.alarms.fire();
+  }
 
   /**
-   * Drops outbox rows whose tasks are final or gone in the remote store (a crash between its write
-   * and the outbox's leaves them), then re-sends what is still undelivered.
+   * The sweep duty, with a remote store: drops outbox rows whose tasks are final or gone in the
+   * remote store (a crash between its write and the outbox's leaves them), then re-sends what is
+   * still undelivered.
    */
-  override async alarm(): Promise<void> {
-    this.lineageAlarmAt = 0;
-    if (!this.schemaReady) return;
-    await this.flushLineage();
-    if (!this.remoteStore) return;
-    // The alarm also wakes for lineage every 100 ms under load: sweep only when a sweep is due.
-    if (Date.now() >= this.sweepDueAt) {
-      this.sweepDueAt = 0;
-      await this.sweepOutbox(false);
-      this.dispatch();
-    }
+  private async sweepDuty(): Promise<void> {
+    if (!this.state.schemaReady || !this.state.remoteStore) return;
+    await this.sweepOutbox(false);
+    this.dispatch();
     await this.armSweep();
-    if (this.outbox.hasEnded() || this.lineagePending.hasAny()) await this.armLineage();
+    if (this.lineageRecords.waiting()) await this.lineageRecords.arm();
+  }
+
+  /** The lineage duty: writes the records that wait; with a remote store, due again while some still wait. */
+  private async lineageDuty(): Promise<void> {
+    if (!this.state.schemaReady) return;
+    await this.lineageRecords.flush();
+    if (this.state.remoteStore && this.lineageRecords.waiting()) await this.lineageRecords.arm();
   }
 
   private async sweepOutbox(pendingOnly: boolean): Promise<void> {
     let afterSeq = 0;
     for (;;) {
-      const rows = this.outbox.taskIdsAfter(afterSeq, SWEEP_CHUNK, pendingOnly);
+      const rows = this.state.outbox.taskIdsAfter(afterSeq, SWEEP_CHUNK, pendingOnly);
       if (rows.length === 0) return;
       afterSeq = rows[rows.length - 1]!.seq;
       const ids = rows.map((r) => r.task_id);
-      const states = await this.store.readStates(ids);
+      const states = await this.state.store.readStates(ids);
       const gone = ids.filter((id) => {
         const s = states.get(id);
         return !s || isFinal(s.state);
       });
-      this.retire(gone);
+      this.lineageRecords.retire(gone);
     }
   }
 
@@ -1259,7 +985,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
     const large = results.map((r, i) => ({ r, text: encoded[i] ?? null })).filter(({ text }) => text !== null && isOverBytes(text, LIMITS.inlineResultBytes));
     const written = new Set<string>();
     if (large.length === 0) return written;
-    const states = await this.store.readStates(large.map(({ r }) => r.task_id));
+    const states = await this.state.store.readStates(large.map(({ r }) => r.task_id));
     const toWrite = large.filter(({ r }) => {
       const s = states.get(r.task_id);
       if (!s || isFinal(s.state) || this.largeResultsInFlight.has(r.task_id) || written.has(r.task_id)) return false;
