@@ -3,14 +3,16 @@
 // the collaborators (agent-channel.ts, task-outcomes.ts, task-intake.ts, ../lineage/hub-lineage.ts)
 // hold it, the hub keeps the RPC surface.
 
+import type { EndpointDoc } from '../../protocol/api';
 import { lineageEnabled, taskStoreKind, type GatewayEnv } from '../env';
+import { fail, ok, type HubReply } from '../hub-reply';
 import { logEvent } from '../log';
 import type { TaskStore } from '../task-store/port';
 import { redisTaskStoreFor } from '../task-store/redis-task-store-for';
 import { SqliteTaskStore } from '../task-store/sqlite-task-store';
 import { AgentSessionStore } from './agent-session';
 import { AuditLog } from './audit-log';
-import { createEndpointSchema, hasEndpointSchema, migrateEndpointSchema, readEndpoint, writeEndpoint, type EndpointRecord } from './endpoint-record';
+import { allowListOf, createEndpointSchema, endpointDoc, hasEndpointSchema, migrateEndpointSchema, readEndpoint, writeEndpoint, type EndpointFields, type EndpointRecord } from './endpoint-record';
 import { ChangeCounter, migrateEventLog } from './event-log';
 import { EventSubscribers } from './event-subscribers';
 import { Outbox } from './outbox';
@@ -132,6 +134,25 @@ export class HubState {
   live(): EndpointRecord | null {
     const record = this.endpoint();
     return record && !record.deleted ? record : null;
+  }
+
+  /** Registers the endpoint, or updates its fields (the tables exist). */
+  register(owner: string, endpointId: string, fields: EndpointFields): HubReply<EndpointDoc> {
+    const existing = this.endpoint();
+    if (existing && (existing.owner !== owner || existing.deleted || existing.endpoint_id !== endpointId)) return fail('NOT_FOUND');
+    const record: EndpointRecord = {
+      endpoint_id: endpointId,
+      owner,
+      endpoint_name: fields.endpoint_name,
+      display_name: fields.display_name ?? null,
+      allowed_functions: allowListOf(fields),
+      metadata: fields.metadata ?? {},
+      created_at: existing?.created_at ?? new Date().toISOString(),
+      deleted: false,
+      secret_gen: existing?.secret_gen ?? 0,
+    };
+    this.save(record);
+    return ok(endpointDoc(record));
   }
 
   save(record: EndpointRecord): void {

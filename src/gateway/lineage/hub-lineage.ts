@@ -92,6 +92,13 @@ export class HubLineage {
     return this.armAt(Date.now() + LINEAGE_DELAY_MS);
   }
 
+  /** The lineage duty at an alarm: writes the records that wait; with a remote store, due again while some still wait. */
+  async duty(): Promise<void> {
+    if (!this.hub.schemaReady) return;
+    await this.flush();
+    if (this.hub.remoteStore && this.waiting()) await this.arm();
+  }
+
   /** Whether records wait to be written (ended outbox rows or pending rows). */
   waiting(): boolean {
     return this.hub.outbox.hasEnded() || this.pending.hasAny();
