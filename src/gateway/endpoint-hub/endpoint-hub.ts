@@ -16,19 +16,20 @@ import type { TaskLineage } from '../../provenance/prov-document';
 import { registerHub } from '../drain';
 import type { GatewayEnv } from '../env';
 import { fail, ok, type HubReply } from '../hub-reply';
-import { HubLineage } from '../lineage/hub-lineage';
+import type { HubLineage } from '../lineage/hub-lineage';
 import type { LineageQuery } from '../lineage/lineage-index';
 import type { TaskListFilter, TaskListPage } from '../task-store/port';
-import { AgentChannel, REVOKED_MESSAGE } from './agent-channel';
-import { AlarmScheduler } from './alarm-scheduler';
+import { REVOKED_MESSAGE, type AgentChannel } from './agent-channel';
+import type { AlarmScheduler } from './alarm-scheduler';
 import { endpointDoc, type EndpointFields } from './endpoint-record';
 import type { EventsPage, HubFilter } from './event-log';
 import { EVENTS_SOCKET_PATH } from './event-subscribers';
 import { AGENT_SOCKET_HEADERS, type RunOutcome, type Submission, type Submitted } from './hub-api';
-import { EVENTS_NEED_SQLITE, HubEvents } from './hub-events';
-import { HubState, nowSeconds } from './hub-state';
-import { TaskIntake } from './task-intake';
-import { TaskOutcomes } from './task-outcomes';
+import { EVENTS_NEED_SQLITE, type HubEvents } from './hub-events';
+import { hubParts, type HubDuty } from './hub-parts';
+import { nowSeconds, type HubState } from './hub-state';
+import type { TaskIntake } from './task-intake';
+import type { TaskOutcomes } from './task-outcomes';
 
 export { AGENT_SOCKET_HEADERS, hubOf, type HubApi, type RunOutcome, type Submission, type Submitted } from './hub-api';
 
@@ -37,7 +38,7 @@ const NOT_FOUND = (what: string) => Response.json({ code: 'NOT_FOUND', message: 
 export class EndpointHub extends DurableObject<GatewayEnv> {
   private readonly state: HubState;
   /** Every timed duty of the hub on the one alarm. */
-  private readonly alarms: AlarmScheduler<'lineage' | 'sweep'>;
+  private readonly alarms: AlarmScheduler<HubDuty>;
   private readonly lineageRecords: HubLineage;
   private readonly outcomes: TaskOutcomes;
   private readonly channel: AgentChannel;
@@ -46,19 +47,7 @@ export class EndpointHub extends DurableObject<GatewayEnv> {
 
   constructor(ctx: DurableObjectState, env: GatewayEnv) {
     super(ctx, env);
-    this.state = new HubState(ctx, () => this.env);
-    this.alarms = new AlarmScheduler(ctx.storage, [
-      ['lineage', () => this.lineageRecords.duty()],
-      ['sweep', () => this.channel.sweep.duty()],
-    ]);
-    this.lineageRecords = new HubLineage(this.state, (at) => this.alarms.schedule('lineage', at));
-    this.outcomes = new TaskOutcomes(this.state, this.lineageRecords, (ids) => this.channel.cancel(ids));
-    this.channel = new AgentChannel(this.state, this.outcomes, this.lineageRecords, (at) => this.alarms.schedule('sweep', at));
-    this.intake = new TaskIntake(this.state, this.outcomes, this.channel);
-    this.streams = new HubEvents(this.state, this.outcomes, this.channel);
-    // An id nobody registered gets no tables: probing random ids leaves nothing behind. Endpoints
-    // registered before lineage existed get its tables on wake (IF NOT EXISTS).
-    if (this.state.schemaReady) this.state.migrate(() => this.lineageRecords.createSchema());
+    ({ state: this.state, alarms: this.alarms, lineage: this.lineageRecords, outcomes: this.outcomes, channel: this.channel, intake: this.intake, events: this.streams } = hubParts(ctx, () => this.env));
     if (registerHub(ctx.id.toString())) this.drainForShutdown();
   }
 
