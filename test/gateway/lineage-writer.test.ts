@@ -10,9 +10,11 @@ import { env } from 'cloudflare:workers';
 import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { expect, it } from 'vitest';
 import type { GatewayEnv } from '../../src/gateway/env';
-import { sha256Hex, withDigests } from '../../src/gateway/endpoint-hub/lineage-capture';
-import { LineagePending } from '../../src/gateway/endpoint-hub/lineage-pending';
-import { parseSegment, segmentText } from '../../src/gateway/lineage-segments';
+import { sha256Hex, withDigests } from '../../src/gateway/lineage/lineage-capture';
+import type { AlarmScheduler } from '../../src/gateway/endpoint-hub/alarm-scheduler';
+import type { HubLineage } from '../../src/gateway/lineage/hub-lineage';
+import { LineagePending } from '../../src/gateway/lineage/lineage-pending';
+import { parseSegment, segmentText } from '../../src/gateway/lineage/lineage-segments';
 import { FakeAgent, newUser, registerEndpoint, registerFunction, submit, success } from './helpers';
 
 function hubStub(endpointId: string) {
@@ -28,9 +30,9 @@ async function rows(endpointId: string): Promise<{ ended: number; pending: numbe
   }));
 }
 
-/** Makes the hub believe its lineage alarm is set an hour ahead: no alarm writes records before the test looks. */
+/** Makes the hub's lineage duty due an hour ahead: no alarm writes records before the test looks. */
 async function holdLineageAlarm(stub: ReturnType<typeof hubStub>): Promise<void> {
-  await runInDurableObject(stub, async (instance) => void ((instance as { lineageAlarmAt: number }).lineageAlarmAt = Date.now() + 3_600_000));
+  await runInDurableObject(stub, async (instance) => (instance as unknown as { alarms: AlarmScheduler<'lineage'> }).alarms.schedule('lineage', Date.now() + 3_600_000));
 }
 
 /** The endpoint's lineage segments in R2 (gzip-compressed NDJSON), each as its records. */
@@ -203,7 +205,7 @@ it('writes a full segment of 1,000 records as soon as one waits, leaving fewer f
     if (start === 0) expect(await rows(ep.endpoint_id)).toEqual({ ended: 0, pending: 500, records: 0 });
   }
   // The frame that made 1,000 or more wait started the write after its acknowledgement.
-  await runInDurableObject(stub, async (instance) => (instance as unknown as { lineageFlush: { done: Promise<void> } | null }).lineageFlush?.done);
+  await runInDurableObject(stub, async (instance) => (instance as unknown as { lineageRecords: HubLineage }).lineageRecords.flushing());
   expect(await rows(ep.endpoint_id)).toEqual({ ended: 0, pending: 250, records: 1000 });
   expect((await segments(ep.endpoint_id)).map((s) => s.map((r) => r.task_id))).toEqual([task_ids.slice(0, 1000)]);
   // A query writes the rest first.

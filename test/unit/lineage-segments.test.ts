@@ -3,8 +3,8 @@
 // not characters: a record holding non-ASCII text (a hostname, an inline value) must not shift them.
 
 import { describe, expect, it } from 'vitest';
-import { segmentRowsOf } from '../../src/gateway/lineage-index';
-import { encodeSegment, parseSegment, segmentText } from '../../src/gateway/lineage-segments';
+import { segmentRowsOf } from '../../src/gateway/lineage/lineage-index';
+import { encodeSegment, parseSegment, segmentText } from '../../src/gateway/lineage/lineage-segments';
 import type { TaskLineage } from '../../src/provenance/prov-document';
 import { taskRecord } from '../helpers/lineage-records';
 

@@ -10,8 +10,8 @@
 
 import { SHARING_LIMITS, type AuditEvent } from '../../protocol/sharing-api';
 import type { TaskLineage } from '../../provenance/prov-document';
-import type { SegmentReader } from '../lineage-index';
-import { putLines, segmentText } from '../lineage-segments';
+import type { SegmentReader } from '../lineage/lineage-index';
+import { putLines, segmentText } from '../lineage/lineage-segments';
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS audit_events (seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, kind TEXT NOT NULL, user TEXT, detail_json TEXT)`,

@@ -7,7 +7,7 @@
 // One row per key in the hub's SQLite, written in the transaction that stores the tasks' outbox
 // rows; kept a day (KEY_TTL_S), as Stripe keeps its keys.
 
-import { sha256Hex } from './lineage-capture';
+import { sha256Hex } from '../lineage/lineage-capture';
 
 /** How long a key is remembered; a request sent again later is a new request. */
 export const KEY_TTL_S = 24 * 3600;

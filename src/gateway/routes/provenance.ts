@@ -2,30 +2,24 @@
 // of a data object (transitively, across workflows and endpoints), and the ingestion of
 // Flowcept-style task messages from systems outside Ferry.
 //
-// Where records live: each EndpointHub indexes its own ended tasks (same transaction as the
-// outcome, see lineage-index.ts); the owner's Registry indexes ingested messages. Queries fan out
-// over the owner's endpoints (the Registry lists them) and the Registry: no second, eventually
-// consistent copy to keep in step. Everything is per owner: another user's ids find nothing (404).
+// Where records live, and how queries fan out over them: lineage/owner-lineage.ts. Everything is
+// per owner: another user's ids find nothing (404).
 
 import { z } from 'zod';
 import { JsonValue } from '../../protocol/api';
 import { FerryError } from '../../protocol/errors';
 import { endpointOfId } from '../../protocol/ids';
-import { provDocument, type FunctionInfo, type LineageItem, type ObjectInfo, type ProvDocument, type TaskLineage } from '../../provenance/prov-document';
+import type { TaskLineage } from '../../provenance/prov-document';
 import { hubOf } from '../endpoint-hub/endpoint-hub';
-import { itemsOf, sha256Hex, withDigests } from '../endpoint-hub/lineage-capture';
-import type { GatewayEnv } from '../env';
-import type { LineageQuery } from '../lineage-index';
-import { objectIndexOf } from '../objects/object-index';
+import { withDigests } from '../lineage/lineage-capture';
+import type { LineageQuery } from '../lineage/lineage-index';
+import { countAll, eventItems, queryAll, renderProv, seconds } from '../lineage/owner-lineage';
 import { registryOf } from '../registry';
 import { defineRoute, type RouteTable } from '../route-spec';
 
 const MAX_RECORDS = 10_000;
 const MAX_DEPTH = 20;
 const MAX_FRONTIER = 1_000;
-/** Functions and objects looked up per PROV-JSON document (names, digests, ingest filters); more are named by id only. */
-const MAX_LOOKUPS = 1_000;
-const OBJECT_ID = /^[0-9a-f]{64}$/;
 
 const LineageItemSchema = z.object({ role: z.string(), object: z.string().optional(), digest: z.string().optional(), value: z.string().optional().describe('a small inline value\'s JSON text (≤ 64 characters)') });
 const LineageRecord = z
@@ -94,66 +88,6 @@ const FlowceptTask = z.object({
 });
 const EventsRequest = z.object({ messages: z.array(FlowceptTask).min(1).max(1_000) });
 const EventsResponse = z.object({ accepted: z.number().int() });
-
-/** Every record source of the owner: each endpoint's hub (deleted endpoints too), and the registry (ingested messages). */
-async function countAll(env: GatewayEnv, owner: string, workflowId: string | null, campaignId: string | null): Promise<number> {
-  const registry = registryOf(env, owner);
-  const endpointIds = await registry.lineageEndpointIds();
-  const counts = await Promise.all([...endpointIds.map((id) => hubOf(env, id).lineageCount(owner, workflowId, campaignId)), registry.lineageCount(owner, workflowId, campaignId)]);
-  return counts.reduce((a, b) => a + b, 0);
-}
-
-async function queryAll(env: GatewayEnv, owner: string, query: LineageQuery): Promise<TaskLineage[]> {
-  const registry = registryOf(env, owner);
-  const endpointIds = await registry.lineageEndpointIds();
-  const parts = await Promise.all([
-    ...endpointIds.map((id) => hubOf(env, id).lineage(owner, query) as Promise<TaskLineage[]>),
-    registry.lineage(owner, query) as Promise<TaskLineage[]>,
-  ]);
-  return withDigests(parts.flat());
-}
-
-/**
- * The records as one PROV-JSON document, with what they only name looked up in the owner's
- * Registry (function names, code digests) and ObjectIndex (content digests, sizes, ingest filters).
- */
-async function renderProv(env: GatewayEnv, owner: string, records: readonly TaskLineage[]): Promise<ProvDocument> {
-  const functionIds = new Set<string>();
-  const objectIds = new Set<string>();
-  for (const r of records) {
-    if (r.function_uuid !== null && functionIds.size < MAX_LOOKUPS) functionIds.add(r.function_uuid);
-    for (const item of [...r.used, ...r.generated]) if (item.object !== undefined && OBJECT_ID.test(item.object) && objectIds.size < MAX_LOOKUPS) objectIds.add(item.object);
-  }
-  const registry = registryOf(env, owner);
-  const index = objectIndexOf(env, owner);
-  const functions = new Map<string, FunctionInfo>();
-  const objects = new Map<string, ObjectInfo>();
-  await Promise.all([
-    ...[...functionIds].map(async (id) => {
-      const fn = await registry.getFunction(id);
-      if (fn) functions.set(id, { name: fn.function_name, runtime: fn.meta.runtime, code_sha256: await sha256Hex(fn.function_code) });
-    }),
-    ...[...objectIds].map(async (id) => {
-      const meta = await index.meta(id);
-      if (meta) objects.set(id, { owner, sha256: meta.sha256, size: meta.size, content_type: meta.content_type, created_at: meta.created_at / 1000, filters: JSON.parse(meta.filters_json) as ObjectInfo['filters'] });
-    }),
-  ]);
-  return provDocument(records, { functions, objects });
-}
-
-function seconds(time: number | string | undefined): number | null {
-  if (time === undefined) return null;
-  if (typeof time === 'number') return time;
-  const ms = Date.parse(time);
-  if (Number.isNaN(ms)) throw new FerryError('VALIDATION_ERROR', `not a time: ${time}`);
-  return ms / 1000;
-}
-
-async function eventItems(items: z.output<typeof Items> | undefined): Promise<LineageItem[]> {
-  if (items === undefined) return [];
-  if (Array.isArray(items)) return items.map((object, i) => ({ role: String(i), object }));
-  return itemsOf(Object.entries(items));
-}
 
 export function registerProvenanceRoutes(table: RouteTable): void {
   defineRoute(

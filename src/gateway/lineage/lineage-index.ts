@@ -10,8 +10,8 @@
 // hubs' records indexed before lineage_tasks.
 // Queries fan out over the owner's hubs and registry.
 
-import type { LineageItem, TaskLineage } from '../provenance/prov-document';
-import { forEachIdChunk, insertRows } from './sql-batches';
+import type { LineageItem, TaskLineage } from '../../provenance/prov-document';
+import { forEachIdChunk, insertRows } from '../sql-batches';
 
 const SCHEMA = [
   // record_json is '' for a record kept in an R2 segment (segment, seg_offset, seg_length): rows of

@@ -10,7 +10,7 @@ import type { ExecutionInfo, LostAttempt } from '../../protocol/wire';
 import { namedItems, payloadArguments, resultItems, type Hasher } from '../../provenance/lineage-items';
 import type { AttemptRecord, LineageItem, TaskLineage } from '../../provenance/prov-document';
 import type { TaskRecord } from '../task-store/port';
-import { isObjectResult, spilledResultKey } from './task-doc-json';
+import { isObjectResult, spilledResultKey } from '../endpoint-hub/task-doc-json';
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 const encoder = new TextEncoder();

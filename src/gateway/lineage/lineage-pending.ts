@@ -4,8 +4,8 @@
 // a segment (EndpointHub.flushLineage) neither reads the tasks back nor builds a record.
 
 import type { TaskLineage } from '../../provenance/prov-document';
-import { mergeSegmentRows, segmentRowsOf, type SegmentRows } from '../lineage-index';
-import { ndjson } from '../lineage-segments';
+import { mergeSegmentRows, segmentRowsOf, type SegmentRows } from './lineage-index';
+import { ndjson } from './lineage-segments';
 
 // AUTOINCREMENT: ids never come back after rows are deleted; a segment is named by its first row.
 const SCHEMA = [`CREATE TABLE IF NOT EXISTS lineage_pending (id INTEGER PRIMARY KEY AUTOINCREMENT, lines TEXT NOT NULL, meta TEXT NOT NULL, records INTEGER NOT NULL)`];

@@ -3,7 +3,7 @@
 // fetching its segment (about 110 bytes a record compressed), inflating it and slicing.
 // Segments written before compression (`.ndjson`) are plain text and are still read by range.
 
-import type { TaskLineage } from '../provenance/prov-document';
+import type { TaskLineage } from '../../provenance/prov-document';
 import type { SegmentPlacement, SegmentPointer, SegmentReader } from './lineage-index';
 
 /** Records wanted from one plain (older) segment up to which each is read by range; beyond, the whole segment once. */
