@@ -13,6 +13,12 @@ import { TraceHops } from './trace';
 
 export const PROTOCOL_VERSION = 2;
 
+/**
+ * What either side packs into one frame's batch: below LIMITS.maxFrameBytes (1 MiB), with room for
+ * the envelope and for multi-byte characters in otherwise ASCII JSON.
+ */
+export const FRAME_BUDGET_BYTES = 900_000;
+
 /** Close code the gateway sends its agents when it shuts down (RFC 6455 "service restart"): reconnect later. */
 export const CLOSE_GATEWAY_RESTART = 1012;
 

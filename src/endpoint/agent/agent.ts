@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StatusReport } from '../../protocol/api';
-import { PROTOCOL_VERSION, chunkBySize, type GatewayFrame, type TaskMessage, type TaskResult } from '../../protocol/wire';
+import { FRAME_BUDGET_BYTES, PROTOCOL_VERSION, chunkBySize, type GatewayFrame, type TaskMessage, type TaskResult } from '../../protocol/wire';
 import { traceHop } from '../../protocol/trace';
 import { taskException, type FerryError } from '../../protocol/errors';
 import type { ResultBody, WorkerTaskResult } from '../../protocol/interchange';
@@ -47,9 +47,6 @@ const RESULTS_ACK_PATIENCE_MS = 2000;
  * two); the gateway's lease on a delivered task is far longer.
  */
 const ACK_HOLD_MS = 10;
-
-/** Frames stay under 1 MiB; leave room for the envelope. */
-const FRAME_BUDGET = 900_000;
 
 export interface EndpointCredentials {
   endpoint_name: string;
@@ -284,7 +281,7 @@ export class Agent {
     this.pendingAcks = [];
     this.durableAcks = [];
     this.connection++;
-    const held = chunkBySize(this.journal.heldIds(), FRAME_BUDGET);
+    const held = chunkBySize(this.journal.heldIds(), FRAME_BUDGET_BYTES);
     this.link.send({ type: 'hello', protocol_version: PROTOCOL_VERSION, agent_version: AGENT_VERSION, held_frames: held.length });
     for (const task_ids of held) this.link.send({ type: 'held', task_ids });
   }
@@ -481,7 +478,7 @@ export class Agent {
       );
     }
     if (this.pendingRunning.length) {
-      for (const task_ids of chunkBySize(this.pendingRunning, FRAME_BUDGET)) this.link.send({ type: 'running', task_ids, at: Date.now() / 1000 });
+      for (const task_ids of chunkBySize(this.pendingRunning, FRAME_BUDGET_BYTES)) this.link.send({ type: 'running', task_ids, at: Date.now() / 1000 });
       this.pendingRunning = [];
     }
     if (this.pendingResults.length && this.resultsMayGo()) {
@@ -491,12 +488,12 @@ export class Agent {
         return delivery > 1 ? { ...r, delivery } : r;
       });
       for (const r of numbered) traceHop(r.trace, 'agent.sent');
-      const frames = chunkBySize(numbered, FRAME_BUDGET);
+      const frames = chunkBySize(numbered, FRAME_BUDGET_BYTES);
       for (const [i, results] of frames.entries()) {
         // The credits the results free, and the durable acks, ride on the last of their frames.
         const last = i === frames.length - 1;
         const credit = last ? this.pendingCredit : 0;
-        const acked = last && this.durableAcks.length && JSON.stringify(this.durableAcks).length < FRAME_BUDGET - JSON.stringify(results).length ? this.durableAcks : [];
+        const acked = last && this.durableAcks.length && JSON.stringify(this.durableAcks).length < FRAME_BUDGET_BYTES - JSON.stringify(results).length ? this.durableAcks : [];
         if (!this.link.send({ type: 'results', results, ...(credit > 0 ? { credit } : {}), ...(acked.length ? { acked } : {}) })) continue;
         if (credit > 0) this.pendingCredit = 0;
         if (acked.length) this.durableAcks = [];
@@ -514,7 +511,7 @@ export class Agent {
   /** Durable acks that found no results frame to ride on, in frames of their own. */
   private sendAcks(): void {
     if (!this.welcomed || this.durableAcks.length === 0) return;
-    for (const task_ids of chunkBySize(this.durableAcks, FRAME_BUDGET)) this.link.send({ type: 'ack', task_ids });
+    for (const task_ids of chunkBySize(this.durableAcks, FRAME_BUDGET_BYTES)) this.link.send({ type: 'ack', task_ids });
     this.durableAcks = [];
   }
 

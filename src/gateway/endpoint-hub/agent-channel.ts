@@ -4,7 +4,7 @@
 // time, in order. Results go to task-outcomes.ts, status reports to agent-status.ts.
 
 import { z } from 'zod';
-import { FrameTooDeep, PROTOCOL_VERSION, chunkBySize, parseAgentFrame, seqOf, type AgentFrame, type TaskResult } from '../../protocol/wire';
+import { FRAME_BUDGET_BYTES, FrameTooDeep, PROTOCOL_VERSION, chunkBySize, parseAgentFrame, seqOf, type AgentFrame, type TaskResult } from '../../protocol/wire';
 import { canTransition, isFinal, transition, type TaskState, type TransitionEvent } from '../../protocol/task-state';
 import { traceHop } from '../../protocol/trace';
 import { heartbeatSeconds } from '../env';
@@ -17,7 +17,7 @@ import { FrameOrder } from './frame-order';
 import { AGENT_SOCKET_HEADERS } from './hub-api';
 import { nowSeconds, type HubState } from './hub-state';
 import { OutboxSweep } from './outbox-sweep';
-import { buildTaskFrames, TASK_FRAME_BUDGET } from './task-frames';
+import { buildTaskFrames } from './task-frames';
 import type { TaskOutcomes } from './task-outcomes';
 
 export const REVOKED_MESSAGE = 'the endpoint secret was revoked; register the endpoint again for a new secret';
@@ -119,7 +119,7 @@ export class AgentChannel {
 
   private async onResults(ws: WebSocket, results: TaskResult[]): Promise<void> {
     await this.outcomes.record(results);
-    for (const ids of chunkBySize(results.map((r) => r.task_id), TASK_FRAME_BUDGET)) this.sendQuietly(ws, JSON.stringify({ type: 'results_ack', task_ids: ids }));
+    for (const ids of chunkBySize(results.map((r) => r.task_id), FRAME_BUDGET_BYTES)) this.sendQuietly(ws, JSON.stringify({ type: 'results_ack', task_ids: ids }));
     // A full segment of lineage records is written off this path: the next frame must not wait for an R2 write.
     await this.lineage.afterResults();
   }
@@ -320,7 +320,7 @@ export class AgentChannel {
       this.lineage.retire(drop);
     });
     if (this.hub.remoteStore) await this.sweep.sweep(true);
-    for (const ids of chunkBySize(drop, TASK_FRAME_BUDGET)) this.sendQuietly(ws, JSON.stringify({ type: 'cancel', task_ids: ids }));
+    for (const ids of chunkBySize(drop, FRAME_BUDGET_BYTES)) this.sendQuietly(ws, JSON.stringify({ type: 'cancel', task_ids: ids }));
     if (gone.length > 0 || drop.length > 0) await this.lineage.arm();
   }
 

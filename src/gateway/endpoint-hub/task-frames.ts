@@ -2,13 +2,12 @@
 // stored message and spec texts instead of re-encoding them. Each frame carries the code of every
 // function its tasks name.
 
+import { FRAME_BUDGET_BYTES } from '../../protocol/wire';
 import type { OutboxRow } from './outbox';
 
-/** Below LIMITS.maxFrameBytes (1 MiB) with room for multi-byte characters in otherwise ASCII JSON. */
-export const TASK_FRAME_BUDGET = 900_000;
 const FRAME_OVERHEAD = '{"type":"tasks","tasks":[],"functions":[]}'.length;
 
-export function buildTaskFrames(rows: readonly OutboxRow[], specJson: (functionUuid: string) => string | null, budget = TASK_FRAME_BUDGET): string[] {
+export function buildTaskFrames(rows: readonly OutboxRow[], specJson: (functionUuid: string) => string | null, budget = FRAME_BUDGET_BYTES): string[] {
   const frames: string[] = [];
   let messages: string[] = [];
   let specs = new Map<string, string>();

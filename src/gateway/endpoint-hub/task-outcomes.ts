@@ -5,6 +5,7 @@
 
 import { LIMITS, type ResultRef } from '../../protocol/api';
 import { endpointOfId } from '../../protocol/ids';
+import { NO_EXCEPTION_RECORDED } from '../../protocol/errors';
 import { isFinal, transition } from '../../protocol/task-state';
 import { traceHop, type TraceHops } from '../../protocol/trace';
 import type { TaskResult } from '../../protocol/wire';
@@ -17,6 +18,9 @@ import { isOverBytes } from '../text-size';
 import { nowSeconds, type HubState } from './hub-state';
 import { objectResultRef, resultObjectKey, spilledResultKey, taskDocJson } from './task-doc-json';
 import { TaskWaiters } from './task-waiters';
+
+/** The exception stored for a task reported failed without one. */
+const NO_EXCEPTION_RECORDED_JSON = JSON.stringify(NO_EXCEPTION_RECORDED);
 
 export class TaskOutcomes {
   readonly waiters = new TaskWaiters();
@@ -142,7 +146,7 @@ export class TaskOutcomes {
         transitions: moved.transitions,
         result_json: large ? null : encoded[i]!,
         result_ref: object ? objectResultRef(object.$ref) : large ? resultObjectKey(r.task_id) : null,
-        exception_json: r.exception ? JSON.stringify(r.exception) : r.status === 'failed' ? JSON.stringify({ code: 'FERRY_FUNCTION_ERROR', name: 'Error', message: 'the task failed without an exception' }) : null,
+        exception_json: r.exception ? JSON.stringify(r.exception) : r.status === 'failed' ? NO_EXCEPTION_RECORDED_JSON : null,
         stdout: r.stdout === undefined ? null : r.stdout.slice(0, LIMITS.maxStdoutBytes),
         completion_t: at,
         // The executions lost before this one are kept with it, for the task's lineage record.
