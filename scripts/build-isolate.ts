@@ -5,7 +5,7 @@
 // it is current. Each script is on one line: the runner's, so the function's code that follows it
 // starts on line 1 of its script.
 
-import { transform } from 'esbuild';
+import { build, transform } from 'esbuild';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -20,16 +20,18 @@ const SCRIPTS = {
   RUNNER_SOURCE: 'runner.ts',
 } as const;
 
+/** A script that imports shared code (data-ref.ts: src/functions/data-ref.ts) is bundled with it. */
+async function compiled(file: string): Promise<string> {
+  const path = join(SOURCE, file);
+  const source = readFileSync(path, 'utf8');
+  const common = { target: 'es2022', minifyWhitespace: true, legalComments: 'none', charset: 'utf8' } as const;
+  if (!/^import /m.test(source)) return (await transform(source, { ...common, loader: 'ts', sourcefile: file })).code;
+  const out = await build({ ...common, entryPoints: [path], bundle: true, format: 'iife', write: false, logLevel: 'silent' });
+  return out.outputFiles[0]!.text;
+}
+
 async function compile(file: string): Promise<string> {
-  const out = await transform(readFileSync(join(SOURCE, file), 'utf8'), {
-    loader: 'ts',
-    target: 'es2022',
-    minifyWhitespace: true,
-    legalComments: 'none',
-    charset: 'utf8',
-    sourcefile: file,
-  });
-  const code = out.code.trim();
+  const code = (await compiled(file)).trim();
   if (code.includes('\n')) throw new Error(`${file} compiled to more than one line`);
   // The runner is an expression the sandbox applies to its arguments: no statement end.
   return file === SCRIPTS.RUNNER_SOURCE ? code.replace(/;$/, '') : code;

@@ -1,29 +1,20 @@
 // How a task's payload and result are named in its lineage record: a data reference (`{"$ref": id}`)
-// as its object, an inline value verbatim when short, else by the sha256 of its JSON text (plus the
+// (src/functions/data-ref.ts) as its object, an inline value verbatim when short, else by the sha256 of its JSON text (plus the
 // references inside it). One set of rules for the endpoint, which names them where the data is and
 // sends them with the result, and for the gateway, which names them itself for a task whose result
 // came without them. Runtime-free: each side hashes its own way (`Hasher`).
 
 import { LINEAGE_ITEMS_MAX, LINEAGE_OBJECT_MAX_CHARS, LINEAGE_ROLE_MAX_CHARS, VERBATIM_MAX_CHARS, type LineageFacts, type LineageItem } from '../protocol/lineage-facts';
 import type { Payload, ResultRef } from '../protocol/api';
+import { MAX_JSON_DEPTH } from '../protocol/json-depth';
+import { dataRefsIn, isDataRef } from '../functions/data-ref';
 
 /** Sets `item.digest` to the sha256 (hex) of `text`: at once, or later (the caller then waits for it). */
 export type Hasher = (text: string, item: LineageItem) => void;
 
-/** `{"$ref": id}` objects anywhere inside a JSON value. */
-function refsIn(value: unknown, out: string[] = []): string[] {
-  if (Array.isArray(value)) {
-    for (const v of value) refsIn(v, out);
-  } else if (value !== null && typeof value === 'object') {
-    const ref = (value as Record<string, unknown>).$ref;
-    if (typeof ref === 'string') out.push(ref);
-    else for (const v of Object.values(value)) refsIn(v, out);
-  }
-  return out;
-}
-
-function isRef(value: unknown): value is { $ref: string } {
-  return value !== null && typeof value === 'object' && !Array.isArray(value) && typeof (value as Record<string, unknown>).$ref === 'string';
+/** The ids of the data references anywhere inside a JSON value (parsed within MAX_JSON_DEPTH). */
+function refsIn(value: unknown): string[] {
+  return dataRefsIn(value, MAX_JSON_DEPTH).refs.map((ref) => ref.$ref);
 }
 
 /** An inline value's item (verbatim when short, else hashed), then one per reference inside it; `refs` null: parsed from `text` when it names one. */
@@ -39,7 +30,7 @@ function pushInline(out: LineageItem[], role: string, text: string, refs: readon
 export function namedItems(named: ReadonlyArray<[string, unknown]>, hash: Hasher): LineageItem[] {
   const items: LineageItem[] = [];
   for (const [role, value] of named) {
-    if (isRef(value)) items.push({ role, object: value.$ref });
+    if (isDataRef(value)) items.push({ role, object: value.$ref });
     else pushInline(items, role, JSON.stringify(value) ?? 'null', refsIn(value), hash);
   }
   return items;

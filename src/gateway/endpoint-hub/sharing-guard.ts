@@ -7,6 +7,7 @@ import { fail } from '../hub-reply';
 import type { GatewayEnv } from '../env';
 import { AccessCache } from '../sharing/access-cache';
 import type { EndpointRecord } from './endpoint-record';
+import { dataRefsIn } from '../../functions/data-ref';
 
 /** Functions of a submission that are not the submitter's: whose, and how the submitter may use them. */
 export type ForeignFunctions = Record<string, { owner: string; via: 'shared' | 'grant' }>;
@@ -51,8 +52,10 @@ export class SharingGuard {
   objectRefIn(payloads: ReadonlyArray<{ payload_json: string }>): string | null {
     for (const { payload_json } of payloads) {
       if (!payload_json.includes('"$ref"')) continue;
-      const found = objectRef(JSON.parse(payload_json) as unknown, 0);
-      if (found !== null) return found;
+      const { refs, tooDeep } = dataRefsIn(JSON.parse(payload_json) as unknown, MAX_REF_DEPTH);
+      if (tooDeep) return '(nested too deep to check)';
+      const object = refs.find((ref) => !ref.$ref.startsWith('file://'));
+      if (object) return object.$ref;
     }
     return null;
   }
@@ -66,21 +69,3 @@ export class SharingGuard {
 
 /** Deeper payloads are refused outright (a walk's depth bound). */
 const MAX_REF_DEPTH = 64;
-
-function objectRef(value: unknown, depth: number): string | null {
-  if (depth > MAX_REF_DEPTH) return '(nested too deep to check)';
-  if (Array.isArray(value)) {
-    for (const v of value) {
-      const found = objectRef(v, depth + 1);
-      if (found !== null) return found;
-    }
-  } else if (value !== null && typeof value === 'object') {
-    const ref = (value as Record<string, unknown>).$ref;
-    if (typeof ref === 'string') return ref.startsWith('file://') ? null : ref;
-    for (const v of Object.values(value)) {
-      const found = objectRef(v, depth + 1);
-      if (found !== null) return found;
-    }
-  }
-  return null;
-}

@@ -7,7 +7,10 @@
 // paths may be read; what goes to the host is a ref key (src/endpoint/agent/data-sources.ts): the
 // `$ref` alone, or JSON with the locations and/or `digest: true` (a file's sha256 is computed only
 // when asked for, so the size answer may carry none). The host callback is removed from the global
-// object and captured by the runner (runner.ts), so user code cannot call it directly.
+// object and captured by the runner (runner.ts), so user code cannot call it directly. What counts
+// as a reference is src/functions/data-ref.ts's isDataRef, bundled in by scripts/build-isolate.ts.
+import { isDataRef } from '../../../functions/data-ref';
+
 (function () {
   'use strict';
   type ReadBytes = import('./types').ReadBytes;
@@ -105,11 +108,7 @@
       return this.#locations ? { $ref: this.#id, locations: this.#locations.slice() } : { $ref: this.#id };
     }
   }
-  type RefValue = { $ref: string; locations?: string[] };
-  const isLocations = (l: unknown): l is string[] => Array.isArray(l) && l.length > 0 && l.every((x) => typeof x === 'string');
-  const isRef = (v: unknown): v is RefValue => v !== null && typeof v === 'object' && !Array.isArray(v) && typeof (v as RefValue).$ref === 'string'
-    && (Object.keys(v).length === 1 || (Object.keys(v).length === 2 && isLocations((v as RefValue).locations)));
-  const toRef = (v: unknown): unknown => (isRef(v) ? new DataRef(v.$ref, v.locations ? Object.freeze(v.locations.slice()) : undefined) : v);
+  const toRef = (v: unknown): unknown => (isDataRef(v) ? new DataRef(v.$ref, v.locations ? Object.freeze(v.locations.slice()) : undefined) : v);
   globalThis.__ferryDataRefs = (payload: Payload): unknown[] => {
     const args = payload.args.map(toRef);
     if (payload.kwargs === undefined) return args;
