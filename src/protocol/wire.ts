@@ -139,6 +139,15 @@ export const RefuseFrame = z.object({ type: z.literal('refuse'), code: z.string(
 export const GatewayFrame = z.discriminatedUnion('type', [WelcomeFrame, TasksFrame, CancelFrame, ResultsAckFrame, RefuseFrame]);
 export type GatewayFrame = z.infer<typeof GatewayFrame>;
 
+/**
+ * A gateway frame as the text the hub sends: the compiler checks its shape against the schema the
+ * agent parses it with. (`tasks` frames are spliced from stored texts by the hub's task-frames.ts,
+ * for speed; their tests parse them as the agent does.)
+ */
+export function gatewayFrameText(frame: Exclude<GatewayFrame, { type: 'tasks' }>): string {
+  return JSON.stringify(frame);
+}
+
 // ---- agent → gateway ----
 export const HelloFrame = z.object({
   type: z.literal('hello'),

@@ -4,7 +4,7 @@
 // time, in order. Results go to task-outcomes.ts, status reports to agent-status.ts.
 
 import { z } from 'zod';
-import { FRAME_BUDGET_BYTES, FrameTooDeep, PROTOCOL_VERSION, chunkBySize, parseAgentFrame, seqOf, type AgentFrame, type TaskResult } from '../../protocol/wire';
+import { FRAME_BUDGET_BYTES, FrameTooDeep, gatewayFrameText, PROTOCOL_VERSION, chunkBySize, parseAgentFrame, seqOf, type AgentFrame, type TaskResult } from '../../protocol/wire';
 import { canTransition, isFinal, transition, type TaskState, type TransitionEvent } from '../../protocol/task-state';
 import { traceHop } from '../../protocol/trace';
 import { heartbeatSeconds } from '../env';
@@ -114,12 +114,12 @@ export class AgentChannel {
   /** Tells the connected agent, if any, to drop tasks that ended here. */
   cancel(taskIds: string[]): void {
     const ws = this.currentSocket();
-    if (ws) this.sendQuietly(ws, JSON.stringify({ type: 'cancel', task_ids: taskIds }));
+    if (ws) this.sendQuietly(ws, gatewayFrameText({ type: 'cancel', task_ids: taskIds }));
   }
 
   private async onResults(ws: WebSocket, results: TaskResult[]): Promise<void> {
     await this.outcomes.record(results);
-    for (const ids of chunkBySize(results.map((r) => r.task_id), FRAME_BUDGET_BYTES)) this.sendQuietly(ws, JSON.stringify({ type: 'results_ack', task_ids: ids }));
+    for (const ids of chunkBySize(results.map((r) => r.task_id), FRAME_BUDGET_BYTES)) this.sendQuietly(ws, gatewayFrameText({ type: 'results_ack', task_ids: ids }));
     // A full segment of lineage records is written off this path: the next frame must not wait for an R2 write.
     await this.lineage.afterResults();
   }
@@ -157,7 +157,7 @@ export class AgentChannel {
 
   private refuse(ws: WebSocket, code: string, message: string, closeCode: number): void {
     logEvent('warn', 'agent refused', { endpoint_id: this.hub.endpoint()?.endpoint_id, code, message });
-    this.sendQuietly(ws, JSON.stringify({ type: 'refuse', code, message }));
+    this.sendQuietly(ws, gatewayFrameText({ type: 'refuse', code, message }));
     closeQuietly(ws, closeCode, message);
     const session = this.hub.sessions.current();
     if (session && this.isCurrent(ws)) this.hub.sessions.save({ ...session, phase: 'closed' });
@@ -266,7 +266,7 @@ export class AgentChannel {
       return this.refuse(ws, 'UNSUPPORTED_PROTOCOL', `the agent speaks protocol version ${protocolVersion}, this gateway speaks version ${PROTOCOL_VERSION}`, CLOSE.unsupportedProtocol);
     }
     const record = this.hub.endpoint()!;
-    this.sendQuietly(ws, JSON.stringify({ type: 'welcome', protocol_version: PROTOCOL_VERSION, endpoint_id: record.endpoint_id, heartbeat_s: heartbeatSeconds(this.hub.env) }));
+    this.sendQuietly(ws, gatewayFrameText({ type: 'welcome', protocol_version: PROTOCOL_VERSION, endpoint_id: record.endpoint_id, heartbeat_s: heartbeatSeconds(this.hub.env) }));
     const next: AgentSession = { ...session, phase: heldFrames > 0 ? 'held' : 'ready', held_remaining: heldFrames, hello_at: nowSeconds() };
     this.hub.sessions.save(next);
     this.status.note();
@@ -320,7 +320,7 @@ export class AgentChannel {
       this.lineage.retire(drop);
     });
     if (this.hub.remoteStore) await this.sweep.sweep(true);
-    for (const ids of chunkBySize(drop, FRAME_BUDGET_BYTES)) this.sendQuietly(ws, JSON.stringify({ type: 'cancel', task_ids: ids }));
+    for (const ids of chunkBySize(drop, FRAME_BUDGET_BYTES)) this.sendQuietly(ws, gatewayFrameText({ type: 'cancel', task_ids: ids }));
     if (gone.length > 0 || drop.length > 0) await this.lineage.arm();
   }
 
