@@ -149,7 +149,7 @@ function refuseInvalid(result: { success: boolean; target: string; error?: z.Zod
 }
 
 /** The codes a route can answer, its own plus those implied by its auth and body. */
-export function errorCodesOf(spec: RouteSpec): ErrorCode[] {
+function errorCodesOf(spec: RouteSpec): ErrorCode[] {
   const codes = new Set<ErrorCode>(spec.errors);
   if (spec.auth !== 'none') {
     codes.add('UNAUTHORIZED');
@@ -172,7 +172,7 @@ export function honoPath(path: string): string {
   return path.replace(/\{([A-Za-z0-9_]+)\}/g, ':$1');
 }
 
-export function operationId(spec: Pick<RouteSpec, 'method' | 'path'>): string {
+function operationId(spec: Pick<RouteSpec, 'method' | 'path'>): string {
   return `${spec.method}${spec.path.replace(/[{}]/g, '').replace(/[^A-Za-z0-9]+(.)?/g, (_, ch: string | undefined) => (ch ? ch.toUpperCase() : ''))}`;
 }
 
