@@ -138,11 +138,16 @@ function documentRecordKeys(schema: z.ZodType, seen = new Set<z.ZodType>()): voi
   if (def.type === 'lazy') documentRecordKeys((def.getter as () => z.ZodType)(), seen);
 }
 
+type HookResult = { success: boolean; target: string; error?: z.ZodError };
+
 /**
  * What a request that fails a route's schemas is answered (@hono/zod-openapi's default hook): a path
- * parameter that does not match names nothing (404); query, headers and body answer VALIDATION_ERROR.
+ * parameter that does not match names nothing (404); query, headers and body answer
+ * VALIDATION_ERROR; a body the bounded reader refused answers with its own code (413, INVALID_JSON).
  */
-function refuseInvalid(result: { success: boolean; target: string; error?: z.ZodError }): void {
+function refuseInvalid(result: HookResult, c: GatewayContext): void {
+  const bodyFault = result.target === 'json' ? bodyFaults.get(c) : undefined;
+  if (bodyFault) throw bodyFault;
   if (result.success) return;
   if (result.target === 'param') throw new FerryError('NOT_FOUND');
   throw validationError(result.error!, result.target === 'query' ? 'query' : result.target === 'header' ? 'headers' : '');
@@ -209,20 +214,34 @@ const principals = new WeakMap<GatewayContext, unknown>();
 
 const JSON_MEDIA_TYPE = /^application\/([a-z-.]+\+)?json(;\s*[a-zA-Z0-9-]+=([^;]+))*$/i;
 
+/** A body the bounded reader refused (413, INVALID_JSON, too deep), for the hook to answer with. */
+const bodyFaults = new WeakMap<GatewayContext, FerryError>();
+const REFUSED_BODY = Symbol('refused body');
+
 /**
- * A JSON body is read under the byte cap and the nesting bound (request-body.ts), whatever its
- * Content-Type says, and handed to @hono/zod-openapi's validator through Hono's body cache: the
- * library parses nothing itself and asks no Content-Type of the caller.
+ * The library's body validator asks `c.req.json()` for the body, after the path, query and header
+ * validators. Here that reads it under the byte cap and the nesting bound (request-body.ts) and
+ * parses it once, whatever its Content-Type says; a refusal is kept for the hook to answer with
+ * (the validator would turn a throw into its own 400). A request without a JSON Content-Type is
+ * given one, or the library would answer 415 or validate `{}` in place of the body.
  */
-async function readJsonBody(c: GatewayContext): Promise<void> {
-  const parsed = parseJsonText(await readBodyText(c.req.raw, maxRequestBytes(c.env)));
+function readJsonBodyWhenAsked(c: GatewayContext): void {
+  const raw = c.req.raw;
+  const maxBytes = maxRequestBytes(c.env);
+  (c.req as { json: () => Promise<unknown> }).json = async () => {
+    try {
+      return parseJsonText(await readBodyText(raw, maxBytes));
+    } catch (err) {
+      if (!(err instanceof FerryError)) throw err;
+      bodyFaults.set(c, err);
+      return REFUSED_BODY;
+    }
+  };
   if (!JSON_MEDIA_TYPE.test(c.req.header('content-type') ?? '')) {
-    const raw = c.req.raw;
     const headers = new Headers(raw.headers);
     headers.set('content-type', 'application/json');
     c.req.raw = new Request(raw.url, { method: raw.method, headers, signal: raw.signal });
   }
-  c.req.bodyCache.json = Promise.resolve(parsed);
 }
 
 const SECURITY: Record<AuthKind, Array<Record<string, string[]>>> = {
@@ -295,13 +314,13 @@ export function defineRoute<
   table.specs.push(general);
   const keyRule = spec.keys as KeyRule<unknown> | undefined;
   const what = `${spec.method.toUpperCase()} ${spec.path}`;
-  // Before the library's validators: who calls, whether a key may, and the body read under its bounds.
+  // Before the library's validators: who calls, and whether a key may; the body is read when its validator asks.
   const authenticate: MiddlewareHandler<{ Bindings: GatewayEnv }> = async function authenticate(c, next) {
     const principal = await principalOf(c, spec.auth);
     const key = keyOf(principal);
     if (key) checkKeyAction(key, keyRule, what);
     principals.set(c, principal);
-    if (spec.body) await readJsonBody(c);
+    if (spec.body) readJsonBodyWhenAsked(c);
     await next();
   };
   const route = routeConfigOf(general, [authenticate as MiddlewareHandler]);
@@ -320,7 +339,13 @@ export function defineRoute<
     const result = await handler(c, input);
     return result instanceof Response ? result : c.json(result as object);
   };
-  (table.hono.openapi as unknown as (route: RouteConfig, handler: (c: GatewayContext) => Promise<Response>) => void)(route, run);
+  // The library checks the query before the path; a path that names nothing answers 404 first, as the query's 400 would hide it.
+  const params = spec.params;
+  const hook = params && spec.query ? (result: HookResult, c: GatewayContext) => {
+    if (!result.success && result.target === 'query' && !params.safeParse(c.req.param()).success) throw new FerryError('NOT_FOUND');
+    refuseInvalid(result, c);
+  } : undefined;
+  (table.hono.openapi as unknown as (route: RouteConfig, handler: (c: GatewayContext) => Promise<Response>, hook?: (result: HookResult, c: GatewayContext) => void) => void)(route, run, hook);
 }
 
 /** The OpenAPI 3.1 document of every route declared on the app: @hono/zod-openapi's output, normalised. */
