@@ -1,13 +1,11 @@
 // The gateway's Hono app: every route from the one route table, errors as `{code, message, details?}`.
 
-import { Hono } from 'hono';
 import { FerryError } from '../protocol/errors';
 import { LAUNCHER_DRAIN_PATH } from '../protocol/wire';
 import { cors } from './cors/cors';
 import { drainGateway, trackRequest } from './drain';
-import type { GatewayEnv } from './env';
 import { errorResponse, toFerryError } from './http-errors';
-import { createRouteTable, type GatewayHono, type RouteTable } from './route-spec';
+import { createGatewayHono, createRouteTable, type GatewayHono, type RouteTable } from './route-spec';
 import { registerDashboardRoutes } from './routes/dashboard';
 import { registerEndpointRoutes } from './routes/endpoints';
 import { registerEventRoutes } from './routes/events';
@@ -27,7 +25,7 @@ export interface GatewayApp {
 }
 
 export function createApp(): GatewayApp {
-  const hono = new Hono<{ Bindings: GatewayEnv }>();
+  const hono = createGatewayHono();
   // Before the request counter below, which must not count (and wait for) the drain call itself.
   hono.post(LAUNCHER_DRAIN_PATH, async function drainForLauncher(c) {
     if (!launcherKeyMatches(c.env.LAUNCHER_KEY, c.req.header('x-launcher-key'))) throw new FerryError('NOT_FOUND', 'no such route');

@@ -196,7 +196,7 @@ it('every route, fuzzed as two users: no 5xx, every 4xx a code of the table, not
       method,
       path,
       auth: op['x-ferry-auth'] as string,
-      query: (op.parameters as Array<{ in: string; name: string; schema: any }>).filter((p) => p.in === 'query'),
+      query: ((op.parameters ?? []) as Array<{ in: string; name: string; schema: any }>).filter((p) => p.in === 'query'),
       example: op.requestBody?.content?.['application/json']?.example,
       destroys: method === 'delete' || path.endsWith('/revoke'),
     })),

@@ -7,7 +7,8 @@ import { honoPath } from '../../src/gateway/route-spec';
 import { DASHBOARD_PATHS } from '../../src/gateway/routes/dashboard';
 import { FerryError } from '../../src/protocol/errors';
 import { LAUNCHER_DRAIN_PATH, PROTOCOL_VERSION } from '../../src/protocol/wire';
-import { call } from './helpers';
+import { exports } from 'cloudflare:workers';
+import { BASE, call, newUser } from './helpers';
 
 describe('service routes', () => {
   it('GET /v2/version', async () => {
@@ -46,7 +47,8 @@ describe('GET /v3/openapi.json', () => {
     // Not the public API: the request counter every route passes through, and the local launcher's
     // drain call (src/gateway/drain.ts), which answers 404 without the launcher's key.
     // Nor the dashboard's static files (src/gateway/routes/dashboard.ts), which take no token.
-    const served = createApp().hono.routes.filter((r) => r.method !== 'ALL' && r.path !== LAUNCHER_DRAIN_PATH && !DASHBOARD_PATHS.includes(r.path)).map((r) => `${r.method} ${r.path}`);
+    // One entry per handler: a route's middleware and validators (@hono/zod-openapi) are entries of its own.
+    const served = [...new Set(createApp().hono.routes.filter((r) => r.method !== 'ALL' && r.path !== LAUNCHER_DRAIN_PATH && !DASHBOARD_PATHS.includes(r.path)).map((r) => `${r.method} ${r.path}`))];
     expect(new Set(documented)).toEqual(new Set(served));
     expect(documented.length).toBe(served.length);
   });
@@ -85,5 +87,35 @@ describe('the launcher\'s drain call', () => {
     expect(res.body.code).toBe('NOT_FOUND');
     // Still serving: nothing was drained.
     expect((await call('get', '/healthz')).status).toBe(200);
+  });
+});
+
+describe('route validation (@hono/zod-openapi with the route table)', () => {
+  const send = async (body: string, contentType: string | null, token: string) => {
+    const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+    if (contentType !== null) headers['content-type'] = contentType;
+    const res = await exports.default.fetch(`${BASE}/v3/functions`, { method: 'POST', headers, body });
+    return { status: res.status, body: (await res.json()) as { code?: string; function_uuid?: string; details?: { issues?: unknown[] } } };
+  };
+
+  it('reads a JSON body whatever its Content-Type says, and refuses a bad one with the same codes', async () => {
+    const { token } = await newUser('ct');
+    const good = JSON.stringify({ function_name: 'f', function_code: 'function f() { return 1 }' });
+    const answers = await Promise.all([null, 'application/json', 'application/json; charset=utf-8', 'text/plain', 'application/octet-stream'].map((ct) => send(good, ct, token)));
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200]);
+    expect(new Set(answers.map((a) => a.body.function_uuid)).size).toBe(1);
+    const bad = await send(JSON.stringify({ function_name: '' }), 'text/plain', token);
+    expect([bad.status, bad.body.code]).toEqual([400, 'VALIDATION_ERROR']);
+    expect(bad.body.details?.issues?.length).toBeGreaterThan(0);
+    expect((await send('{"function_name": ', null, token)).body.code).toBe('INVALID_JSON');
+  });
+
+  it('answers 404 for a path parameter that cannot name anything, 400 for a bad query or header', async () => {
+    const { token } = await newUser('params');
+    expect((await call('get', '/v2/tasks/not-a-task-id', { token })).body.code).toBe('NOT_FOUND');
+    const badQuery = await call('get', `/v2/tasks/${crypto.randomUUID()}.0123456789abcdefgh?wait=61`, { token });
+    expect([badQuery.status, badQuery.body.code, badQuery.body.message]).toEqual([400, 'VALIDATION_ERROR', expect.stringMatching(/^query\.wait: /)]);
+    const badHeader = await call('post', '/v3/run', { token, body: { endpoint_id: crypto.randomUUID(), function_uuid: crypto.randomUUID() }, headers: { 'idempotency-key': 'has space' } });
+    expect([badHeader.status, badHeader.body.code, badHeader.body.message]).toEqual([400, 'VALIDATION_ERROR', expect.stringMatching(/^headers\.idempotency-key: /)]);
   });
 });

@@ -39,7 +39,8 @@ const EventsQueryParams = z.strictObject({
   task_group_id: TaskGroupId.optional(),
   endpoint_id: Uuid.optional(),
   workflow_id: z.string().min(1).max(256).optional(),
-  task_id: TaskId.optional().describe(`Repeatable, up to ${EVENTS_LIMITS.maxTaskIds}`),
+  // Repeated, the query validator hands it over as an array (the handler bounds it with EventsQuery).
+  task_id: z.union([TaskId, z.array(TaskId)]).optional().describe(`Repeatable, up to ${EVENTS_LIMITS.maxTaskIds}`),
   last_event_id: z.string().max(EVENTS_LIMITS.maxCursorChars).optional().describe('For clients that cannot set the Last-Event-ID header'),
 });
 

@@ -2,8 +2,7 @@
 
 import { Health, OpenApiDocument, VersionDoc } from '../../protocol/api';
 import { PROTOCOL_VERSION } from '../../protocol/wire';
-import { buildOpenApiDocument } from '../openapi';
-import { defineRoute, type RouteTable } from '../route-spec';
+import { defineRoute, openApiDocument, type RouteTable } from '../route-spec';
 
 export const API_VERSION = '1';
 const MIN_SDK_VERSION = '0.1.0';
@@ -23,7 +22,7 @@ export function registerServiceRoutes(table: RouteTable): void {
   // Built on first request, once per isolate: it depends only on the route table.
   let document: string | null = null;
   defineRoute(table, { method: 'get', path: '/v3/openapi.json', summary: 'This OpenAPI 3.1 document', auth: 'none', response: OpenApiDocument, errors: [] }, () => {
-    document ??= JSON.stringify(buildOpenApiDocument(table.specs, API_VERSION));
+    document ??= JSON.stringify(openApiDocument(table.hono, API_VERSION));
     return new Response(document, { headers: { 'content-type': 'application/json' } });
   });
 }
