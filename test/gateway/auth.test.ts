@@ -15,7 +15,7 @@ function gatewayKey(): Uint8Array {
 
 describe('user routes', () => {
   it('refuse a missing or malformed Authorization header with 401 UNAUTHORIZED', async () => {
-    for (const headers of [{}, { authorization: 'Basic abc' }, { authorization: 'Bearer' }, { authorization: 'Bearer not.a.jwt' }]) {
+    for (const headers of [{}, { authorization: 'Basic abc' }, { authorization: 'Bearer' }, { authorization: 'Bearer not.a.jwt' }] as Record<string, string>[]) {
       const res = await call('get', '/v2/endpoints', { headers });
       expect(res.status, JSON.stringify(headers)).toBe(401);
       expect(res.body.code).toBe('UNAUTHORIZED');

@@ -5,7 +5,7 @@
 import { env, exports } from 'cloudflare:workers';
 import { SignJWT, decodeJwt } from 'jose';
 import { expect } from 'vitest';
-import { SubmitResponse, TaskDoc } from '../../src/protocol/api';
+import { SubmitResponse, TaskDoc, type Payload } from '../../src/protocol/api';
 import { DEV_ISSUER, ENDPOINT_ACCESS_AUDIENCE, ENDPOINT_AUDIENCE, GATEWAY_ISSUER, USER_AUDIENCE } from '../../src/protocol/tokens';
 import { PROTOCOL_VERSION, withSeq } from '../../src/protocol/wire';
 import { lineageFactsOf, type ReportedResult } from '../../src/provenance/lineage-items';
@@ -141,7 +141,7 @@ type Frame = { type: string; [key: string]: any };
 
 /** An endpoint agent reduced to its wire protocol: frames in a queue, awaited with deadlines. */
 /** The payload of every task a fake agent received, by task id: its journal, kept across reconnects. */
-const receivedPayloads = new Map<string, { args?: unknown[]; kwargs?: Record<string, unknown> }>();
+const receivedPayloads = new Map<string, Partial<Payload>>();
 
 export class FakeAgent {
   readonly frames: Frame[] = [];
@@ -290,6 +290,6 @@ function withLineage(r: ReportedResult & { task_id: string; lineage?: unknown })
   return lineage ? { ...r, lineage } : r;
 }
 
-export function success(taskId: string, result: unknown, attempt = 1): Frame {
+export function success(taskId: string, result: unknown, attempt = 1): { task_id: string; [key: string]: unknown } {
   return { task_id: taskId, status: 'success', result, stdout: 'out\n', execution: { attempt, started_at: 1, ended_at: 2, host: 'node1', worker_pid: 42 } };
 }

@@ -30,7 +30,7 @@ async function rows(endpointId: string): Promise<{ ended: number; pending: numbe
 
 /** Makes the hub believe its lineage alarm is set an hour ahead: no alarm writes records before the test looks. */
 async function holdLineageAlarm(stub: ReturnType<typeof hubStub>): Promise<void> {
-  await runInDurableObject(stub, async (instance) => void ((instance as { lineageAlarmAt: number }).lineageAlarmAt = Date.now() + 3_600_000));
+  await runInDurableObject(stub, async (instance) => void ((instance as unknown as { lineageAlarmAt: number }).lineageAlarmAt = Date.now() + 3_600_000));
 }
 
 /** The endpoint's lineage segments in R2 (gzip-compressed NDJSON), each as its records. */
@@ -382,7 +382,7 @@ it('records every execution of a task that ran more than once: the lost ones wit
   // A task that ran once: its record's own host and times say it all.
   expect(records[1]).not.toHaveProperty('attempt_history');
   const doc = (await alice.call('get', `/v3/provenance/tasks/${task_ids[0]}`)).body;
-  const attempts = Object.entries(doc.activity).filter(([, a]) => (a as Record<string, { $: string }>)['prov:type'].$ === 'ferry:Attempt');
+  const attempts = Object.entries(doc.activity).filter(([, a]) => (a as Record<string, { $: string }>)['prov:type']?.$ === 'ferry:Attempt');
   expect(attempts.map(([id]) => id.split('/').pop())).toEqual(['1', '2', '3']);
   expect(attempts[0]![1]).toMatchObject({ 'ferry:outcome': 'lost', 'ferry:reason': 'worker 41 exited (SIGKILL)', 'ferry:attempt_of': { $: `ferry:task/${task_ids[0]}`, type: 'prov:QUALIFIED_NAME' } });
   agent.close();

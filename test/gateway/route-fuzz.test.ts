@@ -27,7 +27,7 @@ const MAX_WAIT_S = 0.05;
 const ANSWER_DEADLINE_MS = 10_000;
 
 function answerWithin(ms: number, answer: Promise<Response>, what: string): Promise<Response> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timer: ReturnType<typeof setTimeout> | null = null;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms: ${what}`)), ms);
   });

@@ -101,7 +101,7 @@ describe('GET /v3/tasks', () => {
 
   it('answers 400 VALIDATION_ERROR for a bad query or a cursor it did not issue', async () => {
     const user = await newUser('list');
-    for (const query of [{ status: 'done' }, { limit: 0 }, { limit: 501 }, { endpoint_id: 'nope' }, { cursor: 'garbage!!' }, { cursor: btoa('{"v":2,"p":{}}') }, { colour: 'red' }]) {
+    for (const query of [{ status: 'done' }, { limit: 0 }, { limit: 501 }, { endpoint_id: 'nope' }, { cursor: 'garbage!!' }, { cursor: btoa('{"v":2,"p":{}}') }, { colour: 'red' }] as Record<string, string | number>[]) {
       const res = await list(user, query);
       expect([res.status, res.body.code], JSON.stringify(query)).toEqual([400, 'VALIDATION_ERROR']);
     }
