@@ -1,9 +1,9 @@
 // A test double of the Sandbox port: runs plain JS closures looked up by function_uuid, with no
 // isolation and no limits. For unit tests of the code that drives a sandbox, never for real tasks.
 
-import type { Json, Payload } from '../../protocol/api';
-import type { FunctionSpec } from '../../protocol/wire';
-import { successFromBytes, successFromJson, type Sandbox, type SandboxOutcome, type SandboxRunOptions } from './sandbox';
+import type { Json, Payload } from '../../src/protocol/api';
+import type { FunctionSpec } from '../../src/protocol/wire';
+import { successFromBytes, successFromJson, type Sandbox, type SandboxOutcome, type SandboxRunOptions } from '../../src/endpoint/worker/sandbox';
 
 /** A closure standing in for a function; `log` plays the part of console output. A Uint8Array is a bytes result. */
 export type FakeFunction = (args: Json[], kwargs: Record<string, Json> | undefined, log: (line: string) => void) => Json | Uint8Array | Promise<Json | Uint8Array>;
