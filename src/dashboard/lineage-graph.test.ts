@@ -2,8 +2,8 @@
 // column of its longest path from a source, bounded in size.
 
 import { describe, expect, it } from 'vitest';
-import { LineageGraph, MAX_NODES } from '../../src/dashboard/lineage-graph';
-import type { TaskLineage } from '../../src/provenance/prov-document';
+import { LineageGraph, MAX_NODES } from './lineage-graph';
+import type { TaskLineage } from '../provenance/prov-document';
 
 function record(task_id: string, used: string[], generated: string[]): TaskLineage {
   return {

@@ -2,8 +2,8 @@
 
 import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { mintUserToken } from '../../src/cli/tokens';
-import { DEFAULT_MAX_USER_TOKEN_TTL_S } from '../../src/protocol/tokens';
+import { mintUserToken } from './tokens';
+import { DEFAULT_MAX_USER_TOKEN_TTL_S } from '../protocol/tokens';
 
 describe('mintUserToken', () => {
   it('mints 30 days by default, exactly the default cap', async () => {

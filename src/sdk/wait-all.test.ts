@@ -2,7 +2,7 @@
 // waits on a task: a batch takes a few polls of batch_status, not one per result.
 
 import { describe, expect, it } from 'vitest';
-import { Client } from '../../src/sdk/client';
+import { Client } from './client';
 
 function fakeGateway(n: number) {
   const ids = Array.from({ length: n }, (_, i) => `ep.task${String(i).padStart(5, '0')}`);

@@ -3,7 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ASSETS_MODULE, renderDashboardAssets } from '../../scripts/build-dashboard';
+import { ASSETS_MODULE, renderDashboardAssets } from './build-dashboard';
 
 describe('src/gateway/dashboard/assets.ts', () => {
   it('equals a fresh build of src/dashboard (run `npm run build:dashboard` after changing it)', async () => {

@@ -5,10 +5,10 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { renderConfigSchema } from '../../src/cli/config-schema';
-import { PROVIDER_TYPES, renderEndpointTemplate, SCHEMA_PATH } from '../../src/cli/endpoint-templates';
-import { PROJECT_ROOT } from '../../src/cli/gateway-process';
-import { EndpointConfigSchema, parseEndpointConfig } from '../../src/endpoint/config/endpoint-config';
+import { renderConfigSchema } from './config-schema';
+import { PROVIDER_TYPES, renderEndpointTemplate, SCHEMA_PATH } from './endpoint-templates';
+import { PROJECT_ROOT } from './gateway-process';
+import { EndpointConfigSchema, parseEndpointConfig } from '../endpoint/config/endpoint-config';
 
 const CONFIG_DIR = join(PROJECT_ROOT, 'endpoint-config');
 const examples = readdirSync(CONFIG_DIR).filter((f) => f.endsWith('.yaml'));

@@ -2,9 +2,9 @@
 // gateway builds it: a task that ran three times lists its executions, the lost ones with why.
 
 import { describe, expect, it } from 'vitest';
-import { taskLines } from '../../src/cli/lineage-command';
-import { provDocument } from '../../src/provenance/prov-document';
-import { taskRecord } from '../helpers/lineage-records';
+import { taskLines } from './lineage-command';
+import { provDocument } from '../provenance/prov-document';
+import { taskRecord } from '../../test/helpers/lineage-records';
 
 const record = taskRecord({
   attempts: 3,

@@ -2,7 +2,7 @@
 // multi-line data, comments, ids that persist, retry) and its bounds.
 
 import { describe, expect, it } from 'vitest';
-import { SseError, SseParser, streamEvents } from '../../src/sdk/event-stream';
+import { SseError, SseParser, streamEvents } from './event-stream';
 
 function feed(parser: SseParser, chunks: string[]) {
   return chunks.flatMap((c) => parser.push(c));

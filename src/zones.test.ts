@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
-const root = join(import.meta.dirname, '..', '..');
+const root = join(import.meta.dirname, '..');
 const dir = mkdtempSync(join(root, 'test', '.zone-probe-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { ERROR_CODES, FerryError } from '../../src/protocol/errors';
-import { composeTaskId, endpointOfId } from '../../src/protocol/ids';
-import { canTransition, transition } from '../../src/protocol/task-state';
-import { chunkBySize, parseAgentFrame, seqOf, withSeq } from '../../src/protocol/wire';
-import { parseFunctionCode } from '../../src/functions/parse-function';
+import { ERROR_CODES, FerryError } from './errors';
+import { composeTaskId, endpointOfId } from './ids';
+import { canTransition, transition } from './task-state';
+import { chunkBySize, parseAgentFrame, seqOf, withSeq } from './wire';
+import { parseFunctionCode } from '../functions/parse-function';
 
 describe('error codes', () => {
   it('maps caller mistakes to 4xx and Ferry faults to 5xx', () => {

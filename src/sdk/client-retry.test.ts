@@ -7,7 +7,7 @@
 // test/e2e/kept-alive-connections.test.ts.
 
 import { describe, expect, it } from 'vitest';
-import { Client, type RetryInfo } from '../../src/sdk/client';
+import { Client, type RetryInfo } from './client';
 
 /** A gateway that answers every request 503 UNAVAILABLE with Retry-After. */
 function unavailableGateway() {

@@ -3,10 +3,10 @@
 // not characters: a record holding non-ASCII text (a hostname, an inline value) must not shift them.
 
 import { describe, expect, it } from 'vitest';
-import { segmentRowsOf } from '../../src/gateway/lineage-index';
-import { encodeSegment, parseSegment, segmentText } from '../../src/gateway/lineage-segments';
-import type { TaskLineage } from '../../src/provenance/prov-document';
-import { taskRecord } from '../helpers/lineage-records';
+import { segmentRowsOf } from './lineage-index';
+import { encodeSegment, parseSegment, segmentText } from './lineage-segments';
+import type { TaskLineage } from '../provenance/prov-document';
+import { taskRecord } from '../../test/helpers/lineage-records';
 
 function record(i: number, hostname: string, value: string): TaskLineage {
   return taskRecord({

@@ -3,7 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ISOLATE_SOURCES_MODULE, renderIsolateSources } from '../../scripts/build-isolate';
+import { ISOLATE_SOURCES_MODULE, renderIsolateSources } from './build-isolate';
 
 describe('src/endpoint/worker/isolate-sources.ts', () => {
   it('equals a fresh build of src/endpoint/worker/isolate (run `npm run build:isolate` after changing it)', async () => {
