@@ -3,7 +3,7 @@
 // must see, and a write answered 503 may have been stored. 429s are retried (rate-limit.test.ts);
 // so is a request whose connection closed before any answer, when sending it again stores nothing
 // twice: a read, or a submission with its Idempotency-Key (src/sdk/resend.ts). The gateway's side
-// of the key is in test/gateway/idempotency.test.ts, the real closed connection in
+// of the key is in src/gateway/endpoint-hub/idempotency.test.ts, the real closed connection in
 // test/e2e/kept-alive-connections.test.ts.
 
 import { describe, expect, it } from 'vitest';

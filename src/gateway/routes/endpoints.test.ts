@@ -1,8 +1,8 @@
 // Endpoint registration, update, listing, status, allow-list and deletion.
 
 import { describe, expect, it } from 'vitest';
-import { LIMITS } from '../../src/protocol/api';
-import { call, exchangeSecret, newUser, registerEndpoint, registerFunction } from './helpers';
+import { LIMITS } from '../../protocol/api';
+import { call, exchangeSecret, newUser, registerEndpoint, registerFunction } from '../../../test/helpers/gateway';
 
 describe('endpoints', () => {
   it('registers; the same name again gives the same id and a fresh token, and only the fresh one works', async () => {

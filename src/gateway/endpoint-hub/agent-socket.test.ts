@@ -2,9 +2,9 @@
 
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
-import { LIMITS } from '../../src/protocol/api';
-import { MAX_FRAME_DEPTH, PROTOCOL_VERSION } from '../../src/protocol/wire';
-import { FakeAgent, mintEndpointToken, newUser, registerEndpoint, registerFunction, submit, success, taskStatus, type User } from './helpers';
+import { LIMITS } from '../../protocol/api';
+import { MAX_FRAME_DEPTH, PROTOCOL_VERSION } from '../../protocol/wire';
+import { FakeAgent, mintEndpointToken, newUser, registerEndpoint, registerFunction, submit, success, taskStatus, type User } from '../../../test/helpers/gateway';
 
 async function setup(): Promise<{ user: User; fn: string; ep: { endpoint_id: string; token: string } }> {
   const user = await newUser();

@@ -2,8 +2,8 @@
 // CSP that admits no inline code and no HTML sinks, and a page and script that give it none.
 
 import { describe, expect, it } from 'vitest';
-import { DASHBOARD_CSP } from '../../src/gateway/routes/dashboard';
-import { call, BASE } from './helpers';
+import { DASHBOARD_CSP } from './dashboard';
+import { call, BASE } from '../../../test/helpers/gateway';
 import { exports } from 'cloudflare:workers';
 
 async function get(path: string, headers: Record<string, string> = {}): Promise<Response> {

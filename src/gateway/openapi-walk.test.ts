@@ -3,7 +3,7 @@
 // A route added later is covered without touching this test.
 
 import { expect, it } from 'vitest';
-import { call, exchangeSecret, FakeAgent, newUser, registerEndpoint, registerFunction, submit, substitute, success, taskStatus } from './helpers';
+import { call, exchangeSecret, FakeAgent, newUser, registerEndpoint, registerFunction, submit, substitute, success, taskStatus } from '../../test/helpers/gateway';
 
 it("every route answers 404 (or nothing of theirs) to another user's token", async () => {
   const alice = await newUser('alice');
@@ -39,7 +39,7 @@ it("every route answers 404 (or nothing of theirs) to another user's token", asy
     for (const [method, op] of Object.entries(operations)) {
       const auth = op['x-ferry-auth'] as string;
       if (auth === 'none') continue;
-      // Bob revoking his own tokens would end the walk (test/gateway/keys.test.ts covers it).
+      // Bob revoking his own tokens would end the walk (src/gateway/routes/keys.test.ts covers it).
       if (path === '/v3/users/me/revoke') continue;
       walked++;
       const query = op['x-ferry-query-example'] === undefined ? '' : `?${substitute(op['x-ferry-query-example'], values)}`;

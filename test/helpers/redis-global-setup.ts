@@ -3,7 +3,7 @@
 // redis-server the setup fails, naming the package: the Redis half never skips.
 
 import type { TestProject } from 'vitest/node';
-import { startRedisWithProxy, type RedisForTests } from '../helpers/upstash-proxy';
+import { startRedisWithProxy, type RedisForTests } from './upstash-proxy';
 
 declare module 'vitest' {
   export interface ProvidedContext {

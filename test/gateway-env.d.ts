@@ -5,13 +5,13 @@
 // A module with `declare global`, not a global script with `import()` types: under TypeScript 7's
 // parallel checkers the script form left Env empty in whichever test file was checked first.
 
-import type { GatewayEnv } from '../../src/gateway/env';
+import type { GatewayEnv } from '../src/gateway/env';
 
 declare global {
   namespace Cloudflare {
     interface Env extends GatewayEnv {}
     interface GlobalProps {
-      mainModule: typeof import('../../src/gateway/index');
+      mainModule: typeof import('../src/gateway/index');
       durableNamespaces: 'EndpointHub' | 'Registry' | 'ObjectIndex';
     }
   }

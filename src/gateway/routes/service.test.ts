@@ -1,13 +1,13 @@
 // Version, health, and the OpenAPI document generated from the route table.
 
 import { describe, expect, it } from 'vitest';
-import { createApp } from '../../src/gateway/app';
-import { errorResponse } from '../../src/gateway/http-errors';
-import { honoPath } from '../../src/gateway/route-spec';
-import { DASHBOARD_PATHS } from '../../src/gateway/routes/dashboard';
-import { FerryError } from '../../src/protocol/errors';
-import { LAUNCHER_DRAIN_PATH, PROTOCOL_VERSION } from '../../src/protocol/wire';
-import { call } from './helpers';
+import { createApp } from '../app';
+import { errorResponse } from '../http-errors';
+import { honoPath } from '../route-spec';
+import { DASHBOARD_PATHS } from './dashboard';
+import { FerryError } from '../../protocol/errors';
+import { LAUNCHER_DRAIN_PATH, PROTOCOL_VERSION } from '../../protocol/wire';
+import { call } from '../../../test/helpers/gateway';
 
 describe('service routes', () => {
   it('GET /v2/version', async () => {

@@ -4,10 +4,10 @@
 import { env } from 'cloudflare:workers';
 import { runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { StatusHistory } from '../../src/gateway/endpoint-hub/status-history';
-import type { GatewayEnv } from '../../src/gateway/env';
-import { EndpointStatusHistory, STATUS_HISTORY, TaskList } from '../../src/protocol/task-list';
-import { FakeAgent, newUser, registerEndpoint, registerFunction, submit, success, type User } from './helpers';
+import { StatusHistory } from '../endpoint-hub/status-history';
+import type { GatewayEnv } from '../env';
+import { EndpointStatusHistory, STATUS_HISTORY, TaskList } from '../../protocol/task-list';
+import { FakeAgent, newUser, registerEndpoint, registerFunction, submit, success, type User } from '../../../test/helpers/gateway';
 
 async function list(user: User, query: Record<string, string | number> = {}): Promise<{ status: number; body: any }> {
   const qs = new URLSearchParams(Object.entries(query).map(([k, v]) => [k, String(v)])).toString();

@@ -2,8 +2,8 @@
 
 import { env } from 'cloudflare:workers';
 import { describe, expect, it, vi } from 'vitest';
-import { LIMITS } from '../../src/protocol/api';
-import { ADD, call, newUser, registerFunction } from './helpers';
+import { LIMITS } from '../../protocol/api';
+import { ADD, call, newUser, registerFunction } from '../../../test/helpers/gateway';
 
 describe('POST /v3/functions', () => {
   it('gives the same code from the same owner the same id, and another owner another id', async () => {

@@ -4,10 +4,10 @@
 import { env } from 'cloudflare:workers';
 import { runInDurableObject } from 'cloudflare:test';
 import { expect, it } from 'vitest';
-import { EndpointHub } from '../../src/gateway/endpoint-hub/endpoint-hub';
-import type { GatewayEnv } from '../../src/gateway/env';
-import { PROTOCOL_VERSION } from '../../src/protocol/wire';
-import { FakeAgent, newUser, registerEndpoint, registerFunction, submit, taskStatus } from './helpers';
+import { EndpointHub } from './endpoint-hub';
+import type { GatewayEnv } from '../env';
+import { PROTOCOL_VERSION } from '../../protocol/wire';
+import { FakeAgent, newUser, registerEndpoint, registerFunction, submit, taskStatus } from '../../../test/helpers/gateway';
 
 function hubStub(endpointId: string) {
   const ns = (env as unknown as GatewayEnv).ENDPOINT_HUB;

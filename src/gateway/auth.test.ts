@@ -3,11 +3,11 @@
 import { env } from 'cloudflare:workers';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { authenticateUser } from '../../src/gateway/auth';
-import type { GatewayEnv } from '../../src/gateway/env';
-import { FerryError } from '../../src/protocol/errors';
-import { DEV_ISSUER, USER_AUDIENCE } from '../../src/protocol/tokens';
-import { call, mintEndpointToken, mintUserToken, newUser, registerEndpoint } from './helpers';
+import { authenticateUser } from './auth';
+import type { GatewayEnv } from './env';
+import { FerryError } from '../protocol/errors';
+import { DEV_ISSUER, USER_AUDIENCE } from '../protocol/tokens';
+import { call, mintEndpointToken, mintUserToken, newUser, registerEndpoint } from '../../test/helpers/gateway';
 
 function gatewayKey(): Uint8Array {
   return new TextEncoder().encode((env as unknown as GatewayEnv).JWT_SECRET);

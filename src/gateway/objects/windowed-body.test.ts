@@ -4,7 +4,7 @@
 
 import { env } from 'cloudflare:workers';
 import { expect, it } from 'vitest';
-import { windowedBody } from '../../src/gateway/objects/windowed-body';
+import { windowedBody } from './windowed-body';
 
 const bytes = Uint8Array.from({ length: 10_000 }, (_, i) => (i * 7919) & 0xff);
 const pending: Promise<unknown>[] = [];

@@ -9,11 +9,11 @@
 import { env } from 'cloudflare:workers';
 import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { expect, it } from 'vitest';
-import type { GatewayEnv } from '../../src/gateway/env';
-import { sha256Hex, withDigests } from '../../src/gateway/endpoint-hub/lineage-capture';
-import { LineagePending } from '../../src/gateway/endpoint-hub/lineage-pending';
-import { parseSegment, segmentText } from '../../src/gateway/lineage-segments';
-import { FakeAgent, newUser, registerEndpoint, registerFunction, submit, success } from './helpers';
+import type { GatewayEnv } from '../env';
+import { sha256Hex, withDigests } from './lineage-capture';
+import { LineagePending } from './lineage-pending';
+import { parseSegment, segmentText } from '../lineage-segments';
+import { FakeAgent, newUser, registerEndpoint, registerFunction, submit, success } from '../../../test/helpers/gateway';
 
 function hubStub(endpointId: string) {
   const ns = (env as unknown as GatewayEnv).ENDPOINT_HUB;

@@ -3,9 +3,9 @@
 import { env } from 'cloudflare:workers';
 import { runInDurableObject } from 'cloudflare:test';
 import { expect, it } from 'vitest';
-import type { GatewayEnv } from '../../src/gateway/env';
-import { SqliteTaskStore } from '../../src/gateway/task-store/sqlite-task-store';
-import { taskStoreContract, type WithStore } from './task-store-contract';
+import type { GatewayEnv } from '../env';
+import { SqliteTaskStore } from './sqlite-task-store';
+import { taskStoreContract, type WithStore } from '../../../test/helpers/task-store-contract';
 
 /** A fresh Durable Object (an id nobody registered) lends its storage to the store. */
 const withSqliteStore: WithStore = async (use) => {

@@ -4,7 +4,7 @@
 
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
-import { newUser, registerEndpoint, registerFunction } from './helpers';
+import { newUser, registerEndpoint, registerFunction } from '../../../test/helpers/gateway';
 
 /** Polls `probe` until it holds (the hub writes a segment after its answer), or fails naming `what`. */
 async function eventually(probe: () => Promise<boolean>, what: string, timeoutMs = 5_000): Promise<void> {

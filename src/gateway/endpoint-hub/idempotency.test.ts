@@ -4,7 +4,7 @@
 // test/e2e/kept-alive-connections.test.ts closes one for real.
 
 import { describe, expect, it } from 'vitest';
-import { call, FakeAgent, newUser, registerEndpoint, registerFunction, type User } from './helpers';
+import { call, FakeAgent, newUser, registerEndpoint, registerFunction, type User } from '../../../test/helpers/gateway';
 
 function submitWithKey(user: User, endpointId: string, key: string, body: unknown) {
   return call('post', `/v3/endpoints/${endpointId}/submit`, { token: user.token, body, headers: { 'idempotency-key': key } });

@@ -3,10 +3,10 @@
 
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
-import { createApp } from '../../src/gateway/app';
-import { CORS_ALLOWED_HEADERS, corsOrigins } from '../../src/gateway/cors/cors';
-import type { GatewayEnv } from '../../src/gateway/env';
-import { BASE, newUser, registerEndpoint, registerFunction, type User } from './helpers';
+import { createApp } from '../app';
+import { CORS_ALLOWED_HEADERS, corsOrigins } from './cors';
+import type { GatewayEnv } from '../env';
+import { BASE, newUser, registerEndpoint, registerFunction, type User } from '../../../test/helpers/gateway';
 
 const LISTED = 'https://lite.example.org';
 const OTHER = 'https://evil.example.net';

@@ -1,9 +1,9 @@
-// provDocument on its own (runtime-free code, run in workerd with the gateway tests): worker
+// provDocument on its own (runtime-free code, tested beside it in Node): worker
 // telemetry as activity attributes, identifiers that stay valid qualified names whatever an
 // ingested task id holds, shared entities written once, and a 10,000-record bundle built in one pass.
 
 import { describe, expect, it } from 'vitest';
-import { provDocument, type TaskLineage } from '../../src/provenance/prov-document';
+import { provDocument, type TaskLineage } from './prov-document';
 
 function record(id: string, extra: Partial<TaskLineage> = {}): TaskLineage {
   return {

@@ -5,12 +5,12 @@
 import { env, exports } from 'cloudflare:workers';
 import { runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { EndpointHub } from '../../src/gateway/endpoint-hub/endpoint-hub';
-import type { GatewayEnv } from '../../src/gateway/env';
-import { TaskDoc } from '../../src/protocol/api';
-import { EndpointEvent, parseCursor } from '../../src/protocol/events';
-import { SseParser, type SseEvent } from '../../src/sdk/event-stream';
-import { BASE, FakeAgent, newUser, registerEndpoint, registerFunction, submit, success, type User } from './helpers';
+import { EndpointHub } from '../endpoint-hub/endpoint-hub';
+import type { GatewayEnv } from '../env';
+import { TaskDoc } from '../../protocol/api';
+import { EndpointEvent, parseCursor } from '../../protocol/events';
+import { SseParser, type SseEvent } from '../../sdk/event-stream';
+import { BASE, FakeAgent, newUser, registerEndpoint, registerFunction, submit, success, type User } from '../../../test/helpers/gateway';
 
 /** An open stream: events and comments as they come, awaited with deadlines. */
 class Stream {

@@ -4,11 +4,11 @@
 import { env } from 'cloudflare:workers';
 import { runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import type { GatewayEnv } from '../../src/gateway/env';
-import { registryOf } from '../../src/gateway/registry';
-import { createApp } from '../../src/gateway/app';
-import type { RouteSpec } from '../../src/gateway/route-spec';
-import { call, exchangeSecret, FakeAgent, mintUserToken, newUser, registerEndpoint, registerFunction, submit, substitute, success, type User } from './helpers';
+import type { GatewayEnv } from '../env';
+import { registryOf } from '../registry';
+import { createApp } from '../app';
+import type { RouteSpec } from '../route-spec';
+import { call, exchangeSecret, FakeAgent, mintUserToken, newUser, registerEndpoint, registerFunction, submit, substitute, success, type User } from '../../../test/helpers/gateway';
 
 const { routes } = createApp();
 const keyRoutes = (specs: readonly RouteSpec[]) => specs.filter((s) => s.auth === 'user' || s.auth === 'reader' || s.auth === 'writer');

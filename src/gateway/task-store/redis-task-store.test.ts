@@ -3,10 +3,10 @@
 
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
-import type { GatewayEnv } from '../../src/gateway/env';
-import { redisClient } from '../../src/gateway/task-store/redis-client';
-import { RedisTaskStore } from '../../src/gateway/task-store/redis-task-store';
-import { expiringTaskStoreContract, taskStoreContract, type WithStore } from './task-store-contract';
+import type { GatewayEnv } from '../env';
+import { redisClient } from './redis-client';
+import { RedisTaskStore } from './redis-task-store';
+import { expiringTaskStoreContract, taskStoreContract, type WithStore } from '../../../test/helpers/task-store-contract';
 
 const gatewayEnv = env as unknown as GatewayEnv;
 const redis = () => redisClient({ url: gatewayEnv.UPSTASH_REDIS_REST_URL!, token: gatewayEnv.UPSTASH_REDIS_REST_TOKEN! });

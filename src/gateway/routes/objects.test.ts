@@ -4,7 +4,7 @@
 
 import { env, exports } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
-import { BASE, exchangeSecret, mintEndpointAccessToken, newUser, registerEndpoint, type User } from './helpers';
+import { BASE, exchangeSecret, mintEndpointAccessToken, newUser, registerEndpoint, type User } from '../../../test/helpers/gateway';
 
 const MiB = 1024 * 1024;
 

@@ -5,9 +5,9 @@
 import { env } from 'cloudflare:workers';
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { createApp } from '../../src/gateway/app';
-import type { GatewayEnv } from '../../src/gateway/env';
-import { BASE, newUser, registerEndpoint, registerFunction, type User } from './helpers';
+import { createApp } from '../app';
+import type { GatewayEnv } from '../env';
+import { BASE, newUser, registerEndpoint, registerFunction, type User } from '../../../test/helpers/gateway';
 
 const { hono } = createApp();
 

@@ -8,8 +8,8 @@
 import { exports } from 'cloudflare:workers';
 import fc from 'fast-check';
 import { expect, inject, it } from 'vitest';
-import { ERROR_CODES, isErrorCode } from '../../src/protocol/errors';
-import { BASE, call, exchangeSecret, FakeAgent, newUser, registerEndpoint, registerFunction, submit, substitute, success, taskStatus, type User } from './helpers';
+import { ERROR_CODES, isErrorCode } from '../protocol/errors';
+import { BASE, call, exchangeSecret, FakeAgent, newUser, registerEndpoint, registerFunction, submit, substitute, success, taskStatus, type User } from '../../test/helpers/gateway';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -190,7 +190,7 @@ it('every route, fuzzed as two users: no 5xx, every 4xx a code of the table, not
   const sentByBob: string[] = [];
 
   const doc = (await call('get', '/v3/openapi.json')).body;
-  // A user revoking their own tokens would end the fuzz as that user (test/gateway/keys.test.ts covers it).
+  // A user revoking their own tokens would end the fuzz as that user (src/gateway/routes/keys.test.ts covers it).
   const ops: Operation[] = Object.entries(doc.paths as Record<string, Record<string, any>>).filter(([path]) => path !== '/v3/users/me/revoke').flatMap(([path, operations]) =>
     Object.entries(operations).map(([method, op]) => ({
       method,

@@ -4,8 +4,8 @@
 
 import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { ENDPOINT_ACCESS_AUDIENCE } from '../../src/protocol/tokens';
-import { call, exchangeSecret, FakeAgent, mintEndpointAccessToken, newUser, registerEndpoint } from './helpers';
+import { ENDPOINT_ACCESS_AUDIENCE } from '../../protocol/tokens';
+import { call, exchangeSecret, FakeAgent, mintEndpointAccessToken, newUser, registerEndpoint } from '../../../test/helpers/gateway';
 
 async function setup() {
   const user = await newUser();

@@ -2,7 +2,7 @@
 // function shares, the guest's view of a shared endpoint, and the endpoint's audit log.
 
 import { describe, expect, it } from 'vitest';
-import { call, FakeAgent, newUser, registerEndpoint, registerFunction, submit, success, type User } from './helpers';
+import { call, FakeAgent, newUser, registerEndpoint, registerFunction, submit, success, type User } from '../../../test/helpers/gateway';
 
 async function setting() {
   const facility = await newUser('facility');

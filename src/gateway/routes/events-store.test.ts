@@ -4,7 +4,7 @@
 
 import { env, exports } from 'cloudflare:workers';
 import { expect, it } from 'vitest';
-import { BASE, call, newUser, registerEndpoint, registerFunction, submit } from './helpers';
+import { BASE, call, newUser, registerEndpoint, registerFunction, submit } from '../../../test/helpers/gateway';
 
 it('streams with the SQLite store, and answers 501 NOT_IMPLEMENTED with Redis', async () => {
   const alice = await newUser();

@@ -1,8 +1,8 @@
 // Task routes without an agent: submit checks and limits, docs, batch status, groups, cancel.
 
 import { describe, expect, it, vi } from 'vitest';
-import { LIMITS } from '../../src/protocol/api';
-import { call, newUser, registerEndpoint, registerFunction, submit, taskStatus } from './helpers';
+import { LIMITS } from '../../protocol/api';
+import { call, newUser, registerEndpoint, registerFunction, submit, taskStatus } from '../../../test/helpers/gateway';
 
 describe('POST /v3/endpoints/{endpoint_id}/submit', () => {
   it('stores every task before answering, in a new task group', async () => {

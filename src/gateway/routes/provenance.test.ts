@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { exports } from 'cloudflare:workers';
-import { ADD, BASE, FakeAgent, newUser, registerEndpoint, registerFunction, submit, success, type User } from './helpers';
+import { ADD, BASE, FakeAgent, newUser, registerEndpoint, registerFunction, submit, success, type User } from '../../../test/helpers/gateway';
 
 const qname = (name: string) => ({ $: name, type: 'prov:QUALIFIED_NAME' });
 

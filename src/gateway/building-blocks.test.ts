@@ -1,12 +1,12 @@
 // The gateway's small pure parts, pinned where a mistake would be hard to see from the routes.
 
 import { describe, expect, it } from 'vitest';
-import { functionUuid } from '../../src/gateway/function-id';
-import { buildTaskFrames } from '../../src/gateway/endpoint-hub/task-frames';
-import { randomSuffixes, taskSuffixes } from '../../src/gateway/random-ids';
-import { utf8Length, isOverBytes } from '../../src/gateway/text-size';
-import { endpointOfId } from '../../src/protocol/ids';
-import { parseGatewayFrame } from '../../src/protocol/wire';
+import { functionUuid } from './function-id';
+import { buildTaskFrames } from './endpoint-hub/task-frames';
+import { randomSuffixes, taskSuffixes } from './random-ids';
+import { utf8Length, isOverBytes } from './text-size';
+import { endpointOfId } from '../protocol/ids';
+import { parseGatewayFrame } from '../protocol/wire';
 
 describe('function ids', () => {
   it('are version-8 RFC 4122 UUIDs derived from owner, runtime and code', async () => {
