@@ -2,8 +2,8 @@
 // fail the typecheck. Compiles a probe file under the gateway's own tsconfig settings.
 
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const root = join(import.meta.dirname, '..');
@@ -40,5 +40,30 @@ describe('zones', () => {
     const r = typecheckAs('protocol', `export const home = process.env.HOME;\n`);
     expect(r.status).not.toBe(0);
     expect(r.out).toMatch(/process/);
+  });
+});
+
+// One test rule (README, "Tests and benchmark"): unit tests beside their code, end-to-end tests in
+// test/e2e, helpers and fakes in test/; every test file in a project `npx tsc -b` checks. A test
+// file anywhere else would run under neither vitest config, or unchecked.
+describe('test layout', () => {
+  const testFiles = readdirSync(root, { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.test.ts') && !/(^|\/)(node_modules|dist|\.[^/]+)\//.test(f))
+    .sort();
+
+  it('keeps unit tests beside their code and end-to-end tests in test/e2e', () => {
+    expect(testFiles.length).toBeGreaterThan(50);
+    expect(testFiles.filter((f) => !/^(src|scripts|test\/e2e)\//.test(f))).toEqual([]);
+  });
+
+  it('typechecks every test file', () => {
+    const tsc = join(root, 'node_modules', '.bin', 'tsc');
+    const listed = new Set<string>();
+    for (const project of ['test/tsconfig.json', 'test/tsconfig.gateway.json']) {
+      const r = spawnSync(tsc, ['-p', join(root, project), '--listFilesOnly'], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      for (const line of r.stdout.split('\n')) if (line.endsWith('.test.ts')) listed.add(relative(root, line));
+    }
+    expect(testFiles.filter((f) => !listed.has(f))).toEqual([]);
   });
 });
