@@ -47,8 +47,10 @@ describe('zones', () => {
 // test/e2e, helpers and fakes in test/; every test file in a project `npx tsc -b` checks. A test
 // file anywhere else would run under neither vitest config, or unchecked.
 describe('test layout', () => {
-  const testFiles = readdirSync(root, { recursive: true, encoding: 'utf8' })
-    .filter((f) => f.endsWith('.test.ts') && !/(^|\/)(node_modules|dist|\.[^/]+)\//.test(f))
+  const testFiles = readdirSync(root, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && !['node_modules', 'dist'].includes(d.name) && !d.name.startsWith('.'))
+    .flatMap((d) => readdirSync(join(root, d.name), { recursive: true, encoding: 'utf8' }).map((f) => `${d.name}/${f}`))
+    .filter((f) => f.endsWith('.test.ts') && !/\/(node_modules|\.[^/]+)\//.test(f))
     .sort();
 
   it('keeps unit tests beside their code and end-to-end tests in test/e2e', () => {
