@@ -22,10 +22,10 @@ export default defineConfig({
         plugins: [workers({ EVENTS_KEEPALIVE_S: '1' })],
         test: {
           name: 'gateway',
-          include: ['src/gateway/**/*.test.ts', 'test/gateway/**/*.test.ts'],
-          globalSetup: ['./test/gateway/redis-global-setup.ts'],
+          include: ['src/gateway/**/*.test.ts'],
+          globalSetup: ['./test/helpers/redis-global-setup.ts'],
           testTimeout: 30_000,
-          // The route fuzz (test/gateway/route-fuzz.test.ts): a fixed seed and count unless `npm run fuzz` sets them.
+          // The route fuzz (src/gateway/route-fuzz.test.ts): a fixed seed and count unless `npm run fuzz` sets them.
           provide: { fuzzSeed: process.env.FUZZ_SEED ?? '', fuzzRuns: process.env.FUZZ_RUNS ?? '' },
         },
       },
@@ -33,8 +33,8 @@ export default defineConfig({
         plugins: [workers({ TASK_STORE: 'redis' })],
         test: {
           name: 'gateway-redis',
-          include: ['test/gateway/tasks.test.ts', 'test/gateway/task-list.test.ts', 'test/gateway/events-store.test.ts', 'test/gateway/agent-socket.test.ts', 'test/gateway/openapi-walk.test.ts', 'test/gateway/rate-limit.test.ts', 'test/gateway/keys.test.ts', 'test/gateway/sharing.test.ts'],
-          globalSetup: ['./test/gateway/redis-global-setup.ts'],
+          include: ['src/gateway/routes/tasks.test.ts', 'src/gateway/routes/task-list.test.ts', 'src/gateway/routes/events-store.test.ts', 'src/gateway/endpoint-hub/agent-socket.test.ts', 'src/gateway/openapi-walk.test.ts', 'src/gateway/rate-limit/rate-limit.test.ts', 'src/gateway/routes/keys.test.ts', 'src/gateway/routes/sharing.test.ts'],
+          globalSetup: ['./test/helpers/redis-global-setup.ts'],
           testTimeout: 30_000,
         },
       },

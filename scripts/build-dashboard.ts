@@ -1,7 +1,7 @@
 // Builds the dashboard (src/dashboard: TypeScript, one stylesheet, one HTML page) into
 // src/gateway/dashboard/assets.ts: the files as strings, so they are bundled with the Worker by
 // whatever bundles it (wrangler deploy, the tests' workerd), with no asset pipeline to configure.
-// `npm run build:dashboard` writes it; test/unit/dashboard-assets.test.ts checks it is current.
+// `npm run build:dashboard` writes it; scripts/build-dashboard.test.ts checks it is current.
 
 import { build } from 'esbuild';
 import { readFileSync, writeFileSync } from 'node:fs';

@@ -1,7 +1,7 @@
 // Compiles the scripts that run inside each function's isolate (src/endpoint/worker/isolate/*.ts:
 // typed, checked by `npx tsc -b` under their own tsconfig with no Node types) into
 // src/endpoint/worker/isolate-sources.ts: their JavaScript as strings, which the sandbox evaluates
-// in each new isolate. `npm run build:isolate` writes it; test/unit/isolate-sources.test.ts checks
+// in each new isolate. `npm run build:isolate` writes it; scripts/build-isolate.test.ts checks
 // it is current. Each script is on one line: the runner's, so the function's code that follows it
 // starts on line 1 of its script.
 

@@ -1,5 +1,5 @@
 // `npm run schema`: regenerates endpoint-config/schema.json from EndpointConfigSchema. A unit test
-// (test/unit/config-schema.test.ts) fails when the committed file is out of date.
+// (src/cli/config-schema.test.ts) fails when the committed file is out of date.
 
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';

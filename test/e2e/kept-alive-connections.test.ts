@@ -4,7 +4,7 @@
 // request on it, and gets "other side closed" with no answer. This is what dropped one request in
 // a 20,000-task batch under load (issue 14's CI run). The SDK sends such a request again when that
 // stores nothing twice (src/sdk/resend.ts): a read, or a submission with its Idempotency-Key, which
-// the gateway answers with the first request's tasks (test/gateway/idempotency.test.ts).
+// the gateway answers with the first request's tasks (src/gateway/endpoint-hub/idempotency.test.ts).
 //
 // Here the close is real: the test holds its own event loop (as the loaded machine did) until the
 // kernel shows every connection this process holds to the gateway closed by the gateway.

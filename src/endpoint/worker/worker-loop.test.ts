@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { FromWorker, ResultBody, WorkerLimits } from '../../protocol/interchange';
 import type { TaskResult } from '../../protocol/wire';
-import { FakeSandbox } from './fake-sandbox';
+import { FakeSandbox } from '../../../test/fakes/fake-sandbox';
 import type { EncodedResult, Sandbox } from './sandbox';
 import { ShellRunner } from './shell-runner';
 import { WorkerLoop } from './worker-loop';

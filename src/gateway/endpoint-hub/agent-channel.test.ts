@@ -1,9 +1,9 @@
-// The agent channel on a real Durable Object (test/gateway/hub-parts.ts) and a real WebSocket pair:
+// The agent channel on a real Durable Object (test/helpers/hub-parts.ts) and a real WebSocket pair:
 // the socket it accepts, the hello and credits that let queued tasks out, the reconcile after a
 // reconnect, and a refused frame. Frames reach the channel as the hub hands them over.
 
 import { expect, it, vi } from 'vitest';
-import { withHub, OWNER, type Hub } from '../../../test/gateway/hub-parts';
+import { withHub, OWNER, type Hub } from '../../../test/helpers/hub-parts';
 import { AGENT_SOCKET_HEADERS } from './hub-api';
 import { PROTOCOL_VERSION } from '../../protocol/wire';
 

@@ -1,9 +1,9 @@
-// TaskIntake on a real Durable Object (test/gateway/hub-parts.ts): a submission is stored with its
+// TaskIntake on a real Durable Object (test/helpers/hub-parts.ts): a submission is stored with its
 // outbox rows; an Idempotency-Key sent again answers with the first request's tasks, or is refused
 // with another request; the endpoint's allow-list refuses other functions.
 
 import { expect, it } from 'vitest';
-import { withHub, OWNER, type Hub } from '../../../test/gateway/hub-parts';
+import { withHub, OWNER, type Hub } from '../../../test/helpers/hub-parts';
 
 function keyed(hub: Hub, fingerprint: string) {
   return hub.intake.submit(OWNER, {

@@ -1,10 +1,10 @@
-// TaskOutcomes on a real Durable Object's storage and R2 (test/gateway/hub-parts.ts): results end
+// TaskOutcomes on a real Durable Object's storage and R2 (test/helpers/hub-parts.ts): results end
 // tasks and wake their waiters, a large result goes to the object store, a result sent again counts
 // an attempt without changing the outcome, and a cancel wins only over a task still open.
 
 import { expect, it } from 'vitest';
 import type { Json } from '../../protocol/api';
-import { withHub } from '../../../test/gateway/hub-parts';
+import { withHub } from '../../../test/helpers/hub-parts';
 import { resultObjectKey } from './task-doc-json';
 
 const success = (task_id: string, result: Json) => ({ task_id, status: 'success' as const, result });

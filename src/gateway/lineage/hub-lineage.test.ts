@@ -1,4 +1,4 @@
-// A hub's lineage records (HubLineage) on a real Durable Object and R2 (test/gateway/hub-parts.ts):
+// A hub's lineage records (HubLineage) on a real Durable Object and R2 (test/helpers/hub-parts.ts):
 // records of ended tasks wait in SQLite, the lineage duty is due LINEAGE_DELAY_MS after the first,
 // a flush writes them as a segment and indexes it, a query reads its writes, and a segment that
 // cannot be written leaves the rows for the next flush.
@@ -6,7 +6,7 @@
 import { env } from 'cloudflare:workers';
 import { expect, it } from 'vitest';
 import type { Json } from '../../protocol/api';
-import { withHub, OWNER } from '../../../test/gateway/hub-parts';
+import { withHub, OWNER } from '../../../test/helpers/hub-parts';
 import type { GatewayEnv } from '../env';
 import { LINEAGE_DELAY_MS } from './hub-lineage';
 

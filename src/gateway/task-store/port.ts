@@ -1,7 +1,7 @@
 // The TaskStore port: where task records, states and results live. Two adapters: the endpoint
 // hub's own SQLite (sqlite-task-store.ts, the default) and Redis through @upstash/redis
 // (redis-task-store.ts). Every method works on a batch, so a frame of 5,000 results is one call,
-// never one await per task. test/gateway/task-store-contract.ts is the port's definition in tests.
+// never one await per task. test/helpers/task-store-contract.ts is the port's definition in tests.
 
 import type { TaskState, TransitionEvent, Transitions } from '../../protocol/task-state';
 
