@@ -51,13 +51,7 @@ export type ObjectRecord = {
   expires_at: number | null;
 };
 
-export interface NewObject {
-  id: string;
-  storage_key: string;
-  size: number;
-  sha256: string;
-  content_type: string;
-  filters_json: string;
+export interface NewObject extends Omit<ObjectRecord, 'created_at' | 'expires_at'> {
   ttl_s: number | null;
   /** Who stored it, for the owner's counters: `user` or `endpoint:<endpoint_id>`. */
   writer: string;

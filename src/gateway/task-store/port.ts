@@ -41,7 +41,18 @@ export interface TaskFacts {
   submitter?: string | null;
 }
 
-export interface TaskRecord {
+/** What a task produced, as a final state stores it (a record and an outcome alike). */
+export interface TaskProducts {
+  /** Inline result as JSON text, or null when absent or kept in the object store (`result_ref`). */
+  result_json: string | null;
+  result_ref: string | null;
+  exception_json: string | null;
+  stdout: string | null;
+  completion_t: number | null;
+  execution_json: string | null;
+}
+
+export interface TaskRecord extends TaskProducts {
   task_id: string;
   task_group_id: string;
   function_uuid: string;
@@ -50,13 +61,6 @@ export interface TaskRecord {
   transitions_json: string;
   attempts: number;
   created_at: number;
-  /** Inline result as JSON text, or null when absent or kept in the object store (`result_ref`). */
-  result_json: string | null;
-  result_ref: string | null;
-  exception_json: string | null;
-  stdout: string | null;
-  completion_t: number | null;
-  execution_json: string | null;
   workflow_id: string | null;
   campaign_id: string | null;
   resource_specification_json: string | null;
@@ -65,16 +69,10 @@ export interface TaskRecord {
 }
 
 /** A task entering a final state, with what it produced. */
-export interface TaskOutcome {
+export interface TaskOutcome extends TaskProducts {
   task_id: string;
   state: TaskState;
   transitions: Transitions;
-  result_json: string | null;
-  result_ref: string | null;
-  exception_json: string | null;
-  stdout: string | null;
-  completion_t: number | null;
-  execution_json: string | null;
   /** A cancel ends a task without an execution; a result counts one. */
   counts_attempt: boolean;
   /**
