@@ -82,7 +82,7 @@ export const ResultPartMessage = z.object({
   offset: z.number().int().nonnegative(),
 });
 export type ResultPartMessage = z.infer<typeof ResultPartMessage>;
-/** A result part with its bytes, as a worker sends it to its manager. */
+/** A result part with its bytes, as a worker sends it to its manager (FromWorker). */
 export type ResultPart = ResultPartMessage & { data: Uint8Array };
 
 export const ManagerResultsMessage = z.object({ type: z.literal('results'), results: z.array(WorkerTaskResult) });
@@ -166,17 +166,35 @@ export interface PythonLimits {
   threads: number;
 }
 
-export type ToWorker =
-  | { type: 'tasks'; tasks: Array<TaskMessage & { attempt: number }>; functions: FunctionSpec[] }
-  | { type: 'cancel'; task_ids: string[] }
-  /** The manager has passed this part of a result on (or dropped it: the task was cancelled). */
-  | { type: 'result_part_ack'; task_id: string; attempt: number; offset: number }
-  | ReadResult;
+// Both directions are parsed on receipt (worker/main.ts, manager/manager.ts): a worker runs user
+// code, so what it sends is not trusted any more than a frame is. Payloads and results are
+// DecodedJson, checked for their place, not walked: a message carries JSON values as they were made.
 
-export type FromWorker =
-  | { type: 'ready'; pid: number }
-  | { type: 'started'; task_id: string; at: number }
-  | { type: 'results'; results: WorkerTaskResult[] }
-  | ResultPart
+/** Bytes on Node IPC (`serialization: 'advanced'` gives a Buffer or a Uint8Array). */
+const Bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected bytes');
+const AttemptedTask = TaskMessage.extend({ attempt: z.number().int().positive() });
+/** A read's answer with its bytes, as a manager passes it to its worker. */
+const ReadResultToWorker = z.union([
+  ReadResultMessage.options[0].extend({ data: Bytes }),
+  ReadResultMessage.options[1],
+]);
+export const ToWorker = z.union([
+  z.discriminatedUnion('type', [
+    z.object({ type: z.literal('tasks'), tasks: z.array(AttemptedTask), functions: z.array(FunctionSpec) }),
+    z.object({ type: z.literal('cancel'), task_ids: z.array(z.string()) }),
+    /** The manager has passed this part of a result on (or dropped it: the task was cancelled). */
+    z.object({ type: z.literal('result_part_ack'), task_id: z.string(), attempt: z.number().int().positive(), offset: z.number().int().nonnegative() }),
+  ]),
+  ReadResultToWorker,
+]);
+export type ToWorker = z.infer<typeof ToWorker>;
+
+export const FromWorker = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('ready'), pid: z.number().int() }),
+  z.object({ type: z.literal('started'), task_id: z.string(), at: z.number() }),
+  z.object({ type: z.literal('results'), results: z.array(WorkerTaskResult) }),
+  ResultPartMessage.extend({ data: Bytes }),
   /** A read through the agent; `req_id` is the worker's own. */
-  | { type: 'read'; req_id: string; object_id: string; start: number; end: number };
+  z.object({ type: z.literal('read'), req_id: z.string().min(1).max(100), object_id: z.string().min(1).max(64 * 1024), start: z.number().int().nonnegative(), end: z.number().int().nonnegative() }),
+]);
+export type FromWorker = z.infer<typeof FromWorker>;

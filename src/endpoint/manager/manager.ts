@@ -8,7 +8,7 @@ import { connect, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { taskException } from '../../protocol/errors';
 import { MAX_JSON_DEPTH, MESSAGE_ENVELOPE_DEPTH, nestsDeeperThan } from '../../protocol/json-depth';
-import { INTERCHANGE_VERSION, InterchangeMessage, MAX_MANAGER_FRAME_BYTES, MAX_READ_BYTES, boundResultDepth, type FromWorker, type ToWorker, type WorkerTaskResult } from '../../protocol/interchange';
+import { INTERCHANGE_VERSION, InterchangeMessage, MAX_MANAGER_FRAME_BYTES, MAX_READ_BYTES, boundResultDepth, FromWorker, type ToWorker, type WorkerTaskResult } from '../../protocol/interchange';
 import type { FunctionSpec, TaskMessage } from '../../protocol/wire';
 import { traceHop } from '../../protocol/trace';
 import { encodeFrame, readFrames, sendFrame, writeFrame } from '../interchange/frames';
@@ -147,7 +147,13 @@ export class Manager {
       env: { ...process.env, [SHELL_ENV_VARIABLE]: JSON.stringify(this.info.shell_env) },
     });
     const slot: WorkerSlot = { child, ready: false, assigned: new Map(), functionsSent: new Set() };
-    child.on('message', (msg: FromWorker) => this.onWorkerMessage(slot, msg));
+    child.on('message', (msg) => {
+      const parsed = FromWorker.safeParse(msg);
+      if (parsed.success) return this.onWorkerMessage(slot, parsed.data);
+      // The worker runs user code: a message out of shape ends it, and its tasks are reported lost.
+      this.log.error('a worker sent a malformed message; killing it', { pid: child.pid, issues: parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.')}: ${i.message}`) });
+      child.kill('SIGKILL');
+    });
     child.on('exit', (code, signal) => this.onWorkerExit(slot, code, signal));
     return slot;
   }

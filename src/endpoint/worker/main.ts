@@ -4,7 +4,7 @@
 
 import { hostname } from 'node:os';
 import { FerryError, isErrorCode } from '../../protocol/errors';
-import { MAX_READ_BYTES, type FromWorker, type ReadResult, type ToWorker, type WorkerLimits } from '../../protocol/interchange';
+import { MAX_READ_BYTES, ToWorker, type FromWorker, type ReadResult, type WorkerLimits } from '../../protocol/interchange';
 import { createLogger } from '../log';
 import { IsolatedVmSandbox, type ObjectRead } from './isolated-vm-sandbox';
 import { PythonRunner } from './python-runner';
@@ -127,7 +127,13 @@ process.on('exit', () => {
 });
 
 process.on('message', (msg) => {
-  const m = msg as ToWorker;
+  const parsed = ToWorker.safeParse(msg);
+  if (!parsed.success) {
+    // A manager of another version, or a bug: the manager sees this worker exit and its tasks lost.
+    log.error('the manager sent a malformed message; exiting', { issues: parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.')}: ${i.message}`) });
+    return shutdown('malformed message from the manager');
+  }
+  const m = parsed.data;
   if (m.type === 'read_result') {
     const settle = reads.get(m.req_id);
     reads.delete(m.req_id);
