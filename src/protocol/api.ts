@@ -1,5 +1,5 @@
-// The gateway's REST contract (API.md) as zod schemas. The gateway validates requests with them,
-// generates its OpenAPI document from them, and the SDK types its calls by them.
+// The gateway's REST contract as zod schemas. The gateway validates requests with them and serves
+// its OpenAPI document (`GET /v3/openapi.json`) from them; the SDK types its calls by them.
 
 import { z } from 'zod';
 import { TASK_STATES } from './task-state';
