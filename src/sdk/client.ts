@@ -8,42 +8,18 @@ import type {
 } from '../protocol/api';
 import { LIMITS } from '../protocol/api';
 import type { ProvDocument, TaskLineage } from '../provenance/prov-document';
-import { errorFromBody } from '../protocol/error-body';
 import { NO_EXCEPTION_RECORDED } from '../protocol/errors';
 import { FerryApiError, TaskCancelledError, TaskFailedError, WaitTimeoutError } from './errors';
 import { streamEvents, type EventStreamOptions, type EventsSelector, type FerryEvent } from './event-stream';
 import { Executor, type ExecutorOptions } from './executor';
-import { fetchResending } from './resend';
+import { ApiCaller, type ClientOptions } from './api-call';
+
+export type { ClientOptions, RetryInfo } from './api-call';
 import type { ObjectMeta, ObjectRef, ObjectStats, Runtime } from '../protocol/api';
 import {
   deleteObject, getObject, getObjectStream, headObject, objectMeta, objectStats, putObject, readResultObject, resultRefOf,
   type GetOptions, type ObjectHead, type ObjectTransport, type PutData, type PutOptions,
 } from './objects';
-
-export interface ClientOptions {
-  /** The gateway's base URL, e.g. http://127.0.0.1:8787 */
-  url: string;
-  token: string;
-  fetch?: typeof fetch;
-  /**
-   * Answers 429 RATE_LIMITED (nothing was stored) are retried after the gateway's Retry-After, up to
-   * `maxRetries` times in a row (default 50); `false` surfaces them at once as FerryApiError.
-   */
-  retryRateLimited?: { maxRetries?: number } | false;
-  /** Called before each retry, e.g. to log or count rate-limited requests. */
-  onRetry?: (info: RetryInfo) => void;
-}
-
-export interface RetryInfo {
-  method: string;
-  path: string;
-  /** 429, or 0: the connection closed before any answer, and the request may be sent again (resend.ts). */
-  status: number;
-  /** Retries of this request so far, this one included. */
-  attempt: number;
-  /** Seconds the client waits before retrying. */
-  waitS: number;
-}
 
 export interface RegisterFunctionOptions {
   name?: string;
@@ -100,17 +76,18 @@ export class Client {
   readonly url: string;
   private readonly token: string;
   private readonly fetchImpl: typeof fetch;
-  private readonly maxRateLimitedRetries: number;
-  private readonly onRetry: ((info: RetryInfo) => void) | undefined;
-  /** Requests retried after a 429 since this client was made. */
-  rateLimitedRetries = 0;
+  private readonly api: ApiCaller;
 
   constructor(options: ClientOptions) {
-    this.url = options.url.replace(/\/+$/, '');
+    this.api = new ApiCaller(options);
+    this.url = this.api.url;
     this.token = options.token;
-    this.fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
-    this.maxRateLimitedRetries = options.retryRateLimited === false ? 0 : (options.retryRateLimited?.maxRetries ?? 50);
-    this.onRetry = options.onRetry;
+    this.fetchImpl = this.api.fetchImpl;
+  }
+
+  /** Requests retried after a 429 since this client was made. */
+  get rateLimitedRetries(): number {
+    return this.api.rateLimitedRetries;
   }
 
   /** Registers a function (a JS function value or its source) and returns its id. */
@@ -124,37 +101,37 @@ export class Client {
       meta: { runtime: options.runtime ?? 'js' },
     };
     // The id is derived from the owner and the code: registering twice is harmless.
-    const res = await this.request<{ function_uuid: string }>('POST', '/v3/functions', body, [], { repeatable: true });
+    const res = await this.api.call<{ function_uuid: string }>('POST', '/v3/functions', body, [], { repeatable: true });
     return res.function_uuid;
   }
 
   getFunction(functionId: string): Promise<FunctionDoc> {
-    return this.request('GET', `/v2/functions/${enc(functionId)}`);
+    return this.api.call('GET', `/v2/functions/${enc(functionId)}`);
   }
 
   async deleteFunction(functionId: string): Promise<void> {
-    await this.request('DELETE', `/v2/functions/${enc(functionId)}`);
+    await this.api.call('DELETE', `/v2/functions/${enc(functionId)}`);
   }
 
   registerEndpoint(request: RegisterEndpointRequest): Promise<RegisterEndpointResponse> {
-    return this.request('POST', '/v3/endpoints', request);
+    return this.api.call('POST', '/v3/endpoints', request);
   }
 
   listEndpoints(): Promise<EndpointDoc[]> {
-    return this.request('GET', '/v2/endpoints');
+    return this.api.call('GET', '/v2/endpoints');
   }
 
   getEndpoint(endpointId: string): Promise<EndpointDoc> {
-    return this.request('GET', `/v2/endpoints/${enc(endpointId)}`);
+    return this.api.call('GET', `/v2/endpoints/${enc(endpointId)}`);
   }
 
   /** Deletes an endpoint: its agent is disconnected and later submits are refused. */
   async deleteEndpoint(endpointId: string): Promise<void> {
-    await this.request('DELETE', `/v2/endpoints/${enc(endpointId)}`);
+    await this.api.call('DELETE', `/v2/endpoints/${enc(endpointId)}`);
   }
 
   endpointStatus(endpointId: string): Promise<EndpointStatus> {
-    return this.request('GET', `/v2/endpoints/${enc(endpointId)}/status`);
+    return this.api.call('GET', `/v2/endpoints/${enc(endpointId)}/status`);
   }
 
   /** Submits one task; returns its id. */
@@ -208,13 +185,13 @@ export class Client {
    * UUID unless given) lets the request be sent again without storing its tasks twice.
    */
   submitRequest(endpointId: string, tasks: Record<string, Payload[]>, options: SubmitOptions = {}, idempotencyKey: string = crypto.randomUUID()): Promise<SubmitResponse> {
-    return this.request('POST', `/v3/endpoints/${enc(endpointId)}/submit`, { tasks, ...options }, [], { idempotencyKey });
+    return this.api.call('POST', `/v3/endpoints/${enc(endpointId)}/submit`, { tasks, ...options }, [], { idempotencyKey });
   }
 
   /** A task's document; with `wait`, the gateway holds the answer until it ends or `wait` s pass. */
   getTask(taskId: string, options: { wait?: number } = {}): Promise<TaskDoc> {
     const q = options.wait !== undefined ? `?wait=${Math.min(options.wait, LIMITS.maxWaitSeconds)}` : '';
-    return this.request('GET', `/v2/tasks/${enc(taskId)}${q}`);
+    return this.api.call('GET', `/v2/tasks/${enc(taskId)}${q}`);
   }
 
   /**
@@ -248,7 +225,7 @@ export class Client {
     const out: Record<string, TaskDoc> = {};
     for (let i = 0; i < taskIds.length; i += BATCH_STATUS_CHUNK) {
       // A read sent as POST (the id list is long): safe to send again.
-      const res = await this.request<{ results: Record<string, TaskDoc> }>('POST', '/v2/batch_status', { task_ids: taskIds.slice(i, i + BATCH_STATUS_CHUNK) }, [], { repeatable: true });
+      const res = await this.api.call<{ results: Record<string, TaskDoc> }>('POST', '/v2/batch_status', { task_ids: taskIds.slice(i, i + BATCH_STATUS_CHUNK) }, [], { repeatable: true });
       Object.assign(out, res.results);
     }
     return out;
@@ -284,7 +261,7 @@ export class Client {
 
   /** A task group's task ids and creation times, in submission order. */
   async taskGroup(taskGroupId: string): Promise<Array<{ task_id: string; created_at: string }>> {
-    const res = await this.request<{ tasks: Array<{ id: string; created_at: string }> }>('GET', `/v2/taskgroup/${enc(taskGroupId)}`);
+    const res = await this.api.call<{ tasks: Array<{ id: string; created_at: string }> }>('GET', `/v2/taskgroup/${enc(taskGroupId)}`);
     return res.tasks.map((t) => ({ task_id: t.id, created_at: t.created_at }));
   }
 
@@ -304,13 +281,13 @@ export class Client {
 
   /** Cancels a task that has not finished; returns its doc (status `cancelled`). */
   cancel(taskId: string): Promise<TaskDoc> {
-    return this.request('DELETE', `/v2/tasks/${enc(taskId)}`);
+    return this.api.call('DELETE', `/v2/tasks/${enc(taskId)}`);
   }
 
   /** One call for an instrument: submit and wait up to `wait` seconds (default 30). */
   run(endpointId: string, functionId: string, args: Json[] = [], kwargs?: Record<string, Json>, wait?: number): Promise<TaskDoc> {
     const body = { endpoint_id: endpointId, function_uuid: functionId, args, ...(kwargs ? { kwargs } : {}), ...(wait !== undefined ? { wait } : {}) };
-    return this.request('POST', '/v3/run', body, [202], { idempotencyKey: crypto.randomUUID() });
+    return this.api.call('POST', '/v3/run', body, [202], { idempotencyKey: crypto.randomUUID() });
   }
 
   // ── Objects (data by reference): src/sdk/objects.ts ──
@@ -348,70 +325,19 @@ export class Client {
 
   /** An ended task's lineage as a W3C PROV-JSON document. */
   taskProvenance(taskId: string): Promise<ProvDocument> {
-    return this.request('GET', `/v3/provenance/tasks/${enc(taskId)}`);
+    return this.api.call('GET', `/v3/provenance/tasks/${enc(taskId)}`);
   }
 
   /** Lineage records of a workflow and/or campaign (all of yours with neither), oldest first. */
   async lineageRecords(query: { workflow_id?: string; campaign_id?: string; limit?: number } = {}): Promise<TaskLineage[]> {
     const params = new URLSearchParams();
     for (const [k, v] of Object.entries(query)) if (v !== undefined) params.set(k, String(v));
-    return (await this.request<{ records: TaskLineage[] }>('GET', `/v3/provenance?${params}`)).records;
+    return (await this.api.call<{ records: TaskLineage[] }>('GET', `/v3/provenance?${params}`)).records;
   }
 
   private objectTransport(): ObjectTransport {
     return { url: this.url, token: this.token, fetch: this.fetchImpl };
   }
-
-  /**
-   * One API call. 429s are retried (the gateway stored nothing, so any request may be sent again once
-   * the window allows). A request whose connection closed before any answer is sent again when that
-   * cannot store anything twice (see resend.ts): a read, an idempotent method, a request marked
-   * `repeatable`, or one with an `idempotencyKey` (sent as `Idempotency-Key`; submissions carry
-   * one). Every other failure, 503 included, is thrown.
-   */
-  private async request<T>(
-    method: string,
-    path: string,
-    body?: unknown,
-    okStatuses: number[] = [],
-    options: { repeatable?: boolean; idempotencyKey?: string } = {},
-  ): Promise<T> {
-    const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
-    if (options.idempotencyKey !== undefined) headers['idempotency-key'] = options.idempotencyKey;
-    let payload: string | undefined;
-    if (body !== undefined) {
-      headers['content-type'] = 'application/json';
-      payload = JSON.stringify(body);
-    }
-    const init = { method, headers, ...(payload !== undefined ? { body: payload } : {}) };
-    const send = () =>
-      fetchResending(this.fetchImpl, this.url + path, init, {
-        ...(options.repeatable ? { repeatable: true } : {}),
-        onResend: (attempt) => this.onRetry?.({ method, path, status: 0, attempt, waitS: 0 }),
-      });
-    let res = await send();
-    for (let attempt = 1; res.status === 429 && attempt <= this.maxRateLimitedRetries; attempt++) {
-      const waitS = retryAfterSeconds(res.headers.get('retry-after'));
-      this.rateLimitedRetries++;
-      await res.body?.cancel();
-      this.onRetry?.({ method, path, status: 429, attempt, waitS });
-      await new Promise((r) => setTimeout(r, waitS * 1000));
-      res = await send();
-    }
-    const text = await res.text();
-    if (res.ok && (res.status === 200 || okStatuses.includes(res.status))) return (text ? JSON.parse(text) : undefined) as T;
-    throw errorFromBody(res.status, text);
-  }
-}
-
-/** Seconds from a Retry-After header (seconds or an HTTP date), with a little jitter so clients spread out. */
-function retryAfterSeconds(header: string | null): number {
-  let seconds = Number(header);
-  if (header === null || !Number.isFinite(seconds)) {
-    const date = header === null ? NaN : Date.parse(header);
-    seconds = Number.isFinite(date) ? (date - Date.now()) / 1000 : 1;
-  }
-  return Math.min(Math.max(seconds, 0), 3600) + Math.random() * 0.05;
 }
 
 /** The smaller per-request task limit a 413 TOO_MANY_TASKS names, or null when it names none. */
