@@ -3,7 +3,7 @@
 // keeps its blocks alive through a provider, and sends results back in batches, journaled until
 // the gateway acknowledges them (a result too large to go inline is first stored as an object of the
 // owner: result-objects.ts). Acks, held ids and results leave only after one fsync of the journal
-// covering them (group commit, in flush()): what the gateway is told survives a power loss.
+// covering them (group commit: outgoing-frames.ts): what the gateway is told survives a power loss.
 // Restarted after a crash, it replays its journal: nothing is lost.
 
 import { createHash, randomBytes } from 'node:crypto';
@@ -27,26 +27,10 @@ import { GatewayLink } from './gateway-link';
 import { resolveInterchangeAddress } from './interchange-address';
 import { Journal } from './journal';
 import { ObjectCache } from './object-cache';
+import { OutgoingFrames } from './outgoing-frames';
 import { ResultNotStoredError, ResultObjects } from './result-objects';
 
 export const AGENT_VERSION = '0.1.0';
-
-/**
- * Results frames on their way to the gateway, not yet answered by a results_ack: more results wait
- * for an answer, so that under load the endpoint's Durable Object, which handles frames one at a
- * time, gets a few large frames rather than a flood of small ones queued before its other requests,
- * while a lone result goes at once. A frame unanswered after RESULTS_ACK_PATIENCE_MS (the hub
- * failed to store it, and the reconnect will send it again) no longer holds the others back.
- */
-const RESULT_FRAMES_IN_FLIGHT = 2;
-const RESULTS_ACK_PATIENCE_MS = 2000;
-
-/**
- * Longest a durable ack waits for a results frame to ride on. A task that ends sooner is
- * acknowledged in the frame that carries its result (one frame and one turn of the hub instead of
- * two); the gateway's lease on a delivered task is far longer.
- */
-const ACK_HOLD_MS = 10;
 
 export interface EndpointCredentials {
   endpoint_name: string;
@@ -96,23 +80,7 @@ export class Agent {
   private readonly resultObjects: ResultObjects;
   private stopping = false;
   private interchangePort = 0;
-  private welcomed = false;
-  /** Tasks journaled and not yet acknowledged: the ack waits for an fsync that covers them. */
-  private pendingAcks: string[] = [];
-  /** Tasks journaled and fsynced, to acknowledge with the next results frame or after ACK_HOLD_MS. */
-  private durableAcks: string[] = [];
-  private ackTimer: NodeJS.Timeout | undefined;
-  private pendingResults: TaskResult[] = [];
-  /** How many times each result not yet acknowledged was put on a socket. */
-  private readonly resultSends = new Map<string, number>();
-  private pendingRunning: string[] = [];
-  private pendingCredit = 0;
-  private flushScheduled = false;
-  /** Counts the gateway connections (hellos): an ack waiting for an fsync goes only on the one it was meant for. */
-  private connection = 0;
-  /** When each results frame in flight was sent (ms), oldest first. */
-  private resultFramesInFlight: number[] = [];
-  private resultsTimer: NodeJS.Timeout | undefined;
+  private readonly outgoing: OutgoingFrames;
   private timers: NodeJS.Timeout[] = [];
   private blockSeq = 0;
   private readonly address: string;
@@ -138,10 +106,7 @@ export class Agent {
           }
           return ids.map((id) => this.journal.tasks.get(id)?.attempts ?? 1);
         },
-        onStarted: (ids) => {
-          this.pendingRunning.push(...ids);
-          this.scheduleFlush();
-        },
+        onStarted: (ids) => this.outgoing.running(ids),
         onResults: (results) => this.onResults(results),
         onResultPart: (taskId, attempt, offset, data) => this.resultObjects.part(taskId, attempt, offset, data),
         onLost: (tasks, reason) => this.onLost(tasks, reason),
@@ -182,15 +147,14 @@ export class Agent {
     this.link = new GatewayLink(opts.credentials.connection_url, () => this.accessTokens.current(), {
       onOpen: () => this.hello(),
       onFrame: (frame) => this.onFrame(frame),
-      onClose: () => {
-        this.welcomed = false;
-      },
+      onClose: () => this.outgoing.closed(),
       onRefused: (error) => {
         this.accessTokens.stop();
         opts.onFatal?.(error);
       },
       onTokenExpired: () => this.accessTokens.renewNow(),
     }, log.child({ component: 'gateway-link' }), (opts.config.heartbeat_threshold_s ?? opts.config.heartbeat_s * 3) * 1000);
+    this.outgoing = new OutgoingFrames({ send: (frame) => this.link.send(frame), durable: () => this.journal.durable(), log: opts.log });
     this.scaler = new BlockScaler(opts.config.provider, {
       provider: opts.provider,
       launch: () => this.launchBlock(),
@@ -235,8 +199,7 @@ export class Agent {
     this.stopping = true;
     this.resultObjects.stop();
     for (const t of this.timers) clearInterval(t);
-    clearTimeout(this.resultsTimer);
-    clearTimeout(this.ackTimer);
+    this.outgoing.stop();
     this.accessTokens.stop();
     this.link.close();
     await this.scaler.cancelAll();
@@ -278,9 +241,7 @@ export class Agent {
   private hello(): void {
     // The held frames promise what the journal holds (and replace any ack not sent on the last socket).
     this.journal.sync();
-    this.pendingAcks = [];
-    this.durableAcks = [];
-    this.connection++;
+    this.outgoing.connected();
     const held = chunkBySize(this.journal.heldIds(), FRAME_BUDGET_BYTES);
     this.link.send({ type: 'hello', protocol_version: PROTOCOL_VERSION, agent_version: AGENT_VERSION, held_frames: held.length });
     for (const task_ids of held) this.link.send({ type: 'held', task_ids });
@@ -289,15 +250,12 @@ export class Agent {
   private onFrame(frame: GatewayFrame): void {
     switch (frame.type) {
       case 'welcome': {
-        this.welcomed = true;
         // Credits start afresh with each connection: what the agent already holds counts against them.
         const credit = Math.max(0, this.opts.config.prefetch_tasks - this.journal.tasks.size);
         this.link.send({ type: 'credit', n: credit });
-        this.pendingResults = [...this.journal.results.values()];
-        if (this.pendingResults.length > 0) this.opts.log.info('re-sending unacknowledged results', { count: this.pendingResults.length });
-        this.pendingCredit = 0;
-        this.resultFramesInFlight = [];
-        this.scheduleFlush();
+        const unacknowledged = [...this.journal.results.values()];
+        if (unacknowledged.length > 0) this.opts.log.info('re-sending unacknowledged results', { count: unacknowledged.length });
+        this.outgoing.welcome(unacknowledged);
         this.sendStatus();
         break;
       }
@@ -306,14 +264,12 @@ export class Agent {
         const fresh = this.journal.addTasks(frame.tasks, frame.functions);
         // Acknowledged in the next flush, after the fsync: the tasks start meanwhile (one lost to a
         // power loss before its ack is delivered again, as any task not acknowledged).
-        this.pendingAcks.push(...frame.tasks.map((t) => t.task_id));
         // A task delivered twice used a credit but adds no work: give the credit back.
-        this.pendingCredit += frame.tasks.length - fresh.length;
+        this.outgoing.received(frame.tasks.map((t) => t.task_id), frame.tasks.length - fresh.length);
         const allowed = this.opts.config.allowed_functions;
         const refused = allowed ? fresh.filter((t) => !allowed.includes(t.function_uuid)) : [];
         if (refused.length) this.refuse(refused);
         this.interchange.submit(refused.length ? fresh.filter((t) => !refused.includes(t)) : fresh);
-        this.scheduleFlush();
         this.opts.log.debug('tasks received', { count: frame.tasks.length, fresh: fresh.length });
         break;
       }
@@ -322,15 +278,12 @@ export class Agent {
         this.journal.drop(held);
         this.interchange.cancel(held);
         for (const id of held) this.resultObjects.discard(id);
-        this.pendingCredit += held.length;
-        this.scheduleFlush();
+        this.outgoing.credit(held.length);
         break;
       }
       case 'results_ack':
         this.journal.acknowledge(frame.task_ids);
-        for (const id of frame.task_ids) this.resultSends.delete(id);
-        this.resultFramesInFlight.shift();
-        if (this.pendingResults.length) this.scheduleFlush();
+        this.outgoing.resultsAcked(frame.task_ids);
         break;
       case 'refuse':
         break; // handled by the link
@@ -393,9 +346,7 @@ export class Agent {
     });
     const fresh = withHistory.filter((r) => this.journal.tasks.has(r.task_id));
     this.journal.addResults(fresh);
-    this.pendingResults.push(...withHistory);
-    this.pendingCredit += fresh.length;
-    this.scheduleFlush();
+    this.outgoing.results(withHistory, fresh.length);
   }
 
   /** Fails tasks of functions outside the config's allowed_functions without running them. */
@@ -435,87 +386,7 @@ export class Agent {
     if (failed.length) this.acceptResults(failed);
   }
 
-  /** Frames to the gateway go out on the next turn of the event loop, results as RESULT_FRAMES_IN_FLIGHT allows. */
-  private scheduleFlush(): void {
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    setImmediate(() => {
-      this.flushScheduled = false;
-      this.flush();
-    });
-  }
-
-  /** Whether results may go now; if not, a flush is due when the oldest frame in flight runs out of patience. */
-  private resultsMayGo(): boolean {
-    const now = Date.now();
-    while (this.resultFramesInFlight.length && now - this.resultFramesInFlight[0]! >= RESULTS_ACK_PATIENCE_MS) this.resultFramesInFlight.shift();
-    if (this.resultFramesInFlight.length < RESULT_FRAMES_IN_FLIGHT) return true;
-    this.resultsTimer ??= setTimeout(() => {
-      this.resultsTimer = undefined;
-      this.scheduleFlush();
-    }, this.resultFramesInFlight[0]! + RESULTS_ACK_PATIENCE_MS - now);
-    return false;
-  }
-
-  private flush(): void {
-    if (!this.welcomed) return; // the journal keeps results; they are re-sent after the next welcome
-    if (this.pendingAcks.length) {
-      // Group commit: one fsync (off the event loop) covers every task journaled before the gateway
-      // hears of it; a new connection meanwhile replaces these acks with its held frames.
-      const acks = this.pendingAcks;
-      const connection = this.connection;
-      this.pendingAcks = [];
-      this.journal.durable().then(
-        () => {
-          if (connection !== this.connection || !this.welcomed) return;
-          this.durableAcks.push(...acks);
-          this.ackTimer ??= setTimeout(() => {
-            this.ackTimer = undefined;
-            this.sendAcks();
-          }, ACK_HOLD_MS);
-        },
-        (err: unknown) => this.opts.log.error('journal fsync failed; tasks stay unacknowledged until the next connection', { error: String(err) }),
-      );
-    }
-    if (this.pendingRunning.length) {
-      for (const task_ids of chunkBySize(this.pendingRunning, FRAME_BUDGET_BYTES)) this.link.send({ type: 'running', task_ids, at: Date.now() / 1000 });
-      this.pendingRunning = [];
-    }
-    if (this.pendingResults.length && this.resultsMayGo()) {
-      // A result sent before and not acknowledged (the link or the gateway died) says how many times it was sent.
-      const numbered = this.pendingResults.map((r) => {
-        const delivery = (this.resultSends.get(r.task_id) ?? 0) + 1;
-        return delivery > 1 ? { ...r, delivery } : r;
-      });
-      for (const r of numbered) traceHop(r.trace, 'agent.sent');
-      const frames = chunkBySize(numbered, FRAME_BUDGET_BYTES);
-      for (const [i, results] of frames.entries()) {
-        // The credits the results free, and the durable acks, ride on the last of their frames.
-        const last = i === frames.length - 1;
-        const credit = last ? this.pendingCredit : 0;
-        const acked = last && this.durableAcks.length && JSON.stringify(this.durableAcks).length < FRAME_BUDGET_BYTES - JSON.stringify(results).length ? this.durableAcks : [];
-        if (!this.link.send({ type: 'results', results, ...(credit > 0 ? { credit } : {}), ...(acked.length ? { acked } : {}) })) continue;
-        if (credit > 0) this.pendingCredit = 0;
-        if (acked.length) this.durableAcks = [];
-        this.resultFramesInFlight.push(Date.now());
-        for (const r of results) this.resultSends.set(r.task_id, r.delivery ?? 1);
-      }
-      this.pendingResults = [];
-    }
-    if (this.pendingCredit > 0) {
-      this.link.send({ type: 'credit', n: this.pendingCredit });
-      this.pendingCredit = 0;
-    }
-  }
-
-  /** Durable acks that found no results frame to ride on, in frames of their own. */
-  private sendAcks(): void {
-    if (!this.welcomed || this.durableAcks.length === 0) return;
-    for (const task_ids of chunkBySize(this.durableAcks, FRAME_BUDGET_BYTES)) this.link.send({ type: 'ack', task_ids });
-    this.durableAcks = [];
-  }
-
   private sendStatus(): void {
-    if (this.welcomed) this.link.send({ type: 'status', report: this.status() });
+    if (this.outgoing.isWelcomed) this.link.send({ type: 'status', report: this.status() });
   }
 }
