@@ -3,19 +3,19 @@
 // $FERRY_HOME/endpoints/NAME/ (config.yaml, credentials.json, endpoint.pid, endpoint.log).
 
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, closeSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
-import { loadEndpointConfig } from '../endpoint/config/endpoint-config';
-import { configFilePath, credentialsPath, endpointDir, ferryHome, readCredentials, writeCredentials } from '../endpoint/ferry-home';
+import { configFilePath, credentialsPath, endpointDir, ferryHome, writeCredentials } from '../endpoint/ferry-home';
 import { createLogger } from '../endpoint/log';
 import { resolveConfigPath, startEndpoint } from '../endpoint/main';
 import type { EndpointDoc, EndpointStatus } from '../protocol/api';
 import { FerryApiError } from '../sdk/errors';
 import { CliError, describeError, fail } from './cli-error';
 import { action, out, withAccess } from './command-kit';
+import { logs } from './endpoint-logs';
 import { PROVIDER_TYPES, renderEndpointTemplate, type ProviderType } from './endpoint-templates';
-import { claimPidFile, explainExit, logPath, runningPid, startDetached, stopAgent } from './endpoint-process';
+import { localEndpoints, requireLocal } from './local-endpoints';
+import { claimPidFile, explainExit, runningPid, startDetached, stopAgent } from './endpoint-process';
 import { freshGatewayAccess } from './oidc-login';
 import { gatewayClient, type AccessFlags } from './user-config';
 
@@ -40,55 +40,6 @@ function count(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a whole number ≥ 0');
   return n;
-}
-
-interface LocalEndpoint {
-  name: string;
-  dir: string;
-  endpointId: string | null;
-  configPath: string | null;
-  /** The provider type from config.yaml, 'invalid' when it does not parse, null without one. */
-  provider: string | null;
-  pid: number | null;
-}
-
-function readLocalEndpoint(name: string, home: string): LocalEndpoint | null {
-  const dir = endpointDir(name, home);
-  if (!existsSync(dir)) return null;
-  let endpointId: string | null = null;
-  if (existsSync(credentialsPath(name, home))) {
-    try {
-      endpointId = readCredentials(name, home).endpoint_id;
-    } catch {
-      endpointId = null;
-    }
-  }
-  const configPath = configFilePath(name, home);
-  let provider: string | null = null;
-  if (existsSync(configPath)) {
-    try {
-      provider = loadEndpointConfig(configPath).provider.type;
-    } catch {
-      provider = 'invalid';
-    }
-  }
-  return { name, dir, endpointId, configPath: existsSync(configPath) ? configPath : null, provider, pid: runningPid(name, home) };
-}
-
-function localEndpoints(home: string): LocalEndpoint[] {
-  const root = join(home, 'endpoints');
-  if (!existsSync(root)) return [];
-  return readdirSync(root, { withFileTypes: true })
-    .filter((d) => d.isDirectory())
-    .map((d) => readLocalEndpoint(d.name, home))
-    .filter((e): e is LocalEndpoint => e !== null)
-    .sort((a, b) => a.name.localeCompare(b.name));
-}
-
-function requireLocal(name: string, home: string): LocalEndpoint {
-  const local = readLocalEndpoint(name, home);
-  if (!local) throw new CliError(`no endpoint named ${name} in ${join(home, 'endpoints')}; create it with: ferry endpoint configure ${name}`);
-  return local;
 }
 
 function age(unixSeconds: number | null): string {
@@ -351,54 +302,6 @@ async function remove(name: string, opts: AccessFlags & { yes?: boolean; timeout
   }
   rmSync(local.dir, { recursive: true, force: true });
   out(`Removed ${local.dir}.`);
-}
-
-function lastLines(text: string, n: number): string {
-  if (n === 0) return '';
-  const lines = text.split('\n');
-  if (lines[lines.length - 1] === '') lines.pop();
-  return lines.slice(-n).join('\n') + (lines.length ? '\n' : '');
-}
-
-async function logs(name: string, opts: { follow?: boolean; lines: number }): Promise<void> {
-  const home = ferryHome();
-  requireLocal(name, home);
-  const path = logPath(name, home);
-  if (!existsSync(path)) throw new CliError(`no log for endpoint ${name} at ${path} (only an endpoint started with --detach writes one)`);
-  // The tail of a large log: read only the end of it.
-  const size = statSync(path).size;
-  const from = Math.max(0, size - Math.max(64 * 1024, opts.lines * 4096));
-  let text = readRange(path, from, size);
-  if (from > 0) text = text.slice(text.indexOf('\n') + 1);
-  process.stdout.write(lastLines(text, opts.lines));
-  if (!opts.follow) return;
-  let offset = size;
-  await new Promise<never>(() => {
-    setInterval(() => {
-      let now: number;
-      try {
-        now = statSync(path).size;
-      } catch {
-        return; // removed (endpoint deleted); keep waiting as `tail -F` does
-      }
-      if (now < offset) offset = 0; // truncated or replaced
-      if (now > offset) {
-        process.stdout.write(readRange(path, offset, now));
-        offset = now;
-      }
-    }, 250);
-  });
-}
-
-function readRange(path: string, from: number, to: number): string {
-  const fd = openSync(path, 'r');
-  try {
-    const buf = Buffer.alloc(to - from);
-    const n = readSync(fd, buf, 0, buf.length, from);
-    return buf.subarray(0, n).toString('utf8');
-  } finally {
-    closeSync(fd);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
