@@ -5,6 +5,7 @@
 // (long-lived) is only exchanged for short-lived ACCESS tokens (a third audience) at
 // POST /v3/endpoints/{id}/token; both carry the secret generation, which the endpoint's hub checks.
 
+import { LRUCache } from 'lru-cache';
 import { SignJWT, createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from 'jose';
 import { FerryError } from '../protocol/errors';
 import { DEV_ISSUER, ENDPOINT_ACCESS_AUDIENCE, ENDPOINT_AUDIENCE, GATEWAY_ISSUER, USER_AUDIENCE, type EndpointTokenClaims } from '../protocol/tokens';
@@ -31,19 +32,17 @@ interface VerifiedToken {
   expiresMs: number;
 }
 const VERIFIED_TOKENS_MAX = 1024;
-const verifiedTokens = new WeakMap<GatewayEnv, Map<string, VerifiedToken>>();
+const verifiedTokens = new WeakMap<GatewayEnv, LRUCache<string, VerifiedToken>>();
 
-function verifiedTokenCache(env: GatewayEnv): Map<string, VerifiedToken> {
+/** The least recently used token goes first past the bound: a bound, not a policy; a miss only verifies again. */
+function verifiedTokenCache(env: GatewayEnv): LRUCache<string, VerifiedToken> {
   let cache = verifiedTokens.get(env);
-  if (!cache) verifiedTokens.set(env, (cache = new Map()));
+  if (!cache) verifiedTokens.set(env, (cache = new LRUCache({ max: VERIFIED_TOKENS_MAX })));
   return cache;
 }
 
 function rememberVerified(env: GatewayEnv, token: string, entry: VerifiedToken): void {
-  const cache = verifiedTokenCache(env);
-  // Oldest first out (a Map keeps insertion order): a bound, not a policy; a miss only verifies again.
-  if (cache.size >= VERIFIED_TOKENS_MAX) cache.delete(cache.keys().next().value!);
-  cache.set(token, entry);
+  verifiedTokenCache(env).set(token, entry);
 }
 
 function hmacKey(env: GatewayEnv): Promise<CryptoKey> {
