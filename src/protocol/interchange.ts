@@ -166,9 +166,10 @@ export interface PythonLimits {
   threads: number;
 }
 
-// Both directions are parsed on receipt (worker/main.ts, manager/manager.ts): a worker runs user
-// code, so what it sends is not trusted any more than a frame is. Payloads and results are
-// DecodedJson, checked for their place, not walked: a message carries JSON values as they were made.
+// What a worker sends is parsed on receipt by its manager (FromWorker): a worker runs user code, so
+// it is not trusted any more than a frame is. What a manager sends its worker (ToWorker) is typed,
+// not parsed: it is what the interchange parsed, passed on. Payloads and results are DecodedJson,
+// checked for their place, not walked.
 
 /** Bytes on Node IPC (`serialization: 'advanced'` gives a Buffer or a Uint8Array). */
 const Bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected bytes');

@@ -4,7 +4,7 @@
 
 import { hostname } from 'node:os';
 import { FerryError, isErrorCode } from '../../protocol/errors';
-import { MAX_READ_BYTES, ToWorker, type FromWorker, type ReadResult, type WorkerLimits } from '../../protocol/interchange';
+import { MAX_READ_BYTES, type FromWorker, type ReadResult, type ToWorker, type WorkerLimits } from '../../protocol/interchange';
 import { createLogger } from '../log';
 import { IsolatedVmSandbox, type ObjectRead } from './isolated-vm-sandbox';
 import { PythonRunner } from './python-runner';
@@ -127,13 +127,10 @@ process.on('exit', () => {
 });
 
 process.on('message', (msg) => {
-  const parsed = ToWorker.safeParse(msg);
-  if (!parsed.success) {
-    // A manager of another version, or a bug: the manager sees this worker exit and its tasks lost.
-    log.error('the manager sent a malformed message; exiting', { issues: parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.')}: ${i.message}`) });
-    return shutdown('malformed message from the manager');
-  }
-  const m = parsed.data;
+  // Typed, not parsed: the manager is the trust boundary. It passes on what the interchange parsed
+  // (DispatchMessage, ReadResultMessage) and its own acks; a second zod walk per task cost the
+  // round trip ~0.05 ms (bench latency hop trace, worker.received).
+  const m = msg as ToWorker;
   if (m.type === 'read_result') {
     const settle = reads.get(m.req_id);
     reads.delete(m.req_id);
