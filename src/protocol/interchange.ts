@@ -83,7 +83,7 @@ export const ResultPartMessage = z.object({
 });
 export type ResultPartMessage = z.infer<typeof ResultPartMessage>;
 /** A result part with its bytes, as a worker sends it to its manager (FromWorker). */
-export type ResultPart = ResultPartMessage & { data: Uint8Array };
+export type ResultPart = z.infer<typeof ResultPartWithBytes>;
 
 export const ManagerResultsMessage = z.object({ type: z.literal('results'), results: z.array(WorkerTaskResult) });
 /** Tasks whose execution was lost with a worker (killed, crashed): the agent decides to retry or fail. */
@@ -136,7 +136,7 @@ export const ReadResultMessage = z.discriminatedUnion('ok', [
 ]);
 export type ReadResultMessage = z.infer<typeof ReadResultMessage>;
 /** A read's answer as a manager passes it to its worker: a successful one carries its bytes. */
-export type ReadResult = Extract<ReadResultMessage, { ok: false }> | (Extract<ReadResultMessage, { ok: true }> & { data: Uint8Array });
+export type ReadResult = z.infer<typeof ReadResultToWorker>;
 
 export const InterchangeMessage = z.union([
   z.discriminatedUnion('type', [RegisteredMessage, DispatchMessage, ManagerCancelMessage, ShutdownMessage]),
@@ -175,6 +175,7 @@ export interface PythonLimits {
 const Bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected bytes');
 const AttemptedTask = TaskMessage.extend({ attempt: z.number().int().positive() });
 /** A read's answer with its bytes, as a manager passes it to its worker. */
+const ResultPartWithBytes = ResultPartMessage.extend({ data: Bytes });
 const ReadResultToWorker = z.union([
   ReadResultMessage.options[0].extend({ data: Bytes }),
   ReadResultMessage.options[1],
@@ -194,7 +195,7 @@ export const FromWorker = z.discriminatedUnion('type', [
   z.object({ type: z.literal('ready'), pid: z.number().int() }),
   z.object({ type: z.literal('started'), task_id: z.string(), at: z.number() }),
   z.object({ type: z.literal('results'), results: z.array(WorkerTaskResult) }),
-  ResultPartMessage.extend({ data: Bytes }),
+  ResultPartWithBytes,
   /** A read through the agent; `req_id` is the worker's own. */
   z.object({ type: z.literal('read'), req_id: z.string().min(1).max(100), object_id: z.string().min(1).max(64 * 1024), start: z.number().int().nonnegative(), end: z.number().int().nonnegative() }),
 ]);
