@@ -131,7 +131,9 @@ describe('the gateway launcher', () => {
     const endpoint = await stack.createEndpoint('launcher-drain', 'alice', { task_timeout_s: 60 });
     const agent = endpoint.start();
     await waitForWorkers(client, endpoint.endpointId, 1);
-    const sleep = await client.registerFunction('async () => { await new Promise((r) => setTimeout(r, 20000)); return 1; }', { name: 'sleep' });
+    // A task that stays running: the sandbox has no timers (a setTimeout here failed the task at
+    // once, and the test passed only when the drain answered before that failure was stored).
+    const sleep = await client.registerFunction('() => new Promise(() => {})', { name: 'never-settles' });
     const taskId = await client.submit(endpoint.endpointId, sleep, []);
     await vi.waitFor(async () => expect(['waiting-for-nodes', 'running'], 'the agent to hold the task').toContain((await client.getTask(taskId)).status), { timeout: 30_000, interval: 100 });
     const poll = fetch(`${stack.gateway.url}/v2/tasks/${taskId}?wait=60`, { headers: { authorization: `Bearer ${await stack.tokenFor('alice')}` } });
@@ -143,7 +145,8 @@ describe('the gateway launcher', () => {
     stack.gateway.child.kill('SIGTERM');
     const res = await poll;
     expect(res.status).toBe(200);
-    expect(['waiting-for-nodes', 'running']).toContain((await res.json()).status);
+    const doc = (await res.json()) as { status: string; exception?: unknown };
+    expect(['waiting-for-nodes', 'running'], JSON.stringify(doc.exception ?? null)).toContain(doc.status);
     await agent.waitForOutput(/the gateway is restarting; reconnecting/, 10_000);
     expect(await launcherExit).toBe(0);
     const ms = Date.now() - t0;
